@@ -1,0 +1,39 @@
+# Two commands for a fresh machine with Python 3.11:  `make serve`  and  `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps serve indices test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests use as real clients: Chromium (maps), GDAL's ogrinfo (tiles, OGC API).
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v ogrinfo >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver gdal-bin >/dev/null; \
+	fi
+
+indices: setup
+	$(BIN)/segmap indices data/boundaries/georgia_counties.gpkg --counts data/census/georgia_counties_1990.csv \
+	  --key area_key --total total_population --group foreign_born
+
+serve: setup
+	$(BIN)/segmap serve
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""segmap's HTTP service and command-line interface (thin layers over spatial/ and maps/)."""

@@ -1,0 +1,44 @@
+"""The `segmap` command. Each sub-command lives in its own module here and defines
+``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
+Results go to stdout; errors go to stderr with a non-zero exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from spatial.errors import ValidationError
+
+EXIT_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segmap", description="Measure and map residential segregation of migrants and informal settlements.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        module = importlib.import_module(f"{__name__}.{mod}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValidationError as err:
+        print(f"segmap {args.command}: error:", file=sys.stderr)
+        for p in err.problems:
+            print(f"  - {p.message}", file=sys.stderr)
+        return EXIT_INPUT
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        print(f"segmap {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Folium views and static map rendering for segmap datasets."""

@@ -1,0 +1,222 @@
+"""The validated data model every analysis stands on: areas, counts and metadata.
+
+An :class:`AreaDataset` holds one row per area with a unique string ``id``, a
+geometry, a ``total`` column and one or more group columns (float64 counts),
+plus :class:`Metadata`. It is built by :func:`validate` (directly or through
+:func:`spatial.io.load_dataset`), which either returns a clean dataset with a
+list of repairs, or raises :class:`~spatial.errors.ValidationError` naming
+every offending id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .crs import to_metric
+from .errors import Problem, ValidationError, format_ids, problem
+
+ID = "id"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str = "dataset"
+    source: str | None = None
+    year: int | None = None
+    crs: str | None = None  # CRS of the input layer, as given
+    licence: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class AreaDataset:
+    """Validated areas with counts. Use :func:`validate` to build one."""
+
+    areas: gpd.GeoDataFrame
+    total: str
+    groups: tuple[str, ...]
+    meta: Metadata = field(default_factory=Metadata)
+    name_col: str | None = None
+    region_col: str | None = None
+    repairs: list[Problem] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.areas)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.areas[ID].to_numpy()
+
+    @property
+    def count_columns(self) -> list[str]:
+        return [self.total, *[g for g in self.groups if g != self.total]]
+
+    def column(self, name: str) -> np.ndarray:
+        self._require(name)
+        return self.areas[name].to_numpy(dtype=float)
+
+    def counts(self, group: str, total: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Group and total counts as float arrays, for two-group indices (group vs. rest of total)."""
+        return self.column(group), self.column(total or self.total)
+
+    def matrix(self, groups: Sequence[str] | None = None) -> np.ndarray:
+        """An (n, k) array of group counts for multigroup indices."""
+        groups = list(groups or self.groups)
+        for g in groups:
+            self._require(g)
+        return self.areas[groups].to_numpy(dtype=float)
+
+    def share(self, group: str, total: str | None = None) -> np.ndarray:
+        """Group ÷ total per area; 0 where the total is 0 (never NaN)."""
+        x, t = self.counts(group, total)
+        out = np.zeros_like(x)
+        np.divide(x, t, out=out, where=t > 0)
+        return out
+
+    @cached_property
+    def metric(self) -> gpd.GeoDataFrame:
+        """The areas in a metric CRS (the input's if projected in metres, else its UTM zone)."""
+        return to_metric(self.areas)
+
+    def _require(self, name: str) -> None:
+        if name not in self.areas.columns:
+            numeric = [c for c in self.areas.columns if c not in (ID, "geometry") and pd.api.types.is_numeric_dtype(self.areas[c])]
+            raise ValidationError(problem("unknown_column", f"No column {name!r} in dataset {self.meta.name!r}; count columns are {numeric}"))
+
+    def subset(self, mask: np.ndarray) -> "AreaDataset":
+        """A new dataset of the areas where ``mask`` is true (e.g. for bootstraps or regions)."""
+        return replace(self, areas=self.areas.loc[np.asarray(mask)].reset_index(drop=True))
+
+
+def _as_counts(df: pd.DataFrame, col: str, ids: pd.Series, problems: list[Problem]) -> pd.Series:
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        problems.append(problem("non_numeric_count", f"Column {col!r} has non-numeric values; use plain numbers (no thousands separators or text)", ids[bad]))
+    missing = raw.isna() | (raw.astype(str).str.strip() == "")
+    if missing.any():
+        problems.append(problem("missing_count", f"Column {col!r} has missing values; fill them (0 if nobody lives there) or drop those areas", ids[missing]))
+    neg = values < 0
+    if neg.any():
+        problems.append(problem("negative_count", f"Column {col!r} has negative counts; counts must be ≥ 0", ids[neg]))
+    if not np.isfinite(values.fillna(0).to_numpy(dtype=float)).all():
+        problems.append(problem("non_finite_count", f"Column {col!r} has infinite values", ids[~np.isfinite(values.fillna(0))]))
+    return values.astype(float)
+
+
+def validate(
+    gdf: gpd.GeoDataFrame,
+    *,
+    id_col: str | None,
+    groups: Sequence[str],
+    total: str | None = None,
+    name_col: str | None = None,
+    region_col: str | None = None,
+    meta: Metadata | None = None,
+) -> AreaDataset:
+    """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem."""
+    problems: list[Problem] = []
+    repairs: list[Problem] = []
+    groups = list(dict.fromkeys(groups))
+    if not groups:
+        raise ValidationError(problem("no_group", "Name at least one group column (e.g. --group foreign_born)"))
+    if len(gdf) == 0:
+        raise ValidationError(problem("empty", "The boundary layer has no features"))
+    if gdf.crs is None:
+        raise ValidationError(problem("no_crs", "The boundary layer has no CRS: add a .prj file or use a format that stores it (GeoPackage, GeoJSON is EPSG:4326)"))
+
+    gdf = gdf.copy()
+    if id_col is None:
+        gdf[ID] = [str(i) for i in range(1, len(gdf) + 1)]
+    else:
+        if id_col not in gdf.columns:
+            raise ValidationError(problem("missing_key", f"No id column {id_col!r}; columns are {[c for c in gdf.columns if c != 'geometry']}"))
+        raw = gdf[id_col]
+        missing = raw.isna() | (raw.astype(str).str.strip() == "")
+        if missing.any():
+            rows = np.flatnonzero(missing.to_numpy())
+            problems.append(problem("missing_id", f"{len(rows)} areas have no id in {id_col!r}; give every area an id (rows, 0-based)", rows))
+        ids = raw.astype(str).str.strip()
+        ids = ids.str.replace(r"\.0$", "", regex=True) if pd.api.types.is_float_dtype(raw) else ids
+        gdf = gdf.drop(columns=[id_col]) if id_col != ID else gdf
+        gdf[ID] = ids
+        dup = gdf[ID].duplicated(keep=False) & ~missing
+        if dup.any():
+            problems.append(problem("duplicate_id", f"Id column {id_col!r} has duplicate ids; each area needs a unique id", sorted(set(gdf.loc[dup, ID]))))
+    ids = gdf[ID]
+
+    absent = [c for c in [*groups, *([total] if total else []), *([name_col] if name_col else []), *([region_col] if region_col else [])] if c not in gdf.columns]
+    if absent:
+        cols = [c for c in gdf.columns if c not in ("geometry", ID)]
+        raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
+
+    for col in [*groups, *([total] if total else [])]:
+        gdf[col] = _as_counts(gdf, col, ids, problems)
+
+    if total is None:
+        total = "total" if "total" not in groups else "total_population"
+        gdf[total] = gdf[groups].sum(axis=1)
+    else:
+        for g in groups:
+            if g == total:
+                continue
+            over = gdf[g] > gdf[total] + 1e-9
+            if over.any():
+                problems.append(problem("group_exceeds_total", f"Group {g!r} is larger than total {total!r}; check that the total counts everyone in the group", ids[over]))
+
+    geom = gdf.geometry
+    empty = geom.isna() | geom.is_empty
+    if empty.any():
+        problems.append(problem("empty_geometry", "Areas with empty or missing geometry; give them a polygon or remove them", ids[empty]))
+    polygonal = geom.geom_type.isin(["Polygon", "MultiPolygon"]) | empty
+    if not polygonal.all():
+        problems.append(problem("not_polygon", "Areas must be polygons; these are points or lines", ids[~polygonal]))
+
+    if problems:
+        raise ValidationError(problems)
+
+    invalid = ~geom.is_valid
+    if invalid.any():
+        fixed = shapely.make_valid(geom[invalid].to_numpy())
+        # make_valid can return collections with stray lines: keep the polygonal part.
+        fixed = [shapely.force_2d(_polygonal_part(g)) for g in fixed]
+        gdf.loc[invalid, gdf.geometry.name] = fixed
+        repairs.append(problem("repaired_geometry", f"Repaired {int(invalid.sum())} invalid geometries with make_valid", ids[invalid]))
+        still_empty = gdf.geometry.is_empty
+        if still_empty.any():
+            raise ValidationError(problem("empty_geometry", "Geometries are empty after repair (degenerate polygons); fix them", ids[still_empty]))
+
+    if gdf.geometry.name != "geometry":
+        gdf = gdf.rename_geometry("geometry")
+    keep = [ID, *([name_col] if name_col else []), *([region_col] if region_col else []), total, *[g for g in groups if g != total]]
+    extra = [c for c in gdf.columns if c not in keep and c != "geometry"]
+    gdf = gdf[keep + extra + ["geometry"]].reset_index(drop=True)
+    meta = meta or Metadata()
+    meta = replace(meta, crs=meta.crs or gdf.crs.to_string())
+    return AreaDataset(gdf, total=total, groups=tuple(g for g in groups if g != total), meta=meta,
+                       name_col=name_col, region_col=region_col, repairs=repairs)
+
+
+def _polygonal_part(g):
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    parts = [p for p in getattr(g, "geoms", []) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def describe_problems(err: ValidationError) -> str:
+    return "\n".join(f"- {p.message}" for p in err.problems)
+
+
+__all__ = ["AreaDataset", "Metadata", "validate", "ID", "format_ids"]

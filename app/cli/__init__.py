@@ -17,7 +17,7 @@ EXIT_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segmap", description="Measure and map residential segregation of migrants and informal settlements.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
         module = importlib.import_module(f"{__name__}.{mod}")
         if hasattr(module, "register"):
             module.register(sub)

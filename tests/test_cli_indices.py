@@ -1,0 +1,76 @@
+"""`segmap indices` run as a real process: stdout carries only the result, errors go to stderr."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+SEGMAP = [sys.executable, "-m", "app.cli"]
+
+
+def segmap(*args):
+    return subprocess.run([*SEGMAP, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def georgia(georgia_paths):
+    return [georgia_paths["boundaries"], "--counts", georgia_paths["counts"], "--key", "area_key", "--total", "total_population"]
+
+
+def test_json_has_every_index_with_value(georgia):
+    out = segmap("indices", *georgia, "--group", "foreign_born", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "dissimilarity" in data and "mutual_information" in data
+    assert 0 < data["dissimilarity"]["value"] < 1
+    assert "p_value" not in data["dissimilarity"]
+
+
+def test_permutations_add_inference_fields_and_seed_reproduces(georgia):
+    args = ("indices", *georgia, "--group", "black", "--index", "dissimilarity", "--index", "gini",
+            "--permutations", "99", "--seed", "7", "--format", "json")
+    first, second = segmap(*args), segmap(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    d = json.loads(first.stdout)["dissimilarity"]
+    assert d["ci_low"] <= d["value"] <= d["ci_high"]
+    assert 0 < d["p_value"] <= 1 and d["expected"] < d["value"]
+
+
+def test_csv_and_table_formats(georgia):
+    out = segmap("indices", *georgia, "--group", "foreign_born", "--group", "native_born", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert {r["index"] for r in rows} >= {"dissimilarity", "multigroup_dissimilarity"}
+    table = segmap("indices", *georgia, "--group", "foreign_born")
+    assert table.returncode == 0 and "dissimilarity" in table.stdout and "159 areas" in table.stdout
+
+
+def test_compare_group_reports_a_difference(georgia):
+    out = segmap("indices", *georgia, "--group", "black", "--compare-group", "foreign_born",
+                 "--index", "dissimilarity", "--permutations", "99", "--seed", "1", "--format", "json")
+    cmp = json.loads(out.stdout)["dissimilarity"]["comparison"]
+    assert cmp["difference"] == pytest.approx(cmp["value_a"] - cmp["value_b"])
+    assert cmp["against"].endswith("foreign_born")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--group", "nope"], "not found"),
+    (["--group", "black", "--index", "nope"], "Unknown index"),
+])
+def test_errors_go_to_stderr_with_nonzero_exit(georgia, bad, message):
+    out = segmap("indices", *georgia, *bad)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert message in out.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    out = segmap("indices", tmp_path / "missing.gpkg", "--group", "a")
+    assert out.returncode == 2 and out.stdout == "" and "missing.gpkg" in out.stderr

@@ -24,6 +24,7 @@ BOUNDARY_FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", 
                     ".zip": "zip", ".parquet": "parquet", ".geoparquet": "parquet", ".fgb": "FlatGeobuf"}
 COUNT_FORMATS = {".csv", ".txt", ".parquet"}
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
+MAX_UNCOMPRESSED_BYTES = 1 << 30  # a zip may not expand beyond this (zip bombs); the service lowers it
 
 
 def _suffix(name: str) -> str:
@@ -66,6 +67,9 @@ def _read_zipped_shapefile(source) -> gpd.GeoDataFrame:
         shps = [m for m in members if m.filename.lower().endswith(".shp")]
         if len(shps) != 1:
             raise ValidationError(problem("bad_zip", f"The zip must hold exactly one .shp; found {len(shps)}"))
+        expanded = sum(m.file_size for m in members)
+        if expanded > MAX_UNCOMPRESSED_BYTES:
+            raise ValidationError(problem("too_large", f"The zip expands to {expanded / 2**20:.0f} MB, more than the {MAX_UNCOMPRESSED_BYTES / 2**20:.0f} MB allowed; upload a smaller layer"))
         stem = shps[0].filename[:-4]
         parts = {m.filename[len(stem):].lower(): m for m in members if m.filename[:-4] == stem or m.filename.lower().startswith(stem.lower() + ".")}
         missing = [p for p in SHAPEFILE_PARTS if p not in parts]

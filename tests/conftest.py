@@ -24,3 +24,11 @@ def georgia_paths() -> dict:
     return {"boundaries": BUNDLED / "boundaries" / "georgia_counties.gpkg",
             "counts": BUNDLED / "census" / "georgia_counties_1990.csv", "key": "area_key",
             "total": "total_population"}
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """One real uvicorn server on 127.0.0.1 for the session, on a fresh data directory."""
+    from server import LiveServer
+    with LiveServer() as url:
+        yield url

@@ -1,0 +1,76 @@
+"""The FastAPI application factory."""
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
+
+import spatial.io
+
+from . import problems
+from .http import HeavyWork
+from .middleware import BodyLimit, SecurityHeaders
+from .registry import Registry, register_bundled
+from .settings import Settings
+
+log = logging.getLogger("segmap")
+# Routers that exist are mounted; a feature module that is absent just isn't served.
+ROUTERS = ("health", "datasets", "indices", "local", "informal", "tiles", "ogc", "maps")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app.state.registry = Registry(settings.data_dir)
+        if settings.register_bundled:
+            register_bundled(app.state.registry, settings.bundled_dir)
+        app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s)
+        yield
+        app.state.heavy.pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="segmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Segregation indices, local clusters, vector tiles and maps of migrants and informal settlements.")
+    app.state.settings = settings
+    spatial.io.MAX_UNCOMPRESSED_BYTES = int(settings.max_uncompressed_mb * 2**20)
+
+    problems.install(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        # Never "*" together with credentials: only the configured origins, no cookies.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "If-None-Match"],
+                           expose_headers=["ETag"])
+
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"{__package__}.routers.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.routers.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+
+    _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI from the pip-installed bundle: /docs works with no internet."""
+    import swagger_ui_bundle
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="segmap API",
+                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger/favicon-32x32.png")

@@ -1,0 +1,58 @@
+"""RFC 9457 problem responses: every 4xx says what was wrong and how to fix it."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spatial.errors import ValidationError
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    def __init__(self, status: int, title: str, detail: str, *, code: str | None = None, headers: dict | None = None, **extra):
+        self.status, self.title, self.detail, self.code, self.headers, self.extra = status, title, detail, code, headers, extra
+
+
+def problem_response(status: int, title: str, detail: str, *, code: str | None = None, instance: str | None = None,
+                     headers: dict | None = None, **extra) -> JSONResponse:
+    body = {"type": f"https://segmap.dev/problems/{code or status}", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def not_found(what: str, ident: str, hint: str) -> ProblemError:
+    return ProblemError(404, f"Unknown {what}", f"No {what} {ident!r}. {hint}", code=f"unknown_{what}")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError):
+        return problem_response(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path,
+                                headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid(request: Request, exc: ValidationError):
+        return problem_response(422, "Invalid input", " ".join(p.message for p in exc.problems), code=exc.code,
+                                instance=request.url.path, problems=[p.to_dict() for p in exc.problems])
+
+    @app.exception_handler(RequestValidationError)
+    async def _params(request: Request, exc: RequestValidationError):
+        msgs = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
+            msgs.append(f"{where}: {e.get('msg')}")
+        return problem_response(422, "Invalid request parameters", "; ".join(msgs) or "invalid parameters",
+                                code="bad_parameter", instance=request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route {request.url.path!r}; see /docs for the API"
+        return problem_response(exc.status_code, "HTTP error", detail, instance=request.url.path,
+                                headers=getattr(exc, "headers", None))

@@ -1,0 +1,221 @@
+"""The dataset registry: a SQLite catalogue plus one GeoParquet file per dataset version.
+
+Writes are atomic: the new file is written under a temporary name, fsynced and renamed, and only
+then does one transaction point the catalogue at it. A crash at any moment leaves the old state
+or the new one; files no row points to are swept at start-up. SQLite (WAL, busy timeout) makes
+this safe across threads and worker processes sharing the data directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+
+import geopandas as gpd
+
+from spatial.dataset import ID, AreaDataset, Metadata
+from spatial.errors import ValidationError, problem
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+  id TEXT PRIMARY KEY, version TEXT NOT NULL, file TEXT NOT NULL, title TEXT, source TEXT, year INTEGER,
+  crs TEXT, n_areas INTEGER, total TEXT, groups TEXT, name_col TEXT, region_col TEXT, bounds TEXT,
+  licence TEXT, description TEXT, derived_from TEXT, owner_key TEXT, created REAL, disclosure TEXT);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48]
+    return slug or "dataset"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Registry:
+    def __init__(self, data_dir: Path, memory_entries: int = 16):
+        self.root = Path(data_dir)
+        self.files = self.root / "datasets"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "catalog.sqlite"
+        self._local = threading.local()
+        self._memory: OrderedDict[tuple[str, str], AreaDataset] = OrderedDict()
+        self._memory_entries = memory_entries
+        self._lock = threading.Lock()
+        self._db().conn.executescript(SCHEMA)
+        self.sweep()
+
+    # -- storage ------------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return _Tx(conn)
+
+    def sweep(self) -> list[str]:
+        """Remove temporary files and dataset files no catalogue row points to (left by a crash)."""
+        with self._db() as db:
+            live = {r["file"] for r in db.execute("SELECT file FROM datasets")}
+        removed = []
+        cutoff = time.time() - 3600  # a concurrent writer's fresh temp file is not an orphan yet
+        for f in self.files.iterdir():
+            if f.name in live:
+                continue
+            if f.name.endswith(".tmp") and f.stat().st_mtime > cutoff:
+                continue
+            if not f.name.endswith(".tmp") and f.stat().st_mtime > time.time() - 60:
+                continue  # written a moment ago: its catalogue row may be about to land
+            f.unlink(missing_ok=True)
+            removed.append(f.name)
+        return removed
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def list(self) -> list[dict]:
+        with self._db() as db:
+            return [self._row(r) for r in db.execute("SELECT * FROM datasets ORDER BY id")]
+
+    def info(self, dataset_id: str) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def load(self, dataset_id: str) -> AreaDataset | None:
+        info = self.info(dataset_id)
+        if info is None:
+            return None
+        key = (dataset_id, info["version"])
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        areas = gpd.read_parquet(self.files / info["_file"])
+        meta = Metadata(name=info["title"] or dataset_id, source=info["source"], year=info["year"], crs=info["crs"],
+                        licence=info["licence"], description=info["description"])
+        ds = AreaDataset(areas=areas, total=info["total"], groups=tuple(info["groups"]), meta=meta,
+                         name_col=info["name_col"], region_col=info["region_col"])
+        with self._lock:
+            self._memory[key] = ds
+            while len(self._memory) > self._memory_entries:
+                self._memory.popitem(last=False)
+        return ds
+
+    @staticmethod
+    def _row(r: sqlite3.Row) -> dict:
+        d = dict(r)
+        d["groups"] = json.loads(d["groups"])
+        d["bounds"] = json.loads(d["bounds"]) if d["bounds"] else None
+        d["disclosure"] = json.loads(d["disclosure"]) if d.get("disclosure") else None
+        d["_file"] = d.pop("file")
+        return d
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def new_id(self, title: str) -> str:
+        base = slugify(title)
+        with self._db() as db:
+            taken = {r[0] for r in db.execute("SELECT id FROM datasets WHERE id = ? OR id LIKE ?", (base, base + "-%"))}
+        if base not in taken:
+            return base
+        i = 2
+        while f"{base}-{i}" in taken:
+            i += 1
+        return f"{base}-{i}"
+
+    def put(self, dataset_id: str, ds: AreaDataset, *, replace: bool = False, derived_from: str | None = None,
+            owner_key: str | None = None, disclosure: dict | None = None) -> dict:
+        """Store ``ds`` under ``dataset_id`` atomically; fails if it exists unless ``replace``."""
+        if not ID_PATTERN.match(dataset_id):
+            raise ValidationError(problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'"))
+        areas = ds.areas
+        tmp = self.files / f".{dataset_id}.{uuid.uuid4().hex}.tmp"
+        areas.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+            os.fsync(fh.fileno())
+        final_name = f"{dataset_id}.{digest}.parquet"
+        os.replace(tmp, self.files / final_name)
+        _fsync_dir(self.files)
+        bounds = [float(v) for v in areas.to_crs(4326).total_bounds] if len(areas) else None
+        m = ds.meta
+        row = (dataset_id, digest, final_name, m.name, m.source, m.year, areas.crs.to_string() if areas.crs else None,
+               ds.n, ds.total, json.dumps(list(ds.groups)), ds.name_col, ds.region_col, json.dumps(bounds),
+               m.licence, m.description, derived_from, owner_key, time.time(), json.dumps(disclosure) if disclosure else None)
+        with self._db() as db:
+            old = db.execute("SELECT file FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+            if old and not replace:
+                (self.files / final_name).unlink(missing_ok=True) if old["file"] != final_name else None
+                raise ValidationError(problem("exists", f"Dataset {dataset_id!r} exists; choose another id or delete it first"), code="exists")
+            db.execute("INSERT OR REPLACE INTO datasets VALUES (" + ",".join("?" * len(row)) + ")", row)
+        if old and old["file"] != final_name:
+            (self.files / old["file"]).unlink(missing_ok=True)
+        return self.info(dataset_id)
+
+    def delete(self, dataset_id: str) -> bool:
+        with self._db() as db:
+            old = db.execute("SELECT file FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+            if not old:
+                return False
+            db.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        (self.files / old["file"]).unlink(missing_ok=True)
+        return True
+
+    def setting(self, name: str, value: str | None = None) -> str | None:
+        with self._db() as db:
+            if value is not None:
+                db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
+                return value
+            row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+            return row[0] if row else None
+
+    def claim(self, name: str) -> bool:
+        """Set a flag once across workers: True for the one caller that set it."""
+        with self._db() as db:
+            cur = db.execute("INSERT OR IGNORE INTO settings VALUES (?, '1')", (name,))
+            return cur.rowcount == 1
+
+
+class _Tx:
+    """``with registry._db() as db``: one IMMEDIATE transaction, committed or rolled back."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def register_bundled(registry: Registry, bundled_dir: Path) -> None:
+    """Register the bundled Georgia sample once, at the first start of a fresh data directory."""
+    boundaries = bundled_dir / "boundaries" / "georgia_counties.gpkg"
+    counts = bundled_dir / "census" / "georgia_counties_1990.csv"
+    if not boundaries.exists() or not registry.claim("bundled:georgia-1990"):
+        return
+    from spatial.io import load_dataset
+    ds = load_dataset(boundaries, counts=counts, key="area_key", total="total_population",
+                      groups=["foreign_born", "native_born", "black", "not_black", "rural"],
+                      meta=Metadata(name="Georgia counties, 1990 census", source="US Census 1990 via libpysal 'georgia' example",
+                                    year=1990, licence="public domain (US Census)"))
+    registry.put("georgia-1990", ds, replace=True)

@@ -1,0 +1,10 @@
+from fastapi import APIRouter, Depends
+
+from ..deps import get_registry
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health", summary="Liveness and registry check")
+def health(registry=Depends(get_registry)):
+    return {"status": "ok", "datasets": len(registry.list())}

@@ -1,0 +1,38 @@
+"""Service configuration, read from ``SEGMAP_*`` environment variables (or a ``.env`` file)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _default_bundled_dir() -> Path:
+    # An editable install runs from the repository; a container copies data/ to its working directory.
+    return REPO_DATA if (REPO_DATA / "boundaries").is_dir() else Path("data").resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGMAP_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="registry, datasets and caches live here")
+    bundled_dir: Path = Field(default_factory=_default_bundled_dir, description="sample data registered at first start")
+    register_bundled: bool = True
+    api_key: str | None = Field(None, description="when set, writes need the X-API-Key header")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
+    max_upload_mb: float = 50.0
+    max_uncompressed_mb: float = 500.0  # cap on what a zip may expand to
+    max_vertices: int = 5_000_000
+    max_permutations: int = 9999
+    max_heavy: int = 2  # concurrent CPU-heavy computations per worker
+    compute_timeout_s: float = 60.0
+    cache_entries: int = 256
+    disclosure_threshold: int = 10  # counts below it are hidden in public outputs (0 disables)
+    basemap_url: str | None = None  # e.g. an intranet tile server; no base map by default
+    basemap_attribution: str = ""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)

@@ -1,0 +1,151 @@
+"""The HTTP service over a real socket: registry, indices, errors as problem+json, caching."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import geopandas as gpd
+import httpx
+import pytest
+
+from conftest import shared_path
+from server import LiveServer
+
+pytestmark = pytest.mark.server
+KEY = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "8", "SEGMAP_MAX_UNCOMPRESSED_MB": "50", "SEGMAP_CORS_ORIGINS": '["https://city.example"]'}) as url:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield client
+
+
+def ids(client):
+    return sorted(d["id"] for d in client.get("/v1/datasets").json()["datasets"])
+
+
+def upload(client, files, api_key=KEY, **form):
+    headers = {"X-API-Key": api_key} if api_key else {}
+    return client.post("/v1/datasets", files=files, data=form, headers=headers)
+
+
+def assert_problem(r, status, text):
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and text.lower() in body["detail"].lower(), body
+
+
+def test_bundled_dataset_is_registered_at_first_start(server):
+    info = server.get("/v1/datasets/georgia-1990").json()
+    assert info["n_areas"] == 159 and info["crs"] == "EPSG:26916"
+    assert info["total"] == "total_population" and "foreign_born" in info["groups"]
+    assert server.get("/health").json()["status"] == "ok"
+
+
+def test_indices_match_the_library_and_revalidate_with_304(server, georgia_paths):
+    from spatial.indices.compute import compute_indices
+    from spatial.io import load_dataset
+    params = {"group": "black", "index": ["dissimilarity", "isolation"], "permutations": 49, "seed": 3}
+    r = server.get("/v1/datasets/georgia-1990/indices", params=params)
+    assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
+    body = r.json()
+    ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
+                      groups=["black"], total="total_population")
+    local = compute_indices(ds, group="black", indices=["dissimilarity", "isolation"], permutations=49, seed=3)
+    for name, res in local.items():
+        assert body[name] == json.loads(json.dumps(res.to_dict())), name  # same fields as the CLI's JSON
+    again = server.get("/v1/datasets/georgia-1990/indices", params=params, headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_chicago_flow_upload_index_compare_delete(server):
+    path = shared_path("chicago", "Chicago_2020.geojson")
+    before = ids(server)
+    r = upload(server, {"boundaries": ("Chicago_2020.geojson", path.read_bytes(), "application/geo+json")},
+               groups="FOR_BORN,HISP", total="TOT_POP", key="GEOID", title="Chicago 2020", year="2020")
+    assert r.status_code == 201, r.text
+    info = r.json()
+    assert info["id"] == "chicago-2020" and info["n_areas"] == 77 and r.headers["location"].endswith("/chicago-2020")
+    res = server.get("/v1/datasets/chicago-2020/indices", params={"group": "FOR_BORN", "index": "dissimilarity",
+                                                                   "permutations": 19, "compare_to": "georgia-1990"})
+    assert res.status_code == 422 and "FOR_BORN" in res.text  # Georgia has no such column: said, not a 500
+    res = server.get("/v1/datasets/chicago-2020/indices", params={"group": "FOR_BORN", "compare_group": "HISP",
+                                                                   "index": "dissimilarity", "permutations": 19})
+    cmp = res.json()["dissimilarity"]["comparison"]
+    assert cmp["against"].endswith("HISP") and 0 < cmp["p_value"] <= 1
+    assert server.delete("/v1/datasets/chicago-2020").status_code == 401  # writes need the key
+    assert server.delete("/v1/datasets/chicago-2020", headers={"X-API-Key": KEY}).status_code == 204
+    assert ids(server) == before
+    assert_problem(server.get("/v1/datasets/chicago-2020"), 404, "no dataset")
+
+
+def square_geojson(n=3, **cols):
+    feats = []
+    for i in range(n):
+        props = {"code": f"a{i}", **{k: v[i] for k, v in cols.items()}}
+        feats.append({"type": "Feature", "properties": props, "geometry": {
+            "type": "Polygon", "coordinates": [[[i, 0], [i + 1, 0], [i + 1, 1], [i, 1], [i, 0]]]}})
+    return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+
+@pytest.mark.parametrize("files, form, status, text", [
+    ({"boundaries": ("x.geojson", square_geojson(pop=[10, 20, 30], mig=[5, -1, 3]), "application/json")},
+     {"groups": "mig", "total": "pop", "key": "code"}, 422, "negative"),
+    ({"boundaries": ("x.geojson", square_geojson(pop=[10, 20, 30], mig=[5, 25, 3]), "application/json")},
+     {"groups": "mig", "total": "pop", "key": "code"}, 422, "larger than"),
+    ({"boundaries": ("x.geojson", square_geojson(pop=[10, 20, 30], mig=["a", "2", "3"]), "application/json")},
+     {"groups": "mig", "total": "pop", "key": "code"}, 422, "numeric"),
+    ({"boundaries": ("x.geojson", square_geojson(pop=[10, 20, 30], mig=[1, 2, 3]), "application/json"),
+      "counts": ("c.csv", b"code,extra\nzz,1\n", "text/csv")},
+     {"groups": "mig", "total": "pop", "key": "code"}, 422, "no polygon"),
+    ({"boundaries": ("x.txt", b"hello", "text/plain")}, {"groups": "a"}, 422, "unsupported"),
+    ({"boundaries": ("../../etc/passwd.geojson", b"{", "application/json")}, {"groups": "a"}, 422, "could not read"),
+    ({"boundaries": ("/vsicurl/http://example.com/x.geojson", b"/vsicurl/http://example.com/x.geojson", "text/plain")},
+     {"groups": "a"}, 422, "could not read"),
+    ({"boundaries": ("x.geojson", square_geojson(pop=[1, 2, 3]), "application/json")},
+     {"groups": "pop", "id": "../evil"}, 422, "must be"),
+    ({"boundaries": ("x.zip", b"PK\x03\x04 not really", "application/zip")}, {"groups": "a"}, 422, "could not read"),
+])
+def test_bad_uploads_are_4xx_problems_and_leave_the_registry_unchanged(server, files, form, status, text):
+    before = ids(server)
+    assert_problem(upload(server, files, **form), status, text)
+    assert ids(server) == before
+
+
+def test_upload_limits(server, tmp_path):
+    before = ids(server)
+    big = b"x" * (9 * 2**20)
+    assert_problem(upload(server, {"boundaries": ("big.geojson", big, "application/json")}, groups="a"), 413, "larger than")
+    # a zip bomb: small on the wire, huge when expanded
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for ext in (".shp", ".shx", ".dbf"):
+            zf.writestr("layer" + ext, b"\0" * (200 * 2**20 if ext == ".shp" else 10))
+    assert len(buf.getvalue()) < 2**20
+    assert_problem(upload(server, {"boundaries": ("bomb.zip", buf.getvalue(), "application/zip")}, groups="a"), 422, "expands")
+    no_key = upload(server, {"boundaries": ("x.geojson", square_geojson(pop=[1, 2, 3]), "application/json")}, api_key=None, groups="pop")
+    assert_problem(no_key, 401, "X-API-Key")
+    assert ids(server) == before
+
+
+def test_parameter_errors_are_problems(server):
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"index": "nope"}), 422, "unknown index")
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"permutations": 10**6}), 422, "limited")
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"permutations": -1}), 422, "permutations")
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"null": "magic", "permutations": 5}), 422, "null")
+    assert_problem(server.get("/v1/nowhere"), 404, "no route")
+
+
+def test_cors_and_security_headers(server):
+    r = server.get("/v1/datasets", headers={"Origin": "https://city.example"})
+    assert r.headers["access-control-allow-origin"] == "https://city.example"
+    r = server.get("/v1/datasets", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    assert r.headers["x-content-type-options"] == "nosniff"
+    docs = server.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower() and "content-security-policy" in docs.headers
+    assert server.get("/static/swagger/swagger-ui-bundle.js").status_code == 200

@@ -149,3 +149,31 @@ def test_cors_and_security_headers(server):
     docs = server.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower() and "content-security-policy" in docs.headers
     assert server.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+
+
+def test_local_geojson_and_csv_with_disclosure(server):
+    r = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 199, "seed": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    body = r.json()
+    assert len(body["features"]) == 159 and body["segmap"]["correction"] == "fdr"
+    props = [f["properties"] for f in body["features"]]
+    small = [p for p in props if p["foreign_born"] is None]
+    report = body["segmap"]["disclosure"]
+    assert report["suppressed_cells"]["foreign_born"] == len(small) > 0  # counties with 1–9 foreign-born
+    assert all(p["share"] is None for p in small)
+    raw = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 199, "seed": 2},
+                     headers={"X-API-Key": KEY}).json()
+    assert all(f["properties"]["foreign_born"] is not None for f in raw["features"])  # the owner sees raw counts
+    assert [f["properties"]["label"] for f in raw["features"]] == [p["label"] for p in props]
+    csv_text = server.get("/v1/datasets/georgia-1990/local", params={"group": "black", "statistic": "gi_star",
+                                                                      "format": "csv", "permutations": 99}).text
+    assert csv_text.splitlines()[0].startswith("id,total_population,black,value,z,p_value,q_value,label")
+    again = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 199, "seed": 2},
+                       headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_local_parameter_errors(server):
+    for params, text in (({"statistic": "nope"}, "unknown local statistic"), ({"weights": "nope"}, "unknown weights"),
+                         ({"alpha": 3}, "alpha"), ({"format": "xml"}, "format"), ({"group": "zzz"}, "zzz")):
+        assert_problem(server.get("/v1/datasets/georgia-1990/local", params=params), 422, text)

@@ -1,0 +1,54 @@
+"""`segmap local`: where a group is concentrated — LISA, Gi*, location quotients, with significance."""
+from __future__ import annotations
+
+import sys
+
+from spatial.errors import ValidationError, problem
+from spatial.export import csv_safe, local_frame
+from spatial.local import STATISTICS, local_statistic
+from spatial.multiple_testing import CORRECTIONS
+from spatial.weights import KINDS
+
+from .indices import add_dataset_arguments, load_from_args
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("local", help="local clusters: LISA, Gi*, location quotients",
+                              description="Local statistics of a group's share per area, with multiple-testing control.")
+    add_dataset_arguments(p)
+    p.add_argument("--group", required=True, metavar="COL")
+    p.add_argument("--statistic", choices=STATISTICS, default="lisa")
+    p.add_argument("--weights", choices=KINDS, default="queen")
+    p.add_argument("--k", type=int, help="neighbours for knn/kernel weights")
+    p.add_argument("--distance", type=float, help="metres, for distance-band weights")
+    p.add_argument("--permutations", type=int, default=999)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
+    p.add_argument("--other", metavar="COL", help="second variable for bivariate_lisa")
+    p.add_argument("--smoothing", choices=("eb",), help="empirical Bayes smoothing of shares")
+    p.add_argument("-o", "--output", metavar="FILE", help=".csv, .geojson or .gpkg (default: CSV on stdout)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    groups = [args.group] + ([args.other] if args.other else [])
+    ds = load_from_args(args, groups)
+    res = local_statistic(ds, args.group, args.statistic, total=args.total, weights=args.weights, k=args.k,
+                          distance=args.distance, permutations=args.permutations, seed=args.seed, alpha=args.alpha,
+                          correction=args.correction, other=args.other, smoothing=args.smoothing)
+    out = args.output
+    if out and out.lower().endswith((".geojson", ".json", ".gpkg")):
+        frame = local_frame(ds, res)
+        frame["label"] = frame["label"].astype(str)
+        frame.to_file(out, driver="GPKG" if out.lower().endswith(".gpkg") else "GeoJSON")
+    elif out is None or out.lower().endswith(".csv"):
+        csv_safe(local_frame(ds, res, geometry=False)).to_csv(out or sys.stdout, index=False)
+    else:
+        raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .csv, .geojson or .gpkg"))
+    labels = ", ".join(f"{k}: {v}" for k, v in res.summary.get("labels", {}).items())
+    print(f"{args.statistic} of {args.group}: {ds.n} areas; {labels}; {args.correction} at alpha {args.alpha}, "
+          f"{args.permutations} permutations", file=sys.stderr)
+    for note in res.notes:
+        print(f"note: {note.message}", file=sys.stderr)
+    return 0

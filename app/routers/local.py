@@ -1,0 +1,75 @@
+"""Local statistics over HTTP: the same fields as `segmap local`, as GeoJSON or CSV."""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from spatial.dataset import AreaDataset
+from spatial.errors import ValidationError, problem
+from spatial.disclosure import protect_frame
+from spatial.export import csv_safe, local_frame
+
+from ..deps import get_dataset, get_registry, get_settings, is_owner
+from ..http import cached, etag_for, not_modified
+from ..settings import Settings
+
+router = APIRouter(prefix="/v1/datasets", tags=["statistics"])
+
+
+def run_local(ds: AreaDataset, *, group, statistic, total, weights, k, distance, permutations, seed, alpha,
+              correction, other, smoothing):
+    from spatial.local import local_statistic
+    return local_statistic(ds, group, statistic, total=total, weights=weights, k=k, distance=distance,
+                           permutations=permutations, seed=seed, alpha=alpha, correction=correction,
+                           other=other, smoothing=smoothing)
+
+
+@router.get("/{dataset_id}/local", summary="Local statistics per area (LISA, Gi*, LQ …)")
+async def local(
+    request: Request, dataset_id: str,
+    group: str | None = Query(None, description="group column (default: the dataset's first group)"),
+    statistic: str = Query("lisa", description="lisa, gi_star, lq, entropy or bivariate_lisa"),
+    total: str | None = None,
+    weights: str = Query("queen", description="queen, rook, knn, distance or kernel"),
+    k: int | None = Query(None, ge=1, le=100), distance: float | None = Query(None, gt=0),
+    permutations: int = Query(999, ge=0), seed: int = Query(0, ge=0, le=2**32 - 1),
+    alpha: float = Query(0.05, gt=0, lt=1), correction: str = Query("fdr", description="fdr, bonferroni or none"),
+    other: str | None = None, smoothing: str | None = Query(None, description="eb: empirical Bayes"),
+    format: str = Query("geojson", description="geojson or csv"),
+    ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings),
+    registry=Depends(get_registry), owner: bool = Depends(is_owner),
+):
+    if format not in ("geojson", "csv"):
+        raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
+    if permutations > settings.max_permutations:
+        raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer"))
+    group = group or ds.groups[0]
+    etag = etag_for("local", registry.info(dataset_id)["version"], owner, sorted(request.query_params.multi_items()))
+    if not_modified(request, etag):
+        return cached(request, etag, lambda: None)
+
+    def compute():
+        res = run_local(ds, group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
+                        permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
+                        smoothing=smoothing)
+        frame = local_frame(ds, res, geometry=(format == "geojson"))
+        report = None
+        if not owner:
+            tot = total or ds.total
+            frame, report = protect_frame(frame, [c for c in dict.fromkeys((tot, group)) if c in frame],
+                                          settings.disclosure_threshold, total=tot, lq_value=(statistic == "lq"))
+        meta = res.meta_dict()
+        if report:
+            meta["disclosure"] = report
+        if format == "csv":
+            return Response(csv_safe(frame).to_csv(index=False), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})
+        frame["label"] = frame["label"].astype(str)
+        body = json.loads(frame.to_json(drop_id=True, na="null"))
+        body["segmap"] = meta
+        return Response(json.dumps(body), media_type="application/geo+json")
+
+    resp = await request.app.state.heavy.run(compute)
+    return cached(request, etag, lambda: resp, 300)

@@ -19,7 +19,7 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def georgia_paths() -> dict:
     return {"boundaries": BUNDLED / "boundaries" / "georgia_counties.gpkg",
             "counts": BUNDLED / "census" / "georgia_counties_1990.csv", "key": "area_key",

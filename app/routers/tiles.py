@@ -1,0 +1,125 @@
+"""Vector tiles and TileJSON of a dataset, optionally carrying a local statistic per area."""
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from spatial.dataset import ID, AreaDataset
+from spatial.disclosure import protect_frame
+from spatial.errors import ValidationError, problem
+
+from ..deps import get_dataset, get_registry, get_settings, is_owner
+from ..http import etag_for, not_modified
+from ..problems import ProblemError
+from ..settings import Settings
+from ..tiles import LAYER, MAX_ZOOM, TileCache, TileIndex, valid_tile
+
+router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+# Encoding is CPU-bound: one thread per worker keeps it off FastAPI's 40-thread pool.
+_encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tiles")
+_indexes: dict[tuple[str, str], TileIndex] = {}
+_properties = TileCache(64)
+_tiles = TileCache(8192)
+
+
+def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:
+    key = (dataset_id, version)
+    if key not in _indexes:
+        for old in [k for k in _indexes if k[0] == dataset_id]:
+            del _indexes[old]  # a replaced dataset's index is dropped
+        _indexes[key] = TileIndex(ds.areas)
+    return _indexes[key]
+
+
+def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, owner: bool, settings: Settings,
+                    permutations: int, seed: int) -> list[dict]:
+    """id, name, total, group counts and shares (+ statistic value, p-value, label) per area."""
+    frame = ds.areas[[ID] + ([ds.name_col] if ds.name_col else []) + list(ds.count_columns)].copy()
+    for g in ds.groups:
+        frame[f"{g}_share"] = ds.share(g)
+    if statistic:
+        from spatial.local import local_statistic
+        res = local_statistic(ds, group or ds.groups[0], statistic, permutations=permutations, seed=seed)
+        frame["value"] = res.values
+        if res.p_value is not None:
+            frame["p_value"] = res.p_value
+        frame["label"] = res.labels.astype(str)
+    if not owner:
+        protected, _ = protect_frame(frame, list(ds.count_columns), settings.disclosure_threshold, total=ds.total)
+        for col in ds.count_columns:
+            frame[col] = protected[col]
+        for g in ds.groups:
+            frame.loc[frame[g].isna(), f"{g}_share"] = np.nan  # a share would reveal the hidden count
+    records = []
+    for row in frame.to_dict("records"):
+        records.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()
+                        if not (isinstance(v, float) and math.isnan(v)) and v is not None})
+    return records
+
+
+@router.get("/{dataset_id}/tiles/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (Web Mercator)",
+            response_class=Response, responses={200: {"content": {MVT: {}}}})
+async def tile(
+    request: Request, dataset_id: str, z: int = Path(..., ge=0, le=MAX_ZOOM), x: int = Path(..., ge=0), y: int = Path(..., ge=0),
+    group: str | None = Query(None, description="group whose local statistic to add"),
+    statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
+    permutations: int = Query(999, ge=0), seed: int = Query(0, ge=0, le=2**32 - 1),
+    ds: AreaDataset = Depends(get_dataset), registry=Depends(get_registry), settings: Settings = Depends(get_settings),
+    owner: bool = Depends(is_owner),
+):
+    if not valid_tile(z, x, y):
+        raise ProblemError(404, "Tile outside the grid", f"At zoom {z}, x and y run from 0 to {2**z - 1}; got x={x}, y={y}.",
+                           code="tile_outside_grid")
+    if permutations > settings.max_permutations:
+        raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}"))
+    if group is not None and group not in ds.groups:
+        raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(ds.groups)}"))
+    version = registry.info(dataset_id)["version"]
+    query = (group, statistic, permutations, seed, owner)
+    etag = etag_for("tile", version, z, x, y, query)
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    key = (dataset_id, version, z, x, y, query)
+    body = _tiles.get(key)
+    if body is None:
+        def encode():
+            props_key = (dataset_id, version, query)
+            props = _properties.get(props_key)
+            if props is None:
+                props = area_properties(ds, group, statistic, owner, settings, permutations, seed)
+                _properties.put(props_key, props)
+            return tile_index(dataset_id, version, ds).tile(z, x, y, props)
+        body = await asyncio.get_running_loop().run_in_executor(_encoder, encode)
+        _tiles.put(key, body)
+    return Response(body, media_type=MVT, headers=headers)
+
+
+@router.get("/{dataset_id}/tilejson.json", summary="TileJSON 3.0.0 describing the dataset's vector tiles")
+def tilejson(request: Request, dataset_id: str, group: str | None = None, statistic: str | None = None,
+             ds: AreaDataset = Depends(get_dataset), registry=Depends(get_registry)):
+    info = registry.info(dataset_id)
+    base = str(request.base_url).rstrip("/")
+    query = "&".join(f"{k}={v}" for k, v in (("group", group), ("statistic", statistic)) if v)
+    fields = {ID: "String", ds.total: "Number"}
+    if ds.name_col:
+        fields[ds.name_col] = "String"
+    for g in ds.groups:
+        fields[g] = "Number"
+        fields[f"{g}_share"] = "Number"
+    if statistic:
+        fields.update(value="Number", p_value="Number", label="String")
+    w, s, e, n = info["bounds"]
+    return JSONResponse({
+        "tilejson": "3.0.0", "name": info["title"], "version": "1.0.0", "scheme": "xyz",
+        "tiles": [f"{base}/v1/datasets/{dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt" + (f"?{query}" if query else "")],
+        "bounds": [w, s, e, n], "center": [(w + e) / 2, (s + n) / 2, 8], "minzoom": 0, "maxzoom": 16,
+        "attribution": info.get("source") or "",
+        "vector_layers": [{"id": LAYER, "fields": fields, "minzoom": 0, "maxzoom": 16}],
+    })

@@ -177,3 +177,24 @@ def test_local_parameter_errors(server):
     for params, text in (({"statistic": "nope"}, "unknown local statistic"), ({"weights": "nope"}, "unknown weights"),
                          ({"alpha": 3}, "alpha"), ({"format": "xml"}, "format"), ({"group": "zzz"}, "zzz")):
         assert_problem(server.get("/v1/datasets/georgia-1990/local", params=params), 422, text)
+
+
+def test_informal_upload_creates_a_derived_dataset(server):
+    import geopandas as gpd
+    from shapely.geometry import box
+    # Two settlements in central Atlanta (Fulton / DeKalb), sent as GeoJSON in WGS84.
+    sett = gpd.GeoDataFrame({"people": [4000, 2500]}, geometry=[box(-84.42, 33.72, -84.36, 33.78), box(-84.30, 33.74, -84.26, 33.78)],
+                            crs=4326)
+    r = server.post("/v1/datasets/georgia-1990/informal", headers={"X-API-Key": KEY},
+                    files={"settlements": ("../../informal.geojson", sett.to_json().encode(), "application/geo+json")},
+                    data={"population": "people"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["id"] == "georgia-1990-informal" and body["derived_from"] == "georgia-1990" and "informal" in body["groups"]
+    assert body["summary"]["population_allocated"] == 6500
+    idx = server.get("/v1/datasets/georgia-1990-informal/indices", params={"group": "informal", "index": "dissimilarity"})
+    assert idx.status_code == 200 and 0.7 < idx.json()["dissimilarity"]["value"] <= 1  # ~1 − (pop of the 2–3 counties)/(state)
+    dup = server.post("/v1/datasets/georgia-1990/informal", headers={"X-API-Key": KEY},
+                      files={"settlements": ("s.geojson", sett.to_json().encode(), "application/geo+json")}, data={"population": "people"})
+    assert_problem(dup, 422, "exists")
+    assert server.delete("/v1/datasets/georgia-1990-informal", headers={"X-API-Key": KEY}).status_code == 204

@@ -1,0 +1,182 @@
+"""Informal settlements overlaid on areal units: area, count and population per unit.
+
+Both layers are brought to one equal-area CRS (Lambert azimuthal centred on the units) before any
+area is measured. Per unit:
+
+* ``informal_area_m2`` / ``informal_area_share`` — area of the *union* of settlement polygons
+  inside the unit, so overlapping settlements are not counted twice;
+* ``n_settlements`` — settlements with a piece of at least ``sliver_m2`` in the unit;
+* ``informal`` — settlement population allocated by area: a settlement spanning several units is
+  split in proportion to the area of its pieces (areal weighting, Goodchild & Lam 1980), so every
+  person lands in exactly one unit. Each settlement's population is its own, so two overlapping
+  settlements keep both populations (they are different people); only their area is unioned.
+  Allocations are rounded by largest remainder so the integers sum to the input total;
+* ``informal_share`` — informal ÷ the unit's total population, when the units have one (an
+  allocation larger than the census total is clipped to it and reported).
+
+Points with a population are allocated to the unit that contains them. Pieces smaller than
+``sliver_m2`` are ignored (their population goes to the settlement's other pieces) and counted;
+settlements outside every unit are reported, never silently dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .crs import equal_area_crs
+from .dataset import ID, AreaDataset, Metadata, validate
+from .errors import Problem, ValidationError, problem
+from .io import read_boundaries
+
+INFORMAL = "informal"
+
+
+@dataclass
+class InformalOverlay:
+    dataset: AreaDataset
+    summary: dict
+    settlements_outside: pd.DataFrame
+    notes: list[Problem] = field(default_factory=list)
+
+
+def load_settlements(source, filename: str | None = None, population: str | None = None) -> gpd.GeoDataFrame:
+    """Read settlement polygons (or points with a population), repairing invalid geometry."""
+    gdf = source if isinstance(source, gpd.GeoDataFrame) else read_boundaries(source, filename)
+    if gdf.crs is None:
+        raise ValidationError(problem("no_crs", "The settlements layer has no CRS; add a .prj or save it with its CRS"))
+    if population is not None:
+        if population not in gdf.columns:
+            raise ValidationError(problem("unknown_column", f"No population column {population!r} in the settlements; columns are {[c for c in gdf.columns if c != 'geometry']}"))
+        pop = pd.to_numeric(gdf[population], errors="coerce")
+        bad = pop.isna() | (pop < 0)
+        if bad.any():
+            raise ValidationError(problem("bad_count", f"{int(bad.sum())} settlements have a missing, non-numeric or negative {population!r}; fix or set them to 0",
+                                          gdf.index[bad]))
+        gdf = gdf.assign(**{population: pop.astype(float)})
+    return gdf
+
+
+def _largest_remainder(values: np.ndarray) -> np.ndarray:
+    """Integers with the same (rounded) sum as ``values``, each within 1 of its value."""
+    floor = np.floor(values)
+    short = int(round(values.sum() - floor.sum()))
+    if short > 0:
+        floor[np.argsort(-(values - floor), kind="stable")[:short]] += 1
+    return floor
+
+
+def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame, *, population: str | None = None,
+            unit_key: str | None = None, sliver_m2: float = 1.0, name: str | None = None,
+            name_col: str | None = None) -> InformalOverlay:
+    """Measure settlements per unit and return an ordinary dataset with an ``informal`` group."""
+    if isinstance(units, gpd.GeoDataFrame):
+        if units.crs is None:
+            raise ValidationError(problem("no_crs", "The units layer has no CRS"))
+        key = unit_key or ID
+        if key not in units.columns:
+            raise ValidationError(problem("missing_key", f"Unit key {key!r} is not in the units layer; columns are {[c for c in units.columns if c != 'geometry']}"))
+        base = units.rename(columns={key: ID}) if key != ID else units.copy()
+        base[ID] = base[ID].astype(str)
+        groups, total, meta = (), None, Metadata(name=name or "units")
+    else:
+        base = units.areas.copy()
+        groups, total, name_col, meta = units.groups, units.total, units.name_col, units.meta
+    notes: list[Problem] = []
+    sett = load_settlements(settlements, population=population)
+    empty = sett.geometry.is_empty | sett.geometry.isna()
+    if empty.any():
+        notes.append(problem("empty_geometry", f"{int(empty.sum())} settlements have empty geometry and were skipped", sett.index[empty]))
+        sett = sett[~empty]
+    invalid = ~sett.geometry.is_valid
+    if invalid.any():
+        sett = sett.copy()
+        sett.loc[invalid, "geometry"] = shapely.make_valid(sett.geometry[invalid].values)
+        notes.append(problem("repaired_geometry", f"{int(invalid.sum())} settlement geometries were invalid and repaired (make_valid)", sett.index[invalid]))
+
+    crs = equal_area_crs(base)
+    ugeo = base.geometry.to_crs(crs).values
+    sgeo = sett.geometry.to_crs(crs).values
+    sgeo = np.where(shapely.is_valid(sgeo), sgeo, shapely.make_valid(sgeo))  # reprojection can pinch rings
+    pop = sett[population].to_numpy(float) if population else np.zeros(len(sett))
+    is_point = shapely.get_type_id(sgeo) == 0  # Point
+    n = len(ugeo)
+    allocated = np.zeros(n)
+    n_touch = np.zeros(n, dtype=int)
+    inside_share = np.zeros(len(sgeo))
+
+    # Polygons: pieces = settlement ∩ unit for every intersecting pair (STRtree, vectorised).
+    poly = np.flatnonzero(~is_point)
+    slivers = 0
+    if len(poly):
+        tree = shapely.STRtree(ugeo)
+        s_idx, u_idx = tree.query(sgeo[poly], predicate="intersects")
+        s_idx = poly[s_idx]
+        pieces = shapely.area(shapely.intersection(sgeo[s_idx], ugeo[u_idx]))
+        small = pieces < sliver_m2
+        slivers = int(small.sum())
+        pieces = np.where(small, 0.0, pieces)
+        s_area = shapely.area(sgeo)
+        inside = np.bincount(s_idx, weights=pieces, minlength=len(sgeo))
+        inside_share[poly] = np.divide(inside[poly], s_area[poly], out=np.zeros(len(poly)), where=s_area[poly] > 0)
+        # A settlement's whole population goes to its pieces inside units, by area: a sliver of it
+        # over water or beyond the city edge has no units to live in, and nobody is lost.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weight = np.where(inside[s_idx] > 0, pieces / inside[s_idx], 0.0)
+        np.add.at(allocated, u_idx, pop[s_idx] * weight)
+        np.add.at(n_touch, u_idx, (pieces > 0).astype(int))
+        union = shapely.union_all(sgeo[poly])
+        area = shapely.area(shapely.intersection(ugeo, union))
+    else:
+        area = np.zeros(n)
+    pts = np.flatnonzero(is_point)
+    if len(pts):
+        tree = shapely.STRtree(ugeo)
+        p_idx, u_idx = tree.query(sgeo[pts], predicate="within")
+        first = pd.Series(u_idx).groupby(p_idx).first()  # a point on a shared border goes to one unit
+        np.add.at(allocated, first.to_numpy(), pop[pts[first.index.to_numpy()]])
+        np.add.at(n_touch, first.to_numpy(), 1)
+        inside_share[pts[first.index.to_numpy()]] = 1.0
+    lost = np.where(inside_share == 0, pop, 0.0)
+    outside = sett.loc[inside_share == 0].assign(population=pop[inside_share == 0])
+    partial = (inside_share > 0) & (inside_share < 1 - 1e-9)
+
+    unit_area = shapely.area(ugeo)
+    base["informal_area_m2"] = area
+    base["informal_area_share"] = np.divide(area, unit_area, out=np.zeros(n), where=unit_area > 0)
+    base["n_settlements"] = n_touch
+    informal = _largest_remainder(allocated)
+    if total:
+        t = base[total].to_numpy(float)
+        over = informal > t
+        if over.any():
+            notes.append(problem("clipped", f"{int(over.sum())} units were allocated more settlement population than their census "
+                                 f"total {total!r}; clipped to the total", base[ID][over]))
+            informal = np.minimum(informal, t)
+        base["informal_share"] = np.divide(informal, t, out=np.zeros(n), where=t > 0)
+    base[INFORMAL] = informal
+    ds = validate(base, id_col=ID, groups=[*groups, INFORMAL] if INFORMAL not in groups else list(groups),
+                  total=total or INFORMAL, name_col=name_col, meta=meta)
+    if not total:
+        notes.append(problem("no_total", "The units have no population total: informal population and area are measured, "
+                             "but shares of population need a total (join census counts to the units)"))
+    city_area = unit_area.sum()
+    summary = {
+        "units": n, "settlements": int(len(sett)), "polygons": int(len(poly)), "points": int(len(pts)),
+        "crs": crs.to_string() if hasattr(crs, "to_string") else str(crs),
+        "informal_area_m2": float(area.sum()), "city_area_m2": float(city_area),
+        "area_share_of_city": float(area.sum() / city_area) if city_area else 0.0,
+        "population_input": float(pop.sum()), "population_allocated": float(informal.sum()),
+        "population_outside_units": float(lost.sum()), "settlements_outside": int(len(outside)),
+        "settlements_partly_outside": int(partial.sum()),
+        "area_outside_units_m2": float((shapely.area(sgeo) * (1 - inside_share))[~is_point].sum()),
+        "slivers_ignored": slivers,
+        "repaired": int(invalid.sum()), "empty_skipped": int(empty.sum()),
+    }
+    if len(outside):
+        notes.append(problem("outside", f"{len(outside)} settlements lie outside every unit ({outside['population'].sum():,.0f} people): reported, not allocated",
+                             outside.index))
+    return InformalOverlay(ds, summary, outside, notes)

@@ -1,0 +1,36 @@
+"""OGC API – Features: paging and bbox over HTTP, and GDAL's OAPIF driver as a real client."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.server
+
+
+def test_landing_conformance_collections_and_paging(live_server):
+    base = f"{live_server}/ogc"
+    assert any(l["rel"] == "conformance" for l in httpx.get(base).json()["links"])
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in httpx.get(f"{base}/conformance").json()["conformsTo"]
+    ids = [c["id"] for c in httpx.get(f"{base}/collections").json()["collections"]]
+    assert "georgia-1990" in ids
+    page = httpx.get(f"{base}/collections/georgia-1990/items", params={"limit": 50}).json()
+    assert page["numberMatched"] == 159 and page["numberReturned"] == 50
+    nxt = next(l["href"] for l in page["links"] if l["rel"] == "next")
+    second = httpx.get(nxt).json()
+    assert {f["id"] for f in second["features"]}.isdisjoint({f["id"] for f in page["features"]})
+    atlanta = httpx.get(f"{base}/collections/georgia-1990/items", params={"bbox": "-84.5,33.6,-84.2,33.9"}).json()
+    assert 0 < atlanta["numberMatched"] < 20 and "13121" in {f["id"] for f in atlanta["features"]}
+    bad = httpx.get(f"{base}/collections/georgia-1990/items", params={"bbox": "1,2,3"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert httpx.get(f"{base}/collections/nope/items").status_code == 404
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo (Debian gdal-bin) is not installed")
+def test_gdal_opens_the_items(live_server):
+    out = subprocess.run(["ogrinfo", "-ro", "-so", f"OAPIF:{live_server}/ogc", "georgia-1990"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Feature Count: 159" in out.stdout and "foreign_born: Real" in out.stdout

@@ -10,6 +10,7 @@ from ..errors import ValidationError, format_ids, problem
 from ..results import IndexResult
 from . import INDICES, IndexSpec, get, names
 
+DECAY_INDICES = {"spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"}
 REST = "rest"  # remainder column added to multigroup data when the groups don't fill the total
 
 
@@ -96,6 +97,8 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
         res = IndexResult(name=spec.name, value=value,
                           groups=(group,) if spec.kind == "two_group" else tuple(labels),
                           total=total_name, params={**spec.defaults, **params.get(spec.name, {})})
+        if spec.name in DECAY_INDICES:
+            res.params["decay_cutoff_km"] = round(ctx.decay_cutoff_km, 3)
         if spec.name == "mutual_information" and region:
             from .multigroup import mutual_information_decomposition
             res.extra["decomposition"] = mutual_information_decomposition(multi, dataset.areas[region].to_numpy())

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 import spatial.io
 
 from . import problems
+from .cache import DiskCache
 from .http import HeavyWork
 from .middleware import BodyLimit, SecurityHeaders
 from .registry import Registry, register_bundled
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.register_bundled:
             register_bundled(app.state.registry, settings.bundled_dir)
         app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s)
+        app.state.cache = DiskCache(settings.data_dir / "cache.sqlite", settings.cache_entries)
         yield
         app.state.heavy.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -115,7 +115,8 @@ async def upload_dataset(
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset", dependencies=[Depends(require_key)])
-def delete_dataset(dataset_id: str, registry: Registry = Depends(get_registry)):
+def delete_dataset(dataset_id: str, request: Request, registry: Registry = Depends(get_registry)):
     if not registry.delete(dataset_id):
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
+    request.app.state.cache.drop(dataset_id)
     return Response(status_code=204)

@@ -50,6 +50,16 @@ async def local(
     if not_modified(request, etag):
         return cached(request, etag, lambda: None)
 
+    cache = request.app.state.cache
+    hit = cache.get(f"local:{etag}")
+    if hit is not None:
+        if format == "csv":
+            resp = Response(hit, media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})
+        else:
+            resp = Response(hit, media_type="application/geo+json")
+        return cached(request, etag, lambda: resp, 300)
+
     def compute():
         res = run_local(ds, group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
                         permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
@@ -72,4 +82,5 @@ async def local(
         return Response(json.dumps(body), media_type="application/geo+json")
 
     resp = await request.app.state.heavy.run(compute)
+    cache.put(f"local:{etag}", dataset_id, registry.info(dataset_id)["version"], resp.body)
     return cached(request, etag, lambda: resp, 300)

@@ -88,6 +88,9 @@ async def tile(
         return Response(status_code=304, headers=headers)
     key = (dataset_id, version, z, x, y, query)
     body = _tiles.get(key)
+    disk_key = f"tile:{etag}"
+    if body is None:
+        body = request.app.state.cache.get(disk_key)  # another worker may have encoded it
     if body is None:
         def encode():
             props_key = (dataset_id, version, query)
@@ -97,7 +100,8 @@ async def tile(
                 _properties.put(props_key, props)
             return tile_index(dataset_id, version, ds).tile(z, x, y, props)
         body = await asyncio.get_running_loop().run_in_executor(_encoder, encode)
-        _tiles.put(key, body)
+        request.app.state.cache.put(disk_key, dataset_id, version, body)
+    _tiles.put(key, body)
     return Response(body, media_type=MVT, headers=headers)
 
 

@@ -28,6 +28,8 @@ from .results import NO_NEIGHBOURS, NOT_SIGNIFICANT, LocalResult
 from .weights import SpatialWeights, build_weights
 
 STATISTICS = ("lisa", "gi_star", "lq", "entropy", "bivariate_lisa")
+ALIASES = {"moran": "lisa", "local_moran": "lisa", "getis_ord": "gi_star", "location_quotient": "lq",
+           "bivariate_moran": "bivariate_lisa"}
 QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
 _BLOCK_ELEMENTS = 4_000_000  # areas × permutations × neighbours per block (~32 MB of float64)
 
@@ -130,6 +132,7 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
                     permutations: int = 999, seed: int | None = None, alpha: float = 0.05, correction: str = "fdr",
                     other: str | None = None, smoothing: str | None = None, groups: list[str] | None = None) -> LocalResult:
     """One local statistic of ``group``'s share of ``total`` per area, labelled after multiple-testing control."""
+    statistic = ALIASES.get(statistic, statistic)
     if statistic not in STATISTICS:
         raise ValidationError(problem("unknown_statistic", f"Unknown local statistic {statistic!r}; choose from {list(STATISTICS)}"))
     if not 0 < alpha < 1:

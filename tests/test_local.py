@@ -154,3 +154,19 @@ def test_other_weights_build_and_align_with_ids(kind, kw):
     assert list(w.graph.unique_ids) == list(ds.ids)
     assert np.allclose(np.asarray(w.sparse.sum(axis=1)).ravel(), 1.0)
     assert build_weights(ds, kind, **kw) is w  # cached per dataset and parameters
+
+
+def test_random_city_false_positives_about_alpha_n_without_fdr_and_far_fewer_with_it():
+    ds = grid_city(size=20, seed=11)  # no pattern: migrants drawn independently everywhere
+    raw = local_statistic(ds, "migrants", "lisa", permutations=999, seed=3, correction="none")
+    fdr = local_statistic(ds, "migrants", "lisa", permutations=999, seed=3, correction="fdr")
+    n_raw = int((raw.labels != "not_significant").sum())
+    n_fdr = int((fdr.labels != "not_significant").sum())
+    assert 0.3 * 0.05 * ds.n <= n_raw <= 2.5 * 0.05 * ds.n  # about alpha × n = 20
+    assert n_fdr <= max(2, n_raw // 5)
+
+
+def test_issue_names_are_accepted_as_aliases():
+    ds = grid_city(size=6)
+    assert local_statistic(ds, "migrants", "moran", permutations=0).statistic == "lisa"
+    assert local_statistic(ds, "migrants", "location_quotient").statistic == "lq"

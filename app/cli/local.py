@@ -5,7 +5,7 @@ import sys
 
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_safe, local_frame
-from spatial.local import STATISTICS, local_statistic
+from spatial.local import ALIASES, STATISTICS, local_statistic
 from spatial.multiple_testing import CORRECTIONS
 from spatial.weights import KINDS
 
@@ -17,7 +17,8 @@ def register(subparsers) -> None:
                               description="Local statistics of a group's share per area, with multiple-testing control.")
     add_dataset_arguments(p)
     p.add_argument("--group", required=True, metavar="COL")
-    p.add_argument("--statistic", choices=STATISTICS, default="lisa")
+    p.add_argument("--statistic", choices=STATISTICS + tuple(ALIASES), default="lisa",
+                   help="lisa (= moran), gi_star (= getis_ord), lq (= location_quotient), entropy, bivariate_lisa (= bivariate_moran)")
     p.add_argument("--weights", choices=KINDS, default="queen")
     p.add_argument("--k", type=int, help="neighbours for knn/kernel weights")
     p.add_argument("--distance", type=float, help="metres, for distance-band weights")
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
     p.add_argument("--other", metavar="COL", help="second variable for bivariate_lisa")
     p.add_argument("--smoothing", choices=("eb",), help="empirical Bayes smoothing of shares")
-    p.add_argument("-o", "--output", metavar="FILE", help=".csv, .geojson or .gpkg (default: CSV on stdout)")
+    p.add_argument("-o", "--output", metavar="FILE", help=".csv, .geojson, .gpkg or .parquet (default: CSV on stdout)")
     p.set_defaults(func=run)
 
 
@@ -42,10 +43,14 @@ def run(args) -> int:
         frame = local_frame(ds, res)
         frame["label"] = frame["label"].astype(str)
         frame.to_file(out, driver="GPKG" if out.lower().endswith(".gpkg") else "GeoJSON")
+    elif out and out.lower().endswith(".parquet"):
+        frame = local_frame(ds, res, wgs84=False)
+        frame["label"] = frame["label"].astype(str)
+        frame.to_parquet(out)
     elif out is None or out.lower().endswith(".csv"):
         csv_safe(local_frame(ds, res, geometry=False)).to_csv(out or sys.stdout, index=False)
     else:
-        raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .csv, .geojson or .gpkg"))
+        raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .csv, .geojson, .gpkg or .parquet"))
     labels = ", ".join(f"{k}: {v}" for k, v in res.summary.get("labels", {}).items())
     print(f"{args.statistic} of {args.group}: {ds.n} areas; {labels}; {args.correction} at alpha {args.alpha}, "
           f"{args.permutations} permutations", file=sys.stderr)

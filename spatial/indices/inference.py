@@ -52,24 +52,48 @@ def _simulate(evaluate: Callable, draw: Callable, count: int, block: int, progre
     return out
 
 
+NORMAL_APPROX_MIN_VAR = 25.0  # t·p·(1−p) from which a binomial count is drawn from its normal approximation
+
+
+def binomial_counts(rng: np.random.Generator, t: np.ndarray, p: np.ndarray | float, b: int) -> np.ndarray:
+    """``b`` draws of Binomial(t_i, p_i) per area, shape (b, n), as floats.
+
+    Areas whose variance t·p·(1−p) is at least 25 use the de Moivre–Laplace normal approximation,
+    rounded and clipped to [0, t] (float32 normals: ~10× faster than numpy's exact sampler, whose
+    cost dominated simulations at 100,000 areas); smaller areas are drawn exactly.
+    """
+    p = np.broadcast_to(np.asarray(p, dtype=float), t.shape)
+    var = t * p * (1 - p)
+    big = var >= NORMAL_APPROX_MIN_VAR
+    out = np.empty((b, len(t)), dtype=np.float32)  # counts < 2^24 are exact in float32; halves memory traffic
+    if big.any():
+        z = rng.standard_normal((b, int(big.sum())), dtype=np.float32)
+        draws = np.rint(t[big] * p[big] + np.sqrt(var[big]) * z)
+        out[:, big] = np.clip(draws, 0, t[big])
+    if (~big).any():
+        out[:, ~big] = rng.binomial(np.rint(t[~big]).astype(np.int64), np.clip(p[~big], 0, 1), size=(b, int((~big).sum())))
+    return out
+
+
 def _drawers(data: Sequence[np.ndarray], kind: str, rng: np.random.Generator):
     """Return (null draws by name, bootstrap draw) for the observed data."""
     if kind == "two_group":
         x, t = (np.asarray(a, dtype=float) for a in data)
         ti = np.rint(t).astype(np.int64)
+        t32 = t.astype(np.float32)
         P = x.sum() / t.sum()
         with np.errstate(divide="ignore", invalid="ignore"):
             p_obs = np.where(t > 0, x / np.where(t > 0, t, 1), 0.0)
 
         def random_allocation(b):
-            return rng.binomial(ti, P, size=(b, len(t))).astype(float), np.broadcast_to(t, (b, len(t)))
+            return binomial_counts(rng, ti.astype(float), P, b), np.broadcast_to(t32, (b, len(t)))
 
         def permutation(b):
             idx = rng.permuted(np.broadcast_to(np.arange(len(t)), (b, len(t))), axis=1)
             return x[idx], t[idx]
 
         def bootstrap(b):
-            return rng.binomial(ti, np.clip(p_obs, 0, 1), size=(b, len(t))).astype(float), np.broadcast_to(t, (b, len(t)))
+            return binomial_counts(rng, ti.astype(float), np.clip(p_obs, 0, 1), b), np.broadcast_to(t32, (b, len(t)))
 
         return {"random_allocation": random_allocation, "permutation": permutation}, bootstrap
 

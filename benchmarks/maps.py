@@ -1,0 +1,60 @@
+"""Map page size and build time: segmap's pages vs a plain Folium map of the same areas.
+
+Run: python -m benchmarks.maps   (synthetic square grids in EPSG:3857 plus the bundled Georgia counties)
+The Folium anchor is what a user gets from ``folium.GeoJson(gdf).add_to(folium.Map())``: full-precision
+coordinates, every column as a property, assets from CDNs.
+"""
+from __future__ import annotations
+
+import time
+
+import folium
+import geopandas as gpd
+import numpy as np
+from shapely.geometry import box
+
+from maps.views import PageOptions, render_page
+from spatial.dataset import Metadata
+from spatial.io import load_dataset
+
+
+def grid(n: int):
+    side = int(np.sqrt(n))
+    cells = [box(x * 100, y * 100, x * 100 + 100, y * 100 + 100) for x in range(side) for y in range(side)]
+    rng = np.random.default_rng(0)
+    total = rng.integers(50, 500, len(cells))
+    gdf = gpd.GeoDataFrame({"id": [f"c{i}" for i in range(len(cells))], "total": total,
+                            "migrants": rng.binomial(total, 0.2)}, geometry=cells, crs=3857)
+    return load_dataset(gdf, groups=["migrants"], total="total", key="id")
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def folium_plain(ds):
+    m = folium.Map(tiles=None)
+    folium.GeoJson(ds.areas.to_crs(4326)).add_to(m)
+    return m.get_root().render()
+
+
+def main() -> None:
+    georgia = load_dataset("data/boundaries/georgia_counties.gpkg", counts="data/census/georgia_counties_1990.csv",
+                           key="area_key", total="total_population", groups=["black"], meta=Metadata(name="Georgia"))
+    cases = [("Georgia counties", georgia, "black"), ("grid 2,500", grid(2_500), "migrants"),
+             ("grid 20,000", grid(20_000), "migrants"), ("grid 100,000", grid(100_000), "migrants")]
+    print(f"{'dataset':18} {'areas':>7} {'segmap embed KiB':>17} {'s':>6} {'folium plain KiB':>17} {'s':>6} {'size ratio':>10}")
+    for name, ds, group in cases:
+        page, t_ours = timed(lambda: render_page(ds, PageOptions("x", group, view="share", mode="embed"))[0])
+        if ds.n <= 20_000:
+            plain, t_plain = timed(lambda: folium_plain(ds))
+            plain_kib, ratio = len(plain.encode()) / 1024, len(plain.encode()) / len(page.encode())
+            print(f"{name:18} {ds.n:7,} {len(page.encode()) / 1024:17,.0f} {t_ours:6.2f} {plain_kib:17,.0f} {t_plain:6.2f} {ratio:9.1f}×")
+        else:
+            print(f"{name:18} {ds.n:7,} {len(page.encode()) / 1024:17,.0f} {t_ours:6.2f} {'(skipped)':>17} {'':>6} {'':>10}")
+
+
+if __name__ == "__main__":
+    main()

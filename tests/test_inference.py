@@ -42,8 +42,9 @@ def test_random_allocation_city_is_not_significant_and_expected_is_positive():
 
 
 def test_p_values_are_uniform_under_the_null():
+    from scipy import stats
     ps = [infer(D, random_city(n=60, seed=s), kind="two_group", permutations=99, seed=s)["p_value"] for s in range(60)]
-    assert 0.02 < np.mean(np.array(ps) <= 0.1) < 0.25  # ~0.1 expected
+    assert stats.kstest(ps, "uniform").pvalue > 0.001  # generous: 99-permutation p-values are discrete
 
 
 def test_multigroup_and_permutation_null():

@@ -112,3 +112,22 @@ def test_multiscalar_profile_falls_with_scale():
     values = list(profile.values())
     assert list(profile) == [0.0, 500.0, 1000.0, 2000.0, 4000.0]
     assert values[0] > values[-1] and values[-1] > 0  # a large cluster survives smoothing, noise does not
+
+
+def test_sacramento_reference_values_projected():
+    """pysal's references were computed on EPSG:4326 (areas in degrees²); segmap always measures in metres.
+    Topological indices must match exactly; area/distance ones only as closely as the CRS change allows —
+    and exactly when pysal is given the same projected tracts."""
+    import json
+    ref = json.loads(shared_path("sacramento", "reference_values.json").read_text())["single_group_HISP_vs_TOT_POP"]
+    gdf = gpd.read_file(shared_path("sacramento", "sacramento1.geojson"))
+    gdf = gdf.rename(columns=lambda c: c.rstrip("_") if c != "geometry" else c).to_crs(26910)
+    gdf["tract"] = [f"t{i}" for i in range(len(gdf))]
+    ds = load_dataset(gdf, key="tract", groups=["HISP"], total="TOT_POP")
+    r = compute_indices(ds, group="HISP", indices=SAME_AS_PYSAL)
+    assert r["spatial_dissimilarity"].value == pytest.approx(ref["SpatialDissim(queen)"], abs=1e-9)
+    for ours, theirs in (("boundary_spatial_dissimilarity", "BoundarySpatialDissim"), ("delta", "Delta"),
+                         ("absolute_centralization", "AbsoluteCentralization"), ("relative_centralization", "RelativeCentralization"),
+                         ("absolute_concentration", "AbsoluteConcentration"), ("relative_concentration", "RelativeConcentration")):
+        assert r[ours].value == pytest.approx(ref[theirs], abs=0.01), ours
+        assert r[ours].value == pytest.approx(getattr(sg, get(ours).pysal)(ds.areas, "HISP", "TOT_POP").statistic, abs=1e-9), ours

@@ -13,6 +13,13 @@ import numpy as np
 import pandas as pd
 
 DERIVED = ("share", "smoothed_share")
+# Per-area outputs of a local statistic that give the area's own share back.
+REVEALS_SHARE = {"lq": ("value",), "lisa": ("z",), "bivariate_lisa": ("z",)}
+
+
+def derived_columns(statistic: str | None) -> tuple[str, ...]:
+    """Columns to hide with a suppressed count, for the given local statistic."""
+    return DERIVED + REVEALS_SHARE.get(statistic or "", ())
 
 
 def protect_frame(frame: pd.DataFrame, count_cols: list[str], threshold: int = 10, *, total: str | None = None,

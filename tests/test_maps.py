@@ -191,3 +191,14 @@ def test_informal_overlay_outlines_areas_with_settlements(georgia_paths):
     geo = re.findall(r'_add\((\{"bbox".*?|\{"features".*?)\);\n', html)
     sizes = sorted(len(json.loads(g)["features"]) for g in geo)
     assert sizes == [with_informal, ds.n]
+
+
+def test_vendored_assets_match_their_recorded_checksums():
+    import hashlib
+    from pathlib import Path
+    vendor = Path(__file__).resolve().parents[1] / "maps" / "vendor"
+    lines = (vendor / "SHA256SUMS").read_text().split("\n")
+    entries = [line.split(maxsplit=1) for line in lines if line.strip()]
+    assert any("leaflet.js" in name for _, name in entries)
+    for digest, name in entries:
+        assert hashlib.sha256((vendor / name.strip()).read_bytes()).hexdigest() == digest, name

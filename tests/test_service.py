@@ -198,3 +198,11 @@ def test_informal_upload_creates_a_derived_dataset(server):
                       files={"settlements": ("s.geojson", sett.to_json().encode(), "application/geo+json")}, data={"population": "people"})
     assert_problem(dup, 422, "exists")
     assert server.delete("/v1/datasets/georgia-1990-informal", headers={"X-API-Key": KEY}).status_code == 204
+
+
+def test_lq_does_not_leak_a_suppressed_count(server):
+    body = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "statistic": "location_quotient"}).json()
+    hidden = [f["properties"] for f in body["features"] if f["properties"]["foreign_born"] is None]
+    assert hidden and all(p["value"] is None and p["share"] is None for p in hidden)
+    lisa = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 9}).json()
+    assert all(f["properties"]["z"] is None for f in lisa["features"] if f["properties"]["foreign_born"] is None)

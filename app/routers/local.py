@@ -8,8 +8,9 @@ from fastapi.responses import Response
 
 from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
-from spatial.disclosure import protect_frame
+from spatial.disclosure import derived_columns, protect_frame
 from spatial.export import csv_safe, local_frame
+from spatial.local import ALIASES
 
 from ..deps import get_dataset, get_registry, get_settings, is_owner
 from ..http import cached, etag_for, not_modified
@@ -69,7 +70,8 @@ async def local(
         if not owner:
             tot = total or ds.total
             frame, report = protect_frame(frame, [c for c in dict.fromkeys((tot, group)) if c in frame],
-                                          settings.disclosure_threshold, total=tot, lq_value=(statistic == "lq"))
+                                          settings.disclosure_threshold, total=tot,
+                                          derived=derived_columns(ALIASES.get(statistic, statistic)))
         meta = res.meta_dict()
         if report:
             meta["disclosure"] = report

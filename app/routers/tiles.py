@@ -56,6 +56,11 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
             frame[col] = protected[col]
         for g in ds.groups:
             frame.loc[frame[g].isna(), f"{g}_share"] = np.nan  # a share would reveal the hidden count
+        if statistic:
+            from spatial.disclosure import REVEALS_SHARE
+            from spatial.local import ALIASES
+            if "value" in REVEALS_SHARE.get(ALIASES.get(statistic, statistic), ()):
+                frame.loc[frame[group or ds.groups[0]].isna(), "value"] = np.nan  # the LQ is the share ÷ a constant
     records = []
     for row in frame.to_dict("records"):
         records.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()

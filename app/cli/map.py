@@ -1,0 +1,107 @@
+"""`segmap map`: an interactive HTML map (self-contained, works offline) or a PNG/SVG for reports."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from spatial.errors import ValidationError, problem
+
+VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("map", help="map a group: HTML (offline, self-contained), PNG or SVG",
+                              description="Map a group's share, location quotient, LISA clusters, Gi* hot spots or informal "
+                                          "settlements. The output type follows the -o extension.")
+    p.add_argument("boundaries", metavar="BOUNDARIES", nargs="?", help="boundary file (or use --dataset)")
+    p.add_argument("--dataset", metavar="ID", help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR)")
+    p.add_argument("--counts", metavar="TABLE")
+    p.add_argument("--key", metavar="COL")
+    p.add_argument("--boundary-key", metavar="COL")
+    p.add_argument("--total", metavar="COL")
+    p.add_argument("--name-col", metavar="COL")
+    p.add_argument("--drop-unmatched", action="store_true")
+    p.add_argument("--group", metavar="COL", help="group column (default: the dataset's first)")
+    p.add_argument("--view", choices=VIEWS, default="share")
+    p.add_argument("--scheme", choices=SCHEMES, default="quantiles", help="classification of shares")
+    p.add_argument("--classes", type=int, default=5, metavar="K", help="number of classes, 3–7")
+    p.add_argument("--permutations", type=int, default=999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=1200, help="PNG/SVG width in pixels")
+    p.add_argument("--height", type=int, default=900, help="PNG/SVG height in pixels")
+    p.add_argument("--dpi", type=int, default=150, help="PNG/SVG resolution (at most 300)")
+    p.add_argument("--disclosure-threshold", type=int, default=0,
+                   help="hide counts from 1 to N−1 in the output (default 0: show all; it is your data)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="map.html, map.png or map.svg")
+    p.set_defaults(func=run)
+
+
+def _load(args):
+    if args.dataset:
+        if args.boundaries:
+            raise ValidationError(problem("bad_parameter", "Give either BOUNDARIES or --dataset, not both"))
+        from app.registry import Registry, register_bundled
+        from app.settings import Settings
+        settings = Settings()
+        registry = Registry(settings.data_dir)
+        if settings.register_bundled:
+            register_bundled(registry, settings.bundled_dir)
+        ds = registry.load(args.dataset)
+        if ds is None:
+            raise ValidationError(problem("unknown_dataset", f"No dataset {args.dataset!r} in {settings.data_dir}; "
+                                          "list them with GET /v1/datasets or set SEGMAP_DATA_DIR"))
+        return args.dataset, ds
+    if not args.boundaries:
+        raise ValidationError(problem("bad_parameter", "Give a BOUNDARIES file or --dataset ID"))
+    from spatial.io import load_dataset
+    groups = [args.group] if args.group else None
+    if groups is None:
+        raise ValidationError(problem("no_group", "Name the group to map with --group COL"))
+    if args.view == "informal" and "informal" not in groups:
+        groups.append("informal")
+    ds = load_dataset(args.boundaries, groups=groups, total=args.total, counts=args.counts, key=args.key,
+                      boundary_key=args.boundary_key, name_col=args.name_col, drop_unmatched=args.drop_unmatched)
+    return Path(args.boundaries).stem, ds
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target and rename: a failed run never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".segmap-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args) -> int:
+    out = Path(args.output)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("html", "png", "svg"):
+        raise ValidationError(problem("unsupported_format", f"Output {args.output!r}: use .html, .png or .svg"))
+    ident, ds = _load(args)
+    group = args.group or ds.groups[0]
+    if fmt == "html":
+        from maps.views import PageOptions, render_page
+        opts = PageOptions(dataset_id=ident, group=group, view=args.view, scheme=args.scheme, k=args.classes,
+                           mode="download", permutations=args.permutations, seed=args.seed,
+                           disclosure_threshold=args.disclosure_threshold, vector_tiles=False)
+        page, info = render_page(ds, opts)
+        _write_atomic(out, page.encode("utf-8"))
+        from maps.data import summary_text
+        alt = summary_text(info["views"][args.view])
+    else:
+        from maps.data import view_data
+        from maps.static import render
+        vd = view_data(ds, group, args.view, scheme=args.scheme, k=args.classes, permutations=args.permutations,
+                       seed=args.seed, disclosure_threshold=args.disclosure_threshold)
+        data, alt = render(ds, vd, fmt, width=args.width, height=args.height, dpi=args.dpi)
+        _write_atomic(out, data)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)
+    print(f"alt text: {alt}", file=sys.stderr)
+    return 0

@@ -1,0 +1,163 @@
+"""Map pages (full, embeddable, downloadable), the data behind them, PNG/SVG images and vendored assets."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from maps import assets
+from maps.data import SCHEMES, VIEWS, view_data
+from spatial.dataset import AreaDataset
+from spatial.errors import ValidationError, problem
+
+from ..deps import get_dataset, get_settings, is_owner
+from ..problems import ProblemError
+from ..settings import Settings
+
+router = APIRouter(tags=["maps"])
+_MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
+
+# Our pages run only our own (inline + same-origin) scripts; the embed may be framed by any site.
+_CSP = ("default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors {frame}")
+
+
+def _headers(settings: Settings, frame: str) -> dict:
+    tiles = ""
+    if settings.basemap_url:
+        m = re.match(r"https?://[^/{}]+", settings.basemap_url)
+        tiles = m.group(0) if m else ""
+    headers = {"Content-Security-Policy": _CSP.format(tiles=tiles, frame=frame), "Cache-Control": "public, max-age=300"}
+    if frame == "'self'":
+        headers["X-Frame-Options"] = "SAMEORIGIN"
+    return headers
+
+
+def _at(at: str | None):
+    if not at:
+        return None
+    try:
+        lat, lon, zoom = (float(v) for v in at.split(","))
+    except ValueError:
+        raise ValidationError(problem("bad_parameter", "at must be 'lat,lon,zoom', e.g. at=32.7,-83.4,7")) from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 <= zoom <= 22):
+        raise ValidationError(problem("bad_parameter", "at is out of range: lat −90…90, lon −180…180, zoom 0…22"))
+    return lat, lon, zoom
+
+
+class MapParams:
+    """Query parameters shared by every map endpoint."""
+
+    def __init__(self, group: str | None = Query(None, description="group column (default: the first)"),
+                 view: str = Query("share", description="share, lq, lisa, hotspots or informal"),
+                 scheme: str = Query("quantiles", description="quantiles, natural_breaks or equal_interval"),
+                 k: int = Query(5, ge=3, le=7, description="number of classes"),
+                 permutations: int = Query(999, ge=0, le=9999), seed: int = Query(0, ge=0, le=2**32 - 1),
+                 at: str | None = Query(None, description="map position: lat,lon,zoom"),
+                 tiles: str = Query("auto", description="auto (vector tiles above 3,000 areas), on or off")):
+        if tiles not in ("auto", "on", "off"):
+            raise ValidationError(problem("bad_parameter", "tiles must be auto, on or off"))
+        self.tiles = None if tiles == "auto" else tiles == "on"
+        if view not in VIEWS:
+            raise ValidationError(problem("bad_parameter", f"Unknown view {view!r}; choose from {list(VIEWS)}"))
+        if scheme not in SCHEMES:
+            raise ValidationError(problem("bad_parameter", f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}"))
+        self.group, self.view, self.scheme, self.k = group, view, scheme, k
+        self.permutations, self.seed, self.at = permutations, seed, _at(at)
+
+
+def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool, mode: str):
+    from maps.views import PageOptions, render_page
+    opts = PageOptions(dataset_id=dataset_id, group=p.group or ds.groups[0], view=p.view, scheme=p.scheme, k=p.k,
+                       at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
+                       basemap_url=None if mode == "download" else settings.basemap_url,
+                       basemap_attribution=settings.basemap_attribution,
+                       disclosure_threshold=0 if owner else settings.disclosure_threshold,
+                       vector_tiles=False if mode == "download" else p.tiles)
+    page, _ = render_page(ds, opts)
+    return page
+
+
+@router.get("/maps/static/{path:path}", include_in_schema=False)
+async def static(path: str):
+    # Only the listed vendored files (and their images/licences): no path tricks.
+    allowed = {*assets.JS.values(), *assets.CSS.values(), f"{assets.LEAFLET}/images/layers.png",
+               f"{assets.LEAFLET}/images/layers-2x.png", f"{assets.LEAFLET}/LICENSE", f"{assets.VECTORGRID}/LICENSE"}
+    if path not in allowed:
+        raise ProblemError(404, "Not found", f"No map asset {path!r}.", code="not_found")
+    return FileResponse(assets.VENDOR / path, media_type=_MEDIA.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8"),
+                        headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+
+@router.get("/maps/{dataset_id}", response_class=HTMLResponse, summary="Interactive map page with group and view picker")
+async def page(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
+               settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "page")
+    return HTMLResponse(html, headers=_headers(settings, "'self'"))
+
+
+@router.get("/maps/{dataset_id}/embed", response_class=HTMLResponse, summary="The map alone, for an iframe on any site")
+async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
+                settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "embed")
+    return HTMLResponse(html, headers=_headers(settings, "*"))
+
+
+@router.get("/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)")
+async def download(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
+                   settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "download")
+    name = quote(f"{dataset_id}-{p.group or ds.groups[0]}-{p.view}.html")
+    return HTMLResponse(html, headers={**_headers(settings, "'self'"),
+                                       "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+
+
+@router.get("/maps/{dataset_id}/data", summary="The numbers behind a map view, as CSV or GeoJSON")
+async def data(request: Request, dataset_id: str, p: MapParams = Depends(), format: str = Query("csv", description="csv or geojson"),
+               ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    if format not in ("csv", "geojson"):
+        raise ValidationError(problem("bad_parameter", "format must be csv or geojson"))
+
+    def make():
+        vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
+                       disclosure_threshold=0 if owner else settings.disclosure_threshold)
+        name = f"{dataset_id}-{vd.group}-{p.view}"
+        if format == "csv":
+            from spatial.export import csv_safe
+            return Response(csv_safe(vd.frame).to_csv(index=False), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.csv"})
+        from maps.views import geojson
+        body = geojson(ds, vd)
+        body["segmap"] = {"view": vd.view, "group": vd.group, "legend": vd.legend, **vd.meta, "notes": vd.notes}
+        return Response(json.dumps(body), media_type="application/geo+json",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.geojson"})
+
+    return await request.app.state.heavy.run(make)
+
+
+async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height, dpi):
+    from maps.static import render
+
+    def make():
+        vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
+                       disclosure_threshold=0 if owner else settings.disclosure_threshold)
+        return render(ds, vd, fmt, width=width, height=height, dpi=dpi)
+
+    body, alt = await request.app.state.heavy.run(make)
+    media = "image/png" if fmt == "png" else "image/svg+xml"
+    # HTTP headers are Latin-1: the alt text travels ASCII-folded in a header and in full inside the file.
+    header_alt = alt.encode("ascii", "replace").decode()[:2000]
+    return Response(body, media_type=media, headers={"X-Alt-Text": header_alt, "Cache-Control": "public, max-age=300"})
+
+
+@router.get("/v1/datasets/{dataset_id}/map.{fmt}", summary="Static PNG or SVG map (title, legend, attribution, scale bar)",
+            response_class=Response, responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
+async def map_image(request: Request, dataset_id: str, fmt: Literal["png", "svg"], p: MapParams = Depends(),
+                    width: int = Query(1200, ge=100, le=6000), height: int = Query(900, ge=100, le=6000),
+                    dpi: int | None = Query(None, ge=10, le=300, description="Default 150 for PNG, 100 for SVG"),
+                    ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    return await _image(request, dataset_id, ds, p, settings, owner, fmt, width, height, dpi or (150 if fmt == "png" else 100))

@@ -1,0 +1,179 @@
+"""The numbers behind a map view: one row per area with its value, class, colour and label.
+
+One frame feeds every output (Folium page, side panel, data download, PNG/SVG), so they cannot disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mapclassify
+import numpy as np
+import pandas as pd
+
+from spatial.dataset import ID, AreaDataset
+from spatial.errors import ValidationError, problem
+
+VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
+VIEW_TITLES = {"share": "Share of group", "lq": "Location quotient", "lisa": "LISA clusters",
+               "hotspots": "Gi* hot and cold spots", "informal": "Share in informal settlements"}
+SCHEMES = {"quantiles": mapclassify.Quantiles, "natural_breaks": mapclassify.NaturalBreaks,
+           "equal_interval": mapclassify.EqualInterval}
+# Colour-blind-safe sequential palettes (ColorBrewer YlGnBu; PuOr diverging for LQ around 1).
+SEQUENTIAL = {3: ["#edf8b1", "#7fcdbb", "#2c7fb8"], 4: ["#ffffcc", "#a1dab4", "#41b6c4", "#225ea8"],
+              5: ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"],
+              6: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494"],
+              7: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"]}
+LQ_BREAKS = [0.5, 0.8, 1.25, 2.0]
+LQ_COLOURS = ["#5e3c99", "#b2abd2", "#f7f7f7", "#fdb863", "#e66101"]
+LQ_LABELS = ["under 0.5 (far below city)", "0.5 – 0.8", "0.8 – 1.25 (near city share)", "1.25 – 2", "2 and over (far above city)"]
+# GeoDa's LISA cluster colours.
+LISA = {"high_high": ("High-High", "#ff0000"), "low_low": ("Low-Low", "#0000ff"), "high_low": ("High-Low", "#f4ada8"),
+        "low_high": ("Low-High", "#a7adf9"), "not_significant": ("Not significant", "#eeeeee"),
+        "no_neighbours": ("No neighbours", "#ffffff")}
+HOTSPOTS = {"hot_spot": ("Hot spot", "#d7191c"), "cold_spot": ("Cold spot", "#2c7bb6"),
+            "not_significant": ("Not significant", "#eeeeee"), "no_neighbours": ("No neighbours", "#ffffff")}
+SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
+NO_DATA = ("No population", "#ffffff")
+
+
+@dataclass
+class ViewData:
+    """Per-area rows (``frame``), the legend (label, colour, count) in class order, and notes."""
+
+    view: str
+    group: str
+    frame: pd.DataFrame
+    legend: list[tuple[str, str, int]]
+    scheme: str | None = None
+    k: int | None = None
+    meta: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{VIEW_TITLES[self.view]}: {self.group}"
+
+
+def check(dataset: AreaDataset, group: str | None, view: str, scheme: str, k: int) -> str:
+    group = group or dataset.groups[0]
+    if group not in dataset.groups:
+        raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(dataset.groups)}"))
+    if view not in VIEWS:
+        raise ValidationError(problem("bad_parameter", f"Unknown view {view!r}; choose from {list(VIEWS)}"))
+    if scheme not in SCHEMES:
+        raise ValidationError(problem("bad_parameter", f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}"))
+    if k not in SEQUENTIAL:
+        raise ValidationError(problem("bad_parameter", f"classes must be between 3 and 7, got {k}"))
+    return group
+
+
+def view_data(dataset: AreaDataset, group: str | None = None, view: str = "share", *, scheme: str = "quantiles",
+              k: int = 5, permutations: int = 999, seed: int = 0, alpha: float = 0.05, correction: str = "fdr",
+              disclosure_threshold: int = 0) -> ViewData:
+    """Compute and classify one view. Counts in the frame are disclosure-protected when a threshold is set."""
+    group = check(dataset, group, view, scheme, k)
+    base = pd.DataFrame({ID: dataset.ids})
+    base["name"] = dataset.areas[dataset.name_col].astype(str).to_numpy() if dataset.name_col else dataset.ids
+    base["total"] = dataset.column(dataset.total)
+    base["count"] = dataset.column(group)
+    base["share"] = dataset.share(group)
+    meta: dict = {}
+    notes: list[str] = []
+    if disclosure_threshold > 1:
+        from spatial.disclosure import protect_frame
+        # Protect every count column, as the vector tiles do (they publish all groups): complementary
+        # suppression then hides the same cells in every output, and the map matches its tiles.
+        cols = list(dataset.count_columns)
+        protected, report = protect_frame(dataset.areas[cols].reset_index(drop=True), cols, disclosure_threshold,
+                                          total=dataset.total)
+        base["total"] = protected[dataset.total].to_numpy()
+        base["count"] = protected[group].to_numpy()
+        base.loc[base["count"].isna(), "share"] = np.nan  # a share would reveal the hidden count
+        n_hidden = int(base["share"].isna().sum())
+        if n_hidden:
+            notes.append(f"Counts from 1 to {disclosure_threshold - 1} are hidden, with the shares they would reveal "
+                         f"({n_hidden} areas).")
+    hidden = base["share"].isna()
+
+    if view == "share" or view == "informal":
+        if view == "informal" and "informal" not in dataset.groups:
+            raise ValidationError(problem("no_informal", "This dataset has no 'informal' group; add informal settlements "
+                                          "(POST /v1/datasets/{id}/informal) to map them"))
+        col = "informal" if view == "informal" else group
+        if view == "informal":
+            base["count"] = dataset.column("informal")
+            base["share"] = dataset.share("informal")
+            group = "informal"
+        values = base["share"].to_numpy(dtype=float)
+        ok = np.isfinite(values)
+        classifier = SCHEMES[scheme](values[ok], k=k)
+        bins = np.asarray(classifier.bins, dtype=float)
+        kk = len(bins)
+        colours = SEQUENTIAL.get(kk) or SEQUENTIAL[5]
+        cls = np.full(len(values), -1)
+        cls[ok] = classifier.yb
+        lows = np.concatenate([[values[ok].min()], bins[:-1]])
+        labels = [f"{lo:.1%} – {hi:.1%}" for lo, hi in zip(lows, bins)]
+        base["value"] = values
+        base["p_value"] = np.nan
+        base["label"] = [labels[c] if c >= 0 else SUPPRESSED[0] for c in cls]
+        base["class"] = cls
+        base["colour"] = [colours[c] if c >= 0 else SUPPRESSED[1] for c in cls]
+        legend = [(lab, colours[i], int((cls == i).sum())) for i, lab in enumerate(labels)]
+        if (~ok).any():
+            legend.append((SUPPRESSED[0], SUPPRESSED[1], int((~ok).sum())))
+        meta.update(scheme=scheme, k=kk, bins=[float(b) for b in bins], city_share=float(np.nansum(dataset.column(col)) / dataset.column(dataset.total).sum()))
+        return ViewData(view, group, base, legend, scheme, kk, meta, notes)
+
+    from spatial.local import local_statistic
+    statistic = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}[view]
+    res = local_statistic(dataset, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
+                          alpha=alpha, correction=correction)
+    meta.update(statistic=statistic, alpha=alpha, correction=correction, permutations=res.permutations,
+                summary={k_: v for k_, v in res.summary.items() if not isinstance(v, np.ndarray)})
+    notes += [n.message for n in res.notes]
+    base["value"] = np.asarray(res.values, dtype=float)
+    base["p_value"] = np.asarray(res.p_value, dtype=float) if res.p_value is not None else np.nan
+    labels = np.asarray(res.labels).astype(str)
+    if view == "lq":
+        vals = base["value"].to_numpy()
+        cls = np.digitize(vals, LQ_BREAKS)
+        cls = np.where(hidden | (labels == "no_population"), -1, cls)
+        base.loc[hidden, "value"] = np.nan
+        base["label"] = [LQ_LABELS[c] if c >= 0 else SUPPRESSED[0] for c in cls]
+        base["significance"] = labels
+        base["class"] = cls
+        base["colour"] = [LQ_COLOURS[c] if c >= 0 else SUPPRESSED[1] for c in cls]
+        legend = [(lab, LQ_COLOURS[i], int((cls == i).sum())) for i, lab in enumerate(LQ_LABELS)]
+        if (cls < 0).any():
+            legend.append((SUPPRESSED[0], SUPPRESSED[1], int((cls < 0).sum())))
+        return ViewData(view, group, base, legend, meta=meta, notes=notes)
+    table = LISA if view == "lisa" else HOTSPOTS
+    keys = list(table)
+    base["label"] = [table.get(lab, (lab, "#eeeeee"))[0] for lab in labels]
+    base["class"] = [keys.index(lab) if lab in table else -1 for lab in labels]
+    base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
+    legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
+    legend = [row for row in legend if row[2] or row[0] != "No neighbours"]
+    return ViewData(view, group, base, legend, meta=meta, notes=notes)
+
+
+def summary_text(vd: ViewData, top: int = 3) -> str:
+    """A text alternative for the map: what a sighted reader would take from it."""
+    f = vd.frame
+    n = len(f)
+    parts = [f"Map of {VIEW_TITLES[vd.view].lower()} for {vd.group} across {n} areas."]
+    if vd.view in ("share", "informal", "lq"):
+        col = "share" if vd.view != "lq" else "value"
+        best = f.dropna(subset=[col]).nlargest(top, col)
+        fmt = (lambda v: f"{v:.1%}") if col == "share" else (lambda v: f"{v:.2f}")
+        if vd.view != "lq" and "city_share" in vd.meta:
+            parts.append(f"City-wide share {vd.meta['city_share']:.1%}.")
+        parts.append("Highest: " + ", ".join(f"{r['name']} ({fmt(r[col])})" for _, r in best.iterrows()) + ".")
+    else:
+        sig = [(lab, c) for lab, _, c in vd.legend if lab not in ("Not significant", "No neighbours")]
+        total_sig = sum(c for _, c in sig)
+        parts.append(f"{total_sig} areas are significant at alpha {vd.meta.get('alpha')} after "
+                     f"{vd.meta.get('correction')} correction: " + ", ".join(f"{c} {lab}" for lab, c in sig) + ".")
+    parts.append("Classes: " + "; ".join(f"{lab} ({c} areas)" for lab, _, c in vd.legend) + ".")
+    return " ".join(parts)

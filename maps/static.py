@@ -1,0 +1,94 @@
+"""PNG/SVG maps with matplotlib (no browser): title, legend, source attribution, scale bar, alt text."""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+
+from spatial.dataset import AreaDataset  # noqa: E402
+from spatial.errors import ValidationError, problem  # noqa: E402
+
+from .data import ViewData, summary_text  # noqa: E402
+
+MAX_DPI = 300
+MAX_PIXELS = 6000  # per side
+
+
+def _scale_length(width_m: float) -> float:
+    """A round length (1, 2 or 5 × 10^n metres) about a fifth of the map width."""
+    target = width_m / 5
+    power = 10 ** math.floor(math.log10(target))
+    return max(m * power for m in (1, 2, 5) if m * power <= target)
+
+
+def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int = 1200, height: int = 900,
+           dpi: int = 150, title: str | None = None) -> tuple[bytes, str]:
+    """Render ``vd`` to PNG or SVG bytes of ``width``×``height`` pixels; returns (bytes, alt text)."""
+    if fmt not in ("png", "svg"):
+        raise ValidationError(problem("bad_parameter", f"format must be png or svg, got {fmt!r}"))
+    if not 10 <= dpi <= MAX_DPI:
+        raise ValidationError(problem("bad_parameter", f"dpi must be between 10 and {MAX_DPI}, got {dpi}"))
+    if not (100 <= width <= MAX_PIXELS and 100 <= height <= MAX_PIXELS):
+        raise ValidationError(problem("bad_parameter", f"width and height must be between 100 and {MAX_PIXELS} pixels"))
+    alt = summary_text(vd)
+    title = title or f"{dataset.meta.name}: {vd.title}"
+    metric = dataset.metric
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    ax = fig.add_axes([0.02, 0.1, 0.68, 0.8])
+    metric.plot(ax=ax, color=list(vd.frame["colour"]), edgecolor="#555555", linewidth=0.25)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    fig.suptitle(title, x=0.02, y=0.97, ha="left", fontsize=12, fontweight="bold")
+
+    # Legend: swatch with its class number and text, so it reads without colour.
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{i + 1}. {lab} ({n})") for i, (lab, c, n) in enumerate(vd.legend)]
+    sub = ""
+    if vd.scheme:
+        sub = f"{vd.scheme.replace('_', ' ')}, {vd.k} classes"
+    elif vd.view in ("lisa", "hotspots"):
+        sub = f"α = {vd.meta['alpha']}, {vd.meta['correction']} correction"
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.71, 0.9), frameon=False, fontsize=8,
+               title=sub or None, title_fontsize=8, alignment="left")
+
+    # Scale bar in metres (the plot is in the dataset's metric CRS).
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _scale_length(x1 - x0)
+    bx, by = x0 + 0.03 * (x1 - x0), y0 + 0.03 * (y1 - y0)
+    ax.add_patch(Rectangle((bx, by), length, 0.008 * (y1 - y0), color="black"))
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.text(bx + length / 2, by + 0.015 * (y1 - y0), label, ha="center", va="bottom", fontsize=8)
+
+    src = dataset.meta.source or dataset.meta.name
+    fig.text(0.02, 0.02, f"Source: {src}" + (f" ({dataset.meta.year})" if dataset.meta.year else "")
+             + (f"; licence: {dataset.meta.licence}" if dataset.meta.licence else "") + ". Map: segmap.",
+             fontsize=7, color="#333333")
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title, "Description": alt, "Software": "segmap"})
+    else:
+        fig.savefig(buf, format="svg", metadata={"Title": title, "Description": alt})
+    plt.close(fig)
+    data = buf.getvalue()
+    if fmt == "svg":
+        data = _svg_accessible(data, title, alt)
+    return data, alt
+
+
+def _svg_accessible(svg: bytes, title: str, alt: str) -> bytes:
+    """Give the SVG a role, <title> and <desc> that screen readers announce."""
+    from xml.sax.saxutils import escape
+    text = svg.decode("utf-8")
+    i = text.index("<svg")
+    j = text.index(">", i)
+    head = text[i:j]
+    if "role=" not in head:
+        head += ' role="img" aria-labelledby="segmap-title segmap-desc"'
+    text = (text[:i] + head + ">" + f'<title id="segmap-title">{escape(title)}</title><desc id="segmap-desc">{escape(alt)}</desc>'
+            + text[j + 1:])
+    return text.encode("utf-8")

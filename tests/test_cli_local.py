@@ -12,7 +12,7 @@ from conftest import ROOT
 
 def test_local_csv_on_stdout_and_geojson_file(georgia_paths, tmp_path):
     base = [sys.executable, "-m", "app.cli", "local", str(georgia_paths["boundaries"]), "--counts", str(georgia_paths["counts"]),
-            "--key", "area_key", "--total", "total_population", "--group", "black", "--permutations", "199", "--seed", "1"]
+            "--key", "area_key", "--total", "total_population", "--group", "black", "--permutations", "999", "--seed", "1"]
     out = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))

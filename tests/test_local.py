@@ -5,6 +5,7 @@ import warnings
 
 import geopandas as gpd
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from shapely.geometry import box
 
@@ -170,3 +171,49 @@ def test_issue_names_are_accepted_as_aliases():
     ds = grid_city(size=6)
     assert local_statistic(ds, "migrants", "moran", permutations=0).statistic == "lisa"
     assert local_statistic(ds, "migrants", "location_quotient").statistic == "lq"
+
+
+def _brute_force_permutation(z, W, observed, scale, draws, permutations):
+    """The textbook loop: each area's neighbours replaced by the drawn areas, skipping itself."""
+    W = W.tocsr()
+    p = np.full(len(z), np.nan)
+    for i in range(len(z)):
+        row = slice(W.indptr[i], W.indptr[i + 1])
+        w = W.data[row][W.indices[row] != i]
+        k = len(w)
+        if k == 0:
+            continue
+        sims = []
+        for d in draws:
+            chosen = [j for j in d[:k]]
+            if i in chosen:
+                chosen[chosen.index(i)] = d[k]
+            sims.append(scale[i] * (w * z[chosen]).sum())
+        sims = np.array(sims)
+        tol = 1e-9 * max(1.0, abs(observed[i]))
+        above, below = (sims >= observed[i] - tol).sum(), (sims <= observed[i] + tol).sum()
+        p[i] = min(1.0, 2 * (1 + min(above, below)) / (1 + permutations))
+    return p
+
+
+@pytest.mark.parametrize("kind", ["binary", "row_standardised", "unequal"])
+def test_fast_conditional_permutation_equals_the_textbook_loop(kind):
+    from spatial.local import _draw_others, conditional_permutation
+    rng = np.random.default_rng(3)
+    n, permutations = 60, 199
+    A = sp.random(n, n, density=0.08, random_state=4, data_rvs=lambda m: rng.uniform(0.5, 2, m))
+    A = ((A + A.T) > 0).astype(float) if kind != "unequal" else (A + A.T)
+    A = sp.csr_matrix(A - sp.diags(A.diagonal()))
+    if kind == "row_standardised":
+        A = sp.csr_matrix(sp.diags(1 / np.maximum(1, np.asarray(A.sum(axis=1)).ravel())) @ A)
+    z = rng.normal(size=n)
+    z[:10] = 0.0  # ties, as shares of zero give
+    scale = rng.normal(size=n)
+    scale[3] = 0.0
+    observed = scale * (A @ z)
+    p, _ = conditional_permutation(z, A, observed, scale, permutations, np.random.default_rng(9))
+    kmax = int(np.diff(A.indptr).max())
+    draws = _draw_others(np.random.default_rng(9), permutations, n, kmax + 1)
+    expected = _brute_force_permutation(z, A, observed, scale, draws, permutations)
+    np.testing.assert_array_equal(np.isnan(p), np.isnan(expected))
+    np.testing.assert_allclose(p[~np.isnan(p)], expected[~np.isnan(expected)])

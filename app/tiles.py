@@ -1,22 +1,26 @@
 """Mapbox vector tiles of a dataset's areas (Web Mercator, 4096 extent).
 
 Per dataset the areas are projected to Web Mercator once and put in an STRtree. Per zoom the
-whole coverage is simplified once with ``shapely.coverage_simplify`` (shared borders stay shared,
-so no gaps open between neighbours) at half a pixel of that zoom. A tile then only queries the tree,
-clips, maps coordinates to the tile grid and snaps them to integers before encoding, so
-mapbox-vector-tile's encoder has no reprojection or rounding left to do. Tiles are never truncated:
-every area that touches the tile is in it.
+drawn areas are simplified once with ``shapely.coverage_simplify`` (shared borders stay shared, so
+no gaps open between neighbours) at half a pixel of that zoom, in a background thread when the
+index is built. Areas smaller than a 2×2-pixel cell at a zoom are not drawn as sub-pixel polygons
+(100,000 of them would make a 4 MB tile that takes seconds): they merge into squares of a global
+pixel grid whose counts are summed and shares recomputed, and ``areas`` says how many merged. No
+area is dropped. A tile then only queries the tree, clips, maps coordinates to integer tile units
+and encodes with the vectorised encoder in :mod:`app.mvt`.
 """
 from __future__ import annotations
 
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import geopandas as gpd
-import mapbox_vector_tile
 import numpy as np
 import shapely
+
+from .mvt import encode_polygons
 
 EXTENT = 4096
 BUFFER = 64  # tile units of overlap, so strokes don't show seams
@@ -37,6 +41,24 @@ def valid_tile(z: int, x: int, y: int) -> bool:
     return 0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z
 
 
+AGGREGATE_PX = 2  # areas smaller than this many display pixels square merge into grid cells of that size
+
+
+@dataclass
+class TileAttributes:
+    """Per-area feature properties, aligned with the index's areas, and how they merge.
+
+    When areas smaller than a pixel cell merge, ``sums`` are added (NaN, e.g. a suppressed count,
+    stays NaN), ``ratios`` are recomputed from the summed numerator and denominator, ``modes`` take
+    the most common value; other columns (id, name, p-value) are left out of merged features, which
+    carry ``areas`` (how many areas merged) instead.
+    """
+    columns: dict[str, np.ndarray]
+    sums: tuple[str, ...] = ()
+    ratios: dict[str, tuple[str, str]] = field(default_factory=dict)
+    modes: tuple[str, ...] = ()
+
+
 class TileIndex:
     """Web Mercator geometry, spatial index and per-zoom simplified coverage of one dataset."""
 
@@ -45,8 +67,27 @@ class TileIndex:
         self.geoms = np.asarray(merc.values, dtype=object)
         self.tree = shapely.STRtree(self.geoms)
         self.bounds_3857 = tuple(merc.total_bounds)
+        self.area = shapely.area(self.geoms)
+        self.centroids = shapely.get_coordinates(shapely.centroid(self.geoms))
         self._by_zoom: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+
+    def warm(self) -> threading.Thread:
+        """Simplify every zoom in the background (street zooms first), so tiles don't wait for it."""
+        def run():
+            for z in range(13, -1, -1):
+                self.geometries(z)
+        thread = threading.Thread(target=run, name="segmap-tile-warm", daemon=True)
+        thread.start()
+        return thread
+
+    @staticmethod
+    def cell_size(z: int) -> float:
+        return AGGREGATE_PX * WORLD / (256 * 2**z)
+
+    def small(self, z: int) -> np.ndarray:
+        """Areas drawn as merged pixel cells at zoom ``z`` (smaller than one cell)."""
+        return self.area < self.cell_size(z) ** 2
 
     def geometries(self, z: int) -> np.ndarray:
         if z >= 14:  # at street scale the original vertices are what the eye needs
@@ -54,34 +95,94 @@ class TileIndex:
         with self._lock:
             if z not in self._by_zoom:
                 tolerance = 0.5 * WORLD / (256 * 2**z)
-                try:
-                    simplified = shapely.coverage_simplify(self.geoms, tolerance)
-                except shapely.errors.GEOSException:
-                    simplified = shapely.simplify(self.geoms, tolerance, preserve_topology=True)
-                # A tiny area may vanish at a low zoom; keep it visible as its own outline.
-                empty = shapely.is_empty(simplified)
-                simplified[empty] = self.geoms[empty]
-                self._by_zoom[z] = simplified
+                out = self.geoms.copy()
+                drawn = np.flatnonzero(~self.small(z))  # merged areas are never drawn as polygons
+                if len(drawn):
+                    try:
+                        simplified = shapely.coverage_simplify(self.geoms[drawn], tolerance)
+                    except shapely.errors.GEOSException:
+                        simplified = shapely.simplify(self.geoms[drawn], tolerance, preserve_topology=True)
+                    # A tiny area may vanish at a low zoom; keep it visible as its own outline.
+                    empty = shapely.is_empty(simplified)
+                    simplified[empty] = self.geoms[drawn][empty]
+                    out[drawn] = simplified
+                self._by_zoom[z] = out
             return self._by_zoom[z]
 
-    def tile(self, z: int, x: int, y: int, properties: list[dict]) -> bytes:
+    def tile(self, z: int, x: int, y: int, attributes: TileAttributes) -> bytes:
         minx, miny, maxx, maxy = tile_bounds(z, x, y)
         pad = (maxx - minx) * BUFFER / EXTENT
         hits = self.tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad))
         if len(hits) == 0:
             return b""
         hits.sort()
-        geoms = shapely.clip_by_rect(self.geometries(z)[hits], minx - pad, miny - pad, maxx + pad, maxy + pad)
+        small = self.small(z)[hits]
+        drawn = hits[~small]
         scale = EXTENT / (maxx - minx)
-        # To tile units (y down), then snapped to the integer grid the encoder would round to anyway.
-        geoms = shapely.transform(geoms, lambda c: np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale)))
-        geoms = shapely.set_precision(geoms, 1.0)
-        keep = ~shapely.is_empty(geoms)
-        features = [{"geometry": g, "properties": properties[i]} for g, i in zip(geoms[keep], hits[keep])]
-        if not features:
-            return b""
-        return mapbox_vector_tile.encode([{"name": LAYER, "features": features}],
-                                         default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": True})
+        geoms = shapely.clip_by_rect(self.geometries(z)[drawn], minx - pad, miny - pad, maxx + pad, maxy + pad)
+        # To tile units (y down), rounded to the integer grid. Not shapely.set_precision: it is ~20 µs a polygon
+        # (a GEOS overlay per geometry), and the encoder already drops the rings rounding collapses.
+        geoms = shapely.transform(geoms, lambda c: np.rint(np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale))))
+        columns = {name: values[drawn] for name, values in attributes.columns.items()}
+        merged = self._merge(hits[small], z, minx, maxy, scale, attributes)
+        if merged is not None:
+            cells, merged_columns = merged
+            geoms = np.concatenate([geoms, cells])
+            columns = _concat_columns(columns, merged_columns, len(drawn), len(cells))
+        return encode_polygons(geoms, columns, layer=LAYER, extent=EXTENT)
+
+    def _merge(self, members: np.ndarray, z: int, minx: float, maxy: float, scale: float, attributes: TileAttributes):
+        """Areas under a pixel cell become one square per cell of the global grid (same cells in every tile)."""
+        cx, cy = self.centroids[members, 0], self.centroids[members, 1]
+        tile_size = EXTENT / scale
+        inside = (cx >= minx) & (cx < minx + tile_size) & (cy <= maxy) & (cy > maxy - tile_size)  # each area in one tile
+        members, cx, cy = members[inside], cx[inside], cy[inside]
+        if len(members) == 0:
+            return None
+        size = self.cell_size(z)
+        gx = np.floor((cx + ORIGIN) / size).astype(np.int64)
+        gy = np.floor((ORIGIN - cy) / size).astype(np.int64)
+        keys, cell = np.unique(gx * (2**z * 256) + gy, return_inverse=True)
+        first = np.zeros(len(keys), dtype=np.int64)
+        first[cell[::-1]] = np.arange(len(cell))[::-1]
+        x0 = np.rint((gx[first] * size - ORIGIN - minx) * scale)
+        y0 = np.rint((ORIGIN - gy[first] * size - maxy) * -scale)
+        side = np.rint(size * scale)
+        squares = shapely.box(x0, y0, x0 + side, y0 + side)
+        out = {"areas": np.bincount(cell).astype(float)}
+        for name in attributes.sums:
+            out[name] = np.bincount(cell, weights=attributes.columns[name][members].astype(float), minlength=len(keys))
+        for name, (num, den) in attributes.ratios.items():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[name] = np.where(out[den] > 0, out[num] / out[den], np.nan)
+        for name in attributes.modes:
+            values = attributes.columns[name][members]
+            ok = np.array([v is not None for v in values])
+            labels, code = np.unique(values[ok].astype(str), return_inverse=True)
+            counts = np.zeros((len(keys), max(1, len(labels))), dtype=np.int64)
+            np.add.at(counts, (cell[ok], code), 1)
+            mode = np.empty(len(keys), dtype=object)
+            if len(labels):
+                mode[:] = labels[counts.argmax(axis=1)]
+                mode[counts.sum(axis=1) == 0] = None
+            out[name] = mode
+        return squares, out
+
+
+def _concat_columns(drawn: dict, merged: dict, n_drawn: int, n_merged: int) -> dict:
+    """Columns of drawn areas followed by merged cells; a column missing on one side is missing (NaN/None) there."""
+    out = {}
+    for name in list(drawn) + [m for m in merged if m not in drawn]:
+        a, b = drawn.get(name), merged.get(name)
+        if a is None or b is None:
+            like = a if a is not None else b
+            blank = np.full(n_drawn if a is None else n_merged, None if like.dtype == object else np.nan,
+                            dtype=object if like.dtype == object else float)
+            a, b = (blank, b) if a is None else (a, blank)
+        if a.dtype == object or b.dtype == object:
+            a, b = a.astype(object), b.astype(object)
+        out[name] = np.concatenate([a, b])
+    return out
 
 
 class TileCache:

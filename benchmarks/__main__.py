@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-TOPICS = ["indices", "local", "tiles", "informal", "load"]
+TOPICS = ["indices", "local", "mvt", "tiles", "maps", "informal", "load"]
 
 for topic in sys.argv[1:] or TOPICS:
     importlib.import_module(f"benchmarks.{topic}").main()

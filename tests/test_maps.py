@@ -47,8 +47,8 @@ def test_share_classes_contain_their_areas(georgia, scheme):
 
 def test_lisa_colours_are_geoda_and_counts_match_local_statistic(georgia):
     from spatial.local import local_statistic
-    vd = maps_data.view_data(georgia, "black", "lisa", permutations=199, seed=1)
-    res = local_statistic(georgia, "black", "lisa", permutations=199, seed=1)
+    vd = maps_data.view_data(georgia, "black", "lisa", permutations=999, seed=1)
+    res = local_statistic(georgia, "black", "lisa", permutations=999, seed=1)
     geoda = {"high_high": "#ff0000", "low_low": "#0000ff", "high_low": "#f4ada8", "low_high": "#a7adf9",
              "not_significant": "#eeeeee", "no_neighbours": "#ffffff"}
     assert list(vd.frame["colour"]) == [geoda[label] for label in res.labels]

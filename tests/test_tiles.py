@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import shapely
 
-from app.tiles import EXTENT, TileIndex, tile_bounds
+from app.tiles import EXTENT, TileAttributes, TileIndex, tile_bounds
 from spatial.io import load_dataset
 
 pytestmark = pytest.mark.server
@@ -33,7 +33,7 @@ def georgia(georgia_paths):
 def test_tile_features_sit_where_the_areas_are(georgia):
     index = TileIndex(georgia.areas)
     z, x, y = lonlat_tile(-84.39, 33.75, 7)  # Atlanta
-    props = [{"id": i} for i in georgia.ids]
+    props = TileAttributes({"id": np.asarray(georgia.ids, dtype=object)})
     tile = mapbox_vector_tile.decode(index.tile(z, x, y, props))
     features = tile["areas"]["features"]
     minx, miny, maxx, maxy = tile_bounds(z, x, y)
@@ -87,3 +87,60 @@ def test_gdal_reads_a_tile(live_server, tmp_path):
     assert "Layer name: areas" in out.stdout and "Feature Count:" in out.stdout
     count = int(out.stdout.split("Feature Count:")[1].split()[0])
     assert count > 10
+
+
+def _grid(n_side=40, cell=100.0):
+    from shapely.geometry import box
+    from spatial.dataset import validate
+    import geopandas as gpd
+    i, j = np.divmod(np.arange(n_side * n_side), n_side)
+    x0, y0 = 500_000.0, 5_000_000.0
+    rng = np.random.default_rng(1)
+    total = rng.integers(20, 500, len(i)).astype(float)
+    migrants = np.floor(total * rng.uniform(0, 0.4, len(i)))
+    gdf = gpd.GeoDataFrame({"id": [f"a{k}" for k in range(len(i))], "total": total, "migrants": migrants},
+                           geometry=[box(x0 + a * cell, y0 + b * cell, x0 + (a + 1) * cell, y0 + (b + 1) * cell) for a, b in zip(i, j)],
+                           crs="EPSG:32633")
+    return validate(gdf, id_col="id", groups=["migrants"], total="total")
+
+
+def _attributes(ds, suppress=()):
+    migrants = ds.areas["migrants"].to_numpy(float).copy()
+    migrants[list(suppress)] = np.nan
+    total = ds.areas["total"].to_numpy(float)
+    return TileAttributes({"id": np.asarray(ds.ids, dtype=object), "total": total, "migrants": migrants,
+                           "migrants_share": migrants / total},
+                          sums=("total", "migrants"), ratios={"migrants_share": ("migrants", "total")})
+
+
+def test_areas_under_a_pixel_merge_into_cells_that_conserve_counts():
+    ds = _grid()
+    index = TileIndex(ds.areas)
+    z = 9  # a 100 m cell is well under the 2-pixel merge size (~600 m) here
+    assert index.small(z).all() and not index.small(15).any()
+    lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
+    centre = lonlat_tile(lon, lat, z)
+    features = []
+    for dx in (-1, 0, 1):  # the city may straddle tiles: each area is counted in exactly one
+        for dy in (-1, 0, 1):
+            body = index.tile(z, centre[1] + dx, centre[2] + dy, _attributes(ds))
+            if body:
+                features += mapbox_vector_tile.decode(body)["areas"]["features"]
+    props = [f["properties"] for f in features]
+    assert all("id" not in p for p in props)  # a merged cell is no single area
+    assert sum(p["areas"] for p in props) == len(ds.ids)
+    assert sum(p["total"] for p in props) == ds.areas["total"].sum()
+    assert sum(p["migrants"] for p in props) == ds.areas["migrants"].sum()
+    for p in props:
+        assert p["migrants_share"] == pytest.approx(p["migrants"] / p["total"])
+
+
+def test_a_suppressed_count_keeps_its_merged_cell_hidden():
+    ds = _grid()
+    index = TileIndex(ds.areas)
+    z = 9
+    lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
+    _, x, y = lonlat_tile(lon, lat, z)
+    bodies = [index.tile(z, x + dx, y + dy, _attributes(ds, suppress=range(len(ds.ids)))) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    props = [f["properties"] for b in bodies if b for f in mapbox_vector_tile.decode(b)["areas"]["features"]]
+    assert props and all("migrants" not in p and "migrants_share" not in p and "total" in p for p in props)

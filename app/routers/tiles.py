@@ -17,7 +17,7 @@ from ..deps import get_dataset, get_registry, get_settings, is_owner
 from ..http import etag_for, not_modified
 from ..problems import ProblemError
 from ..settings import Settings
-from ..tiles import LAYER, MAX_ZOOM, TileCache, TileIndex, valid_tile
+from ..tiles import AGGREGATE_PX, LAYER, MAX_ZOOM, TileAttributes, TileCache, TileIndex, valid_tile
 
 router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -34,11 +34,12 @@ def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:
         for old in [k for k in _indexes if k[0] == dataset_id]:
             del _indexes[old]  # a replaced dataset's index is dropped
         _indexes[key] = TileIndex(ds.areas)
+        _indexes[key].warm()
     return _indexes[key]
 
 
 def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, owner: bool, settings: Settings,
-                    permutations: int, seed: int) -> list[dict]:
+                    permutations: int, seed: int) -> TileAttributes:
     """id, name, total, group counts and shares (+ statistic value, p-value, label) per area."""
     frame = ds.areas[[ID] + ([ds.name_col] if ds.name_col else []) + list(ds.count_columns)].copy()
     for g in ds.groups:
@@ -61,11 +62,17 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
             from spatial.local import ALIASES
             if "value" in REVEALS_SHARE.get(ALIASES.get(statistic, statistic), ()):
                 frame.loc[frame[group or ds.groups[0]].isna(), "value"] = np.nan  # the LQ is the share ÷ a constant
-    records = []
-    for row in frame.to_dict("records"):
-        records.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()
-                        if not (isinstance(v, float) and math.isnan(v)) and v is not None})
-    return records
+    columns = {}
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype.kind in "fiub":
+            columns[name] = np.round(values.astype(float), 6)
+        else:
+            columns[name] = np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                      for v in values], dtype=object)
+    return TileAttributes(columns, sums=tuple(ds.count_columns),
+                          ratios={f"{g}_share": (g, ds.total) for g in ds.groups},
+                          modes=("label",) if "label" in columns else ())
 
 
 @router.get("/{dataset_id}/tiles/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (Web Mercator)",
@@ -124,11 +131,14 @@ def tilejson(request: Request, dataset_id: str, group: str | None = None, statis
         fields[f"{g}_share"] = "Number"
     if statistic:
         fields.update(value="Number", p_value="Number", label="String")
+    fields["areas"] = "Number"
     w, s, e, n = info["bounds"]
     return JSONResponse({
         "tilejson": "3.0.0", "name": info["title"], "version": "1.0.0", "scheme": "xyz",
         "tiles": [f"{base}/v1/datasets/{dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt" + (f"?{query}" if query else "")],
         "bounds": [w, s, e, n], "center": [(w + e) / 2, (s + n) / 2, 8], "minzoom": 0, "maxzoom": 16,
         "attribution": info.get("source") or "",
+        "description": f"Areas smaller than {AGGREGATE_PX}x{AGGREGATE_PX} screen pixels at a zoom are merged into squares of "
+                       "that size: counts summed, shares recomputed, label the most common; `areas` says how many merged.",
         "vector_layers": [{"id": LAYER, "fields": fields, "minzoom": 0, "maxzoom": 16}],
     })

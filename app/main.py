@@ -15,7 +15,7 @@ import spatial.io
 from . import problems
 from .cache import DiskCache
 from .http import HeavyWork
-from .middleware import BodyLimit, SecurityHeaders
+from .middleware import BodyLimit, CachedTiles, SecurityHeaders
 from .registry import Registry, register_bundled
 from .settings import Settings
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     spatial.io.MAX_UNCOMPRESSED_BYTES = int(settings.max_uncompressed_mb * 2**20)
 
     problems.install(app)
+    app.add_middleware(CachedTiles)  # innermost: security headers and CORS still wrap its answers
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:

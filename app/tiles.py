@@ -49,13 +49,13 @@ class TileAttributes:
     """Per-area feature properties, aligned with the index's areas, and how they merge.
 
     When areas smaller than a pixel cell merge, ``sums`` are added (NaN, e.g. a suppressed count,
-    stays NaN), ``ratios`` are recomputed from the summed numerator and denominator, ``modes`` take
+    stays NaN), ``ratios`` (name: numerator, denominator[, factor]) are recomputed from the sums, ``modes`` take
     the most common value; other columns (id, name, p-value) are left out of merged features, which
     carry ``areas`` (how many areas merged) instead.
     """
     columns: dict[str, np.ndarray]
     sums: tuple[str, ...] = ()
-    ratios: dict[str, tuple[str, str]] = field(default_factory=dict)
+    ratios: dict[str, tuple] = field(default_factory=dict)
     modes: tuple[str, ...] = ()
 
 
@@ -152,9 +152,9 @@ class TileIndex:
         out = {"areas": np.bincount(cell).astype(float)}
         for name in attributes.sums:
             out[name] = np.bincount(cell, weights=attributes.columns[name][members].astype(float), minlength=len(keys))
-        for name, (num, den) in attributes.ratios.items():
+        for name, (num, den, *factor) in attributes.ratios.items():
             with np.errstate(divide="ignore", invalid="ignore"):
-                out[name] = np.where(out[den] > 0, out[num] / out[den], np.nan)
+                out[name] = np.where(out[den] > 0, out[num] / out[den] * (factor[0] if factor else 1.0), np.nan)
         for name in attributes.modes:
             values = attributes.columns[name][members]
             ok = np.array([v is not None for v in values])

@@ -45,7 +45,7 @@ def wrk(url: str, seconds: int) -> dict:
     def ms(text):
         v = float(re.match(r"([\d.]+)", text).group(1))
         return v / 1000 if text.endswith("us") else v * 1000 if text.endswith("s") and not text.endswith("ms") else v
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.MULTILINE)
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = grab(r"Non-2xx or 3xx responses: (\d+)", int)
     return {"requests/s": grab(r"Requests/sec:\s+([\d.]+)"), "p99 ms": ms(p99.group(1)) if p99 else float("nan"),

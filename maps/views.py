@@ -261,7 +261,7 @@ _VT_SCRIPT = Template("""
     li.addEventListener("click", go);
     li.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });
   });
-  layer.on("click", function (e) { pick(e.layer.properties.id); });
+  layer.on("click", function (e) { if (e.layer.properties.id !== undefined) pick(e.layer.properties.id); });
   layer.on("mouseover click", function (e) {
     var p = e.layer.properties, i = classOf(p), share = p[cfg.share_field];
     var rows = ["Share: " + (share === undefined ? "hidden" : (100 * share).toFixed(1) + " %")];
@@ -269,7 +269,8 @@ _VT_SCRIPT = Template("""
     if (p.p_value !== undefined) rows.push("p-value: " + (+p.p_value).toPrecision(2));
     rows.push("Class: " + (i < 0 ? cfg.hidden_label : cfg.labels[i]));
     L.popup({closeButton: false, autoPan: false}).setLatLng(e.latlng)
-      .setContent("<b>" + esc(p[cfg.name_field] || p.id) + "</b><br>" + rows.map(esc).join("<br>")).openOn(map);
+      .setContent("<b>" + esc(p.areas ? p.areas + " areas under one pixel cell (zoom in to see each)"
+                                 : (p[cfg.name_field] || p.id)) + "</b><br>" + rows.map(esc).join("<br>")).openOn(map);
   });
   document.querySelectorAll(".segmap-legend, .segmap-list, .segmap-alt").forEach(function (el) {
     el.hidden = el.getAttribute("data-view") !== cfg.view; });

@@ -11,9 +11,10 @@
 Significance is by conditional permutation (the area's own value fixed, its neighbours drawn from
 the other areas), two-sided: ``min(1, 2 · (1 + min(#sim ≥ obs, #sim ≤ obs)) / (1 + N))``. esda's
 default ``p_sim`` is the one-sided folded value, about half of this (esda issue 199). Labels are
-then corrected for multiple testing (:mod:`spatial.multiple_testing`). Permutations are drawn once
-as one index matrix shared by all areas (as esda does) and evaluated in blocks of areas with numpy,
-so memory is bounded by the block and there is no JIT warm-up.
+then corrected for multiple testing (:mod:`spatial.multiple_testing`). Each simulation draws one
+set of areas shared by all areas (esda's ``rids``); for equal-weight rows the counts come from one
+sorted sum per neighbour count and a binary search (see :func:`conditional_permutation`), so memory
+grows with n + simulations, not n × simulations, and there is no JIT warm-up.
 """
 from __future__ import annotations
 

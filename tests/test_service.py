@@ -206,3 +206,34 @@ def test_lq_does_not_leak_a_suppressed_count(server):
     assert hidden and all(p["value"] is None and p["share"] is None for p in hidden)
     lisa = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 9}).json()
     assert all(f["properties"]["z"] is None for f in lisa["features"] if f["properties"]["foreign_born"] is None)
+
+
+def test_cached_tiles_follow_a_replaced_dataset(server, georgia_paths):
+    import mapbox_vector_tile
+    gdf = gpd.read_file(georgia_paths["boundaries"]).head(20)
+    counts = gpd.pd.read_csv(georgia_paths["counts"], dtype={"area_key": str}).head(20)
+
+    def put(scale):
+        c = counts.copy()
+        c["total_population"] = c["total_population"] * scale
+        buf = io.BytesIO()
+        gdf.to_file(buf, driver="GPKG")
+        r = upload(server, {"boundaries": ("g.gpkg", buf.getvalue()), "counts": ("c.csv", c.to_csv(index=False).encode())},
+                   key="area_key", total="total_population", groups="foreign_born", id="tile-cache-check")
+        assert r.status_code == 201, r.text
+
+    def totals():
+        r = server.get("/v1/datasets/tile-cache-check/tiles/0/0/0.mvt")
+        assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+        return sorted(f["properties"]["total_population"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"])
+
+    put(1)
+    first = totals()
+    assert totals() == first  # now served from memory
+    etag = server.get("/v1/datasets/tile-cache-check/tiles/0/0/0.mvt").headers["etag"]
+    assert server.get("/v1/datasets/tile-cache-check/tiles/0/0/0.mvt", headers={"If-None-Match": etag}).status_code == 304
+    assert server.delete("/v1/datasets/tile-cache-check", headers={"X-API-Key": KEY}).status_code == 204
+    assert server.get("/v1/datasets/tile-cache-check/tiles/0/0/0.mvt").status_code == 404
+    put(2)
+    assert totals() == sorted(2 * t for t in first)
+    assert server.delete("/v1/datasets/tile-cache-check", headers={"X-API-Key": KEY}).status_code == 204

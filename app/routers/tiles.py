@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from spatial.dataset import ID, AreaDataset
 from spatial.disclosure import protect_frame
 from spatial.errors import ValidationError, problem
+from spatial.local import ALIASES
 
 from ..deps import get_dataset, get_registry, get_settings, is_owner
 from ..http import etag_for, not_modified
@@ -25,7 +26,6 @@ MVT = "application/vnd.mapbox-vector-tile"
 _encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tiles")
 _indexes: dict[tuple[str, str], TileIndex] = {}
 _properties = TileCache(64)
-_tiles = TileCache(8192)
 
 
 def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:
@@ -59,7 +59,6 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
             frame.loc[frame[g].isna(), f"{g}_share"] = np.nan  # a share would reveal the hidden count
         if statistic:
             from spatial.disclosure import REVEALS_SHARE
-            from spatial.local import ALIASES
             if "value" in REVEALS_SHARE.get(ALIASES.get(statistic, statistic), ()):
                 frame.loc[frame[group or ds.groups[0]].isna(), "value"] = np.nan  # the LQ is the share ÷ a constant
     columns = {}
@@ -70,8 +69,11 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
         else:
             columns[name] = np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
                                       for v in values], dtype=object)
-    return TileAttributes(columns, sums=tuple(ds.count_columns),
-                          ratios={f"{g}_share": (g, ds.total) for g in ds.groups},
+    ratios = {f"{g}_share": (g, ds.total) for g in ds.groups}
+    g = group or ds.groups[0]
+    if statistic and ALIASES.get(statistic, statistic) == "lq" and ds.areas[g].sum() > 0:  # merged: share ÷ city share
+        ratios["value"] = (g, ds.total, float(ds.areas[ds.total].sum() / ds.areas[g].sum()))
+    return TileAttributes(columns, sums=tuple(ds.count_columns), ratios=ratios,
                           modes=("label",) if "label" in columns else ())
 
 
@@ -98,11 +100,8 @@ async def tile(
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    key = (dataset_id, version, z, x, y, query)
-    body = _tiles.get(key)
     disk_key = f"tile:{etag}"
-    if body is None:
-        body = request.app.state.cache.get(disk_key)  # another worker may have encoded it
+    body = request.app.state.cache.get(disk_key)  # another worker may have encoded it
     if body is None:
         def encode():
             props_key = (dataset_id, version, query)
@@ -113,7 +112,6 @@ async def tile(
             return tile_index(dataset_id, version, ds).tile(z, x, y, props)
         body = await asyncio.get_running_loop().run_in_executor(_encoder, encode)
         request.app.state.cache.put(disk_key, dataset_id, version, body)
-    _tiles.put(key, body)
     return Response(body, media_type=MVT, headers=headers)
 
 

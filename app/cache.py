@@ -25,6 +25,7 @@ class DiskCache:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: WAL keeps it consistent; no fsync per entry
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return conn

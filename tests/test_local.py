@@ -217,3 +217,29 @@ def test_fast_conditional_permutation_equals_the_textbook_loop(kind):
     expected = _brute_force_permutation(z, A, observed, scale, draws, permutations)
     np.testing.assert_array_equal(np.isnan(p), np.isnan(expected))
     np.testing.assert_allclose(p[~np.isnan(p)], expected[~np.isnan(expected)])
+
+
+def _contiguity_cases():
+    from shapely.geometry import MultiPolygon, Polygon
+    square = lambda x, y, s=1.0: box(x, y, x + s, y + s)
+    holed = Polygon([(10, 0), (14, 0), (14, 4), (10, 4)], [[(11, 1), (13, 1), (13, 3), (11, 3)]])
+    cases = {"toy": gpd.GeoSeries([square(0, 0), square(1, 0), square(1, 1), square(5, 5),  # corner touch, island
+                                   MultiPolygon([square(2, 0), square(7, 7)]), square(6, 7),  # multipolygon part touches
+                                   holed, square(11, 1, 2.0)])}  # a polygon filling a hole
+    try:
+        cases["rio"] = gpd.read_file(shared_path("rio", "Limite_de_Bairros.shp")).geometry
+    except pytest.skip.Exception:
+        pass
+    return cases
+
+
+@pytest.mark.parametrize("rook", [False, True])
+def test_contiguity_equals_libpysal(rook):
+    from libpysal.graph import Graph
+    from spatial.weights import _contiguity_graph
+    for name, geoms in _contiguity_cases().items():
+        gdf = gpd.GeoDataFrame(geometry=geoms.reset_index(drop=True))
+        expected, ours = Graph.build_contiguity(gdf, rook=rook).sparse.tocsr(), _contiguity_graph(gdf, rook).sparse.tocsr()
+        expected.eliminate_zeros(); ours.eliminate_zeros()
+        assert (expected != ours).nnz == 0, name
+        assert set(Graph.build_contiguity(gdf, rook=rook).isolates) == set(_contiguity_graph(gdf, rook).isolates), name

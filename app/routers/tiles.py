@@ -109,9 +109,10 @@ async def tile(
             if props is None:
                 props = area_properties(ds, group, statistic, owner, settings, permutations, seed)
                 _properties.put(props_key, props)
-            return tile_index(dataset_id, version, ds).tile(z, x, y, props)
+            data = tile_index(dataset_id, version, ds).tile(z, x, y, props)
+            request.app.state.cache.put(disk_key, dataset_id, version, data)  # off the event loop
+            return data
         body = await asyncio.get_running_loop().run_in_executor(_encoder, encode)
-        request.app.state.cache.put(disk_key, dataset_id, version, body)
     return Response(body, media_type=MVT, headers=headers)
 
 

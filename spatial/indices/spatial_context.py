@@ -10,10 +10,10 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from libpysal.graph import Graph
 from scipy.spatial import cKDTree
 
 from ..dataset import AreaDataset
+from ..weights import contiguity_pairs
 
 DECAY_FLOOR = 1e-4  # exp(−d) below this is dropped: d > 9.2 km
 PAIR_BUDGET = 4_000_000  # at most this many proximity pairs (~100 MB); denser cities get a shorter cutoff
@@ -37,11 +37,7 @@ class SpatialContext:
         return shapely.get_coordinates(shapely.centroid(self.geoms))
 
     def _pairs(self, rook: bool) -> tuple[np.ndarray, np.ndarray]:
-        gdf = self.dataset.metric.reset_index(drop=True)
-        g = Graph.build_contiguity(gdf, rook=rook)
-        adj = g.adjacency.reset_index()
-        adj = adj[(adj["focal"] != adj["neighbor"]) & (adj["weight"] > 0)]
-        return adj["focal"].to_numpy(int), adj["neighbor"].to_numpy(int)
+        return contiguity_pairs(self.geoms, rook=rook)
 
     @cached_property
     def queen(self) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from spatial.indices import get
 from spatial.indices.inference import compare_samples, infer, two_sided_p
@@ -80,3 +81,18 @@ def test_memory_is_bounded_by_block():
         return D(xb, tb)
     infer(spy, (x, t), kind="two_group", permutations=300, seed=0, block_size=64)
     assert max(seen[1:]) == 64
+
+
+def test_normal_approximation_gives_the_exact_null_distribution_of_d():
+    """Areas at the approximation's edge (variance 9-20): the null D's mean and spread match exact binomial draws."""
+    from spatial.indices.aspatial import dissimilarity
+    from spatial.indices.inference import NORMAL_APPROX_MIN_VAR, binomial_counts
+    rng = np.random.default_rng(11)
+    t = rng.integers(100, 230, 3000).astype(float)
+    P = 0.1
+    assert (t * P * (1 - P) >= NORMAL_APPROX_MIN_VAR).all()  # every area takes the approximate path
+    approx = dissimilarity(binomial_counts(rng, t, P, 4000).astype(float), np.broadcast_to(t, (4000, len(t))))
+    exact = dissimilarity(rng.binomial(t.astype(np.int64), P, size=(4000, len(t))).astype(float), np.broadcast_to(t, (4000, len(t))))
+    assert abs(approx.mean() - exact.mean()) < 0.01 * exact.mean()
+    assert abs(approx.std() - exact.std()) < 0.06 * exact.std()
+    assert stats.ks_2samp(approx, exact).pvalue > 0.001

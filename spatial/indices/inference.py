@@ -52,26 +52,32 @@ def _simulate(evaluate: Callable, draw: Callable, count: int, block: int, progre
     return out
 
 
-NORMAL_APPROX_MIN_VAR = 25.0  # t·p·(1−p) from which a binomial count is drawn from its normal approximation
+NORMAL_APPROX_MIN_VAR = 9.0  # t·p·(1−p) from which a binomial count is drawn from its normal approximation (the textbook rule)
 
 
 def binomial_counts(rng: np.random.Generator, t: np.ndarray, p: np.ndarray | float, b: int) -> np.ndarray:
-    """``b`` draws of Binomial(t_i, p_i) per area, shape (b, n), as floats.
+    """``b`` draws of Binomial(t_i, p_i) per area, shape (b, n), as float32.
 
-    Areas whose variance t·p·(1−p) is at least 25 use the de Moivre–Laplace normal approximation,
-    rounded and clipped to [0, t] (float32 normals: ~10× faster than numpy's exact sampler, whose
-    cost dominated simulations at 100,000 areas); smaller areas are drawn exactly.
+    Areas whose variance t·p·(1−p) is at least 9 use the de Moivre–Laplace normal approximation,
+    rounded and clipped to [0, t], its variance reduced by the 1/12 that rounding adds (Sheppard):
+    float32 normals scaled in place cost ~9 ns a draw, numpy's exact sampler ~100 ns, which dominated
+    simulations at 100,000 areas. Smaller areas are drawn exactly. tests/test_inference.py checks
+    the null distribution of D against exact draws (KS).
+    Counts below 2^24 are exact in float32.
     """
     p = np.broadcast_to(np.asarray(p, dtype=float), t.shape)
     var = t * p * (1 - p)
-    big = var >= NORMAL_APPROX_MIN_VAR
-    out = np.empty((b, len(t)), dtype=np.float32)  # counts < 2^24 are exact in float32; halves memory traffic
-    if big.any():
-        z = rng.standard_normal((b, int(big.sum())), dtype=np.float32)
-        draws = np.rint(t[big] * p[big] + np.sqrt(var[big]) * z)
-        out[:, big] = np.clip(draws, 0, t[big])
-    if (~big).any():
-        out[:, ~big] = rng.binomial(np.rint(t[~big]).astype(np.int64), np.clip(p[~big], 0, 1), size=(b, int((~big).sum())))
+    exact = np.flatnonzero(var < NORMAL_APPROX_MIN_VAR)
+    exact = exact[np.argsort(t[exact], kind="stable")]  # equal n side by side: numpy's sampler reuses its set-up
+    out = rng.standard_normal((b, len(t)), dtype=np.float32)
+    # Rounding to integers adds variance 1/12 (Sheppard); take it off so the counts' variance is t·p·(1−p).
+    sd = np.sqrt(np.clip(var - 1 / 12, 0, None))
+    out *= sd.astype(np.float32)
+    out += (t * p).astype(np.float32)
+    np.rint(out, out=out)
+    np.clip(out, np.float32(0), t.astype(np.float32), out=out)
+    if len(exact):
+        out[:, exact] = rng.binomial(np.rint(t[exact]).astype(np.int64), np.clip(p[exact], 0, 1), size=(b, len(exact)))
     return out
 
 

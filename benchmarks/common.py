@@ -61,3 +61,33 @@ def write(topic: str, text: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{topic}.md").write_text(text)
     print(text)
+
+
+ORDER = ["indices", "local", "mvt", "tiles", "maps", "informal", "load"]
+INTRO = """# Benchmarks
+
+Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
+`segregation`, esda, mapbox-vector-tile, folium) in the same process run and prints ratios; servers
+listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
+
+```sh
+make bench                                 # all of them (about 15 minutes on 2 cores)
+.venv/bin/python -m benchmarks tiles load  # some of them
+```
+
+Each run rewrites `results/<topic>.md` and this file from them. The machine: 2 cores, 24 GB, Python 3.11,
+shared with other work (numbers are noisy by ±20 %).
+
+## Targets from the issues and where they stand
+
+{targets}"""
+
+
+def assemble_readme(targets: str) -> None:
+    """benchmarks/README.md = the introduction, the targets table and every results file, in order."""
+    parts = [INTRO.format(targets=targets)]
+    for topic in ORDER:
+        path = RESULTS / f"{topic}.md"
+        if path.exists():
+            parts.append("#" + path.read_text().strip().replace("\n# ", "\n## ") + "\n")
+    (RESULTS.parent / "README.md").write_text("\n".join(parts))

@@ -40,7 +40,7 @@ def measure(n, who, stat):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(sizes=(10_000, 100_000)) -> None:
+def main(sizes=(1_000, 10_000, 100_000)) -> None:
     rows = []
     for n in sizes:
         for stat in ("lisa", "gi_star"):

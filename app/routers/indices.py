@@ -1,13 +1,13 @@
 """City-wide indices over HTTP: the same names and fields as `segmap indices --format json`."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
 
 from ..deps import get_dataset, get_registry, get_settings
-from ..http import cached, etag_for, json_response
+from ..http import cached, cached_body, etag_for, json_response
 from ..problems import not_found
 from ..settings import Settings
 
@@ -50,5 +50,5 @@ async def indices(
     from ..http import not_modified
     if not_modified(request, etag):
         return cached(request, etag, lambda: None)
-    body = await request.app.state.heavy.run(compute)
-    return cached(request, etag, lambda: json_response(body), 300)
+    body = await cached_body(request, f"indices:{etag}", dataset_id, info["version"], lambda: json_response(compute()).body)
+    return cached(request, etag, lambda: Response(body, media_type="application/json"), 300)

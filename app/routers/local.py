@@ -83,6 +83,6 @@ async def local(
         body["segmap"] = meta
         return Response(json.dumps(body), media_type="application/geo+json")
 
-    resp = await request.app.state.heavy.run(compute)
+    resp = await request.app.state.heavy.run(compute, key=etag)
     cache.put(f"local:{etag}", dataset_id, registry.info(dataset_id)["version"], resp.body)
     return cached(request, etag, lambda: resp, 300)

@@ -15,6 +15,7 @@ from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
 
 from ..deps import get_dataset, get_settings, is_owner
+from ..http import cached_body, etag_for, not_modified
 from ..problems import ProblemError
 from ..settings import Settings
 
@@ -82,6 +83,20 @@ def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, sett
     return page
 
 
+async def _cached_html(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool,
+                       mode: str, headers: dict) -> Response:
+    """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
+    version = request.app.state.registry.info(dataset_id)["version"]
+    etag = etag_for("map", mode, version, owner, sorted(request.query_params.multi_items()),
+                    settings.basemap_url, settings.disclosure_threshold)
+    headers = {**headers, "ETag": etag, "Cache-Control": "public, max-age=300"}
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    body = await cached_body(request, etag, dataset_id, version,
+                             lambda: _page(request, dataset_id, ds, p, settings, owner, mode).encode())
+    return HTMLResponse(body, headers=headers)
+
+
 @router.get("/maps/static/{path:path}", include_in_schema=False)
 async def static(path: str):
     # Only the listed vendored files (and their images/licences): no path tricks.
@@ -96,24 +111,21 @@ async def static(path: str):
 @router.get("/maps/{dataset_id}", response_class=HTMLResponse, summary="Interactive map page with group and view picker")
 async def page(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
                settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "page")
-    return HTMLResponse(html, headers=_headers(settings, "'self'"))
+    return await _cached_html(request, dataset_id, ds, p, settings, owner, "page", _headers(settings, "'self'"))
 
 
 @router.get("/maps/{dataset_id}/embed", response_class=HTMLResponse, summary="The map alone, for an iframe on any site")
 async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
                 settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "embed")
-    return HTMLResponse(html, headers=_headers(settings, "*"))
+    return await _cached_html(request, dataset_id, ds, p, settings, owner, "embed", _headers(settings, "*"))
 
 
 @router.get("/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)")
 async def download(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
                    settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    html = await request.app.state.heavy.run(_page, request, dataset_id, ds, p, settings, owner, "download")
     name = quote(f"{dataset_id}-{p.group or ds.groups[0]}-{p.view}.html")
-    return HTMLResponse(html, headers={**_headers(settings, "'self'"),
-                                       "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+    return await _cached_html(request, dataset_id, ds, p, settings, owner, "download",
+                              {**_headers(settings, "'self'"), "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
 
 
 @router.get("/maps/{dataset_id}/data", summary="The numbers behind a map view, as CSV or GeoJSON")
@@ -136,7 +148,7 @@ async def data(request: Request, dataset_id: str, p: MapParams = Depends(), form
         return Response(json.dumps(body), media_type="application/geo+json",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.geojson"})
 
-    return await request.app.state.heavy.run(make)
+    return await request.app.state.heavy.run(make, key=("data", id(ds), owner, str(request.url)))
 
 
 async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height, dpi):
@@ -147,7 +159,7 @@ async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height
                        disclosure_threshold=0 if owner else settings.disclosure_threshold)
         return render(ds, vd, fmt, width=width, height=height, dpi=dpi)
 
-    body, alt = await request.app.state.heavy.run(make)
+    body, alt = await request.app.state.heavy.run(make, key=("image", id(ds), owner, str(request.url)))
     media = "image/png" if fmt == "png" else "image/svg+xml"
     # HTTP headers are Latin-1: the alt text travels ASCII-folded in a header and in full inside the file.
     header_alt = alt.encode("ascii", "replace").decode()[:2000]

@@ -237,3 +237,16 @@ def test_cached_tiles_follow_a_replaced_dataset(server, georgia_paths):
     put(2)
     assert totals() == sorted(2 * t for t in first)
     assert server.delete("/v1/datasets/tile-cache-check", headers={"X-API-Key": KEY}).status_code == 204
+
+
+def test_a_burst_of_identical_map_requests_is_computed_once_and_revalidates(server):
+    import concurrent.futures
+    url = "/maps/georgia-1990"
+    params = {"group": "black", "view": "lisa", "permutations": 299, "seed": 7}
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:  # more than the queue would take if each were its own job
+        statuses = list(pool.map(lambda _: server.get(url, params=params).status_code, range(24)))
+    assert statuses == [200] * 24
+    first = server.get(url, params=params)
+    assert first.status_code == 200 and first.headers["etag"]
+    assert server.get(url, params=params, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    assert server.get(url, params=params).text == first.text

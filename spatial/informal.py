@@ -69,7 +69,8 @@ def _largest_remainder(values: np.ndarray) -> np.ndarray:
     return floor
 
 
-def _union_area_per_unit(pieces: np.ndarray, piece_area: np.ndarray, unit: np.ndarray, n: int) -> np.ndarray:
+def _union_area_per_unit(pieces: np.ndarray, piece_area: np.ndarray, unit: np.ndarray, n: int,
+                         covered: np.ndarray, unit_area: np.ndarray) -> np.ndarray:
     """Area of the union of each unit's settlement pieces, so overlapping settlements count once.
 
     Only units with several pieces need a union, each of its own few small pieces; intersecting
@@ -77,7 +78,8 @@ def _union_area_per_unit(pieces: np.ndarray, piece_area: np.ndarray, unit: np.nd
     """
     area = np.bincount(unit, weights=piece_area, minlength=n)
     count = np.bincount(unit, minlength=n)
-    shared = np.flatnonzero(count[unit] > 1)
+    area[covered] = unit_area[covered]  # a settlement covers the whole unit: nothing to union
+    shared = np.flatnonzero((count[unit] > 1) & ~covered[unit])
     if len(shared):
         order = shared[np.argsort(unit[shared], kind="stable")]
         units, starts, sizes = np.unique(unit[order], return_index=True, return_counts=True)
@@ -117,8 +119,8 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
         notes.append(problem("repaired_geometry", f"{int(invalid.sum())} settlement geometries were invalid and repaired (make_valid)", sett.index[invalid]))
 
     crs = equal_area_crs(base)
-    ugeo = base.geometry.to_crs(crs).values
-    sgeo = sett.geometry.to_crs(crs).values
+    ugeo = np.asarray(base.geometry.to_crs(crs).values, dtype=object)  # plain arrays: no pandas ufunc dispatch
+    sgeo = np.asarray(sett.geometry.to_crs(crs).values, dtype=object)
     sgeo = np.where(shapely.is_valid(sgeo), sgeo, shapely.make_valid(sgeo))  # reprojection can pinch rings
     pop = sett[population].to_numpy(float) if population else np.zeros(len(sett))
     is_point = shapely.get_type_id(sgeo) == 0  # Point
@@ -133,10 +135,16 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
     if len(poly):
         tree = shapely.STRtree(ugeo)
         s_idx, u_idx = tree.query(sgeo[poly], predicate="intersects")
+        # Where a settlement covers a whole unit the piece is the unit: no intersection to compute.
+        cover_s, cover_u = tree.query(sgeo[poly], predicate="contains_properly")
+        whole = np.isin(poly[s_idx] * n + u_idx, poly[cover_s] * n + cover_u)
         s_idx = poly[s_idx]
-        piece_geoms = shapely.intersection(sgeo[s_idx], ugeo[u_idx])
+        piece_geoms = ugeo[u_idx].copy()
+        piece_geoms[~whole] = shapely.intersection(sgeo[s_idx[~whole]], ugeo[u_idx[~whole]])
         pieces = shapely.area(piece_geoms)
-        area = _union_area_per_unit(piece_geoms, pieces, u_idx, n)
+        covered = np.zeros(n, dtype=bool)
+        covered[u_idx[whole]] = True
+        area = _union_area_per_unit(piece_geoms, pieces, u_idx, n, covered, shapely.area(ugeo))
         small = pieces < sliver_m2
         slivers = int(small.sum())
         pieces = np.where(small, 0.0, pieces)

@@ -72,11 +72,13 @@ class TileIndex:
         self._by_zoom: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def warm(self) -> threading.Thread:
+    def warm(self, on_done=None) -> threading.Thread:
         """Simplify every zoom in the background (street zooms first), so tiles don't wait for it."""
         def run():
             for z in range(13, -1, -1):
                 self.geometries(z)
+            if on_done:
+                on_done()
         thread = threading.Thread(target=run, name="segmap-tile-warm", daemon=True)
         thread.start()
         return thread

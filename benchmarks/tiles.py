@@ -8,6 +8,7 @@ dataset version), then each centre tile is fetched uncached; finally wrk hits on
 """
 from __future__ import annotations
 
+import gc
 import io
 import math
 import shutil
@@ -52,7 +53,7 @@ def in_process(ds, centre) -> list[dict]:
              for i, t, m, s in zip(ds.ids, a["total"], a["migrants"], share)]
     index = TileIndex(a)
     t0 = time.perf_counter()
-    index.warm().join()
+    index.warm(on_done=gc.freeze).join()  # as the service does
     warm = time.perf_counter() - t0
     merc = a.to_crs(3857)
     geoms = np.asarray(merc.geometry.values)

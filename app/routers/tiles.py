@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,7 +35,9 @@ def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:
         for old in [k for k in _indexes if k[0] == dataset_id]:
             del _indexes[old]  # a replaced dataset's index is dropped
         _indexes[key] = TileIndex(ds.areas)
-        _indexes[key].warm()
+        # Once built, a million long-lived geometries need no cyclic GC (they hold no cycles; refcounting
+        # still frees them): freezing them stops 50-100 ms gen-2 pauses in the middle of tiles.
+        _indexes[key].warm(on_done=gc.freeze)
     return _indexes[key]
 
 

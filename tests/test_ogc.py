@@ -34,3 +34,28 @@ def test_gdal_opens_the_items(live_server):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Feature Count: 159" in out.stdout and "foreign_born: Real" in out.stdout
+
+
+def test_local_results_are_collections_too(live_server):
+    base = f"{live_server}/ogc/collections"
+    ids = [c["id"] for c in httpx.get(base).json()["collections"]]
+    assert {"georgia-1990~lisa~black", "georgia-1990~gi_star~black"} <= set(ids)
+    page = httpx.get(f"{base}/georgia-1990~lisa~black/items", params={"limit": 200}, timeout=120).json()
+    assert page["numberMatched"] == 159
+    labels = {f["properties"]["label"] for f in page["features"]}
+    assert labels <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours"} and "high_high" in labels
+    # The same numbers as the local endpoint with the same settings.
+    local = httpx.get(f"{live_server}/v1/datasets/georgia-1990/local",
+                      params={"group": "black", "statistic": "lisa", "permutations": 999, "seed": 0}, timeout=120).json()
+    by_id = {f["properties"]["id"]: f["properties"]["label"] for f in local["features"]}
+    assert all(by_id[f["id"]] == f["properties"]["label"] for f in page["features"])
+    for bad in ("georgia-1990~lisa~nope", "georgia-1990~median~black", "georgia-1990~lisa"):
+        assert httpx.get(f"{base}/{bad}/items").status_code == 404
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo (Debian gdal-bin) is not installed")
+def test_gdal_opens_a_local_result(live_server):
+    out = subprocess.run(["ogrinfo", "-ro", "-so", f"OAPIF:{live_server}/ogc", "georgia-1990~gi_star~foreign_born"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Feature Count: 159" in out.stdout and "label: String" in out.stdout

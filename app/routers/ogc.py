@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
+import geopandas as gpd
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from spatial.disclosure import protect_frame
+from spatial.disclosure import derived_columns, protect_frame
 from spatial.errors import ValidationError, problem
 
 from ..deps import get_registry, get_settings, is_owner
@@ -39,39 +41,90 @@ def conformance():
     return {"conformsTo": CONFORMANCE}
 
 
-def _collection(info: dict, request: Request) -> dict:
+LOCAL = ("lisa", "gi_star")  # local results published as collections: "{dataset}~{statistic}~{group}"
+SEP = "~"
+
+
+def _parse(collection_id: str) -> tuple[str, str | None, str | None]:
+    parts = collection_id.split(SEP)
+    if len(parts) == 3 and parts[1] in LOCAL:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 1:
+        return collection_id, None, None
+    raise not_found("collection", collection_id, "See /ogc/collections.")
+
+
+def _collection(info: dict, request: Request, statistic: str | None = None, group: str | None = None) -> dict:
     b = _base(request)
-    return {"id": info["id"], "title": info["title"], "description": info.get("description") or "",
+    cid, title, description = info["id"], info["title"], info.get("description") or ""
+    if statistic:
+        cid = SEP.join((info["id"], statistic, group))
+        title = f"{info['title']}: {statistic} of {group}'s share"
+        description = ("Local statistic per area: value, p-value, q-value and label after FDR control at alpha 0.05, "
+                       "999 conditional permutations, seed 0, queen weights (as GET /v1/datasets/{id}/local).")
+    return {"id": cid, "title": title, "description": description,
             "extent": {"spatial": {"bbox": [info["bounds"]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
             "itemType": "feature", "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
-            "links": [{"href": f"{b}/collections/{info['id']}", "rel": "self", "type": "application/json"},
-                      {"href": f"{b}/collections/{info['id']}/items", "rel": "items", "type": GEOJSON}]}
+            "links": [{"href": f"{b}/collections/{cid}", "rel": "self", "type": "application/json"},
+                      {"href": f"{b}/collections/{cid}/items", "rel": "items", "type": GEOJSON}]}
 
 
 @router.get("/collections", summary="Collections: one per dataset")
 def collections(request: Request, registry=Depends(get_registry)):
     b = _base(request)
-    return {"collections": [_collection(i, request) for i in registry.list()],
+    listed = []
+    for info in registry.list():
+        listed.append(_collection(info, request))
+        listed += [_collection(info, request, statistic, group) for group in info["groups"] for statistic in LOCAL]
+    return {"collections": listed,
             "links": [{"href": f"{b}/collections", "rel": "self", "type": "application/json"}]}
 
 
 @router.get("/collections/{collection_id}", summary="One collection")
 def collection(collection_id: str, request: Request, registry=Depends(get_registry)):
-    info = registry.info(collection_id)
-    if info is None:
+    dataset_id, statistic, group = _parse(collection_id)
+    info = registry.info(dataset_id)
+    if info is None or (group is not None and group not in info["groups"]):
         raise not_found("collection", collection_id, "See /ogc/collections.")
-    return _collection(info, request)
+    return _collection(info, request, statistic, group)
+
+
+_frames: OrderedDict = OrderedDict()  # (collection, version, owner) -> public features in CRS84, for paging
+
+
+def _features(ds, statistic: str | None, group: str | None, owner: bool, settings) -> gpd.GeoDataFrame:
+    if statistic is None:
+        frame = ds.areas.to_crs(4326)
+        counts, derived = list(ds.count_columns), derived_columns(None)
+    else:
+        from spatial.export import local_frame
+        from spatial.local import local_statistic
+        res = local_statistic(ds, group, statistic, permutations=999, seed=0)
+        frame = local_frame(ds, res)
+        frame["label"] = frame["label"].astype(str)
+        counts, derived = [c for c in dict.fromkeys((ds.total, group)) if c in frame], derived_columns(statistic)
+    if not owner:
+        frame, _ = protect_frame(frame, counts, settings.disclosure_threshold, total=ds.total, derived=derived)
+    return frame
 
 
 @router.get("/collections/{collection_id}/items", summary="Features, paged, with optional bbox (CRS84)")
-def items(collection_id: str, request: Request,
-          bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat"),
-          limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0),
-          registry=Depends(get_registry), settings=Depends(get_settings), owner: bool = Depends(is_owner)):
-    ds = registry.load(collection_id)
-    if ds is None:
+async def items(collection_id: str, request: Request,
+                bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat"),
+                limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0),
+                registry=Depends(get_registry), settings=Depends(get_settings), owner: bool = Depends(is_owner)):
+    dataset_id, statistic, group = _parse(collection_id)
+    info = registry.info(dataset_id)
+    ds = registry.load(dataset_id) if info else None
+    if ds is None or (group is not None and group not in ds.groups):
         raise not_found("collection", collection_id, "See /ogc/collections.")
-    frame = ds.areas.to_crs(4326)
+    key = (collection_id, info["version"], owner)
+    frame = _frames.get(key)
+    if frame is None:  # computed once (off the event loop), then pages are slices of it
+        frame = await request.app.state.heavy.run(_features, ds, statistic, group, owner, settings, key=key)
+        _frames[key] = frame
+        while len(_frames) > 8:
+            _frames.popitem(last=False)
     if bbox:
         try:
             box = [float(v) for v in bbox.split(",")]
@@ -81,8 +134,6 @@ def items(collection_id: str, request: Request,
         frame = frame[frame.intersects(shapely.box(*box))]
     matched = len(frame)
     page = frame.iloc[offset:offset + limit]
-    if not owner:
-        page, _ = protect_frame(page, list(ds.count_columns), settings.disclosure_threshold, total=ds.total)
     body = json.loads(page.to_json(drop_id=True, na="null"))
     for feature, fid in zip(body["features"], page["id"]):
         feature["id"] = str(fid)

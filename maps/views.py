@@ -236,7 +236,7 @@ _VT_SCRIPT = Template("""
     getFeatureId: function (f) { return f.properties.id; },
     vectorTileLayerStyles: new Proxy({}, {get: function () { return function (p) {
       var i = classOf(p), c = i < 0 ? cfg.hidden_colour : cfg.colours[i];
-      return {fill: true, fillColor: c, fillOpacity: 0.85, color: "#555", weight: 0.4}; }; }})
+      return {fill: true, fillColor: c, fillOpacity: 0.85, color: "#555", weight: p.areas ? 0 : 0.4}; }; }})  // merged cells: no outline
   }).addTo(map);
   var styleOf = function (p, picked) { var i = classOf(p);
     return {fill: true, fillColor: i < 0 ? cfg.hidden_colour : cfg.colours[i], fillOpacity: 0.85,
@@ -345,8 +345,11 @@ def _indices_html(rows: list[dict], note: str | None, corrections: str) -> str:
                       f"<td>{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}</td><td>{_fmt(r['p_value'])}</td></tr>" for r in rows)
         null = next((r["null"] for r in rows if r.get("null")), None)
         perms = max((r["permutations"] for r in rows), default=0)
+        how = (f"p-values against {html.escape(str(null))}, {perms} permutations; CIs by bootstrap." if perms else
+               "Values only on the page for a city this large: the indices API gives their p-values and intervals "
+               "(<code>/v1/datasets/{id}/indices?permutations=999</code>).")
         body = (f'<table class="segmap-indices"><tr><th>Index</th><th>Value</th><th>95 % CI</th><th>p</th></tr>{trs}</table>'
-                f"<p><small>p-values against {html.escape(str(null))}, {perms} permutations; CIs by bootstrap.</small></p>")
+                f"<p><small>{how}</small></p>")
     return f"<h2>City-wide indices</h2>{body}<p><small>Local clusters: {html.escape(corrections)}.</small></p>"
 
 

@@ -263,3 +263,26 @@ def test_vector_tile_page_draws_tiles_and_hovers(live_server, browser):
         page.screenshot(path=str(_shot("vector-share.png")))
     finally:
         w.close()
+
+
+def test_zoomed_out_tiles_draw_merged_cells_without_errors(live_server, browser):
+    """At zoom 3 most of Georgia's counties are under 2x2 pixels: the tiles carry merged cells, drawn and hoverable."""
+    url = f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on&at=32.7,-83.4,3"
+    w = Watch(browser, "127.0.0.1")
+    try:
+        w.page.goto(url)
+        page = w.ready()
+        page.wait_for_function("() => document.querySelectorAll('.leaflet-tile path').length > 0", timeout=15000)
+        page.wait_for_load_state("networkidle")
+        assert w.foreign == [] and w.errors == [], (w.foreign, w.errors)
+        drawn = page.evaluate("document.querySelectorAll('.leaflet-tile path').length")
+        assert 0 < drawn < N_GEORGIA  # fewer shapes than counties: small ones share pixel cells
+        box = page.locator(".folium-map").bounding_box()
+        texts = []
+        for dx in range(-12, 13, 4):  # Georgia is ~40 px wide here: hover around its middle
+            for dy in range(-12, 13, 4):
+                page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+                texts += page.locator(".leaflet-popup-content").all_inner_texts()
+        assert any("areas under one pixel cell" in t for t in texts), texts[:3]
+    finally:
+        w.close()

@@ -61,6 +61,14 @@ class Watch:
         self.page.wait_for_selector("html[data-segmap-ready]", timeout=15000)
         return self.page
 
+    def open_tiles(self, url: str):
+        """Open a vector-tile map page and wait until its tiles have drawn shapes and the network is quiet."""
+        self.page.goto(url)
+        page = self.ready()
+        page.wait_for_function("() => document.querySelectorAll('.leaflet-tile path').length > 0", timeout=15000)
+        page.wait_for_load_state("networkidle")
+        return page
+
     def close(self):
         self.context.close()
 
@@ -227,10 +235,7 @@ def test_vector_tile_page_draws_tiles_and_hovers(live_server, browser):
     assert '"coordinates"' not in body  # no geometry in the page
     w = Watch(browser, "127.0.0.1")
     try:
-        w.page.goto(url)
-        page = w.ready()
-        page.wait_for_function("() => document.querySelectorAll('.leaflet-tile').length > 0", timeout=15000)
-        page.wait_for_load_state("networkidle")
+        page = w.open_tiles(url)
         tiles = [u for u in w.requests if urlparse(u).path.endswith(".mvt")]
         assert tiles and all(urlparse(u).hostname == "127.0.0.1" for u in tiles)
         assert w.foreign == [] and w.errors == [], (w.foreign, w.errors)
@@ -270,10 +275,7 @@ def test_zoomed_out_tiles_draw_merged_cells_without_errors(live_server, browser)
     url = f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on&at=32.7,-83.4,3"
     w = Watch(browser, "127.0.0.1")
     try:
-        w.page.goto(url)
-        page = w.ready()
-        page.wait_for_function("() => document.querySelectorAll('.leaflet-tile path').length > 0", timeout=15000)
-        page.wait_for_load_state("networkidle")
+        page = w.open_tiles(url)
         assert w.foreign == [] and w.errors == [], (w.foreign, w.errors)
         drawn = page.evaluate("document.querySelectorAll('.leaflet-tile path').length")
         assert 0 < drawn < N_GEORGIA  # fewer shapes than counties: small ones share pixel cells

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_permutations: int = 9999
     max_heavy: int = 2  # concurrent CPU-heavy computations per worker
     compute_timeout_s: float = 60.0
+    max_download_areas: int = 20_000  # one offline HTML file embeds every area's geometry (~8 MB at 20,000)
     cache_entries: int = 20_000  # results and tiles kept in the shared disk cache
     disclosure_threshold: int = 10  # counts below it are hidden in public outputs (0 disables)
     basemap_url: str | None = None  # e.g. an intranet tile server; no base map by default

@@ -18,7 +18,7 @@ KEY = "s3cret"
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "8", "SEGMAP_MAX_UNCOMPRESSED_MB": "50", "SEGMAP_CORS_ORIGINS": '["https://city.example"]'}) as url:
+    with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "8", "SEGMAP_MAX_UNCOMPRESSED_MB": "50", "SEGMAP_CORS_ORIGINS": '["https://city.example"]', "SEGMAP_MAX_DOWNLOAD_AREAS": "100"}) as url:
         with httpx.Client(base_url=url, timeout=60) as client:
             yield client
 
@@ -250,3 +250,10 @@ def test_a_burst_of_identical_map_requests_is_computed_once_and_revalidates(serv
     assert first.status_code == 200 and first.headers["etag"]
     assert server.get(url, params=params, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
     assert server.get(url, params=params).text == first.text
+
+
+def test_an_offline_map_too_large_for_a_browser_is_refused_with_alternatives(server):
+    r = server.get("/maps/georgia-1990/download")  # 159 areas, over this server's limit of 100
+    assert_problem(r, 422, "too many for one offline HTML file")
+    assert "/embed" in r.json()["detail"] and "PNG" in r.json()["detail"]
+    assert server.get("/maps/georgia-1990/embed").status_code == 200

@@ -123,6 +123,12 @@ async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), ds:
 @router.get("/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)")
 async def download(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
                    settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+    if ds.n > settings.max_download_areas:
+        # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
+        raise ValidationError(problem(
+            "too_many_areas", f"{ds.n:,} areas are too many for one offline HTML file (limit {settings.max_download_areas:,}, "
+            "SEGMAP_MAX_DOWNLOAD_AREAS). Use /maps/{id}/embed (vector tiles) in an iframe, the PNG or SVG for a report, "
+            "or /maps/{id}/data for the numbers."))
     name = quote(f"{dataset_id}-{p.group or ds.groups[0]}-{p.view}.html")
     return await _cached_html(request, dataset_id, ds, p, settings, owner, "download",
                               {**_headers(settings, "'self'"), "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})

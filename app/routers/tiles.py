@@ -26,7 +26,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 # Encoding is CPU-bound: one thread per worker keeps it off FastAPI's 40-thread pool.
 _encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tiles")
 _indexes: dict[tuple[str, str], TileIndex] = {}
-_properties = TileCache(64)
+_properties = TileCache(8)  # per-area columns of a query: ~10 MB each at 100,000 areas
 
 
 def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:

@@ -74,3 +74,15 @@ def test_errors_go_to_stderr_with_nonzero_exit(georgia, bad, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     out = segmap("indices", tmp_path / "missing.gpkg", "--group", "a")
     assert out.returncode == 2 and out.stdout == "" and "missing.gpkg" in out.stderr
+
+
+def test_multiscalar_profile_in_json_and_table(georgia):
+    out = segmap("indices", *georgia, "--group", "foreign_born", "--index", "dissimilarity", "--format", "json",
+                 "--multiscalar", "20000,50000")
+    assert out.returncode == 0, out.stderr
+    profile = json.loads(out.stdout)["dissimilarity"]["multiscalar"]
+    assert list(profile) == ["0", "20000", "50000"] and profile["0"] > profile["50000"] > 0
+    table = segmap("indices", *georgia, "--group", "foreign_born", "--index", "dissimilarity", "--multiscalar", "20000")
+    assert "multiscalar: 0 m" in table.stdout
+    bad = segmap("indices", *georgia, "--group", "foreign_born", "--multiscalar", "far")
+    assert bad.returncode == 2 and "metres" in bad.stderr and bad.stdout == ""

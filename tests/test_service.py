@@ -257,3 +257,19 @@ def test_an_offline_map_too_large_for_a_browser_is_refused_with_alternatives(ser
     assert_problem(r, 422, "too many for one offline HTML file")
     assert "/embed" in r.json()["detail"] and "PNG" in r.json()["detail"]
     assert server.get("/maps/georgia-1990/embed").status_code == 200
+
+
+def test_multiscalar_profile_over_http_matches_the_library(server, georgia_paths):
+    from spatial.indices.spatial_indices import multiscalar_profile
+    from spatial.io import load_dataset
+    r = server.get("/v1/datasets/georgia-1990/indices", params={"group": "foreign_born", "index": "dissimilarity",
+                                                                 "multiscalar": "20000,50000"})
+    assert r.status_code == 200, r.text
+    got = r.json()["dissimilarity"]["multiscalar"]
+    ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
+                      groups=["foreign_born"], total="total_population")
+    expected = multiscalar_profile(ds, "dissimilarity", "foreign_born", distances=(20000, 50000))
+    assert list(got) == ["0", "20000", "50000"]
+    assert [got[k] for k in got] == pytest.approx(list(expected.values()), rel=1e-9)
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"multiscalar": "far"}), 422, "metres")
+    assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"multiscalar": "-5"}), 422, "positive")

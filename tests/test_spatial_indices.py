@@ -14,6 +14,7 @@ from spatial.dataset import validate
 from spatial.indices import get, names
 from spatial.indices.compute import compute_indices
 from spatial.indices.spatial_context import SpatialContext
+from spatial.errors import ValidationError
 from spatial.indices.spatial_indices import multiscalar_profile
 from spatial.io import load_dataset
 
@@ -112,6 +113,34 @@ def test_multiscalar_profile_falls_with_scale():
     values = list(profile.values())
     assert list(profile) == [0.0, 500.0, 1000.0, 2000.0, 4000.0]
     assert values[0] > values[-1] and values[-1] > 0  # a large cluster survives smoothing, noise does not
+
+
+def test_multiscalar_profile_equals_a_dense_hand_computation():
+    """Each area's counts summed over every area whose centroid is within d (itself included), then D by hand."""
+    ds = city(n=12, cell=350, seed=3)
+    x, t = (ds.areas[c].to_numpy(float) for c in ("x", "t"))
+    xy = np.column_stack([ds.metric.centroid.x, ds.metric.centroid.y])
+    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    profile = multiscalar_profile(ds, "dissimilarity", "x", distances=(700, 1500))
+    for d in (700, 1500):
+        near = (dist <= d).astype(float)
+        xs, ts = near @ x, near @ t
+        ys = ts - xs
+        expected = 0.5 * np.abs(xs / xs.sum() - ys / ys.sum()).sum()
+        assert profile[float(d)] == pytest.approx(expected, rel=1e-12)
+
+
+def test_multiscalar_profile_refuses_a_distance_that_pairs_everyone():
+    import spatial.indices.spatial_indices as si
+    ds = city(n=12, cell=350)
+    budget, si.MULTISCALAR_PAIR_BUDGET = si.MULTISCALAR_PAIR_BUDGET, 1000
+    try:
+        with pytest.raises(ValidationError, match="smaller distances"):
+            multiscalar_profile(ds, "dissimilarity", "x", distances=(5000,))
+    finally:
+        si.MULTISCALAR_PAIR_BUDGET = budget
+    with pytest.raises(ValidationError, match="positive"):
+        multiscalar_profile(ds, "dissimilarity", "x", distances=(0,))
 
 
 def test_sacramento_reference_values_projected():

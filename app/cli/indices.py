@@ -46,7 +46,17 @@ def register(subparsers) -> None:
     p.add_argument("--compare", metavar="OTHER", help="second boundaries file to compare with (another city or year)")
     p.add_argument("--compare-counts", metavar="TABLE", help="count table of --compare, joined on --key")
     p.add_argument("--compare-group", metavar="COL", help="compare the first group with this group of the same dataset")
+    p.add_argument("--multiscalar", metavar="METRES", type=_distances,
+                   help="comma-separated distances, e.g. 500,1000,2000,4000: each aspatial two-group index recomputed "
+                        "on populations summed within each distance (its multiscalar profile)")
     p.set_defaults(func=run)
+
+
+def _distances(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("distances are metres separated by commas, e.g. 500,1000,2000,4000") from None
 
 
 class Progress:
@@ -83,7 +93,7 @@ def run(args) -> int:
     results = compute_indices(ds, group=args.group[0], groups=list(dict.fromkeys(args.group)), total=args.total,
                               indices=args.index, region=args.region, permutations=args.permutations, seed=args.seed,
                               null=args.null, compare=other, compare_group=args.compare_group,
-                              progress=Progress() if args.permutations else None)
+                              progress=Progress() if args.permutations else None, multiscalar=args.multiscalar)
     out = sys.stdout
     if args.format == "json":
         json.dump({name: r.to_dict() for name, r in results.items()}, out, indent=2)
@@ -117,6 +127,8 @@ def format_table(results, ds) -> str:
             ci = f"{_f(r.ci_low)}–{_f(r.ci_high)}" if r.ci_low is not None else ""
             row += f" {ci:>17s} {_f(r.p_value):>7s} {_f(r.expected):>9s}"
         lines.append(row + "  " + "+".join(r.groups))
+        if r.extra.get("multiscalar"):
+            lines.append(f"{'':34s} multiscalar: " + " · ".join(f"{d} m {_f(v)}" for d, v in r.extra["multiscalar"].items()))
         cmp = r.extra.get("comparison")
         if cmp:
             lines.append(f"{'':34s} vs {cmp['against']}: {_f(cmp['value_b'])}, difference {_f(cmp['difference'])} "

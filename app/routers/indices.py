@@ -27,10 +27,18 @@ async def indices(
     region: str | None = Query(None, description="region column to decompose mutual_information"),
     compare_to: str | None = Query(None, description="id of a second dataset for a two-sample comparison"),
     compare_group: str | None = Query(None, description="a second group of this dataset to compare with"),
+    multiscalar: str | None = Query(None, description="distances in metres, e.g. 500,1000,2000,4000: adds each aspatial "
+                                                      "two-group index's multiscalar profile"),
     ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings), registry=Depends(get_registry),
 ):
     if permutations > settings.max_permutations:
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer"))
+    distances = None
+    if multiscalar:
+        try:
+            distances = [float(v) for v in multiscalar.split(",") if v.strip()]
+        except ValueError:
+            raise ValidationError(problem("bad_parameter", "multiscalar takes metres separated by commas, e.g. 500,1000,2000,4000")) from None
     other = None
     if compare_to:
         other = registry.load(compare_to)
@@ -44,7 +52,8 @@ async def indices(
     def compute():
         from spatial.indices.compute import compute_indices
         res = compute_indices(ds, group=groups[0], groups=groups, total=total, indices=index, region=region,
-                              permutations=permutations, seed=seed, null=null, compare=other, compare_group=compare_group)
+                              permutations=permutations, seed=seed, null=null, compare=other, compare_group=compare_group,
+                              multiscalar=distances)
         return {name: r.to_dict() for name, r in res.items()}
 
     from ..http import not_modified

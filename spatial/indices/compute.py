@@ -59,7 +59,8 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
                     total: str | None = None, indices: Sequence[str] | None = None, params: dict | None = None,
                     region: str | None = None, permutations: int = 0, seed: int | None = None,
                     null: str | None = None, compare: AreaDataset | None = None, compare_group: str | None = None,
-                    progress: Callable | None = None, ci_level: float = 0.95) -> dict[str, IndexResult]:
+                    progress: Callable | None = None, ci_level: float = 0.95,
+                    multiscalar: Sequence[float] | None = None) -> dict[str, IndexResult]:
     """Compute indices of ``group`` against the rest of ``total`` (two-group) and of ``groups`` (multigroup).
 
     ``params`` maps an index name to its parameters (e.g. ``{"atkinson": {"b": 0.3}}``).
@@ -68,6 +69,8 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
     With ``permutations > 0`` every result carries a p-value against ``null``, a bootstrap
     interval and the expected value under the null; ``compare`` (another dataset) or
     ``compare_group`` (another group here) adds a two-sample comparison in ``extra["comparison"]``.
+    ``multiscalar`` (distances in metres) adds each aspatial two-group index's multiscalar profile
+    in ``extra["multiscalar"]`` (distance → value, 0 being the unsmoothed areas).
     """
     groups = list(groups or ([group] if group else dataset.groups))
     group = group or groups[0]
@@ -102,6 +105,10 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
         if spec.name == "mutual_information" and region:
             from .multigroup import mutual_information_decomposition
             res.extra["decomposition"] = mutual_information_decomposition(multi, dataset.areas[region].to_numpy())
+        if multiscalar and spec.kind == "two_group" and not spec.spatial:
+            from .spatial_indices import multiscalar_profile
+            profile = multiscalar_profile(dataset, spec.name, group, total, distances=multiscalar)
+            res.extra["multiscalar"] = {f"{d:g}": v for d, v in profile.items()}
         if permutations:
             from .inference import infer
             chosen = null or ("permutation" if spec.spatial else "random_allocation")

@@ -216,6 +216,9 @@ def distance_decay_exposure(ctx):
     return _decay_exposure(ctx, "other")
 
 
+MULTISCALAR_PAIR_BUDGET = 30_000_000  # area pairs within the largest distance (~0.5 GB of sparse matrix)
+
+
 def multiscalar_profile(dataset, index: str = "dissimilarity", group: str | None = None, total: str | None = None,
                         distances=(500, 1000, 2000, 4000)) -> dict[float, float]:
     """A two-group index recomputed on populations summed within each distance band (metres).
@@ -233,12 +236,23 @@ def multiscalar_profile(dataset, index: str = "dissimilarity", group: str | None
     if spec.kind != "two_group" or spec.spatial:
         from ..errors import ValidationError, problem
         raise ValidationError(problem("bad_parameter", f"The multiscalar profile needs an aspatial two-group index, not {index!r}"))
+    distances = sorted(float(d) for d in distances)
+    if not distances or distances[0] <= 0:
+        from ..errors import ValidationError, problem
+        raise ValidationError(problem("bad_parameter", "distances must be positive numbers of metres, e.g. 500,1000,2000,4000"))
     x, t = dataset.counts(group or dataset.groups[0], total)
     evaluate = spec.evaluator()
     xy = SpatialContext(dataset).centroids
     tree = cKDTree(xy)
+    # Every pair within the largest distance is held at once: estimate them first (a sample of areas).
+    sample = xy[np.random.default_rng(0).choice(len(xy), min(len(xy), 500), replace=False)]
+    pairs = np.mean([len(i) for i in tree.query_ball_point(sample, distances[-1])]) * len(xy)
+    if pairs > MULTISCALAR_PAIR_BUDGET:
+        from ..errors import ValidationError, problem
+        raise ValidationError(problem("too_many_pairs", f"Smoothing over {distances[-1]:,.0f} m would pair up about {pairs:,.0f} "
+                                      f"areas (limit {MULTISCALAR_PAIR_BUDGET:,}): ask for smaller distances"))
     profile = {0.0: float(evaluate(x, t))}
-    for d in sorted(distances):
+    for d in distances:
         B = tree.sparse_distance_matrix(tree, float(d), output_type="coo_matrix").tocsr()
         B = (B != 0).astype(float) + sp.eye(len(x))
         profile[float(d)] = float(evaluate(B @ x, B @ t))

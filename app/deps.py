@@ -41,3 +41,11 @@ def require_key(settings: Settings = Depends(get_settings), x_api_key: str | Non
     if settings.api_key and not has_key(settings, x_api_key):
         raise ProblemError(401, "API key required", "This write needs a valid X-API-Key header.", code="unauthorised",
                            headers={"WWW-Authenticate": "X-API-Key"})
+
+
+def threshold_for(info: dict | None, settings: Settings, owner: bool) -> int:
+    """Counts below this are hidden from this caller: none for the owner, else the dataset's own
+    threshold (set at upload) or the service's default."""
+    if owner:
+        return 0
+    return int(((info or {}).get("disclosure") or {}).get("threshold", settings.disclosure_threshold))

@@ -273,3 +273,28 @@ def test_multiscalar_profile_over_http_matches_the_library(server, georgia_paths
     assert [got[k] for k in got] == pytest.approx(list(expected.values()), rel=1e-9)
     assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"multiscalar": "far"}), 422, "metres")
     assert_problem(server.get("/v1/datasets/georgia-1990/indices", params={"multiscalar": "-5"}), 422, "positive")
+
+
+def test_disclosure_threshold_is_set_per_dataset(server, georgia_paths):
+    import mapbox_vector_tile
+    files = lambda: {"boundaries": ("g.gpkg", georgia_paths["boundaries"].read_bytes()),  # noqa: E731
+                     "counts": ("c.csv", georgia_paths["counts"].read_bytes())}
+    form = dict(key="area_key", total="total_population", groups="foreign_born")
+    for ident, threshold in (("strict", 500), ("open", 0)):
+        r = upload(server, files(), id=ident, disclosure_threshold=threshold, **form)
+        assert r.status_code == 201 and r.json()["disclosure_threshold"] == threshold, r.text
+    assert server.get("/v1/datasets/georgia-1990").json()["disclosure_threshold"] == 10  # the service default
+
+    def hidden(ident):
+        body = server.get(f"/v1/datasets/{ident}/local", params={"group": "foreign_born", "permutations": 99}).json()
+        return sum(f["properties"]["foreign_born"] is None for f in body["features"])
+
+    default, strict, open_ = hidden("georgia-1990"), hidden("strict"), hidden("open")
+    assert open_ == 0 < default < strict
+    tile = mapbox_vector_tile.decode(server.get("/v1/datasets/strict/tiles/5/8/12.mvt").content)["areas"]["features"]
+    assert any("foreign_born" not in f["properties"] for f in tile)
+    items = server.get("/ogc/collections/open/items", params={"limit": 200}).json()["features"]
+    assert all(f["properties"]["foreign_born"] is not None for f in items)
+    assert_problem(upload(server, files(), id="neg", disclosure_threshold=-1, **form), 422, "disclosure_threshold")
+    for ident in ("strict", "open"):
+        assert server.delete(f"/v1/datasets/{ident}", headers={"X-API-Key": KEY}).status_code == 204

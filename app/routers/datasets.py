@@ -23,6 +23,8 @@ PUBLIC_FIELDS = ("id", "title", "source", "year", "crs", "bounds", "n_areas", "t
 
 def public(info: dict, request: Request) -> dict:
     out = {k: info.get(k) for k in PUBLIC_FIELDS}
+    settings = request.app.state.settings
+    out["disclosure_threshold"] = int((info.get("disclosure") or {}).get("threshold", settings.disclosure_threshold))
     base = str(request.base_url).rstrip("/")
     i = info["id"]
     out["links"] = {"self": f"{base}/v1/datasets/{i}", "indices": f"{base}/v1/datasets/{i}/indices",
@@ -78,6 +80,8 @@ async def upload_dataset(
     title: str | None = Form(None), year: int | None = Form(None, ge=1000, le=3000), source: str | None = Form(None),
     id: str | None = Form(None, description="dataset id (default: from the title)"),
     drop_unmatched: bool = Form(False),
+    disclosure_threshold: int | None = Form(None, ge=0, le=1000, description="counts below it are hidden in this dataset's "
+                                            "public outputs (default: the service's SEGMAP_DISCLOSURE_THRESHOLD; 0 disables)"),
     registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
 ):
     bname = safe_filename(boundaries.filename, "boundaries")
@@ -105,7 +109,8 @@ async def upload_dataset(
             raise ValidationError(problem("too_complex", f"The boundaries have {vertices:,} vertices, more than the "
                                           f"{settings.max_vertices:,} allowed; simplify them first"))
         new_id = id or registry.new_id(meta.name)
-        return registry.put(new_id, ds, owner_key="api_key" if settings.api_key else None), ds.repairs
+        disclosure = {"threshold": disclosure_threshold} if disclosure_threshold is not None else None
+        return registry.put(new_id, ds, owner_key="api_key" if settings.api_key else None, disclosure=disclosure), ds.repairs
 
     info, repairs = await request.app.state.heavy.run(build)
     body = public(info, request)

@@ -47,7 +47,7 @@ async def indices(
     groups = list(dict.fromkeys(group or [ds.groups[0]]))
     info = registry.info(dataset_id)
     other_version = registry.info(compare_to)["version"] if compare_to else None
-    etag = etag_for("indices", info["version"], other_version, sorted(request.query_params.multi_items()))
+    etag = etag_for("indices", dataset_id, info["version"], compare_to, other_version, sorted(request.query_params.multi_items()))
 
     def compute():
         from spatial.indices.compute import compute_indices

@@ -12,7 +12,7 @@ from spatial.disclosure import derived_columns, protect_frame
 from spatial.export import csv_safe, local_frame
 from spatial.local import ALIASES
 
-from ..deps import get_dataset, get_registry, get_settings, is_owner
+from ..deps import get_dataset, get_registry, get_settings, is_owner, threshold_for
 from ..http import cached, etag_for, not_modified
 from ..settings import Settings
 
@@ -47,7 +47,10 @@ async def local(
     if permutations > settings.max_permutations:
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer"))
     group = group or ds.groups[0]
-    etag = etag_for("local", registry.info(dataset_id)["version"], owner, sorted(request.query_params.multi_items()))
+    info = registry.info(dataset_id)
+    # Named by dataset and threshold: datasets with equal content (one version hash) may differ in disclosure.
+    etag = etag_for("local", dataset_id, info["version"], threshold_for(info, settings, owner),
+                    sorted(request.query_params.multi_items()))
     if not_modified(request, etag):
         return cached(request, etag, lambda: None)
 
@@ -70,7 +73,7 @@ async def local(
         if not owner:
             tot = total or ds.total
             frame, report = protect_frame(frame, [c for c in dict.fromkeys((tot, group)) if c in frame],
-                                          settings.disclosure_threshold, total=tot,
+                                          threshold_for(registry.info(dataset_id), settings, owner), total=tot,
                                           derived=derived_columns(ALIASES.get(statistic, statistic)))
         meta = res.meta_dict()
         if report:

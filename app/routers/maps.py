@@ -14,7 +14,7 @@ from maps.data import SCHEMES, VIEWS, view_data
 from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
 
-from ..deps import get_dataset, get_settings, is_owner
+from ..deps import get_dataset, get_settings, is_owner, threshold_for
 from ..http import cached_body, etag_for, not_modified
 from ..problems import ProblemError
 from ..settings import Settings
@@ -77,7 +77,7 @@ def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, sett
                        at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
                        basemap_url=None if mode == "download" else settings.basemap_url,
                        basemap_attribution=settings.basemap_attribution,
-                       disclosure_threshold=0 if owner else settings.disclosure_threshold,
+                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner),
                        vector_tiles=False if mode == "download" else p.tiles)
     page, _ = render_page(ds, opts)
     return page
@@ -87,8 +87,8 @@ async def _cached_html(request: Request, dataset_id: str, ds: AreaDataset, p: Ma
                        mode: str, headers: dict) -> Response:
     """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
     version = request.app.state.registry.info(dataset_id)["version"]
-    etag = etag_for("map", mode, version, owner, sorted(request.query_params.multi_items()),
-                    settings.basemap_url, settings.disclosure_threshold)
+    etag = etag_for("map", mode, dataset_id, version, owner, sorted(request.query_params.multi_items()),
+                    settings.basemap_url, threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
     headers = {**headers, "ETag": etag, "Cache-Control": "public, max-age=300"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
@@ -142,7 +142,7 @@ async def data(request: Request, dataset_id: str, p: MapParams = Depends(), form
 
     def make():
         vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                       disclosure_threshold=0 if owner else settings.disclosure_threshold)
+                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
         name = f"{dataset_id}-{vd.group}-{p.view}"
         if format == "csv":
             from spatial.export import csv_safe
@@ -162,7 +162,7 @@ async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height
 
     def make():
         vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                       disclosure_threshold=0 if owner else settings.disclosure_threshold)
+                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
         return render(ds, vd, fmt, width=width, height=height, dpi=dpi)
 
     body, alt = await request.app.state.heavy.run(make, key=("image", id(ds), owner, str(request.url)))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from spatial.disclosure import derived_columns, protect_frame
 from spatial.errors import ValidationError, problem
 
-from ..deps import get_registry, get_settings, is_owner
+from ..deps import get_registry, get_settings, is_owner, threshold_for
 from ..problems import not_found
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
@@ -92,7 +92,7 @@ def collection(collection_id: str, request: Request, registry=Depends(get_regist
 _frames: OrderedDict = OrderedDict()  # (collection, version, owner) -> public features in CRS84, for paging
 
 
-def _features(ds, statistic: str | None, group: str | None, owner: bool, settings) -> gpd.GeoDataFrame:
+def _features(ds, statistic: str | None, group: str | None, owner: bool, threshold: int) -> gpd.GeoDataFrame:
     if statistic is None:
         frame = ds.areas.to_crs(4326)
         counts, derived = list(ds.count_columns), derived_columns(None)
@@ -104,7 +104,7 @@ def _features(ds, statistic: str | None, group: str | None, owner: bool, setting
         frame["label"] = frame["label"].astype(str)
         counts, derived = [c for c in dict.fromkeys((ds.total, group)) if c in frame], derived_columns(statistic)
     if not owner:
-        frame, _ = protect_frame(frame, counts, settings.disclosure_threshold, total=ds.total, derived=derived)
+        frame, _ = protect_frame(frame, counts, threshold, total=ds.total, derived=derived)
     return frame
 
 
@@ -121,7 +121,8 @@ async def items(collection_id: str, request: Request,
     key = (collection_id, info["version"], owner)
     frame = _frames.get(key)
     if frame is None:  # computed once (off the event loop), then pages are slices of it
-        frame = await request.app.state.heavy.run(_features, ds, statistic, group, owner, settings, key=key)
+        frame = await request.app.state.heavy.run(_features, ds, statistic, group, owner,
+                                                  threshold_for(info, settings, owner), key=key)
         _frames[key] = frame
         while len(_frames) > 8:
             _frames.popitem(last=False)

@@ -15,7 +15,7 @@ from spatial.disclosure import protect_frame
 from spatial.errors import ValidationError, problem
 from spatial.local import ALIASES
 
-from ..deps import get_dataset, get_registry, get_settings, is_owner
+from ..deps import get_dataset, get_registry, get_settings, is_owner, threshold_for
 from ..http import etag_for, not_modified
 from ..problems import ProblemError
 from ..settings import Settings
@@ -41,7 +41,7 @@ def tile_index(dataset_id: str, version: str, ds: AreaDataset) -> TileIndex:
     return _indexes[key]
 
 
-def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, owner: bool, settings: Settings,
+def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, owner: bool, threshold: int,
                     permutations: int, seed: int) -> TileAttributes:
     """id, name, total, group counts and shares (+ statistic value, p-value, label) per area."""
     frame = ds.areas[[ID] + ([ds.name_col] if ds.name_col else []) + list(ds.count_columns)].copy()
@@ -55,7 +55,7 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
             frame["p_value"] = res.p_value
         frame["label"] = res.labels.astype(str)
     if not owner:
-        protected, _ = protect_frame(frame, list(ds.count_columns), settings.disclosure_threshold, total=ds.total)
+        protected, _ = protect_frame(frame, list(ds.count_columns), threshold, total=ds.total)
         for col in ds.count_columns:
             frame[col] = protected[col]
         for g in ds.groups:
@@ -99,7 +99,8 @@ async def tile(
         raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(ds.groups)}"))
     version = registry.info(dataset_id)["version"]
     query = (group, statistic, permutations, seed, owner)
-    etag = etag_for("tile", version, z, x, y, query)
+    threshold = threshold_for(registry.info(dataset_id), settings, owner)
+    etag = etag_for("tile", dataset_id, version, threshold, z, x, y, query)
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
@@ -110,7 +111,7 @@ async def tile(
             props_key = (dataset_id, version, query)
             props = _properties.get(props_key)
             if props is None:
-                props = area_properties(ds, group, statistic, owner, settings, permutations, seed)
+                props = area_properties(ds, group, statistic, owner, threshold, permutations, seed)
                 _properties.put(props_key, props)
             data = tile_index(dataset_id, version, ds).tile(z, x, y, props)
             request.app.state.cache.put(disk_key, dataset_id, version, data)  # off the event loop

@@ -37,6 +37,36 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return minx, maxy - size, minx + size, maxy
 
 
+def tiles_covering(bounds_3857: tuple[float, float, float, float], z: int) -> list[tuple[int, int, int]]:
+    """Every tile of zoom ``z`` that a Web Mercator box touches."""
+    minx, miny, maxx, maxy = bounds_3857
+    size = WORLD / 2**z
+    last = 2**z - 1
+    x0, x1 = (min(last, max(0, int((v + ORIGIN) // size))) for v in (minx, maxx))
+    y0, y1 = (min(last, max(0, int((ORIGIN - v) // size))) for v in (maxy, miny))
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+def offline_tiles(index: "TileIndex", attributes: "TileAttributes", budget_bytes: int = 12 * 2**20,
+                  view_px: tuple[int, int] = (1024, 768)) -> tuple[dict[str, bytes], tuple[int, int]]:
+    """Tiles of a dataset for an offline page: from the zoom that fits the city in ``view_px`` down,
+    zoom by zoom while the total stays within ``budget_bytes`` (a page opened from a file can't ask
+    a server for more). Returns {"z/x/y": bytes} and the (first, last) zoom embedded."""
+    minx, miny, maxx, maxy = index.bounds_3857
+    span = max((maxx - minx) / view_px[0], (maxy - miny) / view_px[1], 1e-9) * 256
+    first = int(max(0, min(MAX_ZOOM, math.floor(math.log2(WORLD / span)))))
+    tiles: dict[str, bytes] = {}
+    used, last = 0, first
+    for z in range(first, min(first + 5, 17)):
+        level = {f"{z}/{x}/{y}": index.tile(z, x, y, attributes) for z, x, y in tiles_covering(index.bounds_3857, z)}
+        size = sum(len(b) for b in level.values())
+        if tiles and used + size > budget_bytes:
+            break
+        tiles.update({k: b for k, b in level.items() if b})
+        used, last = used + size, z
+    return tiles, (first, last)
+
+
 def valid_tile(z: int, x: int, y: int) -> bool:
     return 0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z
 

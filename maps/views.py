@@ -41,6 +41,9 @@ class PageOptions:
     disclosure_threshold: int = 0
     vector_tiles: bool | None = None  # None: decide by the number of areas
     index_permutations: int = 199
+    # Offline pages of large cities: tiles carried in the page ({"z/x/y": MVT bytes}) and their zoom range.
+    embedded_tiles: dict | None = None
+    embedded_zooms: tuple[int, int] | None = None
 
 
 def _digits(bounds) -> int:
@@ -220,6 +223,17 @@ _VT_SCRIPT = Template("""
   // Classes are computed here from the tile's own properties: the page carries no per-area data.
   var map = {{ this.map_name }}, cfg = {{ this.config }};
   var r6 = function (v) { return Math.round(v * 1e6) / 1e6; };
+  if (cfg.embedded) {  // an offline file: VectorGrid's tile fetches are answered from the page itself
+    var realFetch = window.fetch;
+    window.fetch = function (url, options) {
+      var m = /^segmap-embedded\/(\d+\/\d+\/\d+)\.mvt$/.exec(String(url));
+      if (!m) return realFetch.apply(this, arguments);
+      var b64 = cfg.embedded[m[1]] || "", bytes = new Uint8Array(b64.length ? atob(b64).length : 0);
+      if (b64) { var raw = atob(b64); for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i); }
+      return Promise.resolve(new Response(bytes, {status: 200}));
+    };
+    map.setMinZoom(cfg.zooms[0]);
+  }
   function classOf(p) {
     var share = p[cfg.share_field];
     if (cfg.kind === "labels") { return cfg.label_keys.indexOf(p.label); }
@@ -232,7 +246,7 @@ _VT_SCRIPT = Template("""
   var esc = function (s) { return String(s).replace(/[&<>"]/g, function (c) {
     return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; }); };
   var layer = L.vectorGrid.protobuf(cfg.url, {
-    rendererFactory: L.svg.tile, interactive: true, maxNativeZoom: 14,
+    rendererFactory: L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
     getFeatureId: function (f) { return f.properties.id; },
     vectorTileLayerStyles: new Proxy({}, {get: function () { return function (p) {
       var i = classOf(p), c = i < 0 ? cfg.hidden_colour : cfg.colours[i];
@@ -425,6 +439,10 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
                           if opts.view in ("lisa", "hotspots") else [lab for lab, _ in real]),
                "hidden_colour": SUPPRESSED[1], "hidden_label": SUPPRESSED[0],
                "statistic": {"lq": "Location quotient", "lisa": "Local Moran's I", "hotspots": "Gi* z"}.get(opts.view, "")}
+        if opts.embedded_tiles is not None:
+            import base64
+            cfg.update(url="segmap-embedded/{z}/{x}/{y}.mvt", zooms=list(opts.embedded_zooms),
+                       embedded={k: base64.b64encode(v).decode() for k, v in opts.embedded_tiles.items()})
         fmap.add_child(_VectorTiles(fmap, cfg))
     else:
         gj, palettes = page_geojson(dataset, data)

@@ -208,6 +208,29 @@ def test_downloaded_html_works_from_file(live_server, browser, tmp_path):
         w.close()
 
 
+def test_downloaded_large_city_carries_its_tiles_and_works_from_file(live_server, browser, tmp_path):
+    """tiles=on stands in for a city too large to embed as GeoJSON: the file carries the app's tiles."""
+    r = httpx.get(f"{live_server}/maps/georgia-1990/download?group=black&view=lisa&tiles=on", timeout=120)
+    assert r.status_code == 200 and "segmap-embedded" in r.text and '"coordinates"' not in r.text
+    f = tmp_path / "map.html"
+    f.write_text(r.text, encoding="utf-8")
+    w = Watch(browser, None)  # file:// only: any http(s) request is foreign
+    try:
+        page = w.open_tiles(f.as_uri())
+        assert w.foreign == [] and w.errors == [], (w.foreign, w.errors)
+        # Every county is drawn, in the server's LISA classes.
+        drawn = page.evaluate("""() => { var out = {}; Object.values(window.segmap.layers.vector._vectorTiles).forEach(t =>
+            Object.values(t._features || {}).forEach(f => out[f.feature.properties.id] = window.segmap.classOf(f.feature.properties)));
+            return out; }""")
+        import csv
+        rows = list(csv.DictReader(io.StringIO(httpx.get(f"{live_server}/maps/georgia-1990/data?group=black&view=lisa",
+                                                          timeout=60).text)))
+        assert len(drawn) == N_GEORGIA and drawn == {row["id"]: int(row["class"]) for row in rows}
+        page.screenshot(path=str(_shot("download-tiles-lisa.png")))
+    finally:
+        w.close()
+
+
 def test_png_is_valid_sized_and_not_blank(live_server):
     from PIL import Image, ImageStat
     r = httpx.get(f"{live_server}/v1/datasets/georgia-1990/map.png?group=black&view=lisa&width=900&height=600&dpi=100", timeout=60)

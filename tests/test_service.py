@@ -252,11 +252,12 @@ def test_a_burst_of_identical_map_requests_is_computed_once_and_revalidates(serv
     assert server.get(url, params=params).text == first.text
 
 
-def test_an_offline_map_too_large_for_a_browser_is_refused_with_alternatives(server):
-    r = server.get("/maps/georgia-1990/download")  # 159 areas, over this server's limit of 100
-    assert_problem(r, 422, "too many for one offline HTML file")
-    assert "/embed" in r.json()["detail"] and "PNG" in r.json()["detail"]
-    assert server.get("/maps/georgia-1990/embed").status_code == 200
+def test_an_offline_map_of_a_large_city_carries_tiles_not_geojson(server):
+    r = server.get("/maps/georgia-1990/download")  # 159 areas, over this server's GeoJSON limit of 100
+    assert r.status_code == 200 and "segmap-embedded" in r.text and '"coordinates"' not in r.text
+    refused = server.get("/maps/georgia-1990/download", params={"tiles": "off"})  # GeoJSON asked for explicitly
+    assert_problem(refused, 422, "too many to embed as GeoJSON")
+    assert "PNG" in refused.json()["detail"]
 
 
 def test_multiscalar_profile_over_http_matches_the_library(server, georgia_paths):

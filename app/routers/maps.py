@@ -73,12 +73,25 @@ class MapParams:
 
 def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool, mode: str):
     from maps.views import PageOptions, render_page
-    opts = PageOptions(dataset_id=dataset_id, group=p.group or ds.groups[0], view=p.view, scheme=p.scheme, k=p.k,
+    info = request.app.state.registry.info(dataset_id)
+    threshold = threshold_for(info, settings, owner)
+    group = p.group or ds.groups[0]
+    vector, embedded, zooms = p.tiles, None, None
+    if mode == "download":
+        vector = False
+        if p.tiles or (p.tiles is None and ds.n > settings.max_download_areas):
+            # Too many areas to embed as GeoJSON: carry the app's own tiles for a few zooms instead.
+            from ..tiles import offline_tiles
+            from .tiles import area_properties, tile_index
+            statistic = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}.get(p.view)
+            attributes = area_properties(ds, group, statistic, owner, threshold, p.permutations, p.seed)
+            embedded, zooms = offline_tiles(tile_index(dataset_id, info["version"], ds), attributes)
+            vector = True
+    opts = PageOptions(dataset_id=dataset_id, group=group, view=p.view, scheme=p.scheme, k=p.k,
                        at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
                        basemap_url=None if mode == "download" else settings.basemap_url,
-                       basemap_attribution=settings.basemap_attribution,
-                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner),
-                       vector_tiles=False if mode == "download" else p.tiles)
+                       basemap_attribution=settings.basemap_attribution, disclosure_threshold=threshold,
+                       vector_tiles=vector, embedded_tiles=embedded, embedded_zooms=zooms)
     page, _ = render_page(ds, opts)
     return page
 
@@ -123,12 +136,12 @@ async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), ds:
 @router.get("/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)")
 async def download(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
                    settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    if ds.n > settings.max_download_areas:
+    if p.tiles is False and ds.n > settings.max_download_areas:
         # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
         raise ValidationError(problem(
-            "too_many_areas", f"{ds.n:,} areas are too many for one offline HTML file (limit {settings.max_download_areas:,}, "
-            "SEGMAP_MAX_DOWNLOAD_AREAS). Use /maps/{id}/embed (vector tiles) in an iframe, the PNG or SVG for a report, "
-            "or /maps/{id}/data for the numbers."))
+            "too_many_areas", f"{ds.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
+            f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector tiles "
+            "instead, or use the PNG or SVG for a report, or /maps/{id}/data for the numbers."))
     name = quote(f"{dataset_id}-{p.group or ds.groups[0]}-{p.view}.html")
     return await _cached_html(request, dataset_id, ds, p, settings, owner, "download",
                               {**_headers(settings, "'self'"), "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})

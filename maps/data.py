@@ -14,6 +14,7 @@ from spatial.dataset import ID, AreaDataset
 from spatial.errors import ValidationError, problem
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
+VIEW_STATISTIC = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}  # the local statistic a view draws
 VIEW_TITLES = {"share": "Share of group", "lq": "Location quotient", "lisa": "LISA clusters",
                "hotspots": "Gi* hot and cold spots", "informal": "Share in informal settlements"}
 SCHEMES = {"quantiles": mapclassify.Quantiles, "natural_breaks": mapclassify.NaturalBreaks,
@@ -126,7 +127,7 @@ def view_data(dataset: AreaDataset, group: str | None = None, view: str = "share
         return ViewData(view, group, base, legend, scheme, kk, meta, notes)
 
     from spatial.local import local_statistic
-    statistic = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}[view]
+    statistic = VIEW_STATISTIC[view]
     res = local_statistic(dataset, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
                           alpha=alpha, correction=correction)
     meta.update(statistic=statistic, alpha=alpha, correction=correction, permutations=res.permutations,

@@ -422,8 +422,8 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
     if vector:
         vd = data[opts.view]
         from urllib.parse import urlencode
-        from .data import HOTSPOTS, LISA, LQ_BREAKS, SUPPRESSED
-        statistic = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}.get(opts.view)
+        from .data import HOTSPOTS, LISA, LQ_BREAKS, SUPPRESSED, VIEW_STATISTIC
+        statistic = VIEW_STATISTIC.get(opts.view)
         query = {"group": vd.group, **({"statistic": statistic, "permutations": opts.permutations, "seed": opts.seed}
                                        if statistic else {})}
         real = [(lab, c) for lab, c, _ in vd.legend if lab != SUPPRESSED[0]]

@@ -23,7 +23,7 @@ def derived_columns(statistic: str | None) -> tuple[str, ...]:
 
 
 def protect_frame(frame: pd.DataFrame, count_cols: list[str], threshold: int = 10, *, total: str | None = None,
-                  derived: tuple[str, ...] = DERIVED, lq_value: bool = False) -> tuple[pd.DataFrame, dict | None]:
+                  derived: tuple[str, ...] = DERIVED) -> tuple[pd.DataFrame, dict | None]:
     """Return (protected copy, report) for the per-area ``frame``; ``threshold <= 1`` disables."""
     if threshold <= 1 or not count_cols:
         return frame, None
@@ -51,7 +51,7 @@ def protect_frame(frame: pd.DataFrame, count_cols: list[str], threshold: int = 1
         out[col] = out[col].astype(float).where(~hidden[col], np.nan)
     area_hidden = hidden[groups].any(axis=1) if groups else hidden.any(axis=1)
     n_derived = 0
-    for col in derived + (("value",) if lq_value else ()):
+    for col in derived:
         if col in out.columns:
             out[col] = out[col].astype(float).where(~area_hidden, np.nan)
             n_derived += int(area_hidden.sum())

@@ -61,12 +61,11 @@ def contiguity_pairs(geoms: np.ndarray, rook: bool = False) -> tuple[np.ndarray,
     (``benchmarks/indices.py``). Edges are taken within rings, so unlike libpysal no phantom edge
     joins an exterior ring to its hole.
     """
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
     if rook:
-        rings = shapely.get_rings(shapely.get_parts(geoms))  # exploded parts, then their rings
+        parts, part_owner = shapely.get_parts(geoms, return_index=True)
+        rings = shapely.get_rings(parts)  # per part: exterior, then its holes
         ring_coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-        part_owner = np.repeat(np.arange(len(geoms)), shapely.get_num_geometries(geoms))
-        ring_owner = np.repeat(part_owner, shapely.get_num_interior_rings(shapely.get_parts(geoms)) + 1)
+        ring_owner = np.repeat(part_owner, shapely.get_num_interior_rings(parts) + 1)
         same_ring = ring_of[:-1] == ring_of[1:]
         a, b = ring_coords[:-1][same_ring], ring_coords[1:][same_ring]
         swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
@@ -74,7 +73,7 @@ def contiguity_pairs(geoms: np.ndarray, rook: bool = False) -> tuple[np.ndarray,
         keys = np.column_stack([lo, hi])
         owner = ring_owner[ring_of[:-1][same_ring]]
     else:
-        keys = coords
+        keys, owner = shapely.get_coordinates(geoms, return_index=True)
     if len(keys) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     order = np.lexsort(keys.T[::-1])

@@ -13,7 +13,7 @@ from spatial.export import csv_safe, local_frame
 from spatial.local import ALIASES
 
 from ..deps import get_dataset, get_registry, get_settings, is_owner, threshold_for
-from ..http import cached, etag_for, not_modified
+from ..http import cached, cached_body, etag_for, not_modified
 from ..settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["statistics"])
@@ -54,17 +54,7 @@ async def local(
     if not_modified(request, etag):
         return cached(request, etag, lambda: None)
 
-    cache = request.app.state.cache
-    hit = cache.get(f"local:{etag}")
-    if hit is not None:
-        if format == "csv":
-            resp = Response(hit, media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})
-        else:
-            resp = Response(hit, media_type="application/geo+json")
-        return cached(request, etag, lambda: resp, 300)
-
-    def compute():
+    def compute() -> bytes:
         res = run_local(ds, group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
                         permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
                         smoothing=smoothing)
@@ -73,19 +63,22 @@ async def local(
         if not owner:
             tot = total or ds.total
             frame, report = protect_frame(frame, [c for c in dict.fromkeys((tot, group)) if c in frame],
-                                          threshold_for(registry.info(dataset_id), settings, owner), total=tot,
+                                          threshold_for(info, settings, owner), total=tot,
                                           derived=derived_columns(ALIASES.get(statistic, statistic)))
         meta = res.meta_dict()
         if report:
             meta["disclosure"] = report
         if format == "csv":
-            return Response(csv_safe(frame).to_csv(index=False), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})
+            return csv_safe(frame).to_csv(index=False).encode()
         frame["label"] = frame["label"].astype(str)
         body = json.loads(frame.to_json(drop_id=True, na="null"))
         body["segmap"] = meta
-        return Response(json.dumps(body), media_type="application/geo+json")
+        return json.dumps(body).encode()
 
-    resp = await request.app.state.heavy.run(compute, key=etag)
-    cache.put(f"local:{etag}", dataset_id, registry.info(dataset_id)["version"], resp.body)
+    body = await cached_body(request, f"local:{etag}", dataset_id, info["version"], compute)
+    if format == "csv":
+        resp = Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})
+    else:
+        resp = Response(body, media_type="application/geo+json")
     return cached(request, etag, lambda: resp, 300)

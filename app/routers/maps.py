@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from maps import assets
-from maps.data import SCHEMES, VIEWS, view_data
+from maps.data import SCHEMES, VIEW_STATISTIC, VIEWS, view_data
 from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
 
@@ -71,10 +71,9 @@ class MapParams:
         self.permutations, self.seed, self.at = permutations, seed, _at(at)
 
 
-def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool, mode: str):
+def _page(dataset_id: str, info: dict, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool, threshold: int,
+          mode: str) -> str:
     from maps.views import PageOptions, render_page
-    info = request.app.state.registry.info(dataset_id)
-    threshold = threshold_for(info, settings, owner)
     group = p.group or ds.groups[0]
     vector, embedded, zooms = p.tiles, None, None
     if mode == "download":
@@ -83,8 +82,7 @@ def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, sett
             # Too many areas to embed as GeoJSON: carry the app's own tiles for a few zooms instead.
             from ..tiles import offline_tiles
             from .tiles import area_properties, tile_index
-            statistic = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}.get(p.view)
-            attributes = area_properties(ds, group, statistic, owner, threshold, p.permutations, p.seed)
+            attributes = area_properties(ds, group, VIEW_STATISTIC.get(p.view), owner, threshold, p.permutations, p.seed)
             embedded, zooms = offline_tiles(tile_index(dataset_id, info["version"], ds), attributes)
             vector = True
     opts = PageOptions(dataset_id=dataset_id, group=group, view=p.view, scheme=p.scheme, k=p.k,
@@ -99,14 +97,15 @@ def _page(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, sett
 async def _cached_html(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool,
                        mode: str, headers: dict) -> Response:
     """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
-    version = request.app.state.registry.info(dataset_id)["version"]
-    etag = etag_for("map", mode, dataset_id, version, owner, sorted(request.query_params.multi_items()),
-                    settings.basemap_url, threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
+    info = request.app.state.registry.info(dataset_id)
+    threshold = threshold_for(info, settings, owner)
+    etag = etag_for("map", mode, dataset_id, info["version"], owner, sorted(request.query_params.multi_items()),
+                    settings.basemap_url, threshold)
     headers = {**headers, "ETag": etag, "Cache-Control": "public, max-age=300"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    body = await cached_body(request, etag, dataset_id, version,
-                             lambda: _page(request, dataset_id, ds, p, settings, owner, mode).encode())
+    body = await cached_body(request, etag, dataset_id, info["version"],
+                             lambda: _page(dataset_id, info, ds, p, settings, owner, threshold, mode).encode())
     return HTMLResponse(body, headers=headers)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from spatial.dataset import ID, AreaDataset
-from spatial.disclosure import protect_frame
+from spatial.disclosure import REVEALS_SHARE, protect_frame
 from spatial.errors import ValidationError, problem
 from spatial.local import ALIASES
 
@@ -60,10 +60,9 @@ def area_properties(ds: AreaDataset, group: str | None, statistic: str | None, o
             frame[col] = protected[col]
         for g in ds.groups:
             frame.loc[frame[g].isna(), f"{g}_share"] = np.nan  # a share would reveal the hidden count
-        if statistic:
-            from spatial.disclosure import REVEALS_SHARE
-            if "value" in REVEALS_SHARE.get(ALIASES.get(statistic, statistic), ()):
-                frame.loc[frame[group or ds.groups[0]].isna(), "value"] = np.nan  # the LQ is the share ÷ a constant
+        for col in REVEALS_SHARE.get(ALIASES.get(statistic, statistic), ()) if statistic else ():
+            if col in frame:  # e.g. the LQ: the share ÷ a constant
+                frame.loc[frame[group or ds.groups[0]].isna(), col] = np.nan
     columns = {}
     for name in frame.columns:
         values = frame[name].to_numpy()
@@ -97,9 +96,10 @@ async def tile(
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}"))
     if group is not None and group not in ds.groups:
         raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(ds.groups)}"))
-    version = registry.info(dataset_id)["version"]
+    info = registry.info(dataset_id)
+    version = info["version"]
     query = (group, statistic, permutations, seed, owner)
-    threshold = threshold_for(registry.info(dataset_id), settings, owner)
+    threshold = threshold_for(info, settings, owner)
     etag = etag_for("tile", dataset_id, version, threshold, z, x, y, query)
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
     if not_modified(request, etag):

@@ -93,6 +93,7 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
     total_name = total or dataset.total
 
     results: dict[str, IndexResult] = {}
+    smoothed = None
     for step, spec in enumerate(specs):
         evaluate = spec.evaluator(ctx, **params.get(spec.name, {}))
         data = two if spec.kind == "two_group" else (multi,)
@@ -106,8 +107,10 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
             from .multigroup import mutual_information_decomposition
             res.extra["decomposition"] = mutual_information_decomposition(multi, dataset.areas[region].to_numpy())
         if multiscalar and spec.kind == "two_group" and not spec.spatial:
-            from .spatial_indices import multiscalar_profile
-            profile = multiscalar_profile(dataset, spec.name, group, total, distances=multiscalar)
+            from .spatial_indices import multiscalar_profile, smoothed_counts
+            if smoothed is None:  # the distance pairs are built once for every index
+                smoothed = smoothed_counts(dataset, group, total, multiscalar)
+            profile = multiscalar_profile(dataset, spec.name, smoothed=smoothed)
             res.extra["multiscalar"] = {f"{d:g}": v for d, v in profile.items()}
         if permutations:
             from .inference import infer

@@ -219,41 +219,48 @@ def distance_decay_exposure(ctx):
 MULTISCALAR_PAIR_BUDGET = 30_000_000  # area pairs within the largest distance (~0.5 GB of sparse matrix)
 
 
-def multiscalar_profile(dataset, index: str = "dissimilarity", group: str | None = None, total: str | None = None,
-                        distances=(500, 1000, 2000, 4000)) -> dict[float, float]:
-    """A two-group index recomputed on populations summed within each distance band (metres).
+def smoothed_counts(dataset, group: str | None = None, total: str | None = None,
+                    distances=(500, 1000, 2000, 4000)) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """(group, total) counts per area summed over every area whose centroid lies within each distance.
 
-    Each area's counts are replaced by the counts of all areas whose centroids lie within ``d`` of
-    its own (itself included): the "local environment" of Reardon et al. (2008). Unlike pysal's
-    ``compute_multiscalar_profile`` the smoothed counts are not rounded. Sparse (KD-tree pairs).
+    The "local environment" of Reardon et al. (2008), the area itself included; distance 0 is the
+    areas as they are. Sparse (KD-tree pairs); unlike pysal's ``compute_multiscalar_profile`` the
+    smoothed counts are not rounded.
     """
     from scipy.spatial import cKDTree
     import scipy.sparse as sp
-    from . import get
+    from ..errors import ValidationError, problem
     from .spatial_context import SpatialContext
 
-    spec = get(index)
-    if spec.kind != "two_group" or spec.spatial:
-        from ..errors import ValidationError, problem
-        raise ValidationError(problem("bad_parameter", f"The multiscalar profile needs an aspatial two-group index, not {index!r}"))
     distances = sorted(float(d) for d in distances)
     if not distances or distances[0] <= 0:
-        from ..errors import ValidationError, problem
         raise ValidationError(problem("bad_parameter", "distances must be positive numbers of metres, e.g. 500,1000,2000,4000"))
     x, t = dataset.counts(group or dataset.groups[0], total)
-    evaluate = spec.evaluator()
     xy = SpatialContext(dataset).centroids
     tree = cKDTree(xy)
     # Every pair within the largest distance is held at once: estimate them first (a sample of areas).
     sample = xy[np.random.default_rng(0).choice(len(xy), min(len(xy), 500), replace=False)]
     pairs = np.mean([len(i) for i in tree.query_ball_point(sample, distances[-1])]) * len(xy)
     if pairs > MULTISCALAR_PAIR_BUDGET:
-        from ..errors import ValidationError, problem
         raise ValidationError(problem("too_many_pairs", f"Smoothing over {distances[-1]:,.0f} m would pair up about {pairs:,.0f} "
                                       f"areas (limit {MULTISCALAR_PAIR_BUDGET:,}): ask for smaller distances"))
-    profile = {0.0: float(evaluate(x, t))}
+    out = {0.0: (x, t)}
     for d in distances:
-        B = tree.sparse_distance_matrix(tree, float(d), output_type="coo_matrix").tocsr()
+        B = tree.sparse_distance_matrix(tree, d, output_type="coo_matrix").tocsr()
         B = (B != 0).astype(float) + sp.eye(len(x))
-        profile[float(d)] = float(evaluate(B @ x, B @ t))
-    return profile
+        out[d] = (B @ x, B @ t)
+    return out
+
+
+def multiscalar_profile(dataset, index: str = "dissimilarity", group: str | None = None, total: str | None = None,
+                        distances=(500, 1000, 2000, 4000), smoothed: dict | None = None) -> dict[float, float]:
+    """A two-group index recomputed on :func:`smoothed_counts` (pass ``smoothed`` to reuse them across indices)."""
+    from . import get
+
+    spec = get(index)
+    if spec.kind != "two_group" or spec.spatial:
+        from ..errors import ValidationError, problem
+        raise ValidationError(problem("bad_parameter", f"The multiscalar profile needs an aspatial two-group index, not {index!r}"))
+    evaluate = spec.evaluator()
+    smoothed = smoothed if smoothed is not None else smoothed_counts(dataset, group, total, distances)
+    return {d: float(evaluate(xs, ts)) for d, (xs, ts) in smoothed.items()}

@@ -9,6 +9,7 @@ every offending id.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Sequence
@@ -22,6 +23,20 @@ from .crs import to_metric
 from .errors import Problem, ValidationError, format_ids, problem
 
 ID = "id"
+# Column names that may reach published pages, tiles and tables: letters, digits and '_', not starting with a digit.
+SAFE_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def check_column_names(**roles: str | Sequence[str] | None) -> None:
+    """Refuse declared column names outside :data:`SAFE_COLUMN` (an upload's groups, total, key …), naming each."""
+    bad = []
+    for role, names in roles.items():
+        for name in [names] if isinstance(names, str) else (names or []):
+            if name is not None and not SAFE_COLUMN.match(str(name)):
+                bad.append(f"{role} {name!r}")
+    if bad:
+        raise ValidationError(problem("unsafe_column_name", f"Column names must be 1–63 letters, digits or '_', not starting "
+                                      f"with a digit (e.g. foreign_born); rename these in the file: {', '.join(bad)}"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,24 @@ class AreaDataset:
 
     def column(self, name: str) -> np.ndarray:
         self._require(name)
+        if name == "geometry" or not pd.api.types.is_numeric_dtype(self.areas[name]):
+            raise ValidationError(problem("not_counts", f"Column {name!r} is not a count column (it holds text or shapes); "
+                                          f"count columns are {list(self.count_columns)}"))
         return self.areas[name].to_numpy(dtype=float)
+
+    def require_declared(self, name: str, role: str, *, total: bool = False) -> str:
+        """``name`` if it is a declared group (or, with ``total``, the declared total) usable as ``role``; else a
+        ValidationError naming the column and the role. Undeclared columns are never public."""
+        allowed = [*self.groups, *([self.total] if total else [])]
+        if name in allowed:
+            return name
+        if name not in self.areas.columns:
+            why = "is not a column of this dataset"
+        elif name == ID or name == self.areas.geometry.name or not pd.api.types.is_numeric_dtype(self.areas[name]):
+            why = "is not a count column (it holds ids, text or shapes)"
+        else:
+            why = "was not declared as a group at upload"
+        raise ValidationError(problem("bad_column_role", f"{role} {name!r} {why}; use one of {allowed}"))
 
     def counts(self, group: str, total: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Group and total counts as float arrays, for two-group indices (group vs. rest of total)."""
@@ -98,20 +130,25 @@ class AreaDataset:
         return replace(self, areas=self.areas.loc[np.asarray(mask)].reset_index(drop=True))
 
 
-def _as_counts(df: pd.DataFrame, col: str, ids: pd.Series, problems: list[Problem]) -> pd.Series:
+def _as_counts(df: pd.DataFrame, col: str, ids: pd.Series, problems: list[Problem], role: str = "Column") -> pd.Series:
     raw = df[col]
     values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    text = raw.astype(str).str.strip()
+    # "nan" written as text is a number that is not one: said so, not "non-numeric" (NaN read as a float is missing)
+    nan_text = raw.notna() & text.str.lower().isin(["nan", "+nan", "-nan"])
+    bad = values.isna() & raw.notna() & (text != "") & ~nan_text
     if bad.any():
-        problems.append(problem("non_numeric_count", f"Column {col!r} has non-numeric values; use plain numbers (no thousands separators or text)", ids[bad]))
-    missing = raw.isna() | (raw.astype(str).str.strip() == "")
+        problems.append(problem("non_numeric_count", f"{role} {col!r} has non-numeric values; use plain numbers (no thousands separators or text)", ids[bad]))
+    missing = (raw.isna() | (text == "")) & ~nan_text
     if missing.any():
-        problems.append(problem("missing_count", f"Column {col!r} has missing values; fill them (0 if nobody lives there) or drop those areas", ids[missing]))
+        problems.append(problem("missing_count", f"{role} {col!r} has missing values (empty, NA or NaN); fill them (0 if nobody lives there) or drop those areas", ids[missing]))
     neg = values < 0
     if neg.any():
-        problems.append(problem("negative_count", f"Column {col!r} has negative counts; counts must be ≥ 0", ids[neg]))
-    if not np.isfinite(values.fillna(0).to_numpy(dtype=float)).all():
-        problems.append(problem("non_finite_count", f"Column {col!r} has infinite values", ids[~np.isfinite(values.fillna(0))]))
+        problems.append(problem("negative_count", f"{role} {col!r} has negative counts; counts must be ≥ 0", ids[neg]))
+    infinite = np.isinf(values.to_numpy(dtype=float)) | nan_text.to_numpy()
+    if infinite.any():
+        problems.append(problem("non_finite_count", f"{role} {col!r} has infinite or NaN values; counts must be finite "
+                                "numbers", ids[infinite]))
     return values.astype(float)
 
 
@@ -160,9 +197,16 @@ def validate(
     if absent:
         cols = [c for c in gdf.columns if c not in ("geometry", ID)]
         raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
+    roles = [*(("Group", g) for g in groups), *([("Total", total)] if total else []),
+             *([("Name column", name_col)] if name_col else []), *([("Region column", region_col)] if region_col else [])]
+    misused = [f"{role.lower()} {c!r}" for role, c in roles
+               if c == gdf.geometry.name or c == "geometry" or (c == ID and role in ("Group", "Total"))]
+    if misused:
+        raise ValidationError(problem("bad_column_role", f"{', '.join(misused)}: {ID!r} holds the area ids and 'geometry' "
+                                      "the shapes; name a column of counts (or names, regions) instead"))
 
-    for col in [*groups, *([total] if total else [])]:
-        gdf[col] = _as_counts(gdf, col, ids, problems)
+    for role, col in roles[:len(groups) + (1 if total else 0)]:
+        gdf[col] = _as_counts(gdf, col, ids, problems, role)
 
     if total is None:
         total = "total" if "total" not in groups else "total_population"
@@ -171,7 +215,7 @@ def validate(
         for g in groups:
             if g == total:
                 continue
-            over = gdf[g] > gdf[total] + 1e-9
+            over = (gdf[g] > gdf[total] + 1e-9) & np.isfinite(gdf[g]) & np.isfinite(gdf[total])  # inf: said above
             if over.any():
                 problems.append(problem("group_exceeds_total", f"Group {g!r} is larger than total {total!r}; check that the total counts everyone in the group", ids[over]))
 

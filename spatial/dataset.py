@@ -89,7 +89,9 @@ class AreaDataset:
         allowed = [*self.groups, *([self.total] if total else [])]
         if name in allowed:
             return name
-        if name not in self.areas.columns:
+        if name == self.total:
+            why = "is the dataset's total, not a group"
+        elif name not in self.areas.columns:
             why = "is not a column of this dataset"
         elif name == ID or name == self.areas.geometry.name or not pd.api.types.is_numeric_dtype(self.areas[name]):
             why = "is not a count column (it holds ids, text or shapes)"
@@ -199,11 +201,11 @@ def validate(
         raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
     roles = [*(("Group", g) for g in groups), *([("Total", total)] if total else []),
              *([("Name column", name_col)] if name_col else []), *([("Region column", region_col)] if region_col else [])]
-    misused = [f"{role.lower()} {c!r}" for role, c in roles
+    misused = [f"{role.lower()} {c!r} is the areas' " + ("shapes" if c != ID else "ids") for role, c in roles
                if c == gdf.geometry.name or c == "geometry" or (c == ID and role in ("Group", "Total"))]
     if misused:
-        raise ValidationError(problem("bad_column_role", f"{', '.join(misused)}: {ID!r} holds the area ids and 'geometry' "
-                                      "the shapes; name a column of counts (or names, regions) instead"))
+        raise ValidationError(problem("bad_column_role", f"{'; '.join(misused)}: name a column of counts (or of names, "
+                                      "regions) instead"))
 
     for role, col in roles[:len(groups) + (1 if total else 0)]:
         gdf[col] = _as_counts(gdf, col, ids, problems, role)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 
@@ -54,9 +55,12 @@ def register(subparsers) -> None:
 
 def _distances(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        distances = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError("distances are metres separated by commas, e.g. 500,1000,2000,4000") from None
+    if not distances or not all(math.isfinite(d) and d > 0 for d in distances):  # nan and inf parse as floats
+        raise argparse.ArgumentTypeError(f"distances must be finite positive metres, e.g. 500,1000,2000,4000; got {text!r}")
+    return distances
 
 
 class Progress:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 
 from fastapi import Depends, Header, Path, Request
 
 from spatial.dataset import AreaDataset
+from spatial.disclosure import PublicData
 
 from .problems import ProblemError, not_found
 from .registry import Registry
@@ -22,10 +24,54 @@ def get_registry(request: Request) -> Registry:
 
 def get_dataset(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
                 registry: Registry = Depends(get_registry)) -> AreaDataset:
+    """The true dataset: only for writes that need it (the caller holds the key)."""
     ds = registry.load(dataset_id)
     if ds is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     return ds
+
+
+@dataclass
+class Source:
+    """One dataset version as this caller may see it; every read handler works from this alone."""
+
+    id: str
+    info: dict
+    owner: bool
+    threshold: int
+    data: PublicData
+
+    @property
+    def version(self) -> str:
+        return self.info["version"]
+
+    @property
+    def dataset(self) -> AreaDataset:
+        """The published areas with their protected counts: what every statistic runs on."""
+        return self.data.dataset
+
+    def key(self, *parts) -> tuple:
+        """What a cached output of this source depends on (datasets with equal content may differ in disclosure)."""
+        return (self.id, self.version, self.threshold, self.data.method, *parts)
+
+
+def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: bool) -> Source | None:
+    snap = registry.snapshot(dataset_id)
+    if snap is None:
+        return None
+    info, ds = snap
+    threshold = threshold_for(info, settings, owner)
+    method = method_for(info, settings)
+    return Source(dataset_id, info, owner, threshold, registry.public(dataset_id, info, ds, threshold, method))
+
+
+def get_source(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+               registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
+               x_api_key: str | None = Header(None)) -> Source:
+    source = load_source(registry, settings, dataset_id, has_key(settings, x_api_key))
+    if source is None:
+        raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
+    return source
 
 
 def has_key(settings: Settings, key: str | None) -> bool:
@@ -49,3 +95,7 @@ def threshold_for(info: dict | None, settings: Settings, owner: bool) -> int:
     if owner:
         return 0
     return int(((info or {}).get("disclosure") or {}).get("threshold", settings.disclosure_threshold))
+
+
+def method_for(info: dict | None, settings: Settings) -> str:
+    return str(((info or {}).get("disclosure") or {}).get("method", settings.disclosure_method))

@@ -21,6 +21,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from spatial.dataset import ID, AreaDataset, Metadata
+from spatial.disclosure import PublicData, protect
 from spatial.errors import ValidationError, problem
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -36,6 +37,20 @@ CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT);
 def slugify(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48]
     return slug or "dataset"
+
+
+def _writer_alive(tmp_name: str) -> bool:
+    """Whether the process named in a temporary file's name (``.{id}.{pid}.{hex}.tmp``) still runs."""
+    parts = tmp_name.split(".")
+    if len(parts) != 5 or not parts[2].isdigit():
+        return False  # no writer named (an older version's file): an orphan
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -72,19 +87,27 @@ class Registry:
         return _Tx(conn)
 
     def sweep(self) -> list[str]:
-        """Remove temporary files and dataset files no catalogue row points to (left by a crash)."""
+        """Remove temporary files and dataset files no catalogue row points to (left by a crash).
+
+        Run at start and periodically (app.main). A temporary file names the process writing it: it is an
+        orphan as soon as that process is gone (an hour's age guards against a reused process id)."""
         with self._db() as db:
             live = {r["file"] for r in db.execute("SELECT file FROM datasets")}
         removed = []
-        cutoff = time.time() - 3600  # a concurrent writer's fresh temp file is not an orphan yet
+        now = time.time()
         for f in self.files.iterdir():
-            if f.name in live:
+            try:
+                if f.name in live:
+                    continue
+                age = now - f.stat().st_mtime
+                if f.name.endswith(".tmp"):
+                    if _writer_alive(f.name) and age < 3600:
+                        continue
+                elif age < 60:
+                    continue  # written a moment ago: its catalogue row may be about to land
+                f.unlink(missing_ok=True)
+            except FileNotFoundError:  # another worker swept or renamed it meanwhile
                 continue
-            if f.name.endswith(".tmp") and f.stat().st_mtime > cutoff:
-                continue
-            if not f.name.endswith(".tmp") and f.stat().st_mtime > time.time() - 60:
-                continue  # written a moment ago: its catalogue row may be about to land
-            f.unlink(missing_ok=True)
             removed.append(f.name)
         return removed
 
@@ -99,9 +122,52 @@ class Registry:
         return self._row(row) if row else None
 
     def load(self, dataset_id: str) -> AreaDataset | None:
-        info = self.info(dataset_id)
-        if info is None:
-            return None
+        snap = self.snapshot(dataset_id)
+        return None if snap is None else snap[1]
+
+    def snapshot(self, dataset_id: str) -> tuple[dict, AreaDataset] | None:
+        """The catalogue row and the dataset of one version, read together: a concurrent replace or
+        delete yields the old version, the new one or None, never a row without its data."""
+        for _ in range(3):
+            info = self.info(dataset_id)
+            if info is None:
+                return None
+            try:
+                return info, self._dataset(dataset_id, info)
+            except FileNotFoundError:  # replaced or deleted between the two reads: read the row again
+                continue
+        return None
+
+    def public(self, dataset_id: str, info: dict, ds: AreaDataset, threshold: int, method: str) -> PublicData:
+        """The protected table of one dataset version for one threshold, built once and kept beside it."""
+        if threshold <= 1:
+            return protect(ds, 0)
+        key = (dataset_id, info["version"], threshold, method)
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        data = protect(ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None)
+        self._remember(key, data)
+        return data
+
+    def secret(self, dataset_id: str) -> bytes:
+        """The dataset's cell-key secret: made once, kept across versions so a cell keeps its perturbation."""
+        name = f"secret:{dataset_id}"
+        value = self.setting(name)
+        if value is None:
+            with self._db() as db:
+                db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, os.urandom(32).hex()))
+            value = self.setting(name)
+        return bytes.fromhex(value)
+
+    def _remember(self, key, value) -> None:
+        with self._lock:
+            self._memory[key] = value
+            while len(self._memory) > self._memory_entries:
+                self._memory.popitem(last=False)
+
+    def _dataset(self, dataset_id: str, info: dict) -> AreaDataset:
         key = (dataset_id, info["version"])
         with self._lock:
             if key in self._memory:
@@ -112,10 +178,7 @@ class Registry:
                         licence=info["licence"], description=info["description"])
         ds = AreaDataset(areas=areas, total=info["total"], groups=tuple(info["groups"]), meta=meta,
                          name_col=info["name_col"], region_col=info["region_col"])
-        with self._lock:
-            self._memory[key] = ds
-            while len(self._memory) > self._memory_entries:
-                self._memory.popitem(last=False)
+        self._remember(key, ds)
         return ds
 
     @staticmethod
@@ -145,13 +208,17 @@ class Registry:
         if not ID_PATTERN.match(dataset_id):
             raise ValidationError(problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'"))
         areas = ds.areas
-        tmp = self.files / f".{dataset_id}.{uuid.uuid4().hex}.tmp"
-        areas.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()[:16]
-            os.fsync(fh.fileno())
-        final_name = f"{dataset_id}.{digest}.parquet"
-        os.replace(tmp, self.files / final_name)
+        tmp = self.files / f".{dataset_id}.{os.getpid()}.{uuid.uuid4().hex}.tmp"  # the pid: see sweep()
+        try:
+            areas.to_parquet(tmp, index=False)
+            with open(tmp, "rb") as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+                os.fsync(fh.fileno())
+            final_name = f"{dataset_id}.{digest}.parquet"
+            os.replace(tmp, self.files / final_name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.files)
         bounds = [float(v) for v in areas.to_crs(4326).total_bounds] if len(areas) else None
         m = ds.meta

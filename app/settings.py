@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,10 +28,12 @@ class Settings(BaseSettings):
     max_vertices: int = 5_000_000
     max_permutations: int = 9999
     max_heavy: int = 2  # concurrent CPU-heavy computations per worker
+    heavy_queue: int = 4  # computations waiting per running one; beyond, 503 busy
     compute_timeout_s: float = 60.0
     max_download_areas: int = 20_000  # one offline HTML file embeds every area's geometry (~8 MB at 20,000)
     cache_entries: int = 20_000  # results and tiles kept in the shared disk cache
     disclosure_threshold: int = 10  # counts below it are hidden in public outputs (0 disables)
+    disclosure_method: Literal["suppress", "cell_key"] = "suppress"  # see spatial/disclosure.py
     basemap_url: str | None = None  # e.g. an intranet tile server; no base map by default
     basemap_attribution: str = ""
 

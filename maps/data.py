@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from spatial.dataset import ID, AreaDataset
+from spatial.disclosure import WITHHELD, PublicData, protect
 from spatial.errors import ValidationError, problem
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
@@ -68,42 +69,36 @@ def check(dataset: AreaDataset, group: str | None, view: str, scheme: str, k: in
     return group
 
 
-def view_data(dataset: AreaDataset, group: str | None = None, view: str = "share", *, scheme: str = "quantiles",
-              k: int = 5, permutations: int = 999, seed: int = 0, alpha: float = 0.05, correction: str = "fdr",
-              disclosure_threshold: int = 0) -> ViewData:
-    """Compute and classify one view. Counts in the frame are disclosure-protected when a threshold is set."""
-    group = check(dataset, group, view, scheme, k)
-    base = pd.DataFrame({ID: dataset.ids})
-    base["name"] = dataset.areas[dataset.name_col].astype(str).to_numpy() if dataset.name_col else dataset.ids
-    base["total"] = dataset.column(dataset.total)
-    base["count"] = dataset.column(group)
-    base["share"] = dataset.share(group)
+def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view: str = "share", *,
+              scheme: str = "quantiles", k: int = 5, permutations: int = 999, seed: int = 0, alpha: float = 0.05,
+              correction: str = "fdr", disclosure_threshold: int = 0) -> ViewData:
+    """Compute and classify one view, one row per area, from the protected table (``dataset`` already
+    protected, or protected here at ``disclosure_threshold``): withheld areas are shown as hidden."""
+    data = dataset if isinstance(dataset, PublicData) else protect(dataset, disclosure_threshold)
+    ds = data.dataset  # the published areas: every statistic of the view is computed on them
+    group = check(ds, group, view, scheme, k)
+    base = pd.DataFrame({ID: data.ids})
+    base["name"] = data.areas[ds.name_col].astype(str).to_numpy() if ds.name_col else data.ids
+    base["total"] = data.column(ds.total)
+    base["count"] = data.column(group)
+    base["share"] = data.share(group)
     meta: dict = {}
     notes: list[str] = []
-    if disclosure_threshold > 1:
-        from spatial.disclosure import protect_frame
-        # Protect every count column, as the vector tiles do (they publish all groups): complementary
-        # suppression then hides the same cells in every output, and the map matches its tiles.
-        cols = list(dataset.count_columns)
-        protected, report = protect_frame(dataset.areas[cols].reset_index(drop=True), cols, disclosure_threshold,
-                                          total=dataset.total)
-        base["total"] = protected[dataset.total].to_numpy()
-        base["count"] = protected[group].to_numpy()
-        base.loc[base["count"].isna(), "share"] = np.nan  # a share would reveal the hidden count
-        n_hidden = int(base["share"].isna().sum())
-        if n_hidden:
-            notes.append(f"Counts from 1 to {disclosure_threshold - 1} are hidden, with the shares they would reveal "
-                         f"({n_hidden} areas).")
+    if data.report:
+        meta["disclosure"] = data.report
+        if data.report["withheld_areas"]:
+            notes.append(f"{data.report['withheld_areas']} areas with counts from 1 to {data.threshold - 1} are hidden "
+                         "and left out of every statistic on this map.")
     hidden = base["share"].isna()
 
     if view == "share" or view == "informal":
-        if view == "informal" and "informal" not in dataset.groups:
+        if view == "informal" and "informal" not in ds.groups:
             raise ValidationError(problem("no_informal", "This dataset has no 'informal' group; add informal settlements "
                                           "(POST /v1/datasets/{id}/informal) to map them"))
         col = "informal" if view == "informal" else group
         if view == "informal":
-            base["count"] = dataset.column("informal")
-            base["share"] = dataset.share("informal")
+            base["count"] = data.column("informal")
+            base["share"] = data.share("informal")
             group = "informal"
         values = base["share"].to_numpy(dtype=float)
         ok = np.isfinite(values)
@@ -123,19 +118,19 @@ def view_data(dataset: AreaDataset, group: str | None = None, view: str = "share
         legend = [(lab, colours[i], int((cls == i).sum())) for i, lab in enumerate(labels)]
         if (~ok).any():
             legend.append((SUPPRESSED[0], SUPPRESSED[1], int((~ok).sum())))
-        meta.update(scheme=scheme, k=kk, bins=[float(b) for b in bins], city_share=float(np.nansum(dataset.column(col)) / dataset.column(dataset.total).sum()))
+        meta.update(scheme=scheme, k=kk, bins=[float(b) for b in bins], city_share=float(ds.column(col).sum() / ds.column(ds.total).sum()))
         return ViewData(view, group, base, legend, scheme, kk, meta, notes)
 
     from spatial.local import local_statistic
     statistic = VIEW_STATISTIC[view]
-    res = local_statistic(dataset, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
+    res = local_statistic(ds, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
                           alpha=alpha, correction=correction)
     meta.update(statistic=statistic, alpha=alpha, correction=correction, permutations=res.permutations,
                 summary={k_: v for k_, v in res.summary.items() if not isinstance(v, np.ndarray)})
     notes += [n.message for n in res.notes]
-    base["value"] = np.asarray(res.values, dtype=float)
-    base["p_value"] = np.asarray(res.p_value, dtype=float) if res.p_value is not None else np.nan
-    labels = np.asarray(res.labels).astype(str)
+    base["value"] = data.expand(np.asarray(res.values, dtype=float))
+    base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
+    labels = np.where(data.withheld, WITHHELD, data.expand(np.asarray(res.labels).astype(str))).astype(str)
     if view == "lq":
         vals = base["value"].to_numpy()
         cls = np.digitize(vals, LQ_BREAKS)
@@ -151,11 +146,13 @@ def view_data(dataset: AreaDataset, group: str | None = None, view: str = "share
         return ViewData(view, group, base, legend, meta=meta, notes=notes)
     table = LISA if view == "lisa" else HOTSPOTS
     keys = list(table)
+    table = {**table, WITHHELD: SUPPRESSED}
+    keys = list(table)
     base["label"] = [table.get(lab, (lab, "#eeeeee"))[0] for lab in labels]
     base["class"] = [keys.index(lab) if lab in table else -1 for lab in labels]
     base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
     legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
-    legend = [row for row in legend if row[2] or row[0] != "No neighbours"]
+    legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", SUPPRESSED[0])]
     return ViewData(view, group, base, legend, meta=meta, notes=notes)
 
 

@@ -14,7 +14,9 @@ import shapely
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
+from spatial.cancel import checkpoint
 from spatial.dataset import ID, AreaDataset
+from spatial.disclosure import as_public
 
 from . import assets
 from .data import SCHEMES, VIEW_TITLES, ViewData, summary_text, view_data
@@ -391,6 +393,7 @@ def _informal_overlay(dataset: AreaDataset, opts: PageOptions):
 def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | None = None) -> tuple[folium.Map, dict]:
     """A folium Map for ``opts`` and facts about it (view data, counts) for the caller and tests."""
     from .data import check
+    dataset = as_public(dataset, opts.disclosure_threshold)  # every number on the page comes from the protected table
     group = check(dataset, opts.group, opts.view, opts.scheme, opts.k)
     vector = opts.vector_tiles if opts.vector_tiles is not None else dataset.n > VECTOR_TILE_THRESHOLD
     if views is None:
@@ -402,6 +405,7 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
     data: dict[str, ViewData] = {}
     notes: list[str] = []
     for v in views:
+        checkpoint()
         try:
             data[v] = view_data(dataset, group, v, **kw)
         except Exception as exc:  # e.g. no informal data, local statistics unavailable: drop the view, say so
@@ -468,6 +472,7 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
 
 def render_page(dataset: AreaDataset, opts: PageOptions, *, groups_links: bool = True) -> tuple[str, dict]:
     """The HTML of a full page, an embeddable map, or a self-contained download."""
+    dataset = as_public(dataset, opts.disclosure_threshold)
     fmap, info = build_map(dataset, opts)
     vd = info["views"][opts.view]
     root = fmap.get_root()
@@ -505,7 +510,7 @@ def render_page(dataset: AreaDataset, opts: PageOptions, *, groups_links: bool =
             f'<input type="hidden" name="at" value="{html.escape(at)}"><noscript><button>Show</button></noscript></form>')
         # Bootstrap CIs over a large city would hold the page up: values only there (the indices API has CIs).
         perms = opts.index_permutations if dataset.n <= VECTOR_TILE_THRESHOLD else 0
-        rows, note = _indices(dataset, info["group"], perms, opts.seed)
+        rows, note = _indices(dataset.dataset, info["group"], perms, opts.seed)
         local = next((v for v in info["views"].values() if v.view in ("lisa", "hotspots")), None)
         corr = (f"{local.meta['correction']} correction at α = {local.meta['alpha']}, {local.meta['permutations']} permutations"
                 if local else "not computed")

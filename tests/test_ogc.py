@@ -35,7 +35,7 @@ def test_local_results_are_collections_too(live_server):
     page = httpx.get(f"{base}/georgia-1990~lisa~black/items", params={"limit": 200}, timeout=120).json()
     assert page["numberMatched"] == 159
     labels = {f["properties"]["label"] for f in page["features"]}
-    assert labels <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours"} and "high_high" in labels
+    assert labels <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours", "suppressed"} and "high_high" in labels
     # The same numbers as the local endpoint with the same settings.
     local = httpx.get(f"{live_server}/v1/datasets/georgia-1990/local",
                       params={"group": "black", "statistic": "lisa", "permutations": 999, "seed": 0}, timeout=120).json()

@@ -53,11 +53,17 @@ def test_indices_match_the_library_and_revalidate_with_304(server, georgia_paths
     r = server.get("/v1/datasets/georgia-1990/indices", params=params)
     assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
     body = r.json()
+    from spatial.disclosure import protect
     ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                      groups=["black"], total="total_population")
-    local = compute_indices(ds, group="black", indices=["dissimilarity", "isolation"], permutations=49, seed=3)
+                      groups=["foreign_born", "native_born", "black", "not_black", "rural"], total="total_population")
+    # The public gets indices of the protected table (areas with small counts withheld), the CLI's fields.
+    public = protect(ds, 10).dataset
+    assert public.n < ds.n
+    local = compute_indices(public, group="black", indices=["dissimilarity", "isolation"], permutations=49, seed=3)
     for name, res in local.items():
-        assert body[name] == json.loads(json.dumps(res.to_dict())), name  # same fields as the CLI's JSON
+        expected = json.loads(json.dumps(res.to_dict()))
+        assert body[name].pop("disclosure")["published_areas"] == public.n
+        assert body[name] == expected, name
     again = server.get("/v1/datasets/georgia-1990/indices", params=params, headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
 
@@ -159,12 +165,12 @@ def test_local_geojson_and_csv_with_disclosure(server):
     props = [f["properties"] for f in body["features"]]
     small = [p for p in props if p["foreign_born"] is None]
     report = body["segmap"]["disclosure"]
-    assert report["suppressed_cells"]["foreign_born"] == len(small) > 0  # counties with 1–9 foreign-born
-    assert all(p["share"] is None for p in small)
+    assert report["withheld_areas"] == len(small) > 0  # counties with 1–9 foreign-born (or another small count)
+    assert all(p["share"] is None and p["value"] is None and p["label"] == "suppressed" for p in small)
     raw = server.get("/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "permutations": 199, "seed": 2},
                      headers={"X-API-Key": KEY}).json()
     assert all(f["properties"]["foreign_born"] is not None for f in raw["features"])  # the owner sees raw counts
-    assert [f["properties"]["label"] for f in raw["features"]] == [p["label"] for p in props]
+    assert "disclosure" not in raw["segmap"]
     csv_text = server.get("/v1/datasets/georgia-1990/local", params={"group": "black", "statistic": "gi_star",
                                                                       "format": "csv", "permutations": 99}).text
     assert csv_text.splitlines()[0].startswith("id,total_population,black,value,z,p_value,q_value,label")
@@ -225,7 +231,8 @@ def test_cached_tiles_follow_a_replaced_dataset(server, georgia_paths):
     def totals():
         r = server.get("/v1/datasets/tile-cache-check/tiles/0/0/0.mvt")
         assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
-        return sorted(f["properties"]["total_population"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"])
+        props = [f["properties"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"]]
+        return sorted(p["total_population"] for p in props if p.get("total_population") is not None)
 
     put(1)
     first = totals()
@@ -264,7 +271,8 @@ def test_multiscalar_profile_over_http_matches_the_library(server, georgia_paths
     from spatial.indices.spatial_indices import multiscalar_profile
     from spatial.io import load_dataset
     r = server.get("/v1/datasets/georgia-1990/indices", params={"group": "foreign_born", "index": "dissimilarity",
-                                                                 "multiscalar": "20000,50000"})
+                                                                 "multiscalar": "20000,50000"},
+                   headers={"X-API-Key": KEY})  # the owner: indices of the true counts
     assert r.status_code == 200, r.text
     got = r.json()["dissimilarity"]["multiscalar"]
     ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",

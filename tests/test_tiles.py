@@ -65,7 +65,7 @@ def test_tiles_over_http(live_server):
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     props = [f["properties"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"]]
     assert props and {"id", "total_population", "black", "black_share", "value", "label"} <= set().union(*props)
-    assert {p["label"] for p in props} <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours"}
+    assert {p["label"] for p in props} <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours", "suppressed"}
     again = httpx.get(url, params={"group": "black", "statistic": "lisa", "permutations": 99}, headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
     bad = httpx.get(f"{live_server}/v1/datasets/georgia-1990/tiles/3/8/1.mvt")

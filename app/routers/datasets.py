@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Literal
 
 import shapely
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
-from spatial.dataset import Metadata
+from spatial.dataset import Metadata, check_column_names
 from spatial.errors import ValidationError, problem
 
-from ..deps import get_registry, get_settings, require_key
+from ..deps import get_registry, get_settings, method_for, require_key, threshold_for
 from ..http import cached, etag_for
 from ..problems import not_found
 from ..registry import ID_PATTERN, Registry
@@ -24,7 +25,8 @@ PUBLIC_FIELDS = ("id", "title", "source", "year", "crs", "bounds", "n_areas", "t
 def public(info: dict, request: Request) -> dict:
     out = {k: info.get(k) for k in PUBLIC_FIELDS}
     settings = request.app.state.settings
-    out["disclosure_threshold"] = int((info.get("disclosure") or {}).get("threshold", settings.disclosure_threshold))
+    out["disclosure_threshold"] = threshold_for(info, settings, owner=False)
+    out["disclosure_method"] = method_for(info, settings)
     base = str(request.base_url).rstrip("/")
     i = info["id"]
     out["links"] = {"self": f"{base}/v1/datasets/{i}", "indices": f"{base}/v1/datasets/{i}/indices",
@@ -82,6 +84,9 @@ async def upload_dataset(
     drop_unmatched: bool = Form(False),
     disclosure_threshold: int | None = Form(None, ge=0, le=1000, description="counts below it are hidden in this dataset's "
                                             "public outputs (default: the service's SEGMAP_DISCLOSURE_THRESHOLD; 0 disables)"),
+    disclosure_method: Literal["suppress", "cell_key"] | None = Form(
+        None, description="suppress: areas with small counts are withheld; cell_key: every count perturbed by its cell "
+                          "key (default: the service's SEGMAP_DISCLOSURE_METHOD)"),
     registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
 ):
     bname = safe_filename(boundaries.filename, "boundaries")
@@ -89,6 +94,9 @@ async def upload_dataset(
     group_list = _split(groups)
     if not group_list:
         raise ValidationError(problem("missing_groups", "Name at least one group column in `groups`"))
+    # Declared columns are published (pages, tiles, tables): refuse names that could carry markup or formulas.
+    check_column_names(group=group_list, total=total, key=key, boundary_key=boundary_key, name_col=name_col,
+                       region_col=region_col)
     if id is not None and not ID_PATTERN.match(id):
         raise ValidationError(problem("bad_id", f"Dataset id {id!r} must be 1–63 lower-case letters, digits, '-' or '_'"))
     if id is not None and registry.info(id) is not None:
@@ -109,7 +117,8 @@ async def upload_dataset(
             raise ValidationError(problem("too_complex", f"The boundaries have {vertices:,} vertices, more than the "
                                           f"{settings.max_vertices:,} allowed; simplify them first"))
         new_id = id or registry.new_id(meta.name)
-        disclosure = {"threshold": disclosure_threshold} if disclosure_threshold is not None else None
+        disclosure = {k: v for k, v in (("threshold", disclosure_threshold), ("method", disclosure_method))
+                      if v is not None} or None
         return registry.put(new_id, ds, owner_key="api_key" if settings.api_key else None, disclosure=disclosure), ds.repairs
 
     info, repairs = await request.app.state.heavy.run(build)

@@ -8,11 +8,10 @@ from fastapi.responses import Response
 
 from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
-from spatial.disclosure import derived_columns, protect_frame
+from spatial.disclosure import protect_frame
 from spatial.export import csv_safe, local_frame
-from spatial.local import ALIASES
 
-from ..deps import get_dataset, get_registry, get_settings, is_owner, threshold_for
+from ..deps import Source, get_settings, get_source
 from ..http import cached, cached_body, etag_for, not_modified
 from ..settings import Settings
 
@@ -39,18 +38,21 @@ async def local(
     alpha: float = Query(0.05, gt=0, lt=1), correction: str = Query("fdr", description="fdr, bonferroni or none"),
     other: str | None = None, smoothing: str | None = Query(None, description="eb: empirical Bayes"),
     format: str = Query("geojson", description="geojson or csv"),
-    ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings),
-    registry=Depends(get_registry), owner: bool = Depends(is_owner),
+    src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
 ):
     if format not in ("geojson", "csv"):
         raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
     if permutations > settings.max_permutations:
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer"))
+    ds = src.dataset  # the protected table: withheld areas are neither tested nor anybody's neighbour
     group = group or ds.groups[0]
-    info = registry.info(dataset_id)
-    # Named by dataset and threshold: datasets with equal content (one version hash) may differ in disclosure.
-    etag = etag_for("local", dataset_id, info["version"], threshold_for(info, settings, owner),
-                    sorted(request.query_params.multi_items()))
+    # Only declared columns are public: anything else is refused by name and role, never computed on.
+    ds.require_declared(group, "group")
+    if total is not None:
+        ds.require_declared(total, "total", total=True)
+    if other is not None:
+        ds.require_declared(other, "other")
+    etag = etag_for("local", src.key(), sorted(request.query_params.multi_items()))
     if not_modified(request, etag):
         return cached(request, etag, lambda: None)
 
@@ -58,16 +60,10 @@ async def local(
         res = run_local(ds, group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
                         permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
                         smoothing=smoothing)
-        frame = local_frame(ds, res, geometry=(format == "geojson"))
-        report = None
-        if not owner:
-            tot = total or ds.total
-            frame, report = protect_frame(frame, [c for c in dict.fromkeys((tot, group)) if c in frame],
-                                          threshold_for(info, settings, owner), total=tot,
-                                          derived=derived_columns(ALIASES.get(statistic, statistic)))
+        frame = protect_frame(local_frame(ds, res, geometry=(format == "geojson")), src.data)
         meta = res.meta_dict()
-        if report:
-            meta["disclosure"] = report
+        if src.data.report:
+            meta["disclosure"] = src.data.report
         if format == "csv":
             return csv_safe(frame).to_csv(index=False).encode()
         frame["label"] = frame["label"].astype(str)
@@ -75,7 +71,7 @@ async def local(
         body["segmap"] = meta
         return json.dumps(body).encode()
 
-    body = await cached_body(request, f"local:{etag}", dataset_id, info["version"], compute)
+    body = await cached_body(request, f"local:{etag}", dataset_id, src.version, compute)
     if format == "csv":
         resp = Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{dataset_id}-{statistic}.csv"'})

@@ -11,10 +11,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from maps import assets
 from maps.data import SCHEMES, VIEW_STATISTIC, VIEWS, view_data
-from spatial.dataset import AreaDataset
 from spatial.errors import ValidationError, problem
 
-from ..deps import get_dataset, get_settings, is_owner, threshold_for
+from ..deps import Source, get_settings, get_source
 from ..http import cached_body, etag_for, not_modified
 from ..problems import ProblemError
 from ..settings import Settings
@@ -71,41 +70,37 @@ class MapParams:
         self.permutations, self.seed, self.at = permutations, seed, _at(at)
 
 
-def _page(dataset_id: str, info: dict, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool, threshold: int,
-          mode: str) -> str:
+def _page(src: Source, p: MapParams, settings: Settings, mode: str) -> str:
     from maps.views import PageOptions, render_page
-    group = p.group or ds.groups[0]
+    data = src.data
+    group = p.group or data.groups[0]
     vector, embedded, zooms = p.tiles, None, None
     if mode == "download":
         vector = False
-        if p.tiles or (p.tiles is None and ds.n > settings.max_download_areas):
+        if p.tiles or (p.tiles is None and data.n > settings.max_download_areas):
             # Too many areas to embed as GeoJSON: carry the app's own tiles for a few zooms instead.
             from ..tiles import offline_tiles
             from .tiles import area_properties, tile_index
-            attributes = area_properties(ds, group, VIEW_STATISTIC.get(p.view), owner, threshold, p.permutations, p.seed)
-            embedded, zooms = offline_tiles(tile_index(dataset_id, info["version"], ds), attributes)
+            attributes = area_properties(data, group, VIEW_STATISTIC.get(p.view), p.permutations, p.seed)
+            embedded, zooms = offline_tiles(tile_index(src.id, src.version, data.areas), attributes)
             vector = True
-    opts = PageOptions(dataset_id=dataset_id, group=group, view=p.view, scheme=p.scheme, k=p.k,
+    opts = PageOptions(dataset_id=src.id, group=group, view=p.view, scheme=p.scheme, k=p.k,
                        at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
                        basemap_url=None if mode == "download" else settings.basemap_url,
-                       basemap_attribution=settings.basemap_attribution, disclosure_threshold=threshold,
+                       basemap_attribution=settings.basemap_attribution, disclosure_threshold=src.threshold,
                        vector_tiles=vector, embedded_tiles=embedded, embedded_zooms=zooms)
-    page, _ = render_page(ds, opts)
+    page, _ = render_page(data, opts)
     return page
 
 
-async def _cached_html(request: Request, dataset_id: str, ds: AreaDataset, p: MapParams, settings: Settings, owner: bool,
-                       mode: str, headers: dict) -> Response:
+async def _cached_html(request: Request, src: Source, p: MapParams, settings: Settings, mode: str,
+                       headers: dict) -> Response:
     """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
-    info = request.app.state.registry.info(dataset_id)
-    threshold = threshold_for(info, settings, owner)
-    etag = etag_for("map", mode, dataset_id, info["version"], owner, sorted(request.query_params.multi_items()),
-                    settings.basemap_url, threshold)
+    etag = etag_for("map", mode, src.key(), sorted(request.query_params.multi_items()), settings.basemap_url)
     headers = {**headers, "ETag": etag, "Cache-Control": "public, max-age=300"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    body = await cached_body(request, etag, dataset_id, info["version"],
-                             lambda: _page(dataset_id, info, ds, p, settings, owner, threshold, mode).encode())
+    body = await cached_body(request, etag, src.id, src.version, lambda: _page(src, p, settings, mode).encode())
     return HTMLResponse(body, headers=headers)
 
 
@@ -121,66 +116,64 @@ async def static(path: str):
 
 
 @router.get("/maps/{dataset_id}", response_class=HTMLResponse, summary="Interactive map page with group and view picker")
-async def page(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
-               settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    return await _cached_html(request, dataset_id, ds, p, settings, owner, "page", _headers(settings, "'self'"))
+async def page(request: Request, dataset_id: str, p: MapParams = Depends(), src: Source = Depends(get_source),
+               settings: Settings = Depends(get_settings)):
+    return await _cached_html(request, src, p, settings, "page", _headers(settings, "'self'"))
 
 
 @router.get("/maps/{dataset_id}/embed", response_class=HTMLResponse, summary="The map alone, for an iframe on any site")
-async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
-                settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    return await _cached_html(request, dataset_id, ds, p, settings, owner, "embed", _headers(settings, "*"))
+async def embed(request: Request, dataset_id: str, p: MapParams = Depends(), src: Source = Depends(get_source),
+                settings: Settings = Depends(get_settings)):
+    return await _cached_html(request, src, p, settings, "embed", _headers(settings, "*"))
 
 
 @router.get("/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)")
-async def download(request: Request, dataset_id: str, p: MapParams = Depends(), ds: AreaDataset = Depends(get_dataset),
-                   settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    if p.tiles is False and ds.n > settings.max_download_areas:
+async def download(request: Request, dataset_id: str, p: MapParams = Depends(), src: Source = Depends(get_source),
+                   settings: Settings = Depends(get_settings)):
+    if p.tiles is False and src.data.n > settings.max_download_areas:
         # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
         raise ValidationError(problem(
-            "too_many_areas", f"{ds.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
+            "too_many_areas", f"{src.data.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
             f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector tiles "
             "instead, or use the PNG or SVG for a report, or /maps/{id}/data for the numbers."))
-    name = quote(f"{dataset_id}-{p.group or ds.groups[0]}-{p.view}.html")
-    return await _cached_html(request, dataset_id, ds, p, settings, owner, "download",
+    name = quote(f"{dataset_id}-{p.group or src.data.groups[0]}-{p.view}.html")
+    return await _cached_html(request, src, p, settings, "download",
                               {**_headers(settings, "'self'"), "Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
 
 
 @router.get("/maps/{dataset_id}/data", summary="The numbers behind a map view, as CSV or GeoJSON")
 async def data(request: Request, dataset_id: str, p: MapParams = Depends(), format: str = Query("csv", description="csv or geojson"),
-               ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
+               src: Source = Depends(get_source), settings: Settings = Depends(get_settings)):
     if format not in ("csv", "geojson"):
         raise ValidationError(problem("bad_parameter", "format must be csv or geojson"))
 
     def make():
-        vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
+        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed)
         name = f"{dataset_id}-{vd.group}-{p.view}"
         if format == "csv":
             from spatial.export import csv_safe
             return Response(csv_safe(vd.frame).to_csv(index=False), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.csv"})
         from maps.views import geojson
-        body = geojson(ds, vd)
+        body = geojson(src.data, vd)
         body["segmap"] = {"view": vd.view, "group": vd.group, "legend": vd.legend, **vd.meta, "notes": vd.notes}
         return Response(json.dumps(body), media_type="application/geo+json",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.geojson"})
 
-    return await request.app.state.heavy.run(make, key=("data", id(ds), owner, str(request.url)))
+    return await request.app.state.heavy.run(make, key=("data", src.key(), str(request.url)))
 
 
-async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height, dpi):
+async def _image(request, src: Source, p, fmt, width, height, dpi):
     from maps.static import render
 
     def make():
-        vd = view_data(ds, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                       disclosure_threshold=threshold_for(request.app.state.registry.info(dataset_id), settings, owner))
-        return render(ds, vd, fmt, width=width, height=height, dpi=dpi)
+        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed)
+        return render(src.data, vd, fmt, width=width, height=height, dpi=dpi)
 
-    body, alt = await request.app.state.heavy.run(make, key=("image", id(ds), owner, str(request.url)))
+    body, alt = await request.app.state.heavy.run(make, key=("image", src.key(), str(request.url)))
     media = "image/png" if fmt == "png" else "image/svg+xml"
     # HTTP headers are Latin-1: the alt text travels ASCII-folded in a header and in full inside the file.
-    header_alt = alt.encode("ascii", "replace").decode()[:2000]
+    header_alt = re.sub(r"[\x00-\x1f\x7f]+", " ", alt).encode("ascii", "replace").decode()[:2000]  # no CR/LF: h11 drops the connection
     return Response(body, media_type=media, headers={"X-Alt-Text": header_alt, "Cache-Control": "public, max-age=300"})
 
 
@@ -189,5 +182,5 @@ async def _image(request, dataset_id, ds, p, settings, owner, fmt, width, height
 async def map_image(request: Request, dataset_id: str, fmt: Literal["png", "svg"], p: MapParams = Depends(),
                     width: int = Query(1200, ge=100, le=6000), height: int = Query(900, ge=100, le=6000),
                     dpi: int | None = Query(None, ge=10, le=300, description="Default 150 for PNG, 100 for SVG"),
-                    ds: AreaDataset = Depends(get_dataset), settings: Settings = Depends(get_settings), owner: bool = Depends(is_owner)):
-    return await _image(request, dataset_id, ds, p, settings, owner, fmt, width, height, dpi or (150 if fmt == "png" else 100))
+                    src: Source = Depends(get_source), settings: Settings = Depends(get_settings)):
+    return await _image(request, src, p, fmt, width, height, dpi or (150 if fmt == "png" else 100))

@@ -6,13 +6,13 @@ from collections import OrderedDict
 
 import geopandas as gpd
 import shapely
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from spatial.disclosure import derived_columns, protect_frame
+from spatial.disclosure import PublicData, protect_frame
 from spatial.errors import ValidationError, problem
 
-from ..deps import get_registry, get_settings, is_owner, threshold_for
+from ..deps import get_registry, get_settings, has_key, load_source
 from ..problems import not_found
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
@@ -92,19 +92,16 @@ def collection(collection_id: str, request: Request, registry=Depends(get_regist
 _frames: OrderedDict = OrderedDict()  # (collection, version, owner) -> public features in CRS84, for paging
 
 
-def _features(ds, statistic: str | None, group: str | None, owner: bool, threshold: int) -> gpd.GeoDataFrame:
+def _features(data: PublicData, statistic: str | None, group: str | None) -> gpd.GeoDataFrame:
+    """Every area of the protected table in CRS84, with one local statistic when asked for."""
     if statistic is None:
-        frame = ds.areas.to_crs(4326)
-        counts, derived = list(ds.count_columns), derived_columns(None)
+        frame = data.areas.to_crs(4326)
     else:
         from spatial.export import local_frame
         from spatial.local import local_statistic
-        res = local_statistic(ds, group, statistic, permutations=999, seed=0)
-        frame = local_frame(ds, res)
+        res = local_statistic(data.dataset, group, statistic, permutations=999, seed=0)
+        frame = protect_frame(local_frame(data.dataset, res), data)
         frame["label"] = frame["label"].astype(str)
-        counts, derived = [c for c in dict.fromkeys((ds.total, group)) if c in frame], derived_columns(statistic)
-    if not owner:
-        frame, _ = protect_frame(frame, counts, threshold, total=ds.total, derived=derived)
     return frame
 
 
@@ -112,17 +109,15 @@ def _features(ds, statistic: str | None, group: str | None, owner: bool, thresho
 async def items(collection_id: str, request: Request,
                 bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat"),
                 limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0),
-                registry=Depends(get_registry), settings=Depends(get_settings), owner: bool = Depends(is_owner)):
+                registry=Depends(get_registry), settings=Depends(get_settings), x_api_key: str | None = Header(None)):
     dataset_id, statistic, group = _parse(collection_id)
-    info = registry.info(dataset_id)
-    ds = registry.load(dataset_id) if info else None
-    if ds is None or (group is not None and group not in ds.groups):
+    src = load_source(registry, settings, dataset_id, has_key(settings, x_api_key))
+    if src is None or (group is not None and group not in src.data.groups):
         raise not_found("collection", collection_id, "See /ogc/collections.")
-    key = (collection_id, info["version"], owner)
+    key = src.key(statistic, group)
     frame = _frames.get(key)
     if frame is None:  # computed once (off the event loop), then pages are slices of it
-        frame = await request.app.state.heavy.run(_features, ds, statistic, group, owner,
-                                                  threshold_for(info, settings, owner), key=key)
+        frame = await request.app.state.heavy.run(_features, src.data, statistic, group, key=key)
         _frames[key] = frame
         while len(_frames) > 8:
             _frames.popitem(last=False)

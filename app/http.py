@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, Callable
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+
+from spatial.cancel import Cancelled, CancelToken, running
 
 from .problems import ProblemError
 
@@ -31,38 +36,144 @@ def cached(request: Request, etag: str, make: Callable[[], Response], max_age: i
     return resp
 
 
+class _Job:
+    """One submitted computation, shared by every request waiting for the same ``key``."""
+
+    __slots__ = ("token", "cfut", "afut", "key", "waiters", "lane")
+
+    def __init__(self, token: CancelToken, cfut: Future, afut: asyncio.Future, key, lane: set):
+        self.token, self.cfut, self.afut, self.key, self.lane = token, cfut, afut, key, lane
+        self.waiters = 0
+
+
+# The ASGI ``receive`` of the request being handled (set by middleware.ClientWatch): lets a waiting
+# request notice that its client hung up, so work nobody waits for is cancelled.
+CLIENT_RECEIVE: ContextVar[Callable | None] = ContextVar("segmap_client_receive", default=None)
+
+
+async def _client_gone(receive: Callable) -> None:
+    """Return once the client has disconnected (GETs have no body left to read; uploads were read in full)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class HeavyWork:
-    """A bounded pool for CPU-heavy computations, with a timeout that answers 503, not a hung worker.
+    """A bounded pool for CPU-heavy computations that are cancelled when nobody waits for them any more.
 
     FastAPI's default thread pool has 40 threads: CPU-bound work there oversubscribes the cores.
-    Identical concurrent requests (same ``key``) share one computation, so a burst of the same map
-    or index queues one job, not sixteen.
+    Identical concurrent requests (same ``key``) share one computation (single flight). Each job runs
+    with its own :class:`spatial.cancel.CancelToken`, whose deadline is the timeout: the computation
+    stops at its next :func:`spatial.cancel.checkpoint` once it times out (503) or once every request
+    waiting for it has gone (client disconnected). At most ``workers × (1 + queue)`` jobs may be running
+    or queued, counting cancelled ones until they have really stopped; beyond that a request gets an
+    immediate 503 "busy", so a burst cannot pile up work that outlives its clients.
     """
 
-    def __init__(self, workers: int, timeout: float):
-        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segmap-heavy")
-        self.slots = asyncio.Semaphore(max(1, workers) * 16)  # bounded queue: memory stays bounded
+    def __init__(self, workers: int, timeout: float, queue: int = 4):
+        self.workers = max(1, workers)
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="segmap-heavy")
         self.timeout = timeout
-        self._inflight: dict = {}
+        self.limit = self.workers * (1 + max(0, queue))
+        self._lanes: dict[int, set[_Job]] = {}  # executor id -> its unfinished jobs
+        self._inflight: dict = {}  # (executor id, key) -> job
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted to the heavy pool and not yet finished (running, queued or stopping)."""
+        return len(self._lanes.get(id(self.pool), ()))
 
     async def run(self, fn: Callable, *args, key=None, **kwargs):
-        if key is not None and key in self._inflight:
-            return await asyncio.shield(self._inflight[key])
-        if self.slots.locked():
-            raise ProblemError(503, "Busy", "Too many computations are queued; retry shortly.", code="busy",
-                               headers={"Retry-After": "5"})
-        async with self.slots:
-            loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
-            if key is not None:
-                self._inflight[key] = fut
-                fut.add_done_callback(lambda _: self._inflight.pop(key, None))
+        """``fn(*args, **kwargs)`` on the heavy pool; 503 when busy or timed out."""
+        return await self.run_in(self.pool, self.limit, fn, *args, key=key, **kwargs)
+
+    async def run_in(self, executor: Executor, limit: int, fn: Callable, *args, key=None, **kwargs):
+        """As :meth:`run`, on another executor (e.g. a router's own tile encoder) with its own bound."""
+        job = self._inflight.get((id(executor), key)) if key is not None else None
+        if job is None:
+            job = self._submit(executor, limit, fn, args, kwargs, key)
+        job.waiters += 1
+        try:
+            return await self._wait(job)
+        finally:
+            job.waiters -= 1
+            if job.waiters == 0 and not job.cfut.done():
+                self._abandon(job, "no request waits for it")
+
+    def _submit(self, executor: Executor, limit: int, fn: Callable, args, kwargs, key) -> _Job:
+        lane = self._lanes.setdefault(id(executor), set())
+        if len(lane) >= limit:
+            raise ProblemError(503, "Busy", f"{len(lane)} computations are already running or queued; retry shortly.",
+                               code="busy", headers={"Retry-After": "5"})
+        token = CancelToken(deadline=time.monotonic() + self.timeout)
+
+        def call():
+            with running(token):
+                return fn(*args, **kwargs)
+
+        # Each job runs in its own copy of the context: its token is visible to its checkpoints only.
+        cfut = executor.submit(contextvars.copy_context().run, call)
+        loop = asyncio.get_running_loop()
+        job = _Job(token, cfut, asyncio.wrap_future(cfut, loop=loop), key, lane)
+        job.afut.add_done_callback(_retrieve)
+        lane.add(job)
+        if key is not None:
+            self._inflight[(id(executor), key)] = job
+
+        def finished(_):
             try:
-                return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-            except asyncio.TimeoutError:
-                raise ProblemError(503, "Computation timed out",
-                                   f"The computation took longer than {self.timeout:.0f} s; lower `permutations` "
-                                   "or ask for fewer indices.", code="timeout", headers={"Retry-After": "30"})
+                loop.call_soon_threadsafe(self._finished, job, id(executor))
+            except RuntimeError:  # the event loop has closed (shutdown)
+                pass
+        cfut.add_done_callback(finished)
+        return job
+
+    def _finished(self, job: _Job, lane_id: int) -> None:
+        job.lane.discard(job)
+        if self._inflight.get((lane_id, job.key)) is job:
+            del self._inflight[(lane_id, job.key)]
+
+    def _abandon(self, job: _Job, reason: str) -> None:
+        job.token.cancel(reason)
+        job.cfut.cancel()  # a job still queued never starts; a running one stops at its next checkpoint
+        for k, v in list(self._inflight.items()):
+            if v is job:
+                del self._inflight[k]
+
+    async def _wait(self, job: _Job):
+        remaining = job.token.deadline - time.monotonic()
+        waiting = asyncio.shield(job.afut)
+        receive = CLIENT_RECEIVE.get()
+        watch = asyncio.ensure_future(_client_gone(receive)) if receive is not None else None
+        try:
+            done, _ = await asyncio.wait({waiting, watch} - {None}, timeout=max(0.0, remaining),
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if watch is not None:
+                watch.cancel()
+            waiting.cancel()  # the shield only: the job itself carries on for other waiters
+        if job.afut.done() and not job.afut.cancelled():
+            try:
+                return job.afut.result()
+            except Cancelled:
+                pass  # its deadline passed in the worker before the timeout fired here
+        elif watch is not None and watch in done:
+            raise ProblemError(503, "Client gone", "The client disconnected; the computation was cancelled.",
+                               code="cancelled")
+        raise ProblemError(503, "Computation timed out",
+                           f"The computation took longer than {self.timeout:g} s and was stopped; lower `permutations` "
+                           "or ask for fewer indices.", code="timeout", headers={"Retry-After": "30"})
+
+    def close(self) -> None:
+        """Stop every job (at its next checkpoint) and the pool, so shutdown does not wait for them."""
+        for lane in self._lanes.values():
+            for job in list(lane):
+                job.token.cancel("shutdown")
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # consumed: a job nobody waits for any more must not log "exception never retrieved"
 
 
 async def cached_body(request: Request, etag: str, dataset_id: str, version: str, make: Callable[[], bytes]) -> bytes:

@@ -1,6 +1,7 @@
 """The FastAPI application factory."""
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from contextlib import asynccontextmanager
@@ -15,13 +16,14 @@ import spatial.io
 from . import problems
 from .cache import DiskCache
 from .http import HeavyWork
-from .middleware import BodyLimit, CachedTiles, SecurityHeaders
+from .middleware import BodyLimit, CachedTiles, ClientWatch, KeyedCaching, SecurityHeaders
 from .registry import Registry, register_bundled
 from .settings import Settings
 
 log = logging.getLogger("segmap")
 # Routers that exist are mounted; a feature module that is absent just isn't served.
 ROUTERS = ("health", "datasets", "indices", "local", "informal", "tiles", "ogc", "maps")
+SWEEP_EVERY_S = 60  # orphaned temporary files (a crashed writer's) go within a minute, not at the next start
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,10 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = Registry(settings.data_dir)
         if settings.register_bundled:
             register_bundled(app.state.registry, settings.bundled_dir)
-        app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s)
+        app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s, settings.heavy_queue)
         app.state.cache = DiskCache(settings.data_dir / "cache.sqlite", settings.cache_entries)
+        sweeper = asyncio.create_task(_sweep_periodically(app.state.registry))
         yield
-        app.state.heavy.pool.shutdown(wait=False, cancel_futures=True)
+        sweeper.cancel()
+        app.state.heavy.close()  # running jobs stop at their next checkpoint: shutdown does not wait for them
 
     app = FastAPI(title="segmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Segregation indices, local clusters, vector tiles and maps of migrants and informal settlements.")
@@ -44,14 +48,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     spatial.io.MAX_UNCOMPRESSED_BYTES = int(settings.max_uncompressed_mb * 2**20)
 
     problems.install(app)
-    app.add_middleware(CachedTiles)  # innermost: security headers and CORS still wrap its answers
-    app.add_middleware(SecurityHeaders)
+    # Each add wraps the ones before: KeyedCaching is innermost (CachedTiles stores its headers), SecurityHeaders
+    # outermost (the 413s of BodyLimit and CORS answers carry them too).
+    app.add_middleware(KeyedCaching)
+    app.add_middleware(CachedTiles)
+    app.add_middleware(ClientWatch)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         # Never "*" together with credentials: only the configured origins, no cookies.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "If-None-Match"],
                            expose_headers=["ETag"])
+    app.add_middleware(SecurityHeaders)
 
     for name in ROUTERS:
         try:
@@ -64,6 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _mount_docs(app)
     return app
+
+
+async def _sweep_periodically(registry: Registry) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)
+        try:
+            removed = await asyncio.to_thread(registry.sweep)
+        except Exception:  # a locked or busy catalogue: try again next time
+            log.exception("sweep of the data directory failed")
+            continue
+        if removed:
+            log.warning("removed %d orphaned file(s) from the data directory: %s", len(removed), removed[:5])
 
 
 def _mount_docs(app: FastAPI) -> None:

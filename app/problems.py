@@ -1,6 +1,8 @@
 """RFC 9457 problem responses: every 4xx says what was wrong and how to fix it."""
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -9,6 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spatial.errors import ValidationError
 
 MEDIA_TYPE = "application/problem+json"
+# Sent on every response (middleware.SecurityHeaders), and by the 500 handler, which answers outside it.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "strict-origin-when-cross-origin"}
 
 
 class ProblemError(Exception):
@@ -52,7 +56,28 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route {request.url.path!r}; see /docs for the API"
-        return problem_response(exc.status_code, "HTTP error", detail, instance=request.url.path,
-                                headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path only; list every route's.
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+            detail = f"{request.method} is not allowed on {request.url.path!r}; use {headers['Allow']}"
+        return problem_response(exc.status_code, "HTTP error", detail, instance=request.url.path, headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        # Starlette answers this outside every middleware: the security headers must come from here.
+        return problem_response(500, "Internal error", "The server failed on this request and logged it; "
+                                "please report it with the request that caused it.", code="internal",
+                                instance=request.url.path, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+def allowed_methods(request: Request, fallback: str = "") -> str:
+    """Every method the API documents for this path (what a client can read in /openapi.json)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m in ("get", "put", "post", "delete", "patch", "head", "options")}
+    return ", ".join(sorted(methods)) or fallback

@@ -20,6 +20,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from spatial.cancel import checkpoint
+
 from .mvt import encode_polygons
 
 EXTENT = 4096
@@ -58,6 +60,7 @@ def offline_tiles(index: "TileIndex", attributes: "TileAttributes", budget_bytes
     tiles: dict[str, bytes] = {}
     used, last = 0, first
     for z in range(first, min(first + 5, 17)):
+        checkpoint()
         level = {f"{z}/{x}/{y}": index.tile(z, x, y, attributes) for z, x, y in tiles_covering(index.bounds_3857, z)}
         size = sum(len(b) for b in level.values())
         if tiles and used + size > budget_bytes:

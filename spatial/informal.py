@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .cancel import checkpoint
 from .crs import equal_area_crs
 from .dataset import ID, AreaDataset, Metadata, validate
 from .errors import Problem, ValidationError, problem
@@ -118,6 +119,7 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
         sett.loc[invalid, "geometry"] = shapely.make_valid(sett.geometry[invalid].values)
         notes.append(problem("repaired_geometry", f"{int(invalid.sum())} settlement geometries were invalid and repaired (make_valid)", sett.index[invalid]))
 
+    checkpoint()
     crs = equal_area_crs(base)
     ugeo = np.asarray(base.geometry.to_crs(crs).values, dtype=object)  # plain arrays: no pandas ufunc dispatch
     sgeo = np.asarray(sett.geometry.to_crs(crs).values, dtype=object)
@@ -138,12 +140,14 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
         # Where a settlement covers a whole unit the piece is the unit: no intersection to compute.
         cover_s, cover_u = tree.query(sgeo[poly], predicate="contains_properly")
         whole = np.isin(poly[s_idx] * n + u_idx, poly[cover_s] * n + cover_u)
+        checkpoint()
         s_idx = poly[s_idx]
         piece_geoms = ugeo[u_idx].copy()
         piece_geoms[~whole] = shapely.intersection(sgeo[s_idx[~whole]], ugeo[u_idx[~whole]])
         pieces = shapely.area(piece_geoms)
         covered = np.zeros(n, dtype=bool)
         covered[u_idx[whole]] = True
+        checkpoint()
         area = _union_area_per_unit(piece_geoms, pieces, u_idx, n, covered, shapely.area(ugeo))
         small = pieces < sliver_m2
         slivers = int(small.sum())
@@ -167,6 +171,7 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
         np.add.at(allocated, first.to_numpy(), pop[pts[first.index.to_numpy()]])
         np.add.at(n_touch, first.to_numpy(), 1)
         inside_share[pts[first.index.to_numpy()]] = 1.0
+    checkpoint()
     lost = np.where(inside_share == 0, pop, 0.0)
     outside = sett.loc[inside_share == 0].assign(population=pop[inside_share == 0])
     partial = (inside_share > 0) & (inside_share < 1 - 1e-9)

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
+from .cancel import checkpoint
 from .dataset import AreaDataset
 from .errors import ValidationError, problem
 from .multiple_testing import adjust
@@ -117,6 +118,7 @@ def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarra
     coef = scale * w_first
 
     for k in np.unique(card[uniform]):
+        checkpoint()
         members = np.flatnonzero(uniform & (card == k))
         z_draw = z[draws[:, :k]]
         sums = z_draw.sum(axis=1)  # S_k[p]
@@ -153,6 +155,7 @@ def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarra
     rest = np.flatnonzero(~uniform & (card > 0))
     block = max(1, _BLOCK_ELEMENTS // max(1, permutations * kmax))
     for start in range(0, len(rest), block):
+        checkpoint()
         idx = rest[start:start + block]
         ids = np.broadcast_to(draws[None, :, :kmax], (len(idx), permutations, kmax))
         ids = np.where(ids == idx[:, None, None], draws[:, card[idx]].T[:, :, None], ids)  # the spare replaces the area
@@ -181,6 +184,7 @@ def global_moran(z: np.ndarray, W: sp.csr_matrix, permutations: int, rng: np.ran
     sims = np.empty(permutations)
     block = max(1, 2_000_000 // n)
     for s in range(0, permutations, block):
+        checkpoint()
         b = min(block, permutations - s)
         Z = np.empty((b, n))
         Z[:] = z

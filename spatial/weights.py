@@ -12,6 +12,7 @@ import scipy.sparse as sp
 import shapely
 from libpysal.graph import Graph
 
+from .cancel import checkpoint
 from .dataset import AreaDataset
 from .errors import ValidationError, problem
 
@@ -140,6 +141,7 @@ def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = 
     if key in cache:
         return cache[key]
 
+    checkpoint()
     gdf = dataset.metric.set_index(dataset.areas["id"].to_numpy())
     if kind in ("queen", "rook"):
         graph = _contiguity_graph(gdf, rook=(kind == "rook"))
@@ -151,6 +153,7 @@ def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = 
             graph = Graph.build_distance_band(points, threshold=params["distance"], binary=True)
         else:
             graph = Graph.build_kernel(points, kernel=params["kernel"], bandwidth=params["bandwidth"], k=params["k"])
+    checkpoint()
     if row_standardise:
         graph = graph.transform("r")
     weights = SpatialWeights(graph, kind, params, dataset.ids, row_standardise)

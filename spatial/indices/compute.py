@@ -5,6 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..cancel import checkpoint
 from ..dataset import AreaDataset
 from ..errors import ValidationError, format_ids, problem
 from ..results import IndexResult
@@ -95,6 +96,7 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
     results: dict[str, IndexResult] = {}
     smoothed = None
     for step, spec in enumerate(specs):
+        checkpoint()
         evaluate = spec.evaluator(ctx, **params.get(spec.name, {}))
         data = two if spec.kind == "two_group" else (multi,)
         value = float(evaluate(*data))

@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..cancel import checkpoint
+
 NULLS = ("random_allocation", "permutation")
 _BLOCK_BYTES = 64 * 2**20  # upper bound on one simulated block
 
@@ -45,6 +47,7 @@ def _simulate(evaluate: Callable, draw: Callable, count: int, block: int, progre
     done = 0
     while done < count:
         b = min(block, count - done)
+        checkpoint()
         out[done:done + b] = evaluate(*draw(b))
         done += b
         if progress:

@@ -48,6 +48,18 @@ class PageOptions:
     embedded_zooms: tuple[int, int] | None = None
 
 
+# JSON inside <script>: "</script>", "<!--" and "&" must not reach the HTML parser, nor U+2028/9 an old JS parser.
+_SCRIPT_ESCAPES = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def json_for_script(value) -> str:
+    """``value`` as JSON that is safe to place inside a ``<script>`` element (the only way data enters our scripts)."""
+    text = json.dumps(value)
+    for raw, escaped in _SCRIPT_ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
 def _digits(bounds) -> int:
     """Decimal places for lon/lat that keep ~1/4000 of the extent: what the fitted zoom needs."""
     extent = max(bounds[2] - bounds[0], bounds[3] - bounds[1], 1e-6)
@@ -216,7 +228,7 @@ class _Wiring(MacroElement):
         self._template = _SCRIPT
         self.map_name = fmap.get_name()
         self.areas = areas.get_name()
-        self.config = json.dumps(config)
+        self.config = json_for_script(config)
 
 
 _VT_SCRIPT = Template("""
@@ -303,7 +315,7 @@ class _VectorTiles(MacroElement):
         super().__init__()
         self._template = _VT_SCRIPT
         self.map_name = fmap.get_name()
-        self.config = json.dumps(config)
+        self.config = json_for_script(config)
 
 
 CSS = """
@@ -382,6 +394,8 @@ def _informal_overlay(dataset: AreaDataset, opts: PageOptions):
     vd = view_data(dataset, "informal", "share", disclosure_threshold=opts.disclosure_threshold)
     vd.frame = vd.frame.loc[mask].reset_index(drop=True)
     gj = geojson(dataset.subset(mask), vd)
+    for feature in gj["features"]:  # folium's GeoJsonTooltip writes properties as HTML: names go in escaped
+        feature["properties"]["name"] = html.escape(str(feature["properties"].get("name", "")))
     group = folium.FeatureGroup(name=INFORMAL_OVERLAY, overlay=True, show=opts.view == "informal")
     folium.GeoJson(gj, style_function=lambda f: {"fill": False, "color": "#111", "weight": 2.5, "dashArray": "6 4"},
                    tooltip=folium.GeoJsonTooltip(["name", "count", "share"],

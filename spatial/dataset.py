@@ -32,7 +32,7 @@ def check_column_names(**roles: str | Sequence[str] | None) -> None:
     bad = []
     for role, names in roles.items():
         for name in [names] if isinstance(names, str) else (names or []):
-            if name is not None and not SAFE_COLUMN.match(str(name)):
+            if name is not None and not SAFE_COLUMN.fullmatch(str(name)):  # fullmatch: '$' allows a final \n
                 bad.append(f"{role} {name!r}")
     if bad:
         raise ValidationError(problem("unsafe_column_name", f"Column names must be 1–63 letters, digits or '_', not starting "

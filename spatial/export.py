@@ -1,6 +1,8 @@
 """Per-area tables of results, for CSV / GeoJSON / GeoPackage output (CLI, HTTP, maps)."""
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ from .dataset import ID, AreaDataset
 from .results import LocalResult
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")  # "-5", "-1.5e3": negative numbers, not formulas
 
 
 def local_frame(dataset: AreaDataset, result: LocalResult, geometry: bool = True, wgs84: bool = True) -> pd.DataFrame:
@@ -24,12 +27,25 @@ def local_frame(dataset: AreaDataset, result: LocalResult, geometry: bool = True
     return out
 
 
+def _risky(text: str) -> bool:
+    return text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text)
+
+
+def csv_cell(value):
+    """One CSV cell made inert for spreadsheets: text that a spreadsheet would run as a formula gets a leading
+    quote (OWASP CSV injection); numbers, and text that is a plain number such as "-5", are left alone."""
+    return "'" + value if isinstance(value, str) and _risky(value) else value
+
+
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formulas in text cells (CSV injection): prefix them with a quote."""
+    """``frame`` ready for CSV: formulas neutralised in the header and in every text cell (see :func:`csv_cell`)."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            s = out[col].astype("string")
-            risky = s.str.startswith(FORMULA_PREFIXES, na=False) & ~s.str.fullmatch(r"-?\d+(\.\d+)?", na=False)
-            out[col] = np.where(risky, "'" + s.fillna(""), out[col])
-    return out
+        s = out[col]
+        if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s):
+            text = s.astype(object)
+            risky = np.array([isinstance(v, str) and _risky(v) for v in text], dtype=bool)
+            if risky.any():
+                out[col] = text.where(~risky, "'" + text.astype(str))
+    # Column names are cells too (the header row): a column named "=1+2" must not run.
+    return out.rename(columns={c: csv_cell(c) for c in out.columns if isinstance(c, str) and _risky(c)})

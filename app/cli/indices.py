@@ -9,6 +9,7 @@ import sys
 import time
 
 from spatial.errors import ValidationError, problem
+from spatial.export import csv_cell
 from spatial.indices import names
 from spatial.indices.compute import compute_indices
 from spatial.io import load_dataset
@@ -108,8 +109,8 @@ def run(args) -> int:
         w.writerow(fields)
         for name, r in results.items():
             d = r.to_dict()
-            w.writerow([name, d["value"], d.get("p_value"), d.get("ci_low"), d.get("ci_high"), d.get("expected"),
-                        "+".join(d["groups"]), d["total"]])
+            w.writerow([csv_cell(v) for v in (name, d["value"], d.get("p_value"), d.get("ci_low"), d.get("ci_high"),
+                                              d.get("expected"), "+".join(d["groups"]), d["total"])])
     else:
         out.write(format_table(results, ds))
     return 0

@@ -31,9 +31,11 @@ LQ_LABELS = ["under 0.5 (far below city)", "0.5 – 0.8", "0.8 – 1.25 (near ci
 # GeoDa's LISA cluster colours.
 LISA = {"high_high": ("High-High", "#ff0000"), "low_low": ("Low-Low", "#0000ff"), "high_low": ("High-Low", "#f4ada8"),
         "low_high": ("Low-High", "#a7adf9"), "not_significant": ("Not significant", "#eeeeee"),
-        "no_neighbours": ("No neighbours", "#ffffff")}
+        "no_neighbours": ("No neighbours", "#ffffff"), "no_population": ("No population", "#ffffff")}
 HOTSPOTS = {"hot_spot": ("Hot spot", "#d7191c"), "cold_spot": ("Cold spot", "#2c7bb6"),
-            "not_significant": ("Not significant", "#eeeeee"), "no_neighbours": ("No neighbours", "#ffffff")}
+            "not_significant": ("Not significant", "#eeeeee"), "no_neighbours": ("No neighbours", "#ffffff"),
+            "no_population": ("No population", "#ffffff")}
+UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")  # legend rows that are no finding
 SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
 NO_DATA = ("No population", "#ffffff")
 
@@ -70,8 +72,8 @@ def check(dataset: AreaDataset, group: str | None, view: str, scheme: str, k: in
 
 
 def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view: str = "share", *,
-              scheme: str = "quantiles", k: int = 5, permutations: int = 999, seed: int = 0, alpha: float = 0.05,
-              correction: str = "fdr", disclosure_threshold: int = 0) -> ViewData:
+              scheme: str = "quantiles", k: int = 5, permutations: int | None = None, seed: int = 0, alpha: float = 0.05,
+              correction: str = "fdr", disclosure_threshold: int = 0, max_permutations: int = 9999) -> ViewData:
     """Compute and classify one view, one row per area, from the protected table (``dataset`` already
     protected, or protected here at ``disclosure_threshold``): withheld areas are shown as hidden."""
     data = dataset if isinstance(dataset, PublicData) else protect(dataset, disclosure_threshold)
@@ -124,10 +126,12 @@ def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view:
     from spatial.local import local_statistic
     statistic = VIEW_STATISTIC[view]
     res = local_statistic(ds, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
-                          alpha=alpha, correction=correction)
+                          alpha=alpha, correction=correction, max_permutations=max_permutations)
     meta.update(statistic=statistic, alpha=alpha, correction=correction, permutations=res.permutations,
                 summary={k_: v for k_, v in res.summary.items() if not isinstance(v, np.ndarray)})
     notes += [n.message for n in res.notes]
+    if view != "lq" and "significance" in res.summary:  # corrected clusters vs p ≤ alpha before correction
+        notes.append(res.summary["significance"]["explanation"])
     base["value"] = data.expand(np.asarray(res.values, dtype=float))
     base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
     labels = np.where(data.withheld, WITHHELD, data.expand(np.asarray(res.labels).astype(str))).astype(str)
@@ -152,7 +156,7 @@ def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view:
     base["class"] = [keys.index(lab) if lab in table else -1 for lab in labels]
     base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
     legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
-    legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", SUPPRESSED[0])]
+    legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", "No population", SUPPRESSED[0])]
     return ViewData(view, group, base, legend, meta=meta, notes=notes)
 
 
@@ -169,9 +173,12 @@ def summary_text(vd: ViewData, top: int = 3) -> str:
             parts.append(f"City-wide share {vd.meta['city_share']:.1%}.")
         parts.append("Highest: " + ", ".join(f"{r['name']} ({fmt(r[col])})" for _, r in best.iterrows()) + ".")
     else:
-        sig = [(lab, c) for lab, _, c in vd.legend if lab not in ("Not significant", "No neighbours")]
+        sig = [(lab, c) for lab, _, c in vd.legend if lab not in UNTESTED]
         total_sig = sum(c for _, c in sig)
         parts.append(f"{total_sig} areas are significant at alpha {vd.meta.get('alpha')} after "
                      f"{vd.meta.get('correction')} correction: " + ", ".join(f"{c} {lab}" for lab, c in sig) + ".")
+        significance = vd.meta.get("summary", {}).get("significance")
+        if significance:  # the areas with p ≤ alpha before correction, marked apart, and what the difference means
+            parts.append(significance["explanation"])
     parts.append("Classes: " + "; ".join(f"{lab} ({c} areas)" for lab, _, c in vd.legend) + ".")
     return " ".join(parts)

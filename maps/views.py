@@ -38,7 +38,8 @@ class PageOptions:
     mode: str = "page"  # page | embed | download
     basemap_url: str | None = None
     basemap_attribution: str = ""
-    permutations: int = 999
+    permutations: int | None = None  # None: enough for the correction, at most max_permutations
+    max_permutations: int = 9999
     seed: int = 0
     disclosure_threshold: int = 0
     vector_tiles: bool | None = None  # None: decide by the number of areas
@@ -415,7 +416,7 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
         if opts.view not in views:
             views = (*views, opts.view)
     kw = dict(scheme=opts.scheme, k=opts.k, permutations=opts.permutations, seed=opts.seed,
-              disclosure_threshold=opts.disclosure_threshold)
+              disclosure_threshold=opts.disclosure_threshold, max_permutations=opts.max_permutations)
     data: dict[str, ViewData] = {}
     notes: list[str] = []
     for v in views:
@@ -442,8 +443,8 @@ def build_map(dataset: AreaDataset, opts: PageOptions, views: tuple[str, ...] | 
         from urllib.parse import urlencode
         from .data import HOTSPOTS, LISA, LQ_BREAKS, SUPPRESSED, VIEW_STATISTIC
         statistic = VIEW_STATISTIC.get(opts.view)
-        query = {"group": vd.group, **({"statistic": statistic, "permutations": opts.permutations, "seed": opts.seed}
-                                       if statistic else {})}
+        query = {"group": vd.group, **({"statistic": statistic, "seed": opts.seed} if statistic else {}),
+                 **({"permutations": opts.permutations} if statistic and opts.permutations is not None else {})}
         real = [(lab, c) for lab, c, _ in vd.legend if lab != SUPPRESSED[0]]
         cfg = {"url": f"/v1/datasets/{opts.dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt?{urlencode(query)}", "bounds": bounds,
                "view": opts.view, "at": list(opts.at) if opts.at else None,

@@ -18,14 +18,16 @@ grows with n + simulations, not n × simulations, and there is no JIT warm-up.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
 from .cancel import checkpoint
 from .dataset import AreaDataset
-from .errors import ValidationError, problem
-from .multiple_testing import adjust
+from .errors import ValidationError, format_ids, problem
+from .multiple_testing import CORRECTIONS, adjust, first_threshold, permutations_needed, smallest_p
 from .results import NO_NEIGHBOURS, NOT_SIGNIFICANT, LocalResult
 from .weights import SpatialWeights, build_weights
 
@@ -34,6 +36,10 @@ ALIASES = {"moran": "lisa", "local_moran": "lisa", "getis_ord": "gi_star", "loca
            "bivariate_moran": "bivariate_lisa"}
 QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
 _BLOCK_ELEMENTS = 4_000_000  # areas × permutations × neighbours per block (~32 MB of float64)
+MAX_AUTO_PERMUTATIONS = 99_999  # chosen permutations stop here (10,000 areas: see benchmarks/README.md)
+VARIATION_TOL = 1e-9  # relative sd below which values count as equal (float noise, not variation)
+NO_POPULATION = "no_population"
+CORRECTION_NAMES = {"fdr": "FDR (Benjamini–Hochberg)", "bonferroni": "Bonferroni", "none": "no"}
 
 
 def empirical_bayes(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +59,7 @@ def empirical_bayes(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _standardise(y: np.ndarray) -> np.ndarray:
-    sd = y.std()
-    return (y - y.mean()) / sd if sd > 0 else np.zeros_like(y)
+    return np.zeros_like(y) if _constant(y) else (y - y.mean()) / y.std()
 
 
 def _neighbour_table(W: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +112,8 @@ def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarra
     weights, card, _ = _neighbour_table(W)
     kmax = weights.shape[1]
     if kmax + 1 > n:
-        raise ValidationError(problem("bad_parameter", "An area has more neighbours than there are other areas"))
+        raise ValidationError(problem("bad_parameter", f"An area has {kmax} neighbours but there are only {n - 1} other "
+                                      "areas: the weights do not belong to these areas"))
     draws = _draw_others(rng, permutations, n, kmax + 1)
     p = np.full(n, np.nan)
     expected = np.full(n, np.nan)
@@ -198,15 +204,24 @@ def global_moran(z: np.ndarray, W: sp.csr_matrix, permutations: int, rng: np.ran
 
 def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *, total: str | None = None,
                     weights: str | SpatialWeights = "queen", k: int | None = None, distance: float | None = None,
-                    permutations: int = 999, seed: int | None = None, alpha: float = 0.05, correction: str = "fdr",
-                    other: str | None = None, smoothing: str | None = None, groups: list[str] | None = None) -> LocalResult:
-    """One local statistic of ``group``'s share of ``total`` per area, labelled after multiple-testing control."""
+                    permutations: int | None = None, seed: int | None = None, alpha: float = 0.05,
+                    correction: str = "fdr", other: str | None = None, smoothing: str | None = None,
+                    groups: list[str] | None = None, max_permutations: int = MAX_AUTO_PERMUTATIONS) -> LocalResult:
+    """One local statistic of ``group``'s share of ``total`` per area, labelled after multiple-testing control.
+
+    ``permutations=None`` chooses them from the number of tested areas, ``alpha`` and ``correction`` (enough
+    that the smallest possible p-value can pass, at most ``max_permutations``); a given number that cannot
+    reach significance is kept, with a note. Areas with no population are labelled ``no_population``.
+    """
     statistic = ALIASES.get(statistic, statistic)
     if statistic not in STATISTICS:
         raise ValidationError(problem("unknown_statistic", f"Unknown local statistic {statistic!r}; choose from {list(STATISTICS)}"))
     if not 0 < alpha < 1:
         raise ValidationError(problem("bad_parameter", f"alpha must be between 0 and 1, got {alpha}"))
-    permutations = int(permutations)
+    if correction not in CORRECTIONS:
+        raise ValidationError(problem("bad_parameter", f"Unknown correction {correction!r}; choose from {list(CORRECTIONS)}"))
+    auto = permutations is None
+    permutations = 0 if auto else int(permutations)
     if permutations < 0:
         raise ValidationError(problem("bad_parameter", "permutations must be 0 or more"))
     rng = np.random.default_rng(seed)
@@ -237,9 +252,11 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
         q, sig = adjust(pv, alpha, correction)
         names = np.where(lq > 1, "over_represented", "under_represented")
         labels = _labels(sig, names, np.zeros(len(y), bool))
-        labels[np.isnan(pv)] = "no_population"
-        return LocalResult(values=lq, labels=labels, p_value=pv, q_value=q,
-                           summary={"city_share": float(P), **_counts(labels)}, **common)
+        labels[np.isnan(pv)] = NO_POPULATION
+        common["permutations"] = 0  # an exact test
+        return _with_significance(LocalResult(values=lq, labels=labels, p_value=pv, q_value=q,
+                                              summary={"city_share": float(P), **_counts(labels)}, **common),
+                                  int(np.isfinite(pv).sum()), False)
 
     if statistic == "entropy":
         cols = groups or list(dataset.groups)
@@ -254,68 +271,184 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
         return LocalResult(values=h, labels=np.full(len(h), "not_tested", dtype=object),
                            summary={"groups": cols, "normalised_by": f"ln {X.shape[1]}"}, **common)
 
+    if dataset.n < 2:
+        raise ValidationError(problem("one_area", f"{statistic} compares each area with its neighbours, but the dataset has "
+                                      f"only one area ({format_ids(dataset.ids)}), which has no neighbours: use a dataset "
+                                      "of several areas (the location quotient, statistic=lq, works on one)"))
     sw = weights if isinstance(weights, SpatialWeights) else build_weights(dataset, weights, k=k, distance=distance)
     common["weights"] = sw.describe()
-    islands = sw.cardinalities == 0
+    n_all = dataset.n
+    # A share of nobody is undefined (the LQ says no_population too): such areas are not tested, are nobody's
+    # neighbour (weights re-standardised without them) and are not in the multiple-testing family.
+    keep = np.flatnonzero(t > 0)
+    if len(keep) < n_all:
+        notes.append(problem("no_population", f"{n_all - len(keep)} areas have no population ({total or dataset.total} "
+                             "is 0), so their share is undefined: labelled no_population and left out of the statistic, "
+                             "of their neighbours' averages and of the multiple-testing family",
+                             dataset.ids[t <= 0]))
+    if len(keep) < 2:
+        raise ValidationError(problem("one_area", f"Only {len(keep)} area has any population: {statistic} needs several "
+                                      "populated areas to compare with each other"))
+    W = sw.sparse if len(keep) == n_all else sw.sparse[keep][:, keep].tocsr()
+    islands = np.diff(W.indptr) == 0
     if islands.any():
-        notes.append(problem("islands", f"{int(islands.sum())} areas have no neighbours under {sw.kind} weights: "
-                             "labelled no_neighbours, no p-value", dataset.ids[islands]))
+        cut_off = int((islands & (sw.cardinalities[keep] > 0)).sum())
+        why = f" ({cut_off} because all their neighbours have no population)" if cut_off else ""
+        notes.append(problem("islands", f"{int(islands.sum())} areas have no neighbours under {sw.kind} weights{why}: "
+                             "labelled no_neighbours, no p-value", dataset.ids[keep][islands]))
+    ys = y[keep]
+    flat = _constant(ys)
+    if statistic == "bivariate_lisa":
+        if not other:
+            raise ValidationError(problem("bad_parameter", "bivariate_lisa needs `other`: the column to compare the share with"))
+        other_values = dataset.share(other, total) if other in dataset.groups else dataset.column(other)
+        columns["other"] = other_values
+        flat = flat or _constant(other_values[keep])
+    if flat:
+        value = f" ({ys[0]:.6g})" if _constant(ys) else ""
+        notes.append(problem("no_variation", f"Every tested area has the same {'share' if _constant(ys) else other}{value}, "
+                             "up to float rounding: there is no variation to form clusters, so no area is significant "
+                             "and Moran's I is undefined"))
+    m = 0 if flat else int((~islands).sum())  # the multiple-testing family
+    permutations, perm_notes = _choose_permutations(permutations, auto, max_permutations, m, alpha, correction)
+    notes += perm_notes
+    common["permutations"] = permutations
+    n = len(ys)
+
+    def full(sub, fill=np.nan):  # back to every area, the untested ones filled
+        out = np.full(n_all, fill, dtype=object if isinstance(fill, str) else float)
+        out[keep] = sub
+        return out
 
     if statistic in ("lisa", "bivariate_lisa"):
-        W = sw.sparse if sw.row_standardised else _row_standardise(sw.sparse)
-        zx = _standardise(y)
-        if statistic == "bivariate_lisa":
-            if not other:
-                raise ValidationError(problem("bad_parameter", "bivariate_lisa needs `other`: the column to compare the share with"))
-            other_values = dataset.share(other, total) if other in dataset.groups else dataset.column(other)
-            zy = _standardise(other_values)
-            columns["other"] = other_values
-        else:
-            zy = zx
-        n = len(zx)
+        if len(keep) < n_all or not sw.row_standardised:
+            W = _row_standardise(W)
+        zx = _standardise(ys)
+        zy = _standardise(other_values[keep]) if statistic == "bivariate_lisa" else zx
         den = (zx * zx).sum()
         scale = np.full(n, (n - 1) / den if den > 0 else 0.0) * zx
         lag = W @ zy
         I = scale * lag
         pv = q = None
         sig = np.zeros(n, bool)
-        if permutations:
+        if permutations and not flat:
             pv, exp = conditional_permutation(zy, W, I, scale, permutations, rng)
             q, sig = adjust(pv, alpha, correction)
-            columns["expected"] = exp
+            columns["expected"] = full(exp)
+        elif permutations:
+            pv = q = np.full(n, np.nan)
         quad = np.select([(zx > 0) & (lag > 0), (zx <= 0) & (lag > 0), (zx <= 0) & (lag <= 0)], [0, 1, 2], 3)
-        labels = _labels(sig, QUADRANTS[quad], islands)
-        columns["lag"] = lag
+        labels = full(_labels(sig, QUADRANTS[quad], islands), NO_POPULATION)
+        columns["lag"] = full(lag)
         summary = _counts(labels)
         if statistic == "lisa":
-            summary["global_moran"] = global_moran(zx, W, permutations or 0, rng) if permutations else \
-                {"moran_i": float(n / W.sum() * (zx @ (W @ zx)) / den) if den and W.sum() else None}
-        return LocalResult(values=I, labels=labels, z=zx, p_value=pv, q_value=q, summary=summary, **common)
+            if flat:
+                summary["global_moran"] = {"moran_i": None, "p_value": None, "expected": -1 / (n - 1)}
+            elif permutations:  # one test: its p-value needs no more than 999 unless asked for
+                summary["global_moran"] = global_moran(zx, W, min(permutations, 999) if auto else permutations, rng)
+            else:
+                summary["global_moran"] = {"moran_i": float(n / W.sum() * (zx @ (W @ zx)) / den) if den and W.sum() else None}
+        result = LocalResult(values=full(I), labels=labels, z=full(zx), p_value=None if pv is None else full(pv),
+                             q_value=None if q is None else full(q), summary=summary, **common)
+        return _with_significance(result, m, auto)
 
     # Gi*: binary weights with the area itself included (Ord & Getis 1995, eq. 8).
-    B = (sw.sparse != 0).astype(float)
-    B = (B - sp.diags(B.diagonal()) + sp.eye(B.shape[0])).tocsr()
-    n = len(y)
-    xbar, s = y.mean(), y.std()
+    B = (W != 0).astype(float)
+    B = (B - sp.diags(B.diagonal()) + sp.eye(n)).tocsr()
+    xbar, s = ys.mean(), ys.std()
     wi = np.asarray(B.sum(axis=1)).ravel()
     wi2 = np.asarray(B.multiply(B).sum(axis=1)).ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
-        gz = (B @ y - xbar * wi) / (s * np.sqrt((n * wi2 - wi**2) / (n - 1)))
-    gz = np.where(np.isfinite(gz), gz, 0.0)
-    pv = q = None
+        gz = (B @ ys - xbar * wi) / (s * np.sqrt((n * wi2 - wi**2) / (n - 1)))
+    gz = np.zeros(n) if flat else np.where(np.isfinite(gz), gz, 0.0)
     sig = np.zeros(n, bool)
-    if permutations:
+    if flat:
+        pv = np.full(n, np.nan)
+    elif permutations:
         # The self term is fixed; permute the neighbours' values (the part of the sum that can vary).
         off = (B - sp.eye(n)).tocsr()
-        observed = off @ y
-        pv, _ = conditional_permutation(y, off, observed, np.ones(n), permutations, rng)
-        q, sig = adjust(pv, alpha, correction)
+        pv, _ = conditional_permutation(ys, off, off @ ys, np.ones(n), permutations, rng)
     else:
         pv = 2 * stats.norm.sf(np.abs(gz))
-        q, sig = adjust(pv, alpha, correction)
-        pv[islands] = np.nan
-    labels = _labels(sig, np.where(gz > 0, "hot_spot", "cold_spot"), islands)
-    return LocalResult(values=gz, labels=labels, z=gz, p_value=pv, q_value=q, summary=_counts(labels), **common)
+        pv[islands] = np.nan  # no test, so not in the family
+    q, sig = adjust(pv, alpha, correction)
+    labels = full(_labels(sig, np.where(gz > 0, "hot_spot", "cold_spot"), islands), NO_POPULATION)
+    result = LocalResult(values=full(gz), labels=labels, z=full(gz), p_value=full(pv), q_value=full(q),
+                         summary=_counts(labels), **common)
+    return _with_significance(result, m, auto)
+
+
+def _constant(y: np.ndarray) -> bool:
+    """No variation beyond float rounding: sd below 1e-9 of the largest magnitude (e.g. 2.8e-17 on equal shares)."""
+    return not y.std() > VARIATION_TOL * np.abs(y).max() if len(y) else True
+
+
+def _choose_permutations(permutations: int | None, auto: bool, cap: int, m: int, alpha: float,
+                         correction: str) -> tuple[int, list]:
+    """Permutations to run and notes: enough (when not given) for the smallest p-value to pass the correction."""
+    if m == 0:
+        return (0 if auto else permutations), []
+    needed = permutations_needed(m, alpha, correction)
+    threshold = first_threshold(m, alpha, correction)
+    how = f"{CORRECTION_NAMES[correction]} over {m} areas"
+    if auto:
+        if needed <= cap:
+            return needed, []
+        permutations = cap
+    if permutations == 0 or smallest_p(permutations) <= threshold:
+        return permutations, []
+    p_min = smallest_p(permutations)
+    if correction == "fdr":
+        k = math.ceil(m * p_min / alpha * (1 - 1e-12))
+        effect = (f"an area can pass only together with at least {k - 1} others as extreme, so a small cluster "
+                  "cannot be found")
+    else:
+        effect = "no area can be significant"
+    why = "the most this computation allows" if auto else "as asked"
+    return permutations, [problem("permutations_too_few", (
+        f"With {permutations:,} permutations ({why}) the smallest possible p-value is 2/({permutations:,}+1) = "
+        f"{p_min:.2g}, above {threshold:.2g}, the p-value the most extreme area needs under {how} (alpha/{m}): "
+        f"{effect}. {needed:,} permutations would be enough" + ("" if auto else
+                                                                  ", or leave permutations unset to choose them")))]
+
+
+def _with_significance(res: LocalResult, m: int, auto: bool) -> LocalResult:
+    """Adds the areas with p ≤ alpha before correction (column and count), marked apart from the corrected
+    labels, with one sentence on the difference."""
+    p = res.p_value
+    if p is None:
+        return res
+    alpha, correction = res.alpha, res.correction
+    raw = np.nan_to_num(p, nan=1.0) <= alpha
+    tested = int(np.isfinite(p).sum())
+    sig = np.nan_to_num(res.q_value, nan=1.0) <= alpha
+    n_raw, n_sig = int(raw.sum()), int(sig.sum())
+    res.columns["significant_uncorrected"] = raw
+    info = {"tested": tested, "significant": n_sig, "significant_uncorrected": n_raw}
+    if res.permutations:
+        info.update(permutations=res.permutations, permutations_chosen="auto" if auto else "given",
+                    smallest_possible_p=smallest_p(res.permutations))
+    if tested:
+        info["first_threshold"] = first_threshold(tested, alpha, correction)
+    chance = f"{alpha * tested:.0f}" if alpha * tested >= 1 else f"{alpha * tested:.1g}"
+    if correction == "none":
+        text = (f"{n_raw} of {tested} areas have p ≤ {alpha} with no correction for testing {tested} areas at once: "
+                f"about {chance} would by chance alone even with no clusters at all.")
+    elif n_raw == n_sig:
+        text = (f"All {n_raw} areas with p ≤ {alpha} remain significant after {CORRECTION_NAMES[correction]} correction "
+                f"for testing {tested} areas at once (about {chance} would reach p ≤ {alpha} by chance alone).")
+    else:
+        text = (f"{n_raw} areas have p ≤ {alpha} before correction, {n_sig} after {CORRECTION_NAMES[correction]} "
+                f"correction: testing {tested} areas at once, about {chance} would reach p ≤ {alpha} by chance alone "
+                "even with no clusters at all, so only the corrected labels are evidence of a cluster; the others are "
+                "places to look at, not findings.")
+        if n_sig == 0:
+            i = int(np.nanargmin(p))
+            text += (f" None passes: the smallest adjusted p-value is {np.nanmin(res.q_value):.2g} (above {alpha}); "
+                     f"the strongest evidence, p = {p[i]:.2g}, would have needed p ≤ {alpha / tested:.2g} on its own.")
+    info["explanation"] = text
+    res.summary["significance"] = info
+    return res
 
 
 def _row_standardise(W: sp.csr_matrix) -> sp.csr_matrix:

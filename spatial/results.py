@@ -39,6 +39,7 @@ class IndexResult:
     seed: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)  # e.g. why the value is undefined
 
     @property
     def statistic(self) -> float:  # esda/segregation-style alias
@@ -52,6 +53,8 @@ class IndexResult:
             out.update(p_value=_num(self.p_value), ci_low=_num(self.ci_low), ci_high=_num(self.ci_high),
                        expected=_num(self.expected), null=self.null, permutations=self.permutations, seed=self.seed)
         out.update(self.extra)
+        if self.notes:
+            out["notes"] = [n.to_dict() for n in self.notes]
         return out
 
 

@@ -132,6 +132,7 @@ def format_table(results, ds) -> str:
             ci = f"{_f(r.ci_low)}–{_f(r.ci_high)}" if r.ci_low is not None else ""
             row += f" {ci:>17s} {_f(r.p_value):>7s} {_f(r.expected):>9s}"
         lines.append(row + "  " + "+".join(r.groups))
+        lines += [f"{'':34s} note: {note.message}" for note in r.notes]
         if r.extra.get("multiscalar"):
             lines.append(f"{'':34s} multiscalar: " + " · ".join(f"{d} m {_f(v)}" for d, v in r.extra["multiscalar"].items()))
         cmp = r.extra.get("comparison")

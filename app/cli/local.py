@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--weights", choices=KINDS, default="queen")
     p.add_argument("--k", type=int, help="neighbours for knn/kernel weights")
     p.add_argument("--distance", type=float, help="metres, for distance-band weights")
-    p.add_argument("--permutations", type=int, default=999)
+    p.add_argument("--permutations", type=int, default=None,
+                   help="default: enough that the smallest p-value can pass --correction over these areas (at most 99,999)")
     p.add_argument("--seed", type=int)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
@@ -53,7 +54,10 @@ def run(args) -> int:
         raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .csv, .geojson, .gpkg or .parquet"))
     labels = ", ".join(f"{k}: {v}" for k, v in res.summary.get("labels", {}).items())
     print(f"{args.statistic} of {args.group}: {ds.n} areas; {labels}; {args.correction} at alpha {args.alpha}, "
-          f"{args.permutations} permutations", file=sys.stderr)
+          f"{res.permutations} permutations" + (" (chosen for the correction)" if args.permutations is None and res.permutations
+                                                else ""), file=sys.stderr)
+    if "significance" in res.summary:
+        print(res.summary["significance"]["explanation"], file=sys.stderr)
     for note in res.notes:
         print(f"note: {note.message}", file=sys.stderr)
     return 0

@@ -19,11 +19,11 @@ router = APIRouter(prefix="/v1/datasets", tags=["statistics"])
 
 
 def run_local(ds: AreaDataset, *, group, statistic, total, weights, k, distance, permutations, seed, alpha,
-              correction, other, smoothing):
+              correction, other, smoothing, max_permutations=9999):
     from spatial.local import local_statistic
     return local_statistic(ds, group, statistic, total=total, weights=weights, k=k, distance=distance,
                            permutations=permutations, seed=seed, alpha=alpha, correction=correction,
-                           other=other, smoothing=smoothing)
+                           other=other, smoothing=smoothing, max_permutations=max_permutations)
 
 
 @router.get("/{dataset_id}/local", summary="Local statistics per area (LISA, Gi*, LQ …)")
@@ -34,15 +34,15 @@ async def local(
     total: str | None = None,
     weights: str = Query("queen", description="queen, rook, knn, distance or kernel"),
     k: int | None = Query(None, ge=1, le=100), distance: float | None = Query(None, gt=0),
-    permutations: int = Query(999, ge=0), seed: int = Query(0, ge=0, le=2**32 - 1),
-    alpha: float = Query(0.05, gt=0, lt=1), correction: str = Query("fdr", description="fdr, bonferroni or none"),
+    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, at most the server's limit"),
+    seed: int = Query(0, ge=0, le=2**32 - 1), alpha: float = Query(0.05, gt=0, lt=1), correction: str = Query("fdr", description="fdr, bonferroni or none"),
     other: str | None = None, smoothing: str | None = Query(None, description="eb: empirical Bayes"),
     format: str = Query("geojson", description="geojson or csv"),
     src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
 ):
     if format not in ("geojson", "csv"):
         raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
-    if permutations > settings.max_permutations:
+    if permutations is not None and permutations > settings.max_permutations:
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer"))
     ds = src.dataset  # the protected table: withheld areas are neither tested nor anybody's neighbour
     group = group or ds.groups[0]
@@ -59,7 +59,7 @@ async def local(
     def compute() -> bytes:
         res = run_local(ds, group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
                         permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
-                        smoothing=smoothing)
+                        smoothing=smoothing, max_permutations=settings.max_permutations)
         frame = protect_frame(local_frame(ds, res, geometry=(format == "geojson")), src.data)
         meta = res.meta_dict()
         if src.data.report:

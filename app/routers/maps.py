@@ -56,7 +56,8 @@ class MapParams:
                  view: str = Query("share", description="share, lq, lisa, hotspots or informal"),
                  scheme: str = Query("quantiles", description="quantiles, natural_breaks or equal_interval"),
                  k: int = Query(5, ge=3, le=7, description="number of classes"),
-                 permutations: int = Query(999, ge=0, le=9999), seed: int = Query(0, ge=0, le=2**32 - 1),
+                 permutations: int | None = Query(None, ge=0, le=9999, description="default: enough for the correction"),
+                 seed: int = Query(0, ge=0, le=2**32 - 1),
                  at: str | None = Query(None, description="map position: lat,lon,zoom"),
                  tiles: str = Query("auto", description="auto (vector tiles above 3,000 areas), on or off")):
         if tiles not in ("auto", "on", "off"):
@@ -81,11 +82,13 @@ def _page(src: Source, p: MapParams, settings: Settings, mode: str) -> str:
             # Too many areas to embed as GeoJSON: carry the app's own tiles for a few zooms instead.
             from ..tiles import offline_tiles
             from .tiles import area_properties, tile_index
-            attributes = area_properties(data, group, VIEW_STATISTIC.get(p.view), p.permutations, p.seed)
+            attributes = area_properties(data, group, VIEW_STATISTIC.get(p.view), p.permutations, p.seed,
+                                         settings.max_permutations)
             embedded, zooms = offline_tiles(tile_index(src.id, src.version, data.areas), attributes)
             vector = True
     opts = PageOptions(dataset_id=src.id, group=group, view=p.view, scheme=p.scheme, k=p.k,
                        at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
+                       max_permutations=settings.max_permutations,
                        basemap_url=None if mode == "download" else settings.basemap_url,
                        basemap_attribution=settings.basemap_attribution, disclosure_threshold=src.threshold,
                        vector_tiles=vector, embedded_tiles=embedded, embedded_zooms=zooms)
@@ -148,7 +151,8 @@ async def data(request: Request, dataset_id: str, p: MapParams = Depends(), form
         raise ValidationError(problem("bad_parameter", "format must be csv or geojson"))
 
     def make():
-        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed)
+        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
+                       max_permutations=settings.max_permutations)
         name = f"{dataset_id}-{vd.group}-{p.view}"
         if format == "csv":
             from spatial.export import csv_safe
@@ -167,7 +171,8 @@ async def _image(request, src: Source, p, fmt, width, height, dpi):
     from maps.static import render
 
     def make():
-        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed)
+        vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
+                       max_permutations=request.app.state.settings.max_permutations)
         return render(src.data, vd, fmt, width=width, height=height, dpi=dpi)
 
     body, alt = await request.app.state.heavy.run(make, key=("image", src.key(), str(request.url)))

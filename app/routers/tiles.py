@@ -43,7 +43,7 @@ def tile_index(dataset_id: str, version: str, areas) -> TileIndex:
 
 
 def area_properties(data: PublicData, group: str | None, statistic: str | None, permutations: int | None,
-                    seed: int) -> TileAttributes:
+                    seed: int, max_permutations: int = 9999) -> TileAttributes:
     """id, name, total, group counts and shares (+ statistic value, p-value, label) per area, all from the
     protected table: withheld areas carry nulls and the label ``suppressed``."""
     ds = data.dataset
@@ -53,7 +53,7 @@ def area_properties(data: PublicData, group: str | None, statistic: str | None, 
     g = group or ds.groups[0]
     if statistic:
         from spatial.local import local_statistic
-        res = local_statistic(ds, g, statistic, permutations=permutations, seed=seed)
+        res = local_statistic(ds, g, statistic, permutations=permutations, seed=seed, max_permutations=max_permutations)
         frame["value"] = data.expand(res.values)
         if res.p_value is not None:
             frame["p_value"] = data.expand(res.p_value)
@@ -79,13 +79,13 @@ async def tile(
     request: Request, dataset_id: str, z: int = Path(..., ge=0, le=MAX_ZOOM), x: int = Path(..., ge=0), y: int = Path(..., ge=0),
     group: str | None = Query(None, description="group whose local statistic to add"),
     statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
-    permutations: int = Query(999, ge=0), seed: int = Query(0, ge=0, le=2**32 - 1),
-    src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
+    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, at most the server's limit"),
+    seed: int = Query(0, ge=0, le=2**32 - 1), src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
 ):
     if not valid_tile(z, x, y):
         raise ProblemError(404, "Tile outside the grid", f"At zoom {z}, x and y run from 0 to {2**z - 1}; got x={x}, y={y}.",
                            code="tile_outside_grid")
-    if permutations > settings.max_permutations:
+    if permutations is not None and permutations > settings.max_permutations:
         raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}"))
     if group is not None and group not in src.data.groups:
         raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(src.data.groups)}"))
@@ -102,7 +102,7 @@ async def tile(
             props_key = (src.key(), query)
             props = _properties.get(props_key)
             if props is None:
-                props = area_properties(src.data, group, statistic, permutations, seed)
+                props = area_properties(src.data, group, statistic, permutations, seed, settings.max_permutations)
                 _properties.put(props_key, props)
             data = tile_index(dataset_id, version, src.data.areas).tile(z, x, y, props)
             request.app.state.cache.put(disk_key, dataset_id, version, data)  # off the event loop

@@ -104,7 +104,18 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
                           groups=(group,) if spec.kind == "two_group" else tuple(labels),
                           total=total_name, params={**spec.defaults, **params.get(spec.name, {})})
         if spec.name in DECAY_INDICES:
+            # What the dropped far pairs can change (rigorous), not just where they were cut.
             res.params["decay_cutoff_km"] = round(ctx.decay_cutoff_km, 3)
+            res.params.update(ctx.decay_truncation(spec.name, *two))
+            bound = res.params["decay_max_relative_error"]
+            if bound is None or bound > 1e-6:
+                res.notes.append(problem("decay_truncated", (
+                    f"{spec.name} is computed on the nearest pairs of areas only"
+                    + (f" (memory limit {ctx.pair_budget:,} pairs)" if ctx.decay_budget_applied else "")
+                    + ": it may differ from the full formula by " + (f"up to {bound:.2g} of its value" if bound is not None
+                                                                     else "as much as the value itself"))))
+        if getattr(evaluate, "undefined", None):
+            res.notes.append(problem("undefined", evaluate.undefined))
         if spec.name == "mutual_information" and region:
             from .multigroup import mutual_information_decomposition
             res.extra["decomposition"] = mutual_information_decomposition(multi, dataset.areas[region].to_numpy())

@@ -100,6 +100,22 @@ def relative_centralization(ctx, centre="mean"):
     return evaluate
 
 
+EQUAL_AREAS = ("undefined when every area has the same size (a grid or hexagon tiling): the group cannot live in "
+               "smaller or larger areas than anyone else, and the formula is 0/0")
+
+
+def _equal_areas(areas) -> bool:
+    return bool(np.ptp(areas) <= 1e-9 * np.abs(areas).max()) if len(areas) else True
+
+
+def _undefined(reason: str):
+    """An evaluator that returns NaN, carrying the reason (compute_indices reports it)."""
+    def nan(x, *rest):
+        return np.full(np.shape(x)[:-1], np.nan)
+    nan.undefined = reason
+    return nan
+
+
 def _concentration_bounds(t, area_sorted, X):
     """T1/T2 terms of Massey & Denton's concentration: the smallest (largest) areas that hold X people."""
     T = t.sum(axis=-1, keepdims=True)
@@ -131,7 +147,8 @@ def absolute_concentration(ctx):
         s1, T1, s2, T2 = _concentration_bounds(ts, a, X)
         with np.errstate(divide="ignore", invalid="ignore"):
             return 1 - ((xs * a).sum(axis=-1) / X - s1 / T1) / (s2 / T2 - s1 / T1)
-    return evaluate
+    # Equal areas up to float noise would give noise / noise, not a number: say so instead.
+    return _undefined(f"Absolute concentration is {EQUAL_AREAS}") if _equal_areas(a) else evaluate
 
 
 @register("relative_concentration", "two_group", spatial=True, pysal="RelativeConcentration",
@@ -148,7 +165,7 @@ def relative_concentration(ctx):
         s1, T1, s2, T2 = _concentration_bounds(ts, a, X)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (((xs * a).sum(axis=-1) / X) / ((ys * a).sum(axis=-1) / Y) - 1) / ((s1 / T1) / (s2 / T2) - 1)
-    return evaluate
+    return _undefined(f"Relative concentration is {EQUAL_AREAS}") if _equal_areas(a) else evaluate
 
 
 def _quadratic(C, u, v=None):

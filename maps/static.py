@@ -43,7 +43,8 @@ def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int =
     metric.plot(ax=ax, color=list(vd.frame["colour"]), edgecolor="#555555", linewidth=0.25)
     ax.set_axis_off()
     ax.set_aspect("equal")
-    fig.suptitle(title, x=0.02, y=0.97, ha="left", fontsize=12, fontweight="bold")
+    # Titles and sources are free text: "$" is a dollar sign, not mathtext (a title "$\frac{" was a 500).
+    fig.suptitle(title, x=0.02, y=0.97, ha="left", fontsize=12, fontweight="bold", parse_math=False)
 
     # Legend: swatch with its class number and text, so it reads without colour.
     handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{i + 1}. {lab} ({n})") for i, (lab, c, n) in enumerate(vd.legend)]
@@ -67,7 +68,7 @@ def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int =
     src = dataset.meta.source or dataset.meta.name
     fig.text(0.02, 0.02, f"Source: {src}" + (f" ({dataset.meta.year})" if dataset.meta.year else "")
              + (f"; licence: {dataset.meta.licence}" if dataset.meta.licence else "") + ". Map: segmap.",
-             fontsize=7, color="#333333")
+             fontsize=7, color="#333333", parse_math=False)
     buf = io.BytesIO()
     if fmt == "png":
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title, "Description": alt, "Software": "segmap"})

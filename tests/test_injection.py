@@ -186,6 +186,30 @@ def test_hostile_text_is_shown_as_text(server, browser):
         context.close()
 
 
+@pytest.mark.server
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_static_maps_take_hostile_text_as_text(server, fmt):
+    r = httpx.get(f"{server}/v1/datasets/hostile-text/map.{fmt}", timeout=120)
+    assert r.status_code == 200, r.text
+    if fmt == "svg":
+        import xml.etree.ElementTree as ET
+        root = ET.fromstring(r.content)  # well-formed: every hostile string escaped
+        assert not [e for e in root.iter() if e.tag.rsplit("}", 1)[-1].lower() in ("script", "foreignobject")]
+        assert not any(k.lower().startswith("on") for e in root.iter() for k in e.attrib)
+
+
+def test_static_maps_do_not_read_dollars_as_mathtext():
+    from dataclasses import replace
+    from maps.data import view_data
+    from maps.static import render
+    ds = hostile_text_dataset()
+    ds.meta = replace(ds.meta, name="Rent $\\frac{a}{ and $5", source="Office $\\undefined$")
+    vd = view_data(ds, "migrants", "share")
+    for fmt in ("png", "svg"):
+        data, _ = render(ds, vd, fmt)  # mathtext raised a parse error: a 500 on map.png
+        assert data
+
+
 # -- uploads: declared column names restricted ----------------------------------------------------------------------
 
 @pytest.mark.server

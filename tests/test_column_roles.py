@@ -103,7 +103,8 @@ def test_local_refuses_columns_in_the_wrong_role(server, params, words):
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", [f"{D}/tiles/0/0/0.mvt", f"{D}/tilejson.json", "/maps/grid", "/maps/grid/embed",
-                                  "/maps/grid/download", "/maps/grid/data", f"{D}/map.png"])
+                                  "/maps/grid/download", "/maps/grid/download?tiles=on&view=lisa", "/maps/grid?tiles=on",
+                                  "/maps/grid/data", f"{D}/map.png", f"{D}/tiles/0/0/0.mvt?statistic=lisa"])
 @pytest.mark.parametrize("group", ["geometry", "area_name", "extra_num", "total_population"])
 def test_tiles_and_maps_take_declared_groups_only(server, path, group):
     r = server.get(path, params={"group": group})

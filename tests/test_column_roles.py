@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 import shapely
-
 from server import LiveServer
+
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 
@@ -33,7 +33,8 @@ def _grid() -> gpd.GeoDataFrame:
 def server():
     with LiveServer(env={"SEGMAP_REGISTER_BUNDLED": "false"}) as url:
         with httpx.Client(base_url=url, timeout=120) as client:
-            r = client.post("/v1/datasets", files={"boundaries": ("grid.geojson", _grid().to_json().encode(), "application/geo+json")},
+            grid = _grid().to_json().encode()
+            r = client.post("/v1/datasets", files={"boundaries": ("grid.geojson", grid, "application/geo+json")},
                             data={"groups": "g1,g2", "total": "total_population", "key": "area_key",
                                   "name_col": "area_name", "id": "grid", "title": "Grid"})
             assert r.status_code == 201, r.text

@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 import shapely
-
 from server import LiveServer
+
 from spatial.dataset import Metadata, validate
 
 # Each payload marks window.__xss, sets the title and opens a dialog if it ever runs.
@@ -200,6 +200,7 @@ def test_static_maps_take_hostile_text_as_text(server, fmt):
 
 def test_static_maps_do_not_read_dollars_as_mathtext():
     from dataclasses import replace
+
     from maps.data import view_data
     from maps.static import render
     ds = hostile_text_dataset()
@@ -249,6 +250,7 @@ def _rows(text: str) -> list[list[str]]:
 
 def test_csv_safe_neutralises_header_and_text_cells():
     import pandas as pd
+
     from spatial.export import csv_safe
     frame = pd.DataFrame({"=1+2": ["=A1", "ok"], "@x": ["+1", "-2"], "-y": ["\tcmd", "\rcmd"], "id": ["-5", "1.5"],
                           "n": [1.0, -3.0], "cat": pd.Categorical(["=c", "d"])})

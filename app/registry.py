@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -185,7 +186,9 @@ class Registry:
     def _row(r: sqlite3.Row) -> dict:
         d = dict(r)
         d["groups"] = json.loads(d["groups"])
-        d["bounds"] = json.loads(d["bounds"]) if d["bounds"] else None
+        bounds = json.loads(d["bounds"]) if d["bounds"] else None
+        # A row stored with infinite or NaN bounds must not break every listing (JSON cannot carry them).
+        d["bounds"] = bounds if bounds and all(math.isfinite(v) for v in bounds) else None
         d["disclosure"] = json.loads(d["disclosure"]) if d.get("disclosure") else None
         d["_file"] = d.pop("file")
         return d

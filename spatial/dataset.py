@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .coords import coordinate_problems
 from .crs import to_metric
 from .errors import Problem, ValidationError, format_ids, problem
 
@@ -228,6 +229,9 @@ def validate(
     polygonal = geom.geom_type.isin(["Polygon", "MultiPolygon"]) | empty
     if not polygonal.all():
         problems.append(problem("not_polygon", "Areas must be polygons; these are points or lines", ids[~polygonal]))
+    # NaN, 1e15, metres labelled as degrees: refused before repair, reprojection or storage choke on them.
+    # (Degrees labelled as metres are caught when a file is read: in-memory grids of unit squares are legitimate.)
+    problems += coordinate_problems(geom.values, gdf.crs, ids.to_numpy(), degrees_as_metres=False)
 
     if problems:
         raise ValidationError(problems)

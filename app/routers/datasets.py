@@ -5,7 +5,6 @@ import os
 import re
 from typing import Literal
 
-import shapely
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
 from spatial.dataset import Metadata, check_column_names
@@ -111,11 +110,10 @@ async def upload_dataset(
         from spatial.io import load_dataset
         ds = load_dataset(bbytes, groups=group_list, total=total, counts=cbytes, key=key, boundary_key=boundary_key,
                           name_col=name_col, region_col=region_col, drop_unmatched=drop_unmatched,
-                          boundaries_filename=bname, counts_filename=cname, meta=meta)
-        vertices = int(shapely.get_num_coordinates(ds.areas.geometry.values).sum())
-        if vertices > settings.max_vertices:
-            raise ValidationError(problem("too_complex", f"The boundaries have {vertices:,} vertices, more than the "
-                                          f"{settings.max_vertices:,} allowed; simplify them first"))
+                          boundaries_filename=bname, counts_filename=cname, meta=meta,
+                          # limits hold while reading, before anything is decoded or repaired
+                          max_vertices=settings.max_vertices,
+                          max_uncompressed_bytes=int(settings.max_uncompressed_mb * 2**20))
         new_id = id or registry.new_id(meta.name)
         disclosure = {k: v for k, v in (("threshold", disclosure_threshold), ("method", disclosure_method))
                       if v is not None} or None

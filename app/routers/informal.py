@@ -36,7 +36,9 @@ async def informal(
     def build():
         from spatial.informal import load_settlements, overlay
         from spatial.io import read_boundaries
-        sett = load_settlements(read_boundaries(data, name), population=population)
+        layer = read_boundaries(data, name, max_vertices=settings.max_vertices,
+                                max_uncompressed_bytes=int(settings.max_uncompressed_mb * 2**20))
+        sett = load_settlements(layer, population=population)
         res = overlay(ds, sett, population=population, sliver_m2=sliver_m2)
         res.dataset.meta = Metadata(name=title or f"{ds.meta.name} + informal settlements", source=ds.meta.source,
                                     year=ds.meta.year, description=f"settlements from {name}")

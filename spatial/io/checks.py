@@ -1,0 +1,241 @@
+"""What an upload really is, and what it would cost, found before any decoder sees it.
+
+The file name only says which format the user means. The bytes must carry that format's signature (else
+a plain 4xx says what they are); compressed and SQL content is inspected without being decoded or run:
+zip members by their declared sizes and compression, GeoPackages by their schema, GeoJSON by counting
+positions. Nothing here follows a path or URL named inside a file.
+"""
+from __future__ import annotations
+
+import io
+import sqlite3
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ValidationError, problem
+
+LABELS = {"GeoJSON": "GeoJSON", "GPKG": "GeoPackage", "FlatGeobuf": "FlatGeobuf", "parquet": "GeoParquet",
+          "zip": "a zipped shapefile", "ESRI Shapefile": "a shapefile", "csv": "CSV", "counts-parquet": "Parquet"}
+_SIGNATURES = [(b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"SQLite format 3\x00", "sqlite"), (b"PAR1", "parquet"),
+               (b"fgb\x03", "fgb"), (b"\x1f\x8b", "gzip"), (b"\x00\x00\x27\x0a", "shp"), (b"7z\xbc\xaf\x27\x1c", "7z"),
+               (b"Rar!", "rar"), (b"%PDF", "pdf"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"), (b"\x28\xb5\x2f\xfd", "zstd")]
+_KINDS = {"zip": "a zip archive", "sqlite": "an SQLite database (a GeoPackage?)", "parquet": "a Parquet file",
+          "fgb": "a FlatGeobuf file", "gzip": "gzip-compressed", "shp": "the .shp part of a shapefile alone",
+          "7z": "a 7-Zip archive", "rar": "a RAR archive", "pdf": "a PDF document", "bzip2": "bzip2-compressed",
+          "xz": "xz-compressed", "zstd": "zstd-compressed", "xml": "XML (an OGR VRT, GML or KML file?)",
+          "json": "JSON", "text": "text", "binary": "binary data"}
+# What the content must be for each declared format (csv: anything that is not a known binary container).
+_EXPECTED = {"GeoJSON": "json", "GPKG": "sqlite", "FlatGeobuf": "fgb", "parquet": "parquet", "counts-parquet": "parquet",
+             "zip": "zip", "ESRI Shapefile": "shp"}
+_RENAME = {"zip": "If it holds a shapefile, upload it named .zip; unzip any other layer first",
+           "sqlite": "If it is a GeoPackage, name it .gpkg", "parquet": "If it is GeoParquet, name it .parquet",
+           "fgb": "If it is FlatGeobuf, name it .fgb"}
+_FORMATS = "GeoJSON, GeoPackage, a zipped shapefile, GeoParquet or FlatGeobuf"
+MAX_ZIP_MEMBERS = 1000  # a shapefile is a handful of files; a central directory of millions costs gigabytes
+
+
+def sniff(head: bytes) -> str:
+    """The kind of content ``head`` (the first bytes) begins, by signature, never by name."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return kind
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return "json"
+    if text[:1] == b"<":
+        return "xml"
+    try:
+        head[:512].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head[:512]) - 4:  # not merely a character cut at the edge
+            return "binary"
+    return "text"
+
+
+def expect(fmt: str, head: bytes, name: str) -> None:
+    """Refuse content that is not ``fmt``, saying what it is instead."""
+    kind = sniff(head)
+    if fmt == "csv":
+        if kind in ("text", "json"):
+            return
+        raise ValidationError(problem("wrong_format", f"The count table {name!r} is {_KINDS[kind]}, not CSV text: "
+                                      "save the table as CSV (UTF-8) or Parquet and upload that"))
+    if kind == _EXPECTED[fmt] and not (fmt == "GeoJSON" and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{"):
+        return
+    what = "a JSON array, not a GeoJSON object" if kind == "json" else _KINDS[kind]
+    advice = _RENAME.get(kind, f"Export the layer as {_FORMATS} and upload that")
+    raise ValidationError(problem("wrong_format", f"{name!r} is named as {LABELS[fmt]} but it is {what}, not "
+                                  f"{LABELS[fmt]}. {advice}"))
+
+
+def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
+    if isinstance(source, bytes):
+        return source[:n]
+    with open(source, "rb") as fh:
+        return fh.read(n)
+
+
+def too_complex(vertices: int, limit: int, about: bool = False) -> ValidationError:
+    return ValidationError(problem("too_complex", f"The boundaries have {'about ' if about else ''}{vertices:,} vertices, "
+                                   f"more than the {limit:,} allowed; simplify them first (e.g. QGIS Simplify, or "
+                                   "mapshaper -simplify) and upload again"))
+
+
+def too_large(what: str, size: int, limit: int) -> ValidationError:
+    return ValidationError(problem("too_large", f"{what} expands to {size / 2**20:,.0f} MB when decoded, more than the "
+                                   f"{limit / 2**20:,.0f} MB allowed (SEGMAP_MAX_UNCOMPRESSED_MB); upload a smaller "
+                                   "layer or split it"))
+
+
+# -- GeoJSON -------------------------------------------------------------------------------------------------------
+_WHITESPACE = np.frombuffer(b" \t\r\n", np.uint8)
+
+
+def geojson_positions(data: bytes) -> int:
+    """Positions in a GeoJSON text without parsing it: arrays whose first element is a number.
+
+    An upper bound on vertices (a numeric array among the properties counts too), exact for usual files.
+    """
+    text = np.frombuffer(data, np.uint8)
+    text = text[~np.isin(text, _WHITESPACE)]
+    opening = np.flatnonzero(text[:-1] == ord("["))
+    after = text[opening + 1]
+    return int(np.count_nonzero(((after >= ord("0")) & (after <= ord("9"))) | (after == ord("-")) | (after == ord("."))))
+
+
+def check_geojson_vertices(data: bytes, limit: int | None) -> None:
+    if limit is None or data.count(b"[") <= limit:  # every position opens a bracket: the cheap bound suffices
+        return
+    n = geojson_positions(data)
+    if n > limit:
+        raise too_complex(n, limit)
+
+
+# -- GeoPackage ----------------------------------------------------------------------------------------------------
+def check_geopackage(source: bytes | str | Path, name: str) -> None:
+    """Refuse a GeoPackage whose layers GDAL would read by running SQL: views, virtual or computed columns.
+
+    Read with SQLite on a private in-memory copy (or read-only on a local path); only the schema is read,
+    no view or table of the file is queried. Triggers run only on writes, and GDAL opens uploads read-only.
+    """
+    con = sqlite3.connect(":memory:")
+    try:
+        if isinstance(source, bytes):
+            con.deserialize(source)
+        else:
+            con.close()
+            con = sqlite3.connect(Path(source).resolve().as_uri() + "?mode=ro", uri=True)
+        con.execute("PRAGMA trusted_schema = OFF")
+        objects = {r[0].lower(): (r[0], r[1], r[2] or "") for r in con.execute("SELECT name, type, sql FROM sqlite_master")}
+        if objects.get("gpkg_contents", ("", ""))[1] != "table":
+            raise ValidationError(problem("wrong_format", f"{name!r} is an SQLite database but not a GeoPackage (it has no "
+                                          "gpkg_contents table). Export the layer as a GeoPackage and upload that"))
+        layers = [str(r[0]).lower() for r in con.execute("SELECT table_name FROM gpkg_contents")]
+        system = [n for n in objects if n.startswith(("gpkg_", "rtree_", "sqlite_"))]
+        for key in dict.fromkeys([*layers, *system]):
+            table, kind, sql = objects.get(key, (key, None, ""))
+            if kind == "view":
+                raise ValidationError(problem("gpkg_view", f"{table!r} in {name!r} is an SQL view; segmap reads tables "
+                                              "only, because reading a view runs its SQL. Save the layer as a table "
+                                              "(e.g. ogr2ogr, or QGIS Export) and upload again"))
+            if key in layers and kind is None:
+                raise ValidationError(problem("wrong_format", f"Layer {table!r} listed in {name!r} has no table"))
+            if key in layers and sql.lstrip().upper().startswith("CREATE VIRTUAL"):
+                raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} is a virtual table; segmap "
+                                              "reads plain tables only. Save it as a table and upload again"))
+            if key in layers:
+                quoted = table.replace('"', '""')
+                computed = [r[1] for r in con.execute(f'PRAGMA table_xinfo("{quoted}")') if r[6] == 2]
+                if computed:
+                    raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} has computed columns "
+                                                  f"{computed}, whose SQL runs on every read; save the layer with plain "
+                                                  "columns (e.g. ogr2ogr) and upload again"))
+    except (sqlite3.Error, UnicodeDecodeError, ValueError):
+        raise ValidationError(problem("unreadable", f"{name!r} is not a valid GeoPackage: its SQLite database is damaged. "
+                                      "Export the layer again and upload that")) from None
+    finally:
+        con.close()
+
+
+# -- zipped shapefiles ---------------------------------------------------------------------------------------------
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
+_OPTIONAL_PARTS = (".prj", ".cpg")
+
+
+def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int | None) -> tuple[bytes, int]:
+    """The shapefile parts of a zip, re-packed flat and uncompressed for GDAL, and the .shp's size.
+
+    Members are checked before any is decompressed: their number, their compression (deflate or stored:
+    bzip2 and lzma expand a few KB into gigabytes in one step) and their declared sizes, which zipfile
+    enforces while inflating.
+    """
+    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if raw.count(b"PK\x01\x02") > MAX_ZIP_MEMBERS:  # central-directory entries, counted before parsing them
+        raise ValidationError(problem("bad_zip", f"The zip holds more than {MAX_ZIP_MEMBERS:,} files; a zipped shapefile "
+                                      "needs only its .shp, .shx, .dbf and .prj"))
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(raw))
+    except Exception:  # zipfile raises BadZipFile, OSError, ValueError … on damaged archives
+        raise ValidationError(problem("bad_zip", "The .zip file is damaged or not a zip archive")) from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")
+                   and not m.filename.startswith("__MACOSX/")]
+        shps = [m for m in members if m.filename.lower().endswith(".shp")]
+        if len(shps) != 1:
+            raise ValidationError(problem("bad_zip", f"The zip must hold exactly one .shp; found {len(shps)}"))
+        expanded = sum(m.file_size for m in members)
+        if expanded > limit:
+            raise too_large("The zip", expanded, limit)
+        stem = shps[0].filename[:-4]
+        parts = {m.filename[len(stem):].lower(): m for m in members if m.filename.lower().startswith(stem.lower() + ".")}
+        parts = {ext: m for ext, m in parts.items() if ext in SHAPEFILE_PARTS + _OPTIONAL_PARTS}
+        missing = [p for p in SHAPEFILE_PARTS if p not in parts]
+        if missing:
+            raise ValidationError(problem("incomplete_shapefile", f"The zipped shapefile is missing {missing}; include "
+                                          ".shp, .shx and .dbf (and .prj)"))
+        odd = sorted({zipfile.compressor_names.get(m.compress_type, str(m.compress_type)) for m in parts.values()
+                      if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)})
+        if odd:
+            raise ValidationError(problem("bad_zip", f"The zip uses {' and '.join(odd)} compression; zip the shapefile "
+                                          "again with ordinary (deflate) compression"))
+        try:
+            data = {ext: zf.read(m) for ext, m in parts.items()}
+        except Exception:  # zlib.error, BadZipFile, NotImplementedError, RuntimeError (encrypted) …
+            raise ValidationError(problem("bad_zip", "The .zip file is damaged, encrypted or uses a zip feature "
+                                          "segmap cannot read; zip the shapefile parts again and upload that")) from None
+    if not data[".shp"].startswith(b"\x00\x00\x27\x0a"):
+        raise ValidationError(problem("wrong_format", f"{shps[0].filename!r} in the zip is not a shapefile .shp"))
+    check_shp_vertices(data[".shp"], max_vertices)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:  # flat: GDAL reads the parts at the zip's root
+        for ext, content in data.items():
+            out.writestr("layer" + ext, content)
+    return buf.getvalue(), len(data[".shp"])
+
+
+def shp_vertices(shp: bytes, stop: int) -> int:
+    """Points in a .shp from its record headers, without reading a coordinate; stops once past ``stop``."""
+    pos, total, end = 100, 0, len(shp)
+    while pos + 12 <= end and total <= stop:
+        (length,) = struct.unpack_from(">i", shp, pos + 4)
+        body = pos + 8
+        (kind,) = struct.unpack_from("<i", shp, body)
+        if kind in (3, 5, 13, 15, 23, 25, 31) and body + 44 <= end:  # poly-lines/-gons, multipatch: box, parts, points
+            total += struct.unpack_from("<i", shp, body + 40)[0]
+        elif kind in (8, 18, 28) and body + 40 <= end:  # multipoint: box, points
+            total += struct.unpack_from("<i", shp, body + 36)[0]
+        elif kind in (1, 11, 21):
+            total += 1
+        pos = body + max(2 * length, 4)
+    return total
+
+
+def check_shp_vertices(shp: bytes, limit: int | None) -> None:
+    if limit is None or len(shp) // 16 <= limit:  # a vertex takes 16 bytes at least
+        return
+    n = shp_vertices(shp, limit)
+    if n > limit:
+        raise too_complex(n, limit)

@@ -19,7 +19,7 @@ from spatial.indices import spatial_context
 from spatial.indices.compute import compute_indices
 from spatial.io import load_dataset
 from spatial.local import local_statistic
-from spatial.multiple_testing import first_threshold, permutations_needed, smallest_p
+from spatial import multiple_testing as mt
 
 warnings.filterwarnings("ignore")
 DECAY = ["spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"]
@@ -193,8 +193,8 @@ def test_empty_areas_are_no_population_and_the_rest_equals_esda_on_the_subset(wi
     assert any(n.code == "no_population" for n in gi.notes)
 
     # Permutation p-values: the family is the 90 populated areas with neighbours; two-sided = 2 × esda's folded p_sim.
-    perm = local_statistic(ds, "x", "lisa", permutations=9999, seed=3)
-    ref = esda.Moran_Local(y, w.transform("r"), permutations=9999, seed=3)
+    perm = local_statistic(ds, "x", "lisa", permutations=2999, seed=3)
+    ref = esda.Moran_Local(y, w.transform("r"), permutations=2999, seed=3)
     ours = perm.p_value[keep]
     assert np.isnan(perm.p_value[~keep]).all() and np.isnan(perm.q_value[~keep]).all()
     assert np.corrcoef(ours, np.minimum(1, 2 * ref.p_sim[keep[~empty]]))[0, 1] > 0.99
@@ -261,17 +261,17 @@ def test_cli_local_into_a_closed_pipe_ends_quietly(georgia_paths):
 def test_permutations_needed_let_the_smallest_p_pass():
     for m in (1, 25, 26, 159, 448, 10_000):
         for correction in ("fdr", "bonferroni", "none"):
-            n = permutations_needed(m, 0.05, correction)
-            assert smallest_p(n) <= first_threshold(m, 0.05, correction) and n >= 999
-    assert permutations_needed(25, 0.05, "fdr") == 999 and permutations_needed(26, 0.05, "fdr") == 1999
-    assert permutations_needed(159, 0.05, "fdr") == 6999  # ≥ ceil(2 · 159 / 0.05) − 1 = 6359
+            n = mt.permutations_needed(m, 0.05, correction)
+            assert mt.smallest_p(n) <= mt.first_threshold(m, 0.05, correction) and n >= 999
+    assert mt.permutations_needed(25, 0.05, "fdr") == 999 and mt.permutations_needed(26, 0.05, "fdr") == 1999
+    assert mt.permutations_needed(159, 0.05, "fdr") == 6999  # ≥ ceil(2 · 159 / 0.05) − 1 = 6359
 
 
 def test_georgia_foreign_born_lisa_chooses_enough_permutations_and_explains(georgia):
     res = local_statistic(georgia, "foreign_born", "lisa", seed=0)
     info = res.summary["significance"]
     assert res.permutations == 6999 and info["permutations_chosen"] == "auto"
-    assert smallest_p(res.permutations) <= 0.05 / 159
+    assert mt.smallest_p(res.permutations) <= 0.05 / 159
     uncorrected = np.nan_to_num(res.p_value, nan=1) <= 0.05
     np.testing.assert_array_equal(res.columns["significant_uncorrected"], uncorrected)
     assert info["significant_uncorrected"] == uncorrected.sum() >= 10
@@ -319,5 +319,5 @@ def test_http_local_defaults_to_enough_permutations_capped_by_the_server(live_se
                      params={"group": "foreign_born", "statistic": "lisa"}, timeout=120).json()
     meta = body["segmap"]
     info = meta["summary"]["significance"]
-    assert info["permutations_chosen"] == "auto" and meta["permutations"] == permutations_needed(info["tested"], 0.05, "fdr")
+    assert info["permutations_chosen"] == "auto" and meta["permutations"] == mt.permutations_needed(info["tested"], 0.05, "fdr")
     assert "significant_uncorrected" in body["features"][0]["properties"]

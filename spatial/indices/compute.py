@@ -113,7 +113,8 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
                     f"{spec.name} is computed on the nearest pairs of areas only"
                     + (f" (memory limit {ctx.pair_budget:,} pairs)" if ctx.decay_budget_applied else "")
                     + ": it may differ from the full formula by " + (f"up to {bound:.2g} of its value" if bound is not None
-                                                                     else "as much as the value itself"))))
+                                                                     and bound < 1 else "as much as the value itself")
+                    + " (params.decay_max_abs_error); larger areas, or fewer of them, give the exact value")))
         if getattr(evaluate, "undefined", None):
             res.notes.append(problem("undefined", evaluate.undefined))
         if spec.name == "mutual_information" and region:

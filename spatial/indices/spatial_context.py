@@ -17,6 +17,7 @@ from ..dataset import AreaDataset
 from ..weights import contiguity_pairs
 
 DECAY_RELATIVE = 1e-12  # a row drops c_ij below DECAY_RELATIVE / n of its largest term (own or nearest)
+GRID_WORK = 8_000_000  # areas × cells evaluated to tighten the bound where the pair budget applies (~1 s)
 PAIR_BUDGET = 4_000_000  # at most this many proximity pairs (~100 MB); denser cities get a lower level, reported
 
 
@@ -73,6 +74,7 @@ class SpatialContext:
         fitted = self._fit_budget(tree, km, top, level)
         self.decay_budget_applied = fitted < level
         radius = top + fitted  # row i keeps every j with d_ij ≤ radius_i; all it drops has c_ij < exp(−radius_i)
+        self.decay_radius = radius
         self.decay_threshold = np.exp(-radius)
         self.decay_cutoff_km = float(radius.min()) if n else 0.0
         i, j, d = _pairs_within(tree, km, radius)
@@ -101,28 +103,27 @@ class SpatialContext:
     def decay_truncation(self, name: str, x: np.ndarray, t: np.ndarray) -> dict:
         """A rigorous bound on how far the sparse value of decay index ``name`` can be from the dense formula.
 
-        Every pair row i drops has c_ij < θ_i, so Σ_{dropped j} c_ij u_j ≤ θ_i (Σ u − Σ_{kept j} u_j) =: b_i(u)
-        for u ≥ 0. Each quadratic form Q(u) = uᵀCu then lies in [Q̃, Q̃ + Σ u_i b_i(u)], and each row's
+        Every pair row i drops has c_ij < θ_i, so Σ_{dropped j} c_ij u_j ≤ b_i(u) (:meth:`_dropped`) for u ≥ 0.
+        Each quadratic form Q(u) = uᵀCu then lies in [Q̃, Q̃ + Σ u_i b_i(u)], and each row's
         decay-weighted share Σ c_ij v_j / Σ c_ij t_j (an average of v_j/t_j in [0, 1]) moves by at most
         max(s̃_i, 1 − s̃_i) b_i(t) / (Σ̃ c_ij t_j + b_i(t)). Returns the largest absolute and relative error
         (relative is None where the index could be 0, i.e. no relative bound exists). Float rounding aside.
         """
-        C, theta = self.decay, self.decay_threshold
+        C = self.decay
         x, t = np.asarray(x, float), np.asarray(t, float)
         y = t - x
-
         limited = {"decay_pair_budget": self.pair_budget} if self.decay_budget_applied else {}
+        key = (x.tobytes(), t.tobytes())
+        if getattr(self, "_dropped_key", None) != key:  # the four indices share one computation
+            self._dropped_key, self._dropped_xyt = key, self._dropped(np.column_stack([x, y, t]))
+        dropped = dict(zip(("x", "y", "t"), self._dropped_xyt.T))
 
-        def dropped(u):
-            kept = np.add.reduceat(u[C.indices], C.indptr[:-1])  # every row holds its diagonal: none is empty
-            return theta * np.maximum(u.sum() - kept, 0.0)
-
-        def quad(u):
-            return float(u @ (C @ u)), float(u @ dropped(u))
+        def quad(u, name):
+            return float(u @ (C @ u)), float(u @ dropped[name])
 
         with np.errstate(divide="ignore", invalid="ignore"):
             if name in ("spatial_proximity", "relative_clustering"):
-                (qx, bx), (qy, by), (qt, bt) = quad(x), quad(y), quad(t)
+                (qx, bx), (qy, by), (qt, bt) = quad(x, "x"), quad(y, "y"), quad(t, "t")
                 rx, ry, rt = bx / qx, by / qy, bt / qt
                 if name == "spatial_proximity":
                     X, Y, T = x.sum(), y.sum(), t.sum()
@@ -135,12 +136,49 @@ class SpatialContext:
                 err = ratio * max(rx, ry * (1 + rx))  # |R̃ − R| with R = Pxx/Pyy; RCL = R − 1
                 return {**_bounds(err, err / (abs(ratio - 1) - err) if abs(ratio - 1) > err else None), **limited}
             v = x if name == "distance_decay_isolation" else y
-            Ct, Cv, bt = C @ t, C @ v, dropped(t)
+            Ct, Cv, bt = C @ t, C @ v, dropped["t"]
             share = np.where(Ct > 0, Cv / np.where(Ct > 0, Ct, 1), 0.0)
             row = np.where(x > 0, np.maximum(share, 1 - share) * bt / (Ct + bt), 0.0)
             weight = x / x.sum()
             err, value = float((weight * row).sum()), float((weight * share).sum())
             return {**_bounds(err, err / (value - err) if value > err else None), **limited}
+
+    def _dropped(self, U: np.ndarray) -> np.ndarray:
+        """Per row and column u ≥ 0 of ``U``, an upper bound on Σ_{dropped j} c_ij u_j.
+
+        θ_i (Σ u − Σ_{j ≤ radius_i} u_j): every dropped pair is farther than radius_i. Where the pair budget
+        cut pairs that matter, that is tightened on a grid of cells: a cell's people are at least as far as
+        its bounding box, so they add at most exp(−max(radius_i, box distance)) each.
+        """
+        C, theta, radius = self.decay, self.decay_threshold, self.decay_radius
+        n = self.n
+        rows = np.repeat(np.arange(n), np.diff(C.indptr))
+        near = (C.data >= theta[rows]) | (C.indices == rows)  # pairs within radius_i (and i itself)
+        kept = sp.csr_matrix((near.astype(float), C.indices, C.indptr), shape=C.shape) @ U
+        simple = theta[:, None] * np.maximum(U.sum(axis=0) - kept, 0.0)
+        if not self.decay_budget_applied:
+            return simple
+        km = self.centroids / 1000.0
+        lo = km.min(axis=0)
+        per_side = max(8.0, min(64.0, np.sqrt(GRID_WORK / n)))  # n × cells ≤ GRID_WORK
+        side = max(radius.min() / 8, (km.max(axis=0) - lo).max() / per_side, 1e-9)
+        cell = np.unique(np.floor((km - lo) / side).astype(np.int64) @ np.array([1, 1 << 20]), return_inverse=True)[1]
+        g = cell.max() + 1
+        box_lo = np.column_stack([np.full(g, np.inf), np.full(g, np.inf)])
+        box_hi = -box_lo
+        np.minimum.at(box_lo, cell, km)
+        np.maximum.at(box_hi, cell, km)
+        mass = np.zeros((g, U.shape[1]))
+        np.add.at(mass, cell, U)
+        far = np.empty_like(simple)
+        step = max(1, 2_000_000 // g)
+        for start in range(0, n, step):
+            p = km[start:start + step, None, :]
+            gap = np.maximum(np.maximum(box_lo[None] - p, p - box_hi[None]), 0.0)
+            reach = np.maximum(radius[start:start + step, None], np.hypot(gap[..., 0], gap[..., 1]))
+            far[start:start + step] = np.exp(-reach) @ mass
+        # Cells within radius_i count their near people at θ_i too: take them out again.
+        return np.minimum(simple, np.maximum(far - theta[:, None] * kept, 0.0))
 
     def centre_distance(self, centre: str = "mean") -> np.ndarray:
         xy = self.centroids

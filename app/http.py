@@ -158,7 +158,7 @@ class HeavyWork:
                 pass  # its deadline passed in the worker before the timeout fired here
         elif watch is not None and watch in done:
             raise ProblemError(503, "Client gone", "The client disconnected; the computation was cancelled.",
-                               code="cancelled")
+                               code="cancelled", headers={"Retry-After": "0"})
         raise ProblemError(503, "Computation timed out",
                            f"The computation took longer than {self.timeout:g} s and was stopped; lower `permutations` "
                            "or ask for fewer indices.", code="timeout", headers={"Retry-After": "30"})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 from contextlib import asynccontextmanager
 
@@ -71,7 +72,65 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     _mount_docs(app)
+    _document_responses(app)
     return app
+
+
+# Bodies FastAPI cannot infer because the handler returns a Response: (method, path) -> media types of its 200.
+CONTENT_200 = {
+    ("get", "/v1/datasets/{dataset_id}/local"): ("application/geo+json", "text/csv"),
+    ("get", "/maps/{dataset_id}/data"): ("text/csv", "application/geo+json"),
+    ("get", "/ogc/collections/{collection_id}/items"): ("application/geo+json",),
+}
+PROBLEM_SCHEMA = {
+    "type": "object", "required": ["type", "title", "status", "detail"], "additionalProperties": True,
+    "description": "RFC 9457 problem details: what was wrong and how to fix it",
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "instance": {"type": "string"},
+                   "problems": {"type": "array", "items": {"type": "object"}}},
+}
+ERRORS = {
+    "400": "The request body could not be parsed", "401": "A write without a valid X-API-Key",
+    "404": "Unknown dataset, collection or tile", "413": "The request body is over SEGMAP_MAX_UPLOAD_MB",
+    "422": "Invalid parameters or data, with a hint",
+    "503": "Busy (too many computations queued) or the computation timed out; retry after Retry-After",
+}
+
+
+def _document_responses(app: FastAPI) -> None:
+    """The OpenAPI document names every status and media type the service really answers with."""
+    def openapi():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                if (method, path) in CONTENT_200:
+                    ok = responses.setdefault("200", {"description": "Successful Response"})
+                    ok["content"] = {media: {} for media in CONTENT_200[(method, path)]}
+                has_path = "{" in path
+                codes = {"422"} if op.get("parameters") or op.get("requestBody") else set()
+                if has_path:
+                    codes |= {"404", "503"}
+                if method == "post":
+                    codes |= {"400", "401", "413", "503"}
+                if method == "delete":
+                    codes |= {"401"}
+                for code in sorted(codes):
+                    responses[code] = {"description": ERRORS[code], "content": problem}
+                if "503" in codes:
+                    responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                                   "description": "seconds to wait before retrying"}}
+        for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, replaced by Problem above
+            if f'"#/components/schemas/{name}"' not in json.dumps(schema["paths"]):
+                schema["components"]["schemas"].pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 async def _sweep_periodically(registry: Registry) -> None:

@@ -68,7 +68,7 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
             ids = registry_is_consistent(url)
             assert "georgia-1990" in ids
             files = {p.name for p in (data_dir / "datasets").iterdir()}
-            assert not any(f.endswith(".tmp") for f in files if (data_dir / "datasets" / f).stat().st_mtime < time.time() - 3600)
+            assert not any(f.endswith(".tmp") for f in files)  # the killed writers' temp files went at the restart
         finally:
             server.stop()
 

@@ -162,14 +162,18 @@ def test_the_queue_bound_answers_busy_and_abandoned_queued_jobs_never_start():
     from app.http import HeavyWork
 
     async def main():
-        heavy = HeavyWork(1, timeout=0.5, queue=2)  # 1 running + 2 queued
+        heavy = HeavyWork(1, timeout=10, queue=2)  # 1 running + 2 queued
         states = [{} for _ in range(5)]
-        results = await asyncio.gather(*(heavy.run(_spin, s) for s in states), return_exceptions=True)
-        codes = [r.code for r in results]
-        assert codes.count("busy") == 2 and codes.count("timeout") == 3
-        assert all(r.headers.get("Retry-After") for r in results)
+        tasks = [asyncio.ensure_future(heavy.run(_spin, s, 0.5)) for s in states]
+        await asyncio.sleep(0.1)
+        assert [t.done() for t in tasks] == [False, False, False, True, True]  # the last two refused at once
+        for t in tasks[3:]:
+            assert t.exception().code == "busy" and t.exception().headers["Retry-After"]
+        tasks[1].cancel()  # their clients leave while they are queued
+        tasks[2].cancel()
+        assert await tasks[0] == "done"
         assert await _settled(heavy) < 1.5
-        assert sum(s.get("started", 0) for s in states) == 1  # the queued ones were dropped before they ran
+        assert states[1] == states[2] == {}  # dropped before they ran
         heavy.close()
     asyncio.run(main())
 

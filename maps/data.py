@@ -150,10 +150,9 @@ def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view:
         return ViewData(view, group, base, legend, meta=meta, notes=notes)
     table = LISA if view == "lisa" else HOTSPOTS
     keys = list(table)
-    table = {**table, WITHHELD: SUPPRESSED}
-    keys = list(table)
+    table = {**table, WITHHELD: SUPPRESSED}  # withheld areas: class -1, like hidden shares in the other views
     base["label"] = [table.get(lab, (lab, "#eeeeee"))[0] for lab in labels]
-    base["class"] = [keys.index(lab) if lab in table else -1 for lab in labels]
+    base["class"] = [keys.index(lab) if lab in keys else -1 for lab in labels]
     base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
     legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
     legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", "No population", SUPPRESSED[0])]

@@ -6,6 +6,7 @@ Most run the app in-process; the network probe and the memory measurement run a 
 """
 from __future__ import annotations
 
+import functools
 import http.server
 import io
 import json
@@ -75,6 +76,7 @@ def geoparquet(table: pa.Table, **kw) -> bytes:
     return buf.getvalue()
 
 
+@functools.cache
 def parquet_dictionary_bomb(rows=20_000, vertices=1000) -> bytes:
     """~1.5 KB: one dictionary entry (a 16 KB polygon) repeated by run-length-coded indices -> 320 MB of WKB."""
     zeros = pa.array(np.zeros(rows, np.int32))
@@ -84,12 +86,14 @@ def parquet_dictionary_bomb(rows=20_000, vertices=1000) -> bytes:
         "geometry": pa.DictionaryArray.from_arrays(zeros, pa.array([wkb_polygon(vertices)], pa.binary()))}))
 
 
+@functools.cache
 def parquet_page_bomb(vertices=2_000_000) -> bytes:
     """A single zstd page that decompresses to 32 MB (honest metadata): the page sizes are what counts."""
     return geoparquet(pa.table({"code": ["a"], "pop": [100.0], "mig": [10.0],
                                 "geometry": pa.array([wkb_polygon(vertices)], pa.binary())}), use_dictionary=False)
 
 
+@functools.cache
 def zip_bomb(mb=200) -> bytes:
     """A ~0.9 MB zip holding a 200 MB GeoJSON (mostly blanks)."""
     buf = io.BytesIO()
@@ -388,30 +392,75 @@ class _Probe(http.server.BaseHTTPRequestHandler):
         pass
 
 
+LIVE_ENV = {"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "8", "SEGMAP_MAX_UNCOMPRESSED_MB": "20"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _boot_live(request):
+    """Start uvicorn with the module when a selected test needs it: it boots while the in-process app imports."""
+    if not any("live" in item.fixturenames for item in request.session.items if item.module is request.module):
+        yield None
+        return
+    server = LiveServer(env=LIVE_ENV)
+    failure = []
+    boot = threading.Thread(target=lambda: _start(server, failure), daemon=True)
+    boot.start()
+    yield server, boot, failure
+    boot.join()
+    server.__exit__(None, None, None)
+
+
+def _start(server, failure):
+    try:
+        server.start()
+    except Exception as exc:  # re-raised by the fixture that needs the server
+        failure.append(exc)
+
+
 @pytest.fixture(scope="module")
-def live():
-    env = {"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "8", "SEGMAP_MAX_UNCOMPRESSED_MB": "20"}
-    server = LiveServer(env=env)
-    with server as url, httpx.Client(base_url=url, timeout=120, headers={"X-API-Key": KEY}) as client:
+def live(_boot_live):
+    server, boot, failure = _boot_live
+    boot.join()
+    if failure:
+        raise failure[0]
+    with httpx.Client(base_url=server.url, timeout=120, headers={"X-API-Key": KEY}) as client:
         client.pid = server.proc.pid
         yield client
 
 
-def test_vrt_makes_no_outbound_request(live):
+def crs_link(url: str, escaped: bool = False) -> bytes:
+    """GeoJSON whose 'crs' links to a URL: GDAL fetches it (importFromUrl), whatever its network options."""
+    doc = json.loads(geojson([square(440000, 4630000, 1000)]))
+    doc["crs"] = {"type": "link", "properties": {"href": url, "type": "proj4"}}
+    text = json.dumps(doc)
+    return (text.replace('"crs"', '"\\u0063rs"').replace('"link"', '"LINK"') if escaped else text).encode()
+
+
+def test_uploads_make_no_outbound_request(live):
     probe = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Probe)
     threading.Thread(target=probe.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{probe.server_address[1]}"
+    bodies = [vrt(src) for src in (f"/vsicurl/{base}/probe.csv", f"{base}/direct.geojson", f"/vsizip//vsicurl/{base}/p.zip",
+                                   f"/vsicurl?url={base.replace(':', '%3A').replace('/', '%2F')}%2Fq.csv", f"WFS:{base}/wfs")]
+    bodies += [crs_link(f"{base}/crs.proj4"), crs_link(f"{base}/escaped.proj4", escaped=True)]
     try:
-        for src in (f"/vsicurl/{base}/probe.csv", f"{base}/direct.geojson", f"/vsizip//vsicurl/{base}/p.zip",
-                    f"/vsicurl?url={base.replace(':', '%3A').replace('/', '%2F')}%2Fq.csv", f"WFS:{base}/wfs"):
-            r = upload(live, "x.geojson", vrt(src))
+        for body in bodies:
+            r = upload(live, "x.geojson", body)
             assert 400 <= r.status_code < 500, r.text
-            r = live.post("/v1/datasets/georgia-1990/informal", files={"settlements": ("s.geojson", vrt(src))})
+            r = live.post("/v1/datasets/georgia-1990/informal", files={"settlements": ("s.geojson", body)})
             assert 400 <= r.status_code < 500, r.text
     finally:
         probe.shutdown()
         probe.server_close()
     assert _Probe.hits == []
+
+
+def test_crs_link_is_refused_however_it_is_spelt():
+    for escaped in (False, True):
+        with pytest.raises(ValidationError, match="links to a URL"):
+            read_boundaries(crs_link("http://127.0.0.1:9/never", escaped), "x.geojson")
+    named = json.loads(geojson([square(440000, 4630000, 1000)], "urn:ogc:def:crs:EPSG::32616"))
+    assert read_boundaries(json.dumps(named).encode(), "x.geojson").crs.to_epsg() == 32616
 
 
 def _memory_mb(pid: int) -> dict:

@@ -80,11 +80,12 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
                                           "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
                                           "upload that")) from None
     elif fmt == "zip":
-        flat, shp_size = checks.unpack_shapefile(source, limit, max_vertices)
-        gdf = read_vector(flat, label, shown)
+        gdf = read_vector(checks.unpack_shapefile(source, limit, max_vertices), label, shown)
     else:
-        if fmt == "GeoJSON" and isinstance(source, bytes):
+        if fmt == "GeoJSON":  # GDAL holds a whole GeoJSON in memory anyway: read it once, check it, hand it over
+            source = source if isinstance(source, bytes) else Path(source).read_bytes()
             checks.check_geojson_vertices(source, max_vertices)
+            checks.check_geojson_crs(source, shown)
         if fmt == "GPKG":
             checks.check_geopackage(source, shown)
         # LIST_ALL_TABLES=NO: only the layers gpkg_contents registers (checked above), never other tables or views.

@@ -8,6 +8,8 @@ positions. Nothing here follows a path or URL named inside a file.
 from __future__ import annotations
 
 import io
+import json
+import re
 import sqlite3
 import struct
 import zipfile
@@ -59,7 +61,7 @@ def expect(fmt: str, head: bytes, name: str) -> None:
     """Refuse content that is not ``fmt``, saying what it is instead."""
     kind = sniff(head)
     if fmt == "csv":
-        if kind in ("text", "json"):
+        if kind in ("text", "json", "binary"):  # "binary" may be Latin-1 text: pandas names the encoding problem
             return
         raise ValidationError(problem("wrong_format", f"The count table {name!r} is {_KINDS[kind]}, not CSV text: "
                                       "save the table as CSV (UTF-8) or Parquet and upload that"))
@@ -114,6 +116,45 @@ def check_geojson_vertices(data: bytes, limit: int | None) -> None:
         raise too_complex(n, limit)
 
 
+class _CrsLink(Exception):
+    pass
+
+
+_MAYBE_CRS = re.compile(rb"(?i)crs|\\u")  # a "crs" key, spelt plainly or with \u escapes
+
+
+def _no_crs_link(pairs):
+    for key, value in pairs:
+        if key.lower() == "crs" and isinstance(value, dict):
+            kind = next((str(v) for k, v in value.items() if k.lower() == "type"), "")
+            if kind.lower().startswith(("url", "link")):
+                raise _CrsLink
+    return dict(pairs)
+
+
+def check_geojson_crs(data: bytes, name: str) -> None:
+    """Refuse a GeoJSON 'crs' member of type link or url, anywhere in the file.
+
+    GDAL fetches such a CRS over HTTP when it reads the file, and no GDAL option stops that fetch (a proxy is
+    bypassed by NO_PROXY). GDAL matches keys and types case-insensitively, and JSON may spell a key with \\u
+    escapes, so the file is parsed (only when it could hold such a member) rather than searched.
+    """
+    if not _MAYBE_CRS.search(data):
+        return
+    try:
+        json.loads(data.decode("utf-8-sig", errors="replace"), object_pairs_hook=_no_crs_link)
+    except _CrsLink:
+        raise ValidationError(problem("crs_link", f"{name!r} has a 'crs' that links to a URL, which segmap does not "
+                                      "follow. Remove the 'crs' member (GeoJSON is then longitude/latitude, EPSG:4326) "
+                                      "or name the CRS instead, e.g. \"urn:ogc:def:crs:EPSG::32616\"")) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(problem("unreadable", f"{name!r} is not valid JSON ({exc.msg}, line {exc.lineno} column "
+                                      f"{exc.colno}); export it again as GeoJSON and upload that")) from None
+    except (ValueError, RecursionError):
+        raise ValidationError(problem("unreadable", f"{name!r} is not valid JSON (nested too deeply or damaged); export "
+                                      "it again as GeoJSON and upload that")) from None
+
+
 # -- GeoPackage ----------------------------------------------------------------------------------------------------
 def check_geopackage(source: bytes | str | Path, name: str) -> None:
     """Refuse a GeoPackage whose layers GDAL would read by running SQL: views, virtual or computed columns.
@@ -153,6 +194,8 @@ def check_geopackage(source: bytes | str | Path, name: str) -> None:
                     raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} has computed columns "
                                                   f"{computed}, whose SQL runs on every read; save the layer with plain "
                                                   "columns (e.g. ogr2ogr) and upload again"))
+    except ValidationError:
+        raise
     except (sqlite3.Error, UnicodeDecodeError, ValueError):
         raise ValidationError(problem("unreadable", f"{name!r} is not a valid GeoPackage: its SQLite database is damaged. "
                                       "Export the layer again and upload that")) from None
@@ -165,8 +208,8 @@ SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
 _OPTIONAL_PARTS = (".prj", ".cpg")
 
 
-def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int | None) -> tuple[bytes, int]:
-    """The shapefile parts of a zip, re-packed flat and uncompressed for GDAL, and the .shp's size.
+def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int | None) -> bytes:
+    """The shapefile parts of a zip, re-packed flat and uncompressed for GDAL.
 
     Members are checked before any is decompressed: their number, their compression (deflate or stored:
     bzip2 and lzma expand a few KB into gigabytes in one step) and their declared sizes, which zipfile
@@ -213,7 +256,7 @@ def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int |
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:  # flat: GDAL reads the parts at the zip's root
         for ext, content in data.items():
             out.writestr("layer" + ext, content)
-    return buf.getvalue(), len(data[".shp"])
+    return buf.getvalue()
 
 
 def shp_vertices(shp: bytes, stop: int) -> int:

@@ -36,7 +36,7 @@ ALIASES = {"moran": "lisa", "local_moran": "lisa", "getis_ord": "gi_star", "loca
            "bivariate_moran": "bivariate_lisa"}
 QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
 _BLOCK_ELEMENTS = 4_000_000  # areas × permutations × neighbours per block (~32 MB of float64)
-GLOBAL_MAX_PERMUTATIONS = 9_999  # global Moran's I is one test; each permutation shuffles all n areas
+GLOBAL_PERMUTATIONS = 999  # global Moran's I is one test (p to 0.002); each permutation shuffles all n areas
 MAX_AUTO_PERMUTATIONS = 99_999  # chosen permutations stop here (10,000 areas: see benchmarks/README.md)
 VARIATION_TOL = 1e-9  # relative sd below which values count as equal (float noise, not variation)
 NO_POPULATION = "no_population"
@@ -288,8 +288,8 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
                              "of their neighbours' averages and of the multiple-testing family",
                              dataset.ids[t <= 0]))
     if len(keep) < 2:
-        raise ValidationError(problem("one_area", f"Only {len(keep)} area has any population: {statistic} needs several "
-                                      "populated areas to compare with each other"))
+        raise ValidationError(problem("one_area", f"{'Only one area has' if len(keep) else 'No area has'} any population: "
+                                      f"{statistic} needs several populated areas to compare with each other"))
     W = sw.sparse if len(keep) == n_all else sw.sparse[keep][:, keep].tocsr()
     islands = np.diff(W.indptr) == 0
     if islands.any():
@@ -308,8 +308,8 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
     if flat:
         value = f" ({ys[0]:.6g})" if _constant(ys) else ""
         notes.append(problem("no_variation", f"Every tested area has the same {'share' if _constant(ys) else other}{value}, "
-                             "up to float rounding: there is no variation to form clusters, so no area is significant "
-                             "and Moran's I is undefined"))
+                             "up to float rounding: there is no variation to form clusters, so no area is significant"
+                             + (" and Moran's I is undefined" if statistic == "lisa" else "")))
     m = 0 if flat else int((~islands).sum())  # the multiple-testing family
     permutations, perm_notes = _choose_permutations(permutations, auto, max_permutations, m, alpha, correction)
     notes += perm_notes
@@ -346,7 +346,7 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
             if flat:
                 summary["global_moran"] = {"moran_i": None, "p_value": None, "expected": -1 / (n - 1)}
             elif permutations:  # one test: 999 resolve p to 0.002, and n × N shuffles would dominate the time
-                summary["global_moran"] = global_moran(zx, W, 999 if auto else min(permutations, GLOBAL_MAX_PERMUTATIONS), rng)
+                summary["global_moran"] = global_moran(zx, W, min(permutations, GLOBAL_PERMUTATIONS), rng)
             else:
                 summary["global_moran"] = {"moran_i": float(n / W.sum() * (zx @ (W @ zx)) / den) if den and W.sum() else None}
         result = LocalResult(values=full(I), labels=labels, z=full(zx), p_value=None if pv is None else full(pv),

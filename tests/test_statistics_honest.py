@@ -10,16 +10,16 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from conftest import ROOT, shared_path
 from shapely.geometry import box
 
-from conftest import ROOT, shared_path
+from spatial import multiple_testing as mt
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.indices import spatial_context
 from spatial.indices.compute import compute_indices
 from spatial.io import load_dataset
 from spatial.local import local_statistic
-from spatial import multiple_testing as mt
 
 warnings.filterwarnings("ignore")
 DECAY = ["spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"]

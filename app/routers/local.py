@@ -34,8 +34,10 @@ async def local(
     total: str | None = None,
     weights: str = Query("queen", description="queen, rook, knn, distance or kernel"),
     k: int | None = Query(None, ge=1, le=100), distance: float | None = Query(None, gt=0),
-    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, at most the server's limit"),
-    seed: int = Query(0, ge=0, le=2**32 - 1), alpha: float = Query(0.05, gt=0, lt=1), correction: str = Query("fdr", description="fdr, bonferroni or none"),
+    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, "
+                                                            "at most the server's limit"),
+    seed: int = Query(0, ge=0, le=2**32 - 1), alpha: float = Query(0.05, gt=0, lt=1),
+    correction: str = Query("fdr", description="fdr, bonferroni or none"),
     other: str | None = None, smoothing: str | None = Query(None, description="eb: empirical Bayes"),
     format: str = Query("geojson", description="geojson or csv"),
     src: Source = Depends(get_source), settings: Settings = Depends(get_settings),

@@ -79,7 +79,8 @@ async def tile(
     request: Request, dataset_id: str, z: int = Path(..., ge=0, le=MAX_ZOOM), x: int = Path(..., ge=0), y: int = Path(..., ge=0),
     group: str | None = Query(None, description="group whose local statistic to add"),
     statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
-    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, at most the server's limit"),
+    permutations: int | None = Query(None, ge=0, description="default: enough for the correction over these areas, "
+                                                            "at most the server's limit"),
     seed: int = Query(0, ge=0, le=2**32 - 1), src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
 ):
     if not valid_tile(z, x, y):

@@ -27,7 +27,8 @@ SEQUENTIAL = {3: ["#edf8b1", "#7fcdbb", "#2c7fb8"], 4: ["#ffffcc", "#a1dab4", "#
               7: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"]}
 LQ_BREAKS = [0.5, 0.8, 1.25, 2.0]
 LQ_COLOURS = ["#5e3c99", "#b2abd2", "#f7f7f7", "#fdb863", "#e66101"]
-LQ_LABELS = ["under 0.5 (far below city)", "0.5 – 0.8", "0.8 – 1.25 (near city share)", "1.25 – 2", "2 and over (far above city)"]
+LQ_LABELS = ["under 0.5 (far below city)", "0.5 – 0.8", "0.8 – 1.25 (near city share)", "1.25 – 2",
+             "2 and over (far above city)"]
 # GeoDa's LISA cluster colours.
 LISA = {"high_high": ("High-High", "#ff0000"), "low_low": ("Low-Low", "#0000ff"), "high_low": ("High-Low", "#f4ada8"),
         "low_high": ("Low-High", "#a7adf9"), "not_significant": ("Not significant", "#eeeeee"),
@@ -35,9 +36,9 @@ LISA = {"high_high": ("High-High", "#ff0000"), "low_low": ("Low-Low", "#0000ff")
 HOTSPOTS = {"hot_spot": ("Hot spot", "#d7191c"), "cold_spot": ("Cold spot", "#2c7bb6"),
             "not_significant": ("Not significant", "#eeeeee"), "no_neighbours": ("No neighbours", "#ffffff"),
             "no_population": ("No population", "#ffffff")}
-UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")  # legend rows that are no finding
+# Legend rows that are no finding.
+UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")
 SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
-NO_DATA = ("No population", "#ffffff")
 
 
 @dataclass
@@ -65,20 +66,50 @@ def check(dataset: AreaDataset, group: str | None, view: str, scheme: str, k: in
     if view not in VIEWS:
         raise ValidationError(problem("bad_parameter", f"Unknown view {view!r}; choose from {list(VIEWS)}"))
     if scheme not in SCHEMES:
-        raise ValidationError(problem("bad_parameter", f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}"))
+        raise ValidationError(problem("bad_parameter",
+                                      f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}"))
     if k not in SEQUENTIAL:
         raise ValidationError(problem("bad_parameter", f"classes must be between 3 and 7, got {k}"))
     return group
 
 
+@dataclass
+class _Options:
+    scheme: str
+    k: int
+    permutations: int | None
+    seed: int
+    alpha: float
+    correction: str
+    max_permutations: int
+
+
+@dataclass
+class _Start:
+    """What every view starts from: the protected table, the per-area frame, meta and notes."""
+
+    data: PublicData
+    group: str
+    view: str
+    base: pd.DataFrame
+    meta: dict
+    notes: list[str]
+
+
 def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view: str = "share", *,
-              scheme: str = "quantiles", k: int = 5, permutations: int | None = None, seed: int = 0, alpha: float = 0.05,
-              correction: str = "fdr", disclosure_threshold: int = 0, max_permutations: int = 9999) -> ViewData:
+              scheme: str = "quantiles", k: int = 5, permutations: int | None = None, seed: int = 0,
+              alpha: float = 0.05, correction: str = "fdr", disclosure_threshold: int = 0,
+              max_permutations: int = 9999) -> ViewData:
     """Compute and classify one view, one row per area, from the protected table (``dataset`` already
     protected, or protected here at ``disclosure_threshold``): withheld areas are shown as hidden."""
     data = dataset if isinstance(dataset, PublicData) else protect(dataset, disclosure_threshold)
-    ds = data.dataset  # the published areas: every statistic of the view is computed on them
-    group = check(ds, group, view, scheme, k)
+    group = check(data.dataset, group, view, scheme, k)  # every statistic of the view uses the published areas
+    options = _Options(scheme, k, permutations, seed, alpha, correction, max_permutations)
+    return _CLASSIFY[view](_start(data, group, view), options)
+
+
+def _start(data: PublicData, group: str, view: str) -> _Start:
+    ds = data.dataset
     base = pd.DataFrame({ID: data.ids})
     base["name"] = data.areas[ds.name_col].astype(str).to_numpy() if ds.name_col else data.ids
     base["total"] = data.column(ds.total)
@@ -89,74 +120,98 @@ def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view:
     if data.report:
         meta["disclosure"] = data.report
         if data.report["withheld_areas"]:
-            notes.append(f"{data.report['withheld_areas']} areas with counts from 1 to {data.threshold - 1} are hidden "
-                         "and left out of every statistic on this map.")
-    hidden = base["share"].isna()
+            notes.append(f"{data.report['withheld_areas']} areas with counts from 1 to {data.threshold - 1} are "
+                         "hidden and left out of every statistic on this map.")
+    return _Start(data, group, view, base, meta, notes)
 
-    if view == "share" or view == "informal":
-        if view == "informal" and "informal" not in ds.groups:
-            raise ValidationError(problem("no_informal", "This dataset has no 'informal' group; add informal settlements "
-                                          "(POST /v1/datasets/{id}/informal) to map them"))
-        col = "informal" if view == "informal" else group
-        if view == "informal":
-            base["count"] = data.column("informal")
-            base["share"] = data.share("informal")
-            group = "informal"
-        values = base["share"].to_numpy(dtype=float)
-        ok = np.isfinite(values)
-        classifier = SCHEMES[scheme](values[ok], k=k)
-        bins = np.asarray(classifier.bins, dtype=float)
-        kk = len(bins)
-        colours = SEQUENTIAL.get(kk) or SEQUENTIAL[5]
-        cls = np.full(len(values), -1)
-        cls[ok] = classifier.yb
-        lows = np.concatenate([[values[ok].min()], bins[:-1]])
-        labels = [f"{lo:.1%} – {hi:.1%}" for lo, hi in zip(lows, bins)]
-        base["value"] = values
-        base["p_value"] = np.nan
-        base["label"] = [labels[c] if c >= 0 else SUPPRESSED[0] for c in cls]
-        base["class"] = cls
-        base["colour"] = [colours[c] if c >= 0 else SUPPRESSED[1] for c in cls]
-        legend = [(lab, colours[i], int((cls == i).sum())) for i, lab in enumerate(labels)]
-        if (~ok).any():
-            legend.append((SUPPRESSED[0], SUPPRESSED[1], int((~ok).sum())))
-        meta.update(scheme=scheme, k=kk, bins=[float(b) for b in bins], city_share=float(ds.column(col).sum() / ds.column(ds.total).sum()))
-        return ViewData(view, group, base, legend, scheme, kk, meta, notes)
 
+def _shares(s: _Start, o: _Options) -> ViewData:
+    """Share of the group (or of people in informal settlements), in ``o.k`` classes of ``o.scheme``."""
+    ds, base, group = s.data.dataset, s.base, s.group
+    if s.view == "informal":
+        if "informal" not in ds.groups:
+            raise ValidationError(problem("no_informal", "This dataset has no 'informal' group; add informal "
+                                          "settlements (POST /v1/datasets/{id}/informal) to map them"))
+        group = "informal"
+        base["count"] = s.data.column(group)
+        base["share"] = s.data.share(group)
+    values = base["share"].to_numpy(dtype=float)
+    ok = np.isfinite(values)
+    classifier = SCHEMES[o.scheme](values[ok], k=o.k)
+    bins = np.asarray(classifier.bins, dtype=float)
+    k = len(bins)
+    colours = SEQUENTIAL.get(k) or SEQUENTIAL[5]
+    cls = np.full(len(values), -1)
+    cls[ok] = classifier.yb
+    lows = np.concatenate([[values[ok].min()], bins[:-1]])
+    labels = [f"{lo:.1%} – {hi:.1%}" for lo, hi in zip(lows, bins)]
+    base["value"] = values
+    base["p_value"] = np.nan
+    base["label"] = [labels[c] if c >= 0 else SUPPRESSED[0] for c in cls]
+    base["class"] = cls
+    base["colour"] = [colours[c] if c >= 0 else SUPPRESSED[1] for c in cls]
+    legend = [(lab, colours[i], int((cls == i).sum())) for i, lab in enumerate(labels)]
+    if (~ok).any():
+        legend.append((SUPPRESSED[0], SUPPRESSED[1], int((~ok).sum())))
+    city_share = float(ds.column(group).sum() / ds.column(ds.total).sum())
+    s.meta.update(scheme=o.scheme, k=k, bins=[float(b) for b in bins], city_share=city_share)
+    return ViewData(s.view, group, base, legend, o.scheme, k, s.meta, s.notes)
+
+
+def _local(s: _Start, o: _Options, permutations: int | None):
+    """The view's local statistic on the published areas, into ``value``/``p_value``; returns (result, labels),
+    labels per area with withheld areas as ``WITHHELD``."""
     from spatial.local import local_statistic
-    statistic = VIEW_STATISTIC[view]
-    res = local_statistic(ds, group, statistic, permutations=0 if view == "lq" else permutations, seed=seed,
-                          alpha=alpha, correction=correction, max_permutations=max_permutations)
-    meta.update(statistic=statistic, alpha=alpha, correction=correction, permutations=res.permutations,
-                summary={k_: v for k_, v in res.summary.items() if not isinstance(v, np.ndarray)})
-    notes += [n.message for n in res.notes]
-    if view != "lq" and "significance" in res.summary:  # corrected clusters vs p ≤ alpha before correction
-        notes.append(res.summary["significance"]["explanation"])
-    base["value"] = data.expand(np.asarray(res.values, dtype=float))
-    base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
+    data, statistic = s.data, VIEW_STATISTIC[s.view]
+    res = local_statistic(data.dataset, s.group, statistic, permutations=permutations, seed=o.seed, alpha=o.alpha,
+                          correction=o.correction, max_permutations=o.max_permutations)
+    summary = {key: v for key, v in res.summary.items() if not isinstance(v, np.ndarray)}
+    s.meta.update(statistic=statistic, alpha=o.alpha, correction=o.correction, permutations=res.permutations,
+                  summary=summary)
+    s.notes += [n.message for n in res.notes]
+    s.base["value"] = data.expand(np.asarray(res.values, dtype=float))
+    s.base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
     labels = np.where(data.withheld, WITHHELD, data.expand(np.asarray(res.labels).astype(str))).astype(str)
-    if view == "lq":
-        vals = base["value"].to_numpy()
-        cls = np.digitize(vals, LQ_BREAKS)
-        cls = np.where(hidden | (labels == "no_population"), -1, cls)
-        base.loc[hidden, "value"] = np.nan
-        base["label"] = [LQ_LABELS[c] if c >= 0 else SUPPRESSED[0] for c in cls]
-        base["significance"] = labels
-        base["class"] = cls
-        base["colour"] = [LQ_COLOURS[c] if c >= 0 else SUPPRESSED[1] for c in cls]
-        legend = [(lab, LQ_COLOURS[i], int((cls == i).sum())) for i, lab in enumerate(LQ_LABELS)]
-        if (cls < 0).any():
-            legend.append((SUPPRESSED[0], SUPPRESSED[1], int((cls < 0).sum())))
-        return ViewData(view, group, base, legend, meta=meta, notes=notes)
-    table = LISA if view == "lisa" else HOTSPOTS
+    return res, labels
+
+
+def _lq(s: _Start, o: _Options) -> ViewData:
+    """Location quotient in fixed classes around 1 (no permutations: the classes are not tests)."""
+    hidden = s.base["share"].isna()
+    _, labels = _local(s, o, permutations=0)
+    base = s.base
+    cls = np.digitize(base["value"].to_numpy(), LQ_BREAKS)
+    cls = np.where(hidden | (labels == "no_population"), -1, cls)
+    base.loc[hidden, "value"] = np.nan
+    base["label"] = [LQ_LABELS[c] if c >= 0 else SUPPRESSED[0] for c in cls]
+    base["significance"] = labels
+    base["class"] = cls
+    base["colour"] = [LQ_COLOURS[c] if c >= 0 else SUPPRESSED[1] for c in cls]
+    legend = [(lab, LQ_COLOURS[i], int((cls == i).sum())) for i, lab in enumerate(LQ_LABELS)]
+    if (cls < 0).any():
+        legend.append((SUPPRESSED[0], SUPPRESSED[1], int((cls < 0).sum())))
+    return ViewData(s.view, s.group, base, legend, meta=s.meta, notes=s.notes)
+
+
+def _clusters(s: _Start, o: _Options) -> ViewData:
+    """LISA clusters or Gi* hot and cold spots: the significance classes after the multiple-testing correction."""
+    res, labels = _local(s, o, o.permutations)
+    if "significance" in res.summary:  # corrected clusters vs p ≤ alpha before correction
+        s.notes.append(res.summary["significance"]["explanation"])
+    table = LISA if s.view == "lisa" else HOTSPOTS
     keys = list(table)
     table = {**table, WITHHELD: SUPPRESSED}  # withheld areas: class -1, like hidden shares in the other views
+    base = s.base
     base["label"] = [table.get(lab, (lab, "#eeeeee"))[0] for lab in labels]
     base["class"] = [keys.index(lab) if lab in keys else -1 for lab in labels]
     base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
     legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
     legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", "No population", SUPPRESSED[0])]
-    return ViewData(view, group, base, legend, meta=meta, notes=notes)
+    return ViewData(s.view, s.group, base, legend, meta=s.meta, notes=s.notes)
+
+
+# One classification per view: a new view is one function and one line here.
+_CLASSIFY = {"share": _shares, "informal": _shares, "lq": _lq, "lisa": _clusters, "hotspots": _clusters}
 
 
 def summary_text(vd: ViewData, top: int = 3) -> str:

@@ -80,7 +80,7 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
                                           "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
                                           "upload that")) from None
     elif fmt == "zip":
-        gdf = read_vector(checks.unpack_shapefile(source, limit, max_vertices), label, shown)
+        gdf = read_vector(checks.unpack_shapefile(source, shown, limit, max_vertices), label, shown)
     else:
         if fmt == "GeoJSON":  # GDAL holds a whole GeoJSON in memory anyway: read it once, check it, hand it over
             source = source if isinstance(source, bytes) else Path(source).read_bytes()

@@ -63,14 +63,14 @@ def expect(fmt: str, head: bytes, name: str) -> None:
     if fmt == "csv":
         if kind in ("text", "json", "binary"):  # "binary" may be Latin-1 text: pandas names the encoding problem
             return
-        raise ValidationError(problem("wrong_format", f"The count table {name!r} is {_KINDS[kind]}, not CSV text: "
-                                      "save the table as CSV (UTF-8) or Parquet and upload that"))
+        raise ValidationError(problem("wrong_format", f"Could not read the count table {name!r}: it is {_KINDS[kind]}, "
+                                      "not CSV text. Save the table as CSV (UTF-8) or Parquet and upload that"))
     if kind == _EXPECTED[fmt] and not (fmt == "GeoJSON" and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{"):
         return
     what = "a JSON array, not a GeoJSON object" if kind == "json" else _KINDS[kind]
     advice = _RENAME.get(kind, f"Export the layer as {_FORMATS} and upload that")
-    raise ValidationError(problem("wrong_format", f"{name!r} is named as {LABELS[fmt]} but it is {what}, not "
-                                  f"{LABELS[fmt]}. {advice}"))
+    raise ValidationError(problem("wrong_format", f"Could not read {name!r}: it is named as {LABELS[fmt]} but it is "
+                                  f"{what}, not {LABELS[fmt]}. {advice}"))
 
 
 def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
@@ -208,7 +208,7 @@ SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
 _OPTIONAL_PARTS = (".prj", ".cpg")
 
 
-def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int | None) -> bytes:
+def unpack_shapefile(source: bytes | str | Path, name: str, limit: int, max_vertices: int | None) -> bytes:
     """The shapefile parts of a zip, re-packed flat and uncompressed for GDAL.
 
     Members are checked before any is decompressed: their number, their compression (deflate or stored:
@@ -222,7 +222,8 @@ def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int |
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except Exception:  # zipfile raises BadZipFile, OSError, ValueError … on damaged archives
-        raise ValidationError(problem("bad_zip", "The .zip file is damaged or not a zip archive")) from None
+        raise ValidationError(problem("bad_zip", f"Could not read {name!r}: the file is damaged or not a zip "
+                                      "archive")) from None
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")
                    and not m.filename.startswith("__MACOSX/")]
@@ -247,8 +248,9 @@ def unpack_shapefile(source: bytes | str | Path, limit: int, max_vertices: int |
         try:
             data = {ext: zf.read(m) for ext, m in parts.items()}
         except Exception:  # zlib.error, BadZipFile, NotImplementedError, RuntimeError (encrypted) …
-            raise ValidationError(problem("bad_zip", "The .zip file is damaged, encrypted or uses a zip feature "
-                                          "segmap cannot read; zip the shapefile parts again and upload that")) from None
+            raise ValidationError(problem("bad_zip", f"Could not read {name!r}: the zip is damaged, encrypted or uses "
+                                          "a zip feature segmap cannot read; zip the shapefile parts again and upload "
+                                          "that")) from None
     if not data[".shp"].startswith(b"\x00\x00\x27\x0a"):
         raise ValidationError(problem("wrong_format", f"{shps[0].filename!r} in the zip is not a shapefile .shp"))
     check_shp_vertices(data[".shp"], max_vertices)

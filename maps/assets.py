@@ -1,47 +1,79 @@
-"""Vendored browser assets (pinned, with licences in maps/vendor/): served by the app, or inlined."""
+"""Browser assets of the map pages, served by the app under one prefix or inlined into the offline file.
+
+Vendored libraries (pinned, with licences, in ``maps/vendor/``) carry their version in their path; our own
+script and style (``maps/web/``) carry a hash of their content in their URL, so a page never meets a stale copy.
+"""
+
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
 
 VENDOR = Path(__file__).parent / "vendor"
+WEB = Path(__file__).parent / "web"
+OWN = "segmap"  # URL folder of the files in maps/web/
 LEAFLET = "leaflet-1.9.4"
 VECTORGRID = "leaflet.vectorgrid-1.3.0"
-JS = {"leaflet": f"{LEAFLET}/leaflet.js", "vectorgrid": f"{VECTORGRID}/Leaflet.VectorGrid.bundled.min.js"}
-CSS = {"leaflet_css": f"{LEAFLET}/leaflet.css"}
+JS = {"leaflet": f"{LEAFLET}/leaflet.js", "vectorgrid": f"{VECTORGRID}/Leaflet.VectorGrid.bundled.min.js",
+      "segmap": f"{OWN}/segmap.js"}
+CSS = {"leaflet_css": f"{LEAFLET}/leaflet.css", "segmap_css": f"{OWN}/segmap.css"}
+# Served besides the scripts and styles: Leaflet's layer-control icons and the licences.
+OTHER = (f"{LEAFLET}/images/layers.png", f"{LEAFLET}/images/layers-2x.png", f"{LEAFLET}/LICENSE",
+         f"{VECTORGRID}/LICENSE")
 
 
-def js_assets(base: str, vector_tiles: bool) -> list[tuple[str, str]]:
-    names = ["leaflet"] + (["vectorgrid"] if vector_tiles else [])
-    return [(n, f"{base}/{JS[n]}") for n in names]
-
-
-def css_assets(base: str) -> list[tuple[str, str]]:
-    return [(n, f"{base}/{p}") for n, p in CSS.items()]
+def file_for(rel: str) -> Path | None:
+    """The file served at ``<prefix>/<rel>``, or None: only the listed files, no path tricks."""
+    if rel not in {*JS.values(), *CSS.values(), *OTHER}:
+        return None
+    own = rel.removeprefix(f"{OWN}/")
+    return WEB / own if own != rel else VENDOR / rel
 
 
 @lru_cache(maxsize=None)
-def _text(rel: str) -> str:
-    text = (VENDOR / rel).read_text(encoding="utf-8")
-    if rel.endswith(".css"):
-        # url(images/x.png) → data URIs, so the CSS needs no other file.
-        folder = (VENDOR / rel).parent
+def _digest(rel: str) -> str:
+    return hashlib.sha256(file_for(rel).read_bytes()).hexdigest()[:12]
 
-        def inline(m):
-            path = folder / m.group(1)
-            return f"url(data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})" if path.exists() else m.group(0)
-        text = re.sub(r"url\(([^)\"':]+\.png)\)", inline, text)
-    return text
+
+def url(base: str, rel: str) -> str:
+    return f"{base}/{rel}" + (f"?v={_digest(rel)}" if rel.startswith(f"{OWN}/") else "")
+
+
+def js_assets(base: str, vector_tiles: bool) -> list[tuple[str, str]]:
+    names = ["leaflet", *(["vectorgrid"] if vector_tiles else []), "segmap"]
+    return [(n, url(base, JS[n])) for n in names]
+
+
+def css_assets(base: str) -> list[tuple[str, str]]:
+    return [(n, url(base, rel)) for n, rel in CSS.items()]
+
+
+@lru_cache(maxsize=None)
+def _inline(rel: str) -> str:
+    """The file's text as it goes inside a <script> or <style> element of the offline file."""
+    path = file_for(rel)
+    text = path.read_text(encoding="utf-8")
+    if rel.endswith(".js"):
+        return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)  # the text cannot end its element
+
+    def image(m):  # url(images/x.png) → a data URI, so the CSS needs no other file
+        png = path.parent / m.group(1)
+        if not png.exists():
+            return m.group(0)
+        return f"url(data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})"
+
+    return re.sub(r"url\(([^)\"':]+\.png)\)", image, text)
 
 
 def inline_assets(html: str, base: str) -> str:
-    """Replace every <script src>/<link href> pointing at ``base`` with the file's content."""
+    """Replace every <script src>/<link href> of ours at ``base`` with the file's content (the offline file)."""
     for rel in JS.values():
-        tag = re.compile(r'<script src="' + re.escape(f"{base}/{rel}") + r'"></script>')
-        html = tag.sub(lambda _m, r=rel: "<script>" + _text(r).replace("</script", "<\\/script") + "</script>", html)
+        tag = re.compile(r'<script src="' + re.escape(url(base, rel)) + r'"></script>')
+        html = tag.sub(lambda _m, r=rel: "<script>" + _inline(r) + "</script>", html)
     for rel in CSS.values():
-        tag = re.compile(r'<link rel="stylesheet" href="' + re.escape(f"{base}/{rel}") + r'"\s*/?>')
-        html = tag.sub(lambda _m, r=rel: "<style>" + _text(r) + "</style>", html)
+        tag = re.compile(r'<link rel="stylesheet" href="' + re.escape(url(base, rel)) + r'"\s*/?>')
+        html = tag.sub(lambda _m, r=rel: "<style>" + _inline(r) + "</style>", html)
     return html

@@ -16,6 +16,8 @@ from spatial.errors import ValidationError, problem
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 VIEW_STATISTIC = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}  # the local statistic a view draws
+SHARE_VIEWS = ("share", "informal")  # views whose value is the share itself
+CLUSTER_VIEWS = ("lisa", "hotspots")  # views of significance classes
 VIEW_TITLES = {"share": "Share of group", "lq": "Location quotient", "lisa": "LISA clusters",
                "hotspots": "Gi* hot and cold spots", "informal": "Share in informal settlements"}
 SCHEMES = {"quantiles": mapclassify.Quantiles, "natural_breaks": mapclassify.NaturalBreaks,

@@ -131,8 +131,13 @@ def test_endpoints(live_server):
     assert page.headers["x-frame-options"] == "SAMEORIGIN" and "frame-ancestors 'self'" in page.headers["content-security-policy"]
     assert "https://" not in re.sub(r"https://leafletjs\.com", "", page.text.split("<body")[0])
     srcs = re.findall(r'<script src="([^"]+)"', page.text)
-    assert srcs == ["/maps/static/leaflet-1.9.4/leaflet.js"]
-    for path in (*srcs, "/maps/static/leaflet-1.9.4/leaflet.css", "/maps/static/leaflet-1.9.4/LICENSE",
+    # Leaflet, then our own script (its URL carries a hash of its content: a page never meets a stale copy).
+    assert srcs[0] == "/maps/static/leaflet-1.9.4/leaflet.js" and len(srcs) == 2
+    assert re.fullmatch(r"/maps/static/segmap/segmap\.js\?v=[0-9a-f]{12}", srcs[1])
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
+    assert styles[0] == "/maps/static/leaflet-1.9.4/leaflet.css" and len(styles) == 2
+    assert re.fullmatch(r"/maps/static/segmap/segmap\.css\?v=[0-9a-f]{12}", styles[1])
+    for path in (*srcs, *styles, "/maps/static/leaflet-1.9.4/LICENSE",
                  "/maps/static/leaflet.vectorgrid-1.3.0/LICENSE", "/maps/static/leaflet-1.9.4/images/layers.png"):
         assert httpx.get(base + path).status_code == 200, path
     for bad in ("/maps/static/../../app/settings.py", "/maps/static/leaflet-1.9.4/package.json", "/maps/static/%2e%2e/GUIDE.md"):

@@ -109,12 +109,10 @@ async def _cached_html(request: Request, src: Source, p: MapParams, settings: Se
 
 @router.get("/maps/static/{path:path}", include_in_schema=False)
 async def static(path: str):
-    # Only the listed vendored files (and their images/licences): no path tricks.
-    allowed = {*assets.JS.values(), *assets.CSS.values(), f"{assets.LEAFLET}/images/layers.png",
-               f"{assets.LEAFLET}/images/layers-2x.png", f"{assets.LEAFLET}/LICENSE", f"{assets.VECTORGRID}/LICENSE"}
-    if path not in allowed:
+    file = assets.file_for(path)  # only the listed files: no path tricks
+    if file is None:
         raise ProblemError(404, "Not found", f"No map asset {path!r}.", code="not_found")
-    return FileResponse(assets.VENDOR / path, media_type=_MEDIA.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8"),
+    return FileResponse(file, media_type=_MEDIA.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8"),
                         headers={"Cache-Control": "public, max-age=86400, immutable"})
 
 

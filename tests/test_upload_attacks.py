@@ -433,12 +433,20 @@ def live(_boot_live):
         yield client
 
 
-def crs_link(url: str, escaped: bool = False) -> bytes:
+def crs_link(url: str, spelling: str = "plain") -> bytes:
     """GeoJSON whose 'crs' links to a URL: GDAL fetches it (importFromUrl), whatever its network options."""
     doc = json.loads(geojson([square(440000, 4630000, 1000)]))
-    doc["crs"] = {"type": "link", "properties": {"href": url, "type": "proj4"}}
+    link = {"type": "link", "properties": {"href": url, "type": "proj4"}}
+    if spelling == "in a geometry":
+        doc["features"][0]["geometry"]["crs"] = link
+    else:
+        doc["crs"] = link
     text = json.dumps(doc)
-    return (text.replace('"crs"', '"\\u0063rs"').replace('"link"', '"LINK"') if escaped else text).encode()
+    if spelling == "escaped":  # GDAL compares keys and types case-insensitively, after JSON unescaping
+        text = text.replace('"crs"', '"\\u0063Rs"').replace('"link"', '"LINK"')
+    if spelling == "cut by a NUL":  # GDAL's C strings end at the NUL: this is "crs" to it
+        text = text.replace('"crs"', '"crs\\u0000x"')
+    return text.encode()
 
 
 def test_uploads_make_no_outbound_request(live):
@@ -447,7 +455,7 @@ def test_uploads_make_no_outbound_request(live):
     base = f"http://127.0.0.1:{probe.server_address[1]}"
     bodies = [vrt(src) for src in (f"/vsicurl/{base}/probe.csv", f"{base}/direct.geojson", f"/vsizip//vsicurl/{base}/p.zip",
                                    f"/vsicurl?url={base.replace(':', '%3A').replace('/', '%2F')}%2Fq.csv", f"WFS:{base}/wfs")]
-    bodies += [crs_link(f"{base}/crs.proj4"), crs_link(f"{base}/escaped.proj4", escaped=True)]
+    bodies += [crs_link(f"{base}/{how}.proj4", how) for how in ("plain", "escaped", "in a geometry")]
     try:
         for body in bodies:
             r = upload(live, "x.geojson", body)
@@ -460,12 +468,12 @@ def test_uploads_make_no_outbound_request(live):
     assert _Probe.hits == []
 
 
-def test_crs_link_is_refused_however_it_is_spelt():
-    for escaped in (False, True):
-        with pytest.raises(ValidationError, match="links to a URL"):
-            read_boundaries(crs_link("http://127.0.0.1:9/never", escaped), "x.geojson")
-    named = json.loads(geojson([square(440000, 4630000, 1000)], "urn:ogc:def:crs:EPSG::32616"))
-    assert read_boundaries(json.dumps(named).encode(), "x.geojson").crs.to_epsg() == 32616
+@pytest.mark.parametrize("spelling", ["plain", "escaped", "cut by a NUL", "in a geometry"])
+def test_crs_link_is_refused_however_it_is_spelt(spelling):
+    with pytest.raises(ValidationError, match="links to a URL"):
+        read_boundaries(crs_link("http://127.0.0.1:9/never", spelling), "x.geojson")
+    named = geojson([square(440000, 4630000, 1000)], "urn:ogc:def:crs:EPSG::32616")  # a named CRS is still read
+    assert read_boundaries(named, "x.geojson").crs.to_epsg() == 32616
 
 
 def _memory_mb(pid: int) -> dict:

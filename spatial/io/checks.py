@@ -120,39 +120,90 @@ class _CrsLink(Exception):
     pass
 
 
-_MAYBE_CRS = re.compile(rb"(?i)crs|\\u")  # a "crs" key, spelt plainly or with \u escapes
+class _Object(dict):
+    """A JSON object that remembers every "type" it was given (GDAL takes the first, JSON the last)."""
+
+    types: list
 
 
-def _no_crs_link(pairs):
-    for key, value in pairs:
-        if key.lower() == "crs" and isinstance(value, dict):
-            kind = next((str(v) for k, v in value.items() if k.lower() == "type"), "")
-            if kind.lower().startswith(("url", "link")):
-                raise _CrsLink
-    return dict(pairs)
+def _c(text) -> str:
+    """A string as GDAL's C code sees it: cut at the first NUL, case folded."""
+    return str(text).split("\x00", 1)[0].lower()
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, _Object) and any(t.startswith(("url", "link")) for t in value.types)
+
+
+def _object(pairs):
+    obj = _Object(pairs)
+    obj.types = [_c(v) for k, v in pairs if _c(k) == "type"]
+    if any(_c(key) == "crs" and _is_link(value) for key, value in pairs):
+        raise _CrsLink
+    return obj
+
+
+_ESCAPED_LETTER = re.compile(rb"\\u00[4-7][0-9a-f]")  # an ASCII letter written as \u00XX: "crs" could hide in it
+_NUMBERS = re.compile(rb"\[[-+0-9.eE,\s]*\]")  # an array of numbers: coordinates, nothing to do with a CRS
+_WS = b" \t\r\n"
 
 
 def check_geojson_crs(data: bytes, name: str) -> None:
     """Refuse a GeoJSON 'crs' member of type link or url, anywhere in the file.
 
     GDAL fetches such a CRS over HTTP when it reads the file, and no GDAL option stops that fetch (a proxy is
-    bypassed by NO_PROXY). GDAL matches keys and types case-insensitively, and JSON may spell a key with \\u
-    escapes, so the file is parsed (only when it could hold such a member) rather than searched.
+    bypassed by NO_PROXY). GDAL matches keys and types case-insensitively, so every quoted "crs" in any case
+    is found and the value after it parsed. A key may also hide behind \\u escapes or need a lenient parser
+    (comments, single quotes): then the whole file is parsed, its coordinate arrays dropped first.
     """
-    if not _MAYBE_CRS.search(data):
-        return
+    lowered = data.lower()
+    if b"\\u00" in lowered and _ESCAPED_LETTER.search(lowered):
+        return _parse_whole(data, name)
+    decoder = json.JSONDecoder(object_pairs_hook=_object)
+    at = lowered.find(b"crs")
+    while at >= 0:
+        end, at = at + 3, lowered.find(b"crs", at + 3)
+        if lowered[end - 4:end - 3] not in (b'"', b"'"):
+            continue  # not the start of a string, e.g. "urn:ogc:def:crs:EPSG::32616"
+        if lowered[end:end + 1] not in (b'"', b"'"):
+            if lowered[end:end + 1] == b"\x00" or lowered.startswith(b"\\u0000", end):
+                return _parse_whole(data, name)  # "crs" cut by a NUL: GDAL's C strings end there
+            continue
+        rest = data[end + 1:end + 65537].lstrip(_WS)
+        if rest[:1] in (b",", b"}", b"]"):
+            continue  # a string value, not a key
+        if rest[:1] != b":":
+            return _parse_whole(data, name)  # a comment before the colon, or text inside a string
+        try:
+            value, _ = decoder.raw_decode(rest[1:].lstrip(_WS).decode("utf-8", "replace"))
+        except _CrsLink:
+            raise _refuse_link(name) from None
+        except ValueError:  # the value goes on past the window, or is not plain JSON
+            return _parse_whole(data, name)
+        if _is_link(value):
+            raise _refuse_link(name)
+
+
+def _parse_whole(data: bytes, name: str) -> None:
+    text, changed = data, 1
+    while changed:  # nested coordinate arrays collapse one level a pass
+        text, changed = _NUMBERS.subn(b"0", text)
     try:
-        json.loads(data.decode("utf-8-sig", errors="replace"), object_pairs_hook=_no_crs_link)
+        json.loads(text.decode("utf-8-sig", errors="replace"), object_pairs_hook=_object)
     except _CrsLink:
-        raise ValidationError(problem("crs_link", f"{name!r} has a 'crs' that links to a URL, which segmap does not "
-                                      "follow. Remove the 'crs' member (GeoJSON is then longitude/latitude, EPSG:4326) "
-                                      "or name the CRS instead, e.g. \"urn:ogc:def:crs:EPSG::32616\"")) from None
+        raise _refuse_link(name) from None
     except json.JSONDecodeError as exc:
-        raise ValidationError(problem("unreadable", f"{name!r} is not valid JSON ({exc.msg}, line {exc.lineno} column "
-                                      f"{exc.colno}); export it again as GeoJSON and upload that")) from None
+        raise ValidationError(problem("unreadable", f"Could not read {name!r}: it is not valid JSON ({exc.msg}); "
+                                      "export it again as GeoJSON and upload that")) from None
     except (ValueError, RecursionError):
-        raise ValidationError(problem("unreadable", f"{name!r} is not valid JSON (nested too deeply or damaged); export "
-                                      "it again as GeoJSON and upload that")) from None
+        raise ValidationError(problem("unreadable", f"Could not read {name!r}: it is not valid JSON (nested too deeply "
+                                      "or damaged); export it again as GeoJSON and upload that")) from None
+
+
+def _refuse_link(name: str) -> ValidationError:
+    return ValidationError(problem("crs_link", f"{name!r} has a 'crs' that links to a URL, which segmap does not follow. "
+                                   "Remove the 'crs' member (GeoJSON is then longitude/latitude, EPSG:4326) or name the "
+                                   'CRS instead, e.g. "urn:ogc:def:crs:EPSG::32616"'))
 
 
 # -- GeoPackage ----------------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ CLIENT_RECEIVE: ContextVar[Callable | None] = ContextVar("segmap_client_receive"
 async def _client_gone(receive: Callable) -> None:
     """Return once the client has disconnected (GETs have no body left to read; uploads were read in full)."""
     while (await receive())["type"] != "http.disconnect":
-        pass
+        await asyncio.sleep(0.1)  # a server whose receive never blocks must not spin the event loop
 
 
 class HeavyWork:

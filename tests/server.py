@@ -32,7 +32,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> str:
+    def start(self, timeout: float = 180) -> str:
         env = {**os.environ, "SEGMAP_DATA_DIR": str(self.data_dir), **{k: str(v) for k, v in self.env.items()}}
         self.log = open(self.data_dir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(

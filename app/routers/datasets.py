@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
+from spatial.cancel import checkpoint
 from spatial.dataset import Metadata, check_column_names
 from spatial.errors import ValidationError, problem
 
@@ -117,6 +118,7 @@ async def upload_dataset(
         new_id = id or registry.new_id(meta.name)
         disclosure = {k: v for k, v in (("threshold", disclosure_threshold), ("method", disclosure_method))
                       if v is not None} or None
+        checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
         return registry.put(new_id, ds, owner_key="api_key" if settings.api_key else None, disclosure=disclosure), ds.repairs
 
     info, repairs = await request.app.state.heavy.run(build)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from spatial.cancel import checkpoint
 from spatial.dataset import AreaDataset, Metadata
 from spatial.errors import ValidationError, problem
 
@@ -42,6 +43,7 @@ async def informal(
         res = overlay(ds, sett, population=population, sliver_m2=sliver_m2)
         res.dataset.meta = Metadata(name=title or f"{ds.meta.name} + informal settlements", source=ds.meta.source,
                                     year=ds.meta.year, description=f"settlements from {name}")
+        checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
         return registry.put(new_id, res.dataset, derived_from=dataset_id), res
 
     info, res = await request.app.state.heavy.run(build)

@@ -13,6 +13,7 @@ from pyproj.exceptions import ProjError
 
 from .errors import Problem, problem
 
+FAR = 1e9  # beyond any place on Earth in metres or feet (the equator is 4e7 m, 1.3e8 ft)
 AREA_MARGIN_DEG = 10.0  # layers may spill beyond a CRS's area of use (a UTM zone's neighbours): only gross errors count
 _FIX_CRS = "Set the layer's real CRS (in QGIS: Layer ▸ Set CRS; or ogr2ogr -a_srs) and upload again"
 
@@ -48,14 +49,17 @@ def coordinate_problems(geometry, crs, ids=None, *, degrees_as_metres: bool = Tr
                             f"projected CRS. {_FIX_CRS}")]
     elif degrees_as_metres and _linear(crs) and -180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90:
         return [problem("coordinates_look_like_degrees", f"The coordinates run {where}, which looks like longitude/"
-                        f"latitude in degrees, but the layer's CRS {label} is in {crs.axis_info[0].unit_name}s. If they "
+                        f"latitude in degrees, but the layer's CRS {label} is in {_UNITS[crs.axis_info[0].unit_name]}. If they "
                         f"are degrees, set the CRS to EPSG:4326. {_FIX_CRS}")]
     box = _usable_box(crs)
+    if box is None and not crs.is_geographic:  # no area of use known: at least somewhere on Earth, in any unit
+        box = (-FAR, -FAR, FAR, FAR)
     if box is not None and not (box[0] <= xmin and xmax <= box[2] and box[1] <= ymin and ymax <= box[3]):
+        area = crs.area_of_use.name if crs.area_of_use else "anywhere on Earth"
         return [problem("coordinates_outside_crs", f"The coordinates run {where}, far outside where the layer's CRS "
-                        f"{label} is used ({crs.area_of_use.name}: about x {box[0]:,.6g} to {box[2]:,.6g}, y "
-                        f"{box[1]:,.6g} to {box[3]:,.6g}, margin included). Check the coordinates, or "
-                        f"whether the CRS is the right one. {_FIX_CRS}")]
+                        f"{label} is used ({area}: about x {box[0]:,.6g} to {box[2]:,.6g}, y {box[1]:,.6g} to "
+                        f"{box[3]:,.6g}, margin included). Check the coordinates, or whether the CRS is the right one. "
+                        f"{_FIX_CRS}")]
     return []
 
 
@@ -64,8 +68,11 @@ def _label(crs: CRS) -> str:
     return f"EPSG:{epsg}" if epsg else repr(crs.name)
 
 
+_UNITS = {"metre": "metres", "meter": "metres", "foot": "feet", "US survey foot": "US survey feet"}
+
+
 def _linear(crs: CRS) -> bool:
-    return bool(crs.axis_info) and crs.axis_info[0].unit_name in ("metre", "meter", "foot", "US survey foot")
+    return bool(crs.axis_info) and crs.axis_info[0].unit_name in _UNITS
 
 
 def _usable_box(crs: CRS) -> tuple[float, float, float, float] | None:

@@ -80,8 +80,8 @@ def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
         return fh.read(n)
 
 
-def too_complex(vertices: int, limit: int, about: bool = False) -> ValidationError:
-    return ValidationError(problem("too_complex", f"The boundaries have {'about ' if about else ''}{vertices:,} vertices, "
+def too_complex(vertices: int, limit: int) -> ValidationError:
+    return ValidationError(problem("too_complex", f"The boundaries have {vertices:,} vertices, "
                                    f"more than the {limit:,} allowed; simplify them first (e.g. QGIS Simplify, or "
                                    "mapshaper -simplify) and upload again"))
 
@@ -94,6 +94,7 @@ def too_large(what: str, size: int, limit: int) -> ValidationError:
 
 # -- GeoJSON -------------------------------------------------------------------------------------------------------
 _WHITESPACE = np.frombuffer(b" \t\r\n", np.uint8)
+_NUMBER_START = np.frombuffer(b"0123456789-+.NI", np.uint8)  # NaN and Infinity too: GDAL's parser takes them
 
 
 def geojson_positions(data: bytes) -> int:
@@ -103,9 +104,8 @@ def geojson_positions(data: bytes) -> int:
     """
     text = np.frombuffer(data, np.uint8)
     text = text[~np.isin(text, _WHITESPACE)]
-    opening = np.flatnonzero(text[:-1] == ord("["))
-    after = text[opening + 1]
-    return int(np.count_nonzero(((after >= ord("0")) & (after <= ord("9"))) | (after == ord("-")) | (after == ord("."))))
+    after = text[np.flatnonzero(text[:-1] == ord("[")) + 1]
+    return int(np.count_nonzero(np.isin(after, _NUMBER_START)))
 
 
 def check_geojson_vertices(data: bytes, limit: int | None) -> None:
@@ -226,7 +226,7 @@ def check_geopackage(source: bytes | str | Path, name: str) -> None:
             raise ValidationError(problem("wrong_format", f"{name!r} is an SQLite database but not a GeoPackage (it has no "
                                           "gpkg_contents table). Export the layer as a GeoPackage and upload that"))
         layers = [str(r[0]).lower() for r in con.execute("SELECT table_name FROM gpkg_contents")]
-        system = [n for n in objects if n.startswith(("gpkg_", "rtree_", "sqlite_"))]
+        system = [n for n in objects if n.startswith(("gpkg", "rtree_", "sqlite_"))]  # what GDAL itself queries
         for key in dict.fromkeys([*layers, *system]):
             table, kind, sql = objects.get(key, (key, None, ""))
             if kind == "view":
@@ -235,7 +235,8 @@ def check_geopackage(source: bytes | str | Path, name: str) -> None:
                                               "(e.g. ogr2ogr, or QGIS Export) and upload again"))
             if key in layers and kind is None:
                 raise ValidationError(problem("wrong_format", f"Layer {table!r} listed in {name!r} has no table"))
-            if key in layers and sql.lstrip().upper().startswith("CREATE VIRTUAL"):
+            virtual = sql.lstrip().upper().startswith("CREATE VIRTUAL")
+            if virtual and (key in layers or "RTREE" not in sql.upper()):  # a spatial index is the one virtual table
                 raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} is a virtual table; segmap "
                                               "reads plain tables only. Save it as a table and upload again"))
             if key in layers:

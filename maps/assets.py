@@ -33,6 +33,19 @@ def file_for(rel: str) -> Path | None:
     return WEB / own if own != rel else VENDOR / rel
 
 
+def _render_version() -> str:
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *(root / "templates").iterdir(), *WEB.iterdir()]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+# Changes with the code, templates or assets that draw a page: part of a page's ETag, so a page kept in the
+# persistent cache never outlives the script it was written for.
+RENDER_VERSION = _render_version()
+
+
 @lru_cache(maxsize=None)
 def _digest(rel: str) -> str:
     return hashlib.sha256(file_for(rel).read_bytes()).hexdigest()[:12]

@@ -180,3 +180,21 @@ def test_maps_modules_and_functions_stay_short():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno - node.lineno + 1 <= 60, f"{path.name}: {node.name}"
+
+
+def test_a_new_release_of_the_page_code_is_a_new_page(monkeypatch, tmp_path):
+    """Pages outlive the process in the shared disk cache, keyed by ETag: the ETag must change with the code,
+    templates and assets that drew the page, or a cached page would load a script written for another."""
+    import maps.assets
+    from app.main import create_app
+    from app.registry import Registry
+    from app.settings import Settings
+    Registry(tmp_path).put("plain", _jinja_dataset("plain"))
+    with TestClient(create_app(Settings(data_dir=tmp_path, register_bundled=False))) as client:
+        url = "/maps/plain/embed?permutations=0"
+        first = client.get(url)
+        assert first.status_code == 200 and client.get(url).headers["etag"] == first.headers["etag"]
+        assert client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        monkeypatch.setattr(maps.assets, "RENDER_VERSION", "next-release")
+        again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 200 and again.headers["etag"] != first.headers["etag"]

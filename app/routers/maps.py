@@ -99,7 +99,8 @@ def _page(src: Source, p: MapParams, settings: Settings, mode: str) -> str:
 async def _cached_html(request: Request, src: Source, p: MapParams, settings: Settings, mode: str,
                        headers: dict) -> Response:
     """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
-    etag = etag_for("map", mode, src.key(), sorted(request.query_params.multi_items()), settings.basemap_url)
+    etag = etag_for("map", mode, src.key(), sorted(request.query_params.multi_items()), settings.basemap_url,
+                    assets.RENDER_VERSION)
     headers = {**headers, "ETag": etag, "Cache-Control": "public, max-age=300"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)

@@ -313,6 +313,17 @@ def test_vertex_cap_is_checked_before_decoding_geoparquet(monkeypatch):
     assert err.value.code == "too_complex" and "6,000,000" in str(err.value)
 
 
+def test_counting_cannot_be_made_to_loop(monkeypatch):
+    # Two million empty rings: no vertex to count, but a ring-by-ring walk (or GEOS) would take its time.
+    wkb = struct.pack("<BII", 1, 3, 2_000_000) + bytes(4 * 2_000_000)
+    data = geoparquet(pa.table({"code": ["a"], "pop": [100.0], "mig": [10.0], "geometry": pa.array([wkb])}),
+                      use_dictionary=False)
+    monkeypatch.setattr(gpd, "read_parquet", _never)
+    with pytest.raises(ValidationError) as err:
+        read_boundaries(data, "a.parquet", max_vertices=100_000, max_uncompressed_bytes=1 << 30)
+    assert err.value.code == "too_complex" and "rings" in str(err.value)
+
+
 def test_vertex_cap_holds_for_every_format(tmp_path):
     g = gpd.GeoDataFrame({"code": ["a"], "pop": [1]}, geometry=[box(0, 0, 1, 1).segmentize(0.001)], crs=32616)
     g.to_file(tmp_path / "a.fgb", driver="FlatGeobuf")

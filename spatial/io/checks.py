@@ -80,10 +80,11 @@ def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
         return fh.read(n)
 
 
-def too_complex(vertices: int, limit: int) -> ValidationError:
-    return ValidationError(problem("too_complex", f"The boundaries have {vertices:,} vertices, "
-                                   f"more than the {limit:,} allowed; simplify them first (e.g. QGIS Simplify, or "
-                                   "mapshaper -simplify) and upload again"))
+def too_complex(vertices: int | None, limit: int) -> ValidationError:
+    """``vertices`` None: counting stopped because the parts and rings alone pass the limit."""
+    have = f"{vertices:,} vertices" if vertices is not None else "more geometries, parts and rings than that"
+    return ValidationError(problem("too_complex", f"The boundaries may have at most {limit:,} vertices and have {have}; "
+                                   "simplify them first (e.g. QGIS Simplify, or mapshaper -simplify) and upload again"))
 
 
 def too_large(what: str, size: int, limit: int) -> ValidationError:
@@ -313,17 +314,23 @@ def unpack_shapefile(source: bytes | str | Path, name: str, limit: int, max_vert
     return buf.getvalue()
 
 
-def shp_vertices(shp: bytes, stop: int) -> int:
-    """Points in a .shp from its record headers, without reading a coordinate; stops once past ``stop``."""
-    pos, total, end = 100, 0, len(shp)
+def shp_vertices(shp: bytes, stop: int) -> int | None:
+    """Points in a .shp from its record headers, without reading a coordinate; stops once past ``stop``.
+
+    None when the records alone pass ``stop`` (each costs a step, whatever it claims to hold).
+    """
+    pos, total, records, end = 100, 0, 0, len(shp)
     while pos + 12 <= end and total <= stop:
+        records += 1
+        if records > stop:
+            return None
         (length,) = struct.unpack_from(">i", shp, pos + 4)
         body = pos + 8
         (kind,) = struct.unpack_from("<i", shp, body)
         if kind in (3, 5, 13, 15, 23, 25, 31) and body + 44 <= end:  # poly-lines/-gons, multipatch: box, parts, points
-            total += struct.unpack_from("<i", shp, body + 40)[0]
+            total += max(struct.unpack_from("<i", shp, body + 40)[0], 0)
         elif kind in (8, 18, 28) and body + 40 <= end:  # multipoint: box, points
-            total += struct.unpack_from("<i", shp, body + 36)[0]
+            total += max(struct.unpack_from("<i", shp, body + 36)[0], 0)
         elif kind in (1, 11, 21):
             total += 1
         pos = body + max(2 * length, 4)
@@ -334,5 +341,5 @@ def check_shp_vertices(shp: bytes, limit: int | None) -> None:
     if limit is None or len(shp) // 16 <= limit:  # a vertex takes 16 bytes at least
         return
     n = shp_vertices(shp, limit)
-    if n > limit:
+    if n is None or n > limit:
         raise too_complex(n, limit)

@@ -54,7 +54,7 @@ def _lock_down() -> bool:
     return not left
 
 
-LOCKED = _lock_down()
+_lock_down()
 
 
 def read_vector(source: bytes | str, label: str, name: str, **open_options) -> gpd.GeoDataFrame:
@@ -63,7 +63,7 @@ def read_vector(source: bytes | str, label: str, name: str, **open_options) -> g
     GDAL's messages name in-memory paths, drivers and configuration options: they are logged, and the
     user gets a plain sentence instead.
     """
-    if not LOCKED:
+    if not set(pyogrio.list_drivers()) <= DRIVERS and not _lock_down():  # checked each time: cheap, and sure
         raise ValidationError(problem("format_unavailable", f"This server cannot read {label} files safely; "
                                       "upload the layer as GeoParquet instead"))
     try:

@@ -22,6 +22,8 @@ from ..errors import ValidationError, problem
 from .checks import too_complex, too_large
 
 log = logging.getLogger("segmap.io")
+_MAX_PAGES = 200_000  # a 50 MB file written with the usual 1 MB pages has a few hundred
+_MAX_ELEMENTS = 10_000
 _WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8, "BYTE_ARRAY": 8}  # decoded bytes/value
 
 
@@ -69,6 +71,16 @@ class _Thrift:
             else:
                 self.skip(kind, depth)
 
+    def _elements(self, n: int, kinds: tuple, depth: int) -> None:
+        if n > _MAX_ELEMENTS:  # a page header holds no long list: refuse rather than loop for minutes
+            raise ValueError("container too long for a page header")
+        for _ in range(n):
+            for kind in kinds:
+                if kind in (1, 2):  # in a container a bool takes a byte
+                    self.pos += 1
+                else:
+                    self.skip(kind, depth + 1)
+
     def skip(self, kind: int, depth: int) -> None:
         if kind in (1, 2):  # a bool field carries its value in the type
             return
@@ -83,17 +95,11 @@ class _Thrift:
             self.pos += n
         elif kind in (9, 10):
             head = self.byte()
-            n = head >> 4 if head >> 4 != 15 else self.varint()
-            for _ in range(n):
-                self.pos += 1 if head & 0x0F in (1, 2) else 0
-                if head & 0x0F not in (1, 2):
-                    self.skip(head & 0x0F, depth + 1)
+            self._elements(head >> 4 if head >> 4 != 15 else self.varint(), (head & 0x0F,), depth)
         elif kind == 11:
             n = self.varint()
             types = self.byte() if n else 0
-            for _ in range(n):
-                self.skip(types >> 4, depth + 1)
-                self.skip(types & 0x0F, depth + 1)
+            self._elements(n, (types >> 4, types & 0x0F), depth)
         elif kind == 12:
             self.struct(depth + 1)
         else:
@@ -102,11 +108,14 @@ class _Thrift:
             raise ValueError("past the end")
 
 
-def _pages(buf, start: int, end: int) -> tuple[int, int]:
+def _pages(buf, start: int, end: int, budget: list) -> tuple[int, int]:
     """Decompressed bytes of every page in ``buf[start:end]`` and values in its data pages, from the headers."""
     size = values = 0
     pos = start
     while pos < end:
+        budget[0] -= 1
+        if budget[0] < 0:  # millions of tiny pages: a walk of minutes for nothing a real file needs
+            raise ValueError("too many pages")
         reader = _Thrift(buf, pos)
         header = reader.struct()
         uncompressed, compressed = header.get(2, -1), header.get(3, -1)
@@ -121,6 +130,7 @@ def _pages(buf, start: int, end: int) -> tuple[int, int]:
 def decoded_sizes(buf, meta: pq.FileMetaData) -> dict[str, int]:
     """Bytes Arrow would allocate to decode each top-level column, dictionaries still coded (see :func:`check`)."""
     sizes: dict[str, int] = {}
+    budget = [_MAX_PAGES]
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for c in range(group.num_columns):
@@ -129,7 +139,7 @@ def decoded_sizes(buf, meta: pq.FileMetaData) -> dict[str, int]:
             end = start + col.total_compressed_size
             if not 0 <= start <= end <= len(buf):
                 raise ValueError("column chunk outside the file")
-            size, values = _pages(buf, start, end)
+            size, values = _pages(buf, start, end, budget)
             schema = meta.schema.column(c)
             width = _WIDTH.get(col.physical_type) or max(schema.length or 8, 1)
             top = schema.path.split(".")[0]
@@ -137,10 +147,27 @@ def decoded_sizes(buf, meta: pq.FileMetaData) -> dict[str, int]:
     return sizes
 
 
-def _wkb_vertices(b, pos: int = 0, depth: int = 0) -> tuple[int, int]:
+class _Budget:
+    """Work allowed for counting: every geometry, part and ring costs one, so no file can make it loop for minutes."""
+
+    def __init__(self, left: int):
+        self.left = left
+
+    def spend(self, n: int = 1) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise _OverBudget
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _wkb_vertices(b, budget: _Budget, pos: int = 0, depth: int = 0) -> tuple[int, int]:
     """(end position, vertices) of the (E)WKB geometry at ``pos``, reading only headers and counts."""
     if depth > 16:
         raise ValueError("geometry nested too deep")
+    budget.spend()
     order = "<" if b[pos] == 1 else ">"
     (kind,) = struct.unpack_from(order + "I", b, pos + 1)
     pos += 5
@@ -159,33 +186,42 @@ def _wkb_vertices(b, pos: int = 0, depth: int = 0) -> tuple[int, int]:
     total = 0
     if kind == 3:
         for _ in range(n):
+            budget.spend()
             (points,) = struct.unpack_from(order + "I", b, pos)
             pos += 4 + 8 * dims * points
             total += points
         return pos, total
     if kind in (4, 5, 6, 7):
         for _ in range(n):
-            pos, count = _wkb_vertices(b, pos, depth + 1)
+            pos, count = _wkb_vertices(b, budget, pos, depth + 1)
             total += count
         return pos, total
     raise ValueError(f"unsupported WKB geometry type {kind}")
 
 
-def _vertices(column: pa.ChunkedArray, stop: int) -> int:
-    """Vertices in a WKB column: each distinct dictionary value counted once, times its uses."""
-    total = 0
-    for chunk in column.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            uses = np.bincount(chunk.indices.drop_null().to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
-            values = chunk.dictionary
-        else:
-            uses, values = None, chunk
-        for i, wkb in enumerate(values):
-            if not wkb.is_valid or (uses is not None and uses[i] == 0):
-                continue
-            total += _wkb_vertices(memoryview(wkb.as_buffer()))[1] * (1 if uses is None else int(uses[i]))
-            if total > stop:
-                return total
+def _vertices(column: pa.ChunkedArray, stop: int) -> int | None:
+    """Vertices in a WKB column, each distinct dictionary value counted once times its uses; stops past ``stop``.
+
+    None when the geometries, parts and rings alone pass ``stop``: more work than any allowed layer needs.
+    """
+    total, budget = 0, _Budget(stop)
+    try:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                uses = np.bincount(chunk.indices.drop_null().to_numpy(zero_copy_only=False),
+                                   minlength=len(chunk.dictionary))
+                values = chunk.dictionary
+            else:
+                uses, values = None, chunk
+            for i, wkb in enumerate(values):
+                if not wkb.is_valid or (uses is not None and uses[i] == 0):
+                    budget.spend()
+                    continue
+                total += _wkb_vertices(memoryview(wkb.as_buffer()), budget)[1] * (1 if uses is None else int(uses[i]))
+                if total > stop:
+                    return total
+    except _OverBudget:
+        return None
     return total
 
 
@@ -232,7 +268,7 @@ def check(data: bytes, name: str, limit: int, max_vertices: int | None = None) -
         if expanded[column] // 16 <= max_vertices:  # a WKB vertex takes 16 bytes at least
             return
         n = _vertices(table.column(column), max_vertices)
-        if n > max_vertices:
+        if n is None or n > max_vertices:
             raise too_complex(n, max_vertices)
     except ValidationError:
         raise

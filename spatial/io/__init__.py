@@ -54,7 +54,8 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
     name = filename or (os.fspath(source) if not isinstance(source, bytes) else "")
     ext = _suffix(name)
     if ext not in BOUNDARY_FORMATS:
-        raise ValidationError(problem("unsupported_format", f"Unsupported boundary format {ext or name!r}; use one of {sorted(BOUNDARY_FORMATS)}"))
+        raise ValidationError(problem("unsupported_format", f"Unsupported boundary format {ext or name!r}; use one of "
+                                      f"{sorted(BOUNDARY_FORMATS)}"))
     fmt, label, shown = BOUNDARY_FORMATS[ext], checks.LABELS[BOUNDARY_FORMATS[ext]], Path(name).name
     limit = MAX_UNCOMPRESSED_BYTES if max_uncompressed_bytes is None else max_uncompressed_bytes
     if not isinstance(source, bytes):
@@ -63,10 +64,12 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
             raise ValidationError(problem("not_found", f"File not found: {name}"))
     if fmt == "ESRI Shapefile":
         if isinstance(source, bytes):
-            raise ValidationError(problem("incomplete_shapefile", "A shapefile needs its .shx and .dbf too: upload them zipped together (.zip)"))
+            raise ValidationError(problem("incomplete_shapefile", "A shapefile needs its .shx and .dbf too: upload them "
+                                          "zipped together (.zip)"))
         missing = [p for p in (".shx", ".dbf") if not Path(source).with_suffix(p).exists()]
         if missing:
-            raise ValidationError(problem("incomplete_shapefile", f"Shapefile {shown!r} is missing {missing}; upload all parts, ideally zipped together"))
+            raise ValidationError(problem("incomplete_shapefile", f"Shapefile {shown!r} is missing {missing}; upload all "
+                                          "parts, ideally zipped together"))
     checks.expect(fmt, checks.head_of(source), shown)
 
     if fmt == "parquet":
@@ -108,7 +111,8 @@ def read_counts(source: str | os.PathLike | bytes, key: str, filename: str | Non
     name = filename or (os.fspath(source) if not isinstance(source, bytes) else "")
     ext = _suffix(name)
     if ext not in COUNT_FORMATS:
-        raise ValidationError(problem("unsupported_format", f"Unsupported count table format {ext or name!r}; use .csv or .parquet"))
+        raise ValidationError(problem("unsupported_format", f"Unsupported count table format {ext or name!r}; use .csv "
+                                      "or .parquet"))
     if not isinstance(source, bytes) and not os.path.isfile(source):
         raise ValidationError(problem("not_found", f"File not found: {name}"))
     shown = Path(name).name
@@ -131,7 +135,8 @@ def read_counts(source: str | os.PathLike | bytes, key: str, filename: str | Non
         raise ValidationError(problem("unreadable", f"Could not read the count table {shown!r}: it is damaged, or not "
                                       f"{'Parquet' if ext == '.parquet' else 'a CSV table with one header row'}")) from None
     if key not in df.columns:
-        raise ValidationError(problem("missing_key", f"Key column {key!r} is not in the count table; its columns are {list(df.columns)}"))
+        raise ValidationError(problem("missing_key", f"Key column {key!r} is not in the count table; its columns are "
+                                      f"{list(df.columns)}"))
     return df
 def join_counts(boundaries: gpd.GeoDataFrame, counts: pd.DataFrame, key: str, boundary_key: str | None = None,
                 drop_unmatched: bool = False) -> gpd.GeoDataFrame:

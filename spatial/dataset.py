@@ -22,6 +22,7 @@ import shapely
 from .coords import coordinate_problems
 from .crs import to_metric
 from .errors import Problem, ValidationError, format_ids, problem
+from .lru import LRU
 
 ID = "id"
 # Column names that may reach published pages, tiles and tables: letters, digits and '_', not starting with a digit.
@@ -64,6 +65,8 @@ class AreaDataset:
     name_col: str | None = None
     region_col: str | None = None
     repairs: list[Problem] = field(default_factory=list)
+    # Spatial weights built on these areas (spatial.weights): not copied by ``subset``, whose areas differ.
+    weights_cache: LRU = field(default_factory=lambda: LRU(8), init=False, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -263,10 +266,6 @@ def _polygonal_part(g):
         return g
     parts = [p for p in getattr(g, "geoms", []) if p.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def describe_problems(err: ValidationError) -> str:
-    return "\n".join(f"- {p.message}" for p in err.problems)
 
 
 __all__ = ["AreaDataset", "Metadata", "validate", "ID", "format_ids"]

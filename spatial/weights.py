@@ -17,8 +17,6 @@ from .dataset import AreaDataset
 from .errors import ValidationError, problem
 
 KINDS = ("queen", "rook", "knn", "distance", "kernel")
-_CACHE_ATTR = "_weights_cache"
-_CACHE_SIZE = 8
 
 
 @dataclass
@@ -137,9 +135,9 @@ def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = 
         params["bandwidth"] = float(bandwidth or distance) if (bandwidth or distance) else None
         params["k"] = int(k or 8)
     key = (kind, tuple(sorted(params.items())), row_standardise)
-    cache = dataset.__dict__.setdefault(_CACHE_ATTR, {})
-    if key in cache:
-        return cache[key]
+    cached = dataset.weights_cache.get(key)
+    if cached is not None:
+        return cached
 
     checkpoint()
     gdf = dataset.metric.set_index(dataset.areas["id"].to_numpy())
@@ -157,7 +155,5 @@ def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = 
     if row_standardise:
         graph = graph.transform("r")
     weights = SpatialWeights(graph, kind, params, dataset.ids, row_standardise)
-    if len(cache) >= _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = weights
+    dataset.weights_cache.put(key, weights)
     return weights

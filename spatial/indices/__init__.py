@@ -62,11 +62,5 @@ def get(name: str) -> IndexSpec:
 
 
 def _load_all() -> None:
-    # Import the modules that register indices; tolerant of modules not yet written.
-    import importlib
-    for mod in ("aspatial", "multigroup", "spatial_indices"):
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    # The modules whose functions register themselves; imported on first use, as they import ``register`` from here.
+    from . import aspatial, multigroup, spatial_indices  # noqa: F401

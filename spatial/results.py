@@ -22,8 +22,10 @@ def _num(v):
 class IndexResult:
     """A city-wide index value with optional inference.
 
-    ``p_value`` is against the null model named in ``null``; ``ci_low``/``ci_high`` is a
-    bootstrap interval; ``expected`` is the mean under the null (segregation by chance alone).
+    ``p_value`` is against the null model named in ``null``; ``expected`` is the mean under the null
+    (segregation by chance alone). ``value`` is the observed index, which small areas bias towards
+    segregation; ``value_bias_corrected`` removes that bias and ``ci_low``/``ci_high`` is the interval
+    around it (:mod:`spatial.indices.inference`); ``within_noise`` says random allocation alone reaches the value.
     """
 
     name: str
@@ -40,6 +42,9 @@ class IndexResult:
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[Problem] = field(default_factory=list)  # e.g. why the value is undefined
+    value_bias_corrected: float | None = None
+    within_noise: bool | None = None
+    interval_method: str | None = None  # test_inversion, or basic_bootstrap where the index ignores segregation
 
     @property
     def statistic(self) -> float:  # esda/segregation-style alias
@@ -51,7 +56,9 @@ class IndexResult:
             out["params"] = self.params
         if self.permutations:
             out.update(p_value=_num(self.p_value), ci_low=_num(self.ci_low), ci_high=_num(self.ci_high),
-                       expected=_num(self.expected), null=self.null, permutations=self.permutations, seed=self.seed)
+                       expected=_num(self.expected), null=self.null, permutations=self.permutations, seed=self.seed,
+                       value_bias_corrected=_num(self.value_bias_corrected), within_noise=self.within_noise,
+                       interval_method=self.interval_method)
         out.update(self.extra)
         if self.notes:
             out["notes"] = [n.to_dict() for n in self.notes]

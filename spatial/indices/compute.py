@@ -135,6 +135,10 @@ def compute_indices(dataset: AreaDataset, *, group: str | None = None, groups: S
                         ci_level=ci_level, progress=_scaled(progress, step, len(specs)))
             res.p_value, res.ci_low, res.ci_high, res.expected = out["p_value"], out["ci_low"], out["ci_high"], out["expected"]
             res.null, res.permutations, res.seed = out["null"], permutations, seed
+            res.value_bias_corrected, res.within_noise = out["value_bias_corrected"], out["within_noise"]
+            res.interval_method = out["interval_method"]
+            if out["within_noise"]:
+                res.notes.append(problem("within_noise", out["note"]))
         if compare is not None or compare_group is not None:
             res.extra["comparison"] = _compare(spec, evaluate, data, dataset, group, groups, total, params,
                                                compare, compare_group, other_ctx if compare is not None and ctx else ctx,

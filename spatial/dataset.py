@@ -167,8 +167,17 @@ def validate(
     name_col: str | None = None,
     region_col: str | None = None,
     meta: Metadata | None = None,
+    tolerance: float = 0,
 ) -> AreaDataset:
-    """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem."""
+    """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem.
+
+    ``tolerance`` (survey estimates): groups may exceed the total by up to this many people in an area,
+    alone or added up; such areas are clipped to the total (the excess taken from the largest groups)
+    and listed in ``repairs``. Larger excesses are refused, as is any excess by default.
+    """
+    tolerance = float(tolerance or 0)
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValidationError(problem("bad_parameter", f"tolerance must be a number of people ≥ 0, got {tolerance:g}"))
     problems: list[Problem] = []
     repairs: list[Problem] = []
     groups = list(dict.fromkeys(groups))
@@ -218,12 +227,7 @@ def validate(
         total = "total" if "total" not in groups else "total_population"
         gdf[total] = gdf[groups].sum(axis=1)
     else:
-        for g in groups:
-            if g == total:
-                continue
-            over = (gdf[g] > gdf[total] + 1e-9) & np.isfinite(gdf[g]) & np.isfinite(gdf[total])  # inf: said above
-            if over.any():
-                problems.append(problem("group_exceeds_total", f"Group {g!r} is larger than total {total!r}; check that the total counts everyone in the group", ids[over]))
+        repairs += _clip_to_total(gdf, [g for g in groups if g != total], total, tolerance, ids, problems)
 
     geom = gdf.geometry
     empty = geom.isna() | geom.is_empty
@@ -259,6 +263,50 @@ def validate(
     meta = replace(meta, crs=meta.crs or gdf.crs.to_string())
     return AreaDataset(gdf, total=total, groups=tuple(g for g in groups if g != total), meta=meta,
                        name_col=name_col, region_col=region_col, repairs=repairs)
+
+
+TOLERANCE_HINT = ("survey estimates that differ by a person or two can be clipped to the total with a tolerance "
+                  "(CLI --tolerance N, upload field tolerance)")
+
+
+def _clip_to_total(gdf: pd.DataFrame, members: list[str], total: str, tolerance: float, ids: pd.Series,
+                   problems: list[Problem]) -> list[Problem]:
+    """Refuse groups above the total, except excesses up to ``tolerance``: those are clipped and reported."""
+    touched = pd.Series(False, index=gdf.index)
+    worst = 0.0
+    finite = np.isfinite(gdf[total])
+    for g in members:
+        excess = gdf[g] - gdf[total]
+        over = (excess > 1e-9) & np.isfinite(gdf[g]) & finite  # inf: said above
+        fits = over & (excess <= tolerance)
+        if fits.any():
+            gdf.loc[fits, g] = gdf.loc[fits, total]
+            touched |= fits
+            worst = max(worst, float(excess[fits].max()))
+        if (over & ~fits).any():
+            problems.append(problem("group_exceeds_total", f"Group {g!r} is larger than total {total!r}; check that the "
+                                    f"total counts everyone in the group ({TOLERANCE_HINT})", ids[over & ~fits]))
+    if tolerance > 0 and len(members) > 1:
+        # Groups that add up to a little more than the total (ACS estimates): larger excesses are left
+        # alone, as the groups may overlap on purpose; multigroup indices refuse those themselves.
+        excess = gdf[members].sum(axis=1) - gdf[total]
+        fits = (excess > 1e-9) & (excess <= tolerance) & finite
+        for i in np.flatnonzero(fits.to_numpy()):
+            row, left = gdf.index[i], float(excess.iloc[i])
+            for g in sorted(members, key=lambda c: -gdf.at[row, c]):
+                take = min(left, float(gdf.at[row, g]))
+                gdf.at[row, g] -= take
+                left -= take
+                if left <= 1e-12:
+                    break
+        if fits.any():
+            touched |= fits
+            worst = max(worst, float(excess[fits].max()))
+    if not touched.any():
+        return []
+    return [problem("clipped_to_total", f"Groups exceeded total {total!r} by at most {worst:g} in {int(touched.sum())} "
+                    f"areas, within the tolerance of {tolerance:g}: clipped to the total (the excess taken from the "
+                    "largest groups)", ids[touched])]
 
 
 def _polygonal_part(g):

@@ -24,12 +24,28 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--total", metavar="COL", help="total population column (default: the sum of the groups)")
     p.add_argument("--name-col", metavar="COL", help="column with area names, for labels")
     p.add_argument("--drop-unmatched", action="store_true", help="drop areas or rows whose key has no partner instead of failing")
+    add_tolerance_argument(p)
+
+
+def add_tolerance_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tolerance", type=float, default=0, metavar="N",
+                   help="survey estimates: let groups exceed the total by up to N people per area (alone or added up); "
+                        "those areas are clipped to the total and listed on stderr (default 0: refuse)")
+
+
+def report_repairs(ds, stream=sys.stderr) -> None:
+    """Say on stderr what loading changed (clipped counts, repaired geometry), with the ids."""
+    for r in ds.repairs:
+        stream.write(f"note: {r.message}\n" if len(r.ids) <= 10 else f"note: {r.message}; all ids: {', '.join(r.ids)}\n")
 
 
 def load_from_args(args, groups) -> object:
-    return load_dataset(args.boundaries, groups=groups, total=args.total, counts=args.counts, key=args.key,
-                        boundary_key=args.boundary_key, name_col=args.name_col,
-                        region_col=getattr(args, "region", None), drop_unmatched=args.drop_unmatched)
+    ds = load_dataset(args.boundaries, groups=groups, total=args.total, counts=args.counts, key=args.key,
+                      boundary_key=args.boundary_key, name_col=args.name_col,
+                      region_col=getattr(args, "region", None), drop_unmatched=args.drop_unmatched,
+                      tolerance=args.tolerance)
+    report_repairs(ds)
+    return ds
 
 
 def register(subparsers) -> None:
@@ -92,7 +108,9 @@ def run(args) -> int:
     other = None
     if args.compare:
         other = load_dataset(args.compare, groups=[args.group[0]], total=args.total, counts=args.compare_counts,
-                             key=args.key, boundary_key=args.boundary_key, drop_unmatched=args.drop_unmatched)
+                             key=args.key, boundary_key=args.boundary_key, drop_unmatched=args.drop_unmatched,
+                             tolerance=args.tolerance)
+        report_repairs(other)
     elif args.compare_counts:
         raise ValidationError(problem("bad_parameter", "--compare-counts needs --compare (the boundaries of the other dataset)"))
     results = compute_indices(ds, group=args.group[0], groups=list(dict.fromkeys(args.group)), total=args.total,
@@ -104,13 +122,15 @@ def run(args) -> int:
         json.dump({name: r.to_dict() for name, r in results.items()}, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
-        fields = ["index", "value", "p_value", "ci_low", "ci_high", "expected", "groups", "total"]
+        fields = ["index", "value", "p_value", "ci_low", "ci_high", "expected", "groups", "total", "value_bias_corrected",
+                  "within_noise"]
         w = csv.writer(out)
         w.writerow(fields)
         for name, r in results.items():
             d = r.to_dict()
             w.writerow([csv_cell(v) for v in (name, d["value"], d.get("p_value"), d.get("ci_low"), d.get("ci_high"),
-                                              d.get("expected"), "+".join(d["groups"]), d["total"])])
+                                              d.get("expected"), "+".join(d["groups"]), d["total"],
+                                              d.get("value_bias_corrected"), d.get("within_noise"))])
     else:
         out.write(format_table(results, ds))
     return 0
@@ -124,21 +144,24 @@ def format_table(results, ds) -> str:
     first = next(iter(results.values()))
     lines = [f"{ds.meta.name}: {ds.n} areas, total {first.total!r}"]
     inference = any(r.permutations for r in results.values())
-    head = f"{'index':34s} {'value':>8s}" + (f" {'95% CI':>17s} {'p':>7s} {'expected':>9s}" if inference else "") + "  groups"
+    head = (f"{'index':34s} {'value':>8s}" + (f" {'corrected':>9s} {'95% CI':>17s} {'p':>7s} {'expected':>9s}" if inference else "")
+            + "  groups")
     lines += [head, "-" * len(head)]
     for name, r in results.items():
         row = f"{name:34s} {_f(r.value):>8s}"
         if inference:
             ci = f"{_f(r.ci_low)}–{_f(r.ci_high)}" if r.ci_low is not None else ""
-            row += f" {ci:>17s} {_f(r.p_value):>7s} {_f(r.expected):>9s}"
+            row += f" {_f(r.value_bias_corrected):>9s} {ci:>17s} {_f(r.p_value):>7s} {_f(r.expected):>9s}"
         lines.append(row + "  " + "+".join(r.groups))
         lines += [f"{'':34s} note: {note.message}" for note in r.notes]
         if r.extra.get("multiscalar"):
             lines.append(f"{'':34s} multiscalar: " + " · ".join(f"{d} m {_f(v)}" for d, v in r.extra["multiscalar"].items()))
         cmp = r.extra.get("comparison")
         if cmp:
-            lines.append(f"{'':34s} vs {cmp['against']}: {_f(cmp['value_b'])}, difference {_f(cmp['difference'])} "
+            lines.append(f"{'':34s} vs {cmp['against']}: {_f(cmp['value_b'])}, difference {_f(cmp['difference'])}, "
+                         f"bias-corrected {_f(cmp.get('difference_bias_corrected'))} "
                          f"(95% CI {_f(cmp['ci_low'])}–{_f(cmp['ci_high'])}), p = {_f(cmp['p_value'])}")
     if inference:
-        lines.append(f"p-values: two-sided against {first.null}, {first.permutations} simulations, seed {first.seed}")
+        lines.append(f"p-values: two-sided against {first.null}, {first.permutations} simulations, seed {first.seed}; "
+                     "intervals around the bias-corrected values")
     return "\n".join(lines) + "\n"

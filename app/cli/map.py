@@ -8,6 +8,8 @@ from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
+from .indices import add_tolerance_argument, report_repairs
+
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
 
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--total", metavar="COL")
     p.add_argument("--name-col", metavar="COL")
     p.add_argument("--drop-unmatched", action="store_true")
+    add_tolerance_argument(p)
     p.add_argument("--group", metavar="COL", help="group column (default: the dataset's first)")
     p.add_argument("--view", choices=VIEWS, default="share")
     p.add_argument("--scheme", choices=SCHEMES, default="quantiles", help="classification of shares")
@@ -63,7 +66,9 @@ def _load(args):
     if args.view == "informal" and "informal" not in groups:
         groups.append("informal")
     ds = load_dataset(args.boundaries, groups=groups, total=args.total, counts=args.counts, key=args.key,
-                      boundary_key=args.boundary_key, name_col=args.name_col, drop_unmatched=args.drop_unmatched)
+                      boundary_key=args.boundary_key, name_col=args.name_col, drop_unmatched=args.drop_unmatched,
+                      tolerance=args.tolerance)
+    report_repairs(ds)
     return Path(args.boundaries).stem, ds
 
 

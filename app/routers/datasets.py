@@ -87,6 +87,9 @@ async def upload_dataset(
     disclosure_method: Literal["suppress", "cell_key"] | None = Form(
         None, description="suppress: areas with small counts are withheld; cell_key: every count perturbed by its cell "
                           "key (default: the service's SEGMAP_DISCLOSURE_METHOD)"),
+    tolerance: float = Form(0, ge=0, le=1_000_000, description="survey estimates: groups may exceed the total by up to "
+                            "this many people per area (alone or added up); those areas are clipped to the total and "
+                            "listed in `repairs` (default 0: refuse)"),
     registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
 ):
     bname = safe_filename(boundaries.filename, "boundaries")
@@ -114,7 +117,7 @@ async def upload_dataset(
                           boundaries_filename=bname, counts_filename=cname, meta=meta,
                           # limits hold while reading, before anything is decoded or repaired
                           max_vertices=settings.max_vertices,
-                          max_uncompressed_bytes=int(settings.max_uncompressed_mb * 2**20))
+                          max_uncompressed_bytes=int(settings.max_uncompressed_mb * 2**20), tolerance=tolerance)
         new_id = id or registry.new_id(meta.name)
         disclosure = {k: v for k, v in (("threshold", disclosure_threshold), ("method", disclosure_method))
                       if v is not None} or None
@@ -123,7 +126,7 @@ async def upload_dataset(
 
     info, repairs = await request.app.state.heavy.run(build)
     body = public(info, request)
-    body["repairs"] = [p.to_dict() for p in repairs]  # geometry fixed with make_valid, reported
+    body["repairs"] = [p.to_dict() for p in repairs]  # geometry fixed with make_valid, counts clipped: reported
     return Response(content=_json(body).body, status_code=201, media_type="application/json",
                     headers={"Location": body["links"]["self"]})
 

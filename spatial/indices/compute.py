@@ -1,15 +1,15 @@
 """One entry point for every city-wide index, with optional inference and comparison."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..cancel import checkpoint
-from ..dataset import AreaDataset
+from ..dataset import TOLERANCE_HINT, AreaDataset
 from ..errors import ValidationError, format_ids, problem
 from ..results import IndexResult
-from . import INDICES, IndexSpec, get, names
+from . import IndexSpec, get, names
 
 DECAY_INDICES = {"spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"}
 REST = "rest"  # remainder column added to multigroup data when the groups don't fill the total
@@ -45,7 +45,8 @@ def _multigroup_data(ds: AreaDataset, groups: Sequence[str], total: str | None) 
             raise ValidationError(problem(
                 "overlapping_groups",
                 f"Groups {list(groups)} add up to more than {total or ds.total!r} in {int(over.sum())} areas "
-                f"({format_ids(ds.ids[over])}); multigroup indices need groups that do not overlap",
+                f"({format_ids(ds.ids[over])}); multigroup indices need groups that do not overlap (where they are "
+                f"{TOLERANCE_HINT})",
                 ds.ids[over]))
         if rest.sum() > 0:
             X = np.column_stack([X, np.clip(rest, 0, None)])

@@ -189,8 +189,12 @@ def load_dataset(
     meta: Metadata | None = None,
     max_vertices: int | None = None,
     max_uncompressed_bytes: int | None = None,
+    tolerance: float = 0,
 ) -> AreaDataset:
     """Read, join and validate in one call. ``key`` names the join key (and the area id).
+
+    ``tolerance``: groups over the total by up to this many people are clipped and reported
+    (:func:`spatial.dataset.validate`); 0 refuses them.
 
     The limits (none by default, see :func:`read_boundaries`) apply to files read here; a GeoDataFrame
     passed in is checked for vertices before validation repairs anything.
@@ -216,4 +220,5 @@ def load_dataset(
     if meta is None:
         src = boundaries_filename or (Path(boundaries).name if isinstance(boundaries, (str, os.PathLike)) else None)
         meta = Metadata(name=Path(src).stem if src else "dataset", source=src)
-    return validate(gdf, id_col=id_col, groups=groups, total=total, name_col=name_col, region_col=region_col, meta=meta)
+    return validate(gdf, id_col=id_col, groups=groups, total=total, name_col=name_col, region_col=region_col, meta=meta,
+                    tolerance=tolerance)

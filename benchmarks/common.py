@@ -63,7 +63,7 @@ def write(topic: str, text: str) -> None:
     print(text)
 
 
-ORDER = ["indices", "local", "mvt", "tiles", "maps", "informal", "load"]
+ORDER = ["indices", "local", "mvt", "tiles", "maps", "informal", "load", "calibration"]
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal

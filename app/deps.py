@@ -1,17 +1,28 @@
-"""Shared request dependencies: settings, registry, the dataset named in the path, API key."""
+"""Request dependencies: the service's parts (made in ``main.create_app``'s lifespan), the dataset named in
+the path as this caller may see it (read once per request), and the API key."""
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, Header, Path, Request
 
 from spatial.dataset import AreaDataset
 from spatial.disclosure import PublicData
 
+from .cache import DiskCache
+from .http import HeavyWork
 from .problems import ProblemError, not_found
 from .registry import Registry
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .features import Features
+    from .tileservice import TileService
+
+# Set by middleware.CachedTiles when it has read the dataset's catalogue row: the request reads it once.
+CATALOGUE_ROW = "segmap.catalogue_row"
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,6 +31,31 @@ def get_settings(request: Request) -> Settings:
 
 def get_registry(request: Request) -> Registry:
     return request.app.state.registry
+
+
+def get_heavy(request: Request) -> HeavyWork:
+    return request.app.state.heavy
+
+
+def get_cache(request: Request) -> DiskCache:
+    return request.app.state.cache
+
+
+def get_tiles(request: Request) -> TileService:
+    return request.app.state.tiles
+
+
+def get_features(request: Request) -> Features:
+    return request.app.state.features
+
+
+def get_info(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+             registry: Registry = Depends(get_registry)) -> dict:
+    """The dataset's catalogue row (a sync dependency: the read runs off the event loop)."""
+    info = registry.info(dataset_id)
+    if info is None:
+        raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
+    return info
 
 
 def get_dataset(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
@@ -55,8 +91,10 @@ class Source:
         return (self.id, self.version, self.threshold, self.data.method, *parts)
 
 
-def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: bool) -> Source | None:
-    snap = registry.snapshot(dataset_id)
+def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: bool,
+                info: dict | None = None) -> Source | None:
+    """The catalogue row and the protected table of one version, read together (``info``: a row already read)."""
+    snap = registry.snapshot(dataset_id, info)
     if snap is None:
         return None
     info, ds = snap
@@ -65,10 +103,12 @@ def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: 
     return Source(dataset_id, info, owner, threshold, registry.public(dataset_id, info, ds, threshold, method))
 
 
-def get_source(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+def get_source(request: Request, dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
                registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
                x_api_key: str | None = Header(None)) -> Source:
-    source = load_source(registry, settings, dataset_id, has_key(settings, x_api_key))
+    row = request.scope.get(CATALOGUE_ROW)
+    source = load_source(registry, settings, dataset_id, has_key(settings, x_api_key),
+                         row if row is not None and row["id"] == dataset_id else None)
     if source is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     return source

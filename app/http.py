@@ -1,39 +1,74 @@
-"""HTTP helpers shared by routers: strong ETags with 304s, running CPU-heavy work off the event loop."""
+"""HTTP helpers shared by routers: strong ETags with 304s (one path for every cached response), running
+CPU-heavy work off the event loop."""
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import hashlib
+import inspect
 import json
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 
 from spatial.cancel import Cancelled, CancelToken, running
 
 from .problems import ProblemError
+
+if TYPE_CHECKING:
+    from .deps import Source
+
+JSON = "application/json"
 
 
 def etag_for(*parts: Any) -> str:
     return '"' + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32] + '"'
 
 
-def not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    return bool(header) and (header.strip() == "*" or etag in [t.strip() for t in header.split(",")])
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (or is ``*``): the client already holds the response."""
+    if not if_none_match:
+        return False
+    return if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]
 
 
-def cached(request: Request, etag: str, make: Callable[[], Response], max_age: int = 300) -> Response:
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if not_modified(request, etag):
+def json_bytes(data: Any) -> bytes:
+    """JSON as FastAPI sends it (UTF-8, compact, NaN refused), for bodies that are cached as bytes."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+async def cached(request: Request, etag: str, make: Callable[[], bytes | Awaitable[bytes]], *, media_type: str = JSON,
+                 max_age: int = 300, headers: dict | None = None, source: Source | None = None) -> Response:
+    """The one conditional-GET path: 304 when the client holds ``etag``, else the body, made only then.
+
+    With ``source``, the body comes from the cache shared by workers, or ``make`` runs once (single flight)
+    on the heavy pool and its result is stored under ``etag`` with the source's version.
+    """
+    headers = {**(headers or {}), "ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    resp = make()
-    resp.headers.update(headers)
-    return resp
+    if source is not None:
+        body = await _stored(request, etag, source, make)
+    else:
+        body = make()
+        if inspect.isawaitable(body):
+            body = await body
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def _stored(request: Request, key: str, source: Source, make: Callable[[], bytes]) -> bytes:
+    cache = request.app.state.cache
+    body = cache.get(key)
+    if body is None:
+        def compute():
+            data = make()
+            cache.put(key, source.id, source.version, data)  # off the event loop
+            return data
+        body = await request.app.state.heavy.run(compute, key=key)
+    return body
 
 
 class _Job:
@@ -174,20 +209,3 @@ class HeavyWork:
 def _retrieve(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()  # consumed: a job nobody waits for any more must not log "exception never retrieved"
-
-
-async def cached_body(request: Request, etag: str, dataset_id: str, version: str, make: Callable[[], bytes]) -> bytes:
-    """The response body for ``etag``: from the cache shared by workers, else computed once (single-flight) and stored."""
-    cache = request.app.state.cache
-    body = cache.get(etag)
-    if body is None:
-        def compute():
-            data = make()
-            cache.put(etag, dataset_id, version, data)
-            return data
-        body = await request.app.state.heavy.run(compute, key=etag)
-    return body
-
-
-def json_response(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)

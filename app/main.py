@@ -2,28 +2,25 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
-import spatial.io
-
 from . import problems
 from .cache import DiskCache
+from .features import Features
 from .http import HeavyWork
 from .middleware import BodyLimit, CachedTiles, ClientWatch, KeyedCaching, SecurityHeaders
 from .registry import Registry, register_bundled
 from .settings import Settings
+from .tileservice import TileService
 
 log = logging.getLogger("segmap")
-# Routers that exist are mounted; a feature module that is absent just isn't served.
-ROUTERS = ("health", "datasets", "indices", "local", "informal", "tiles", "ogc", "maps")
 SWEEP_EVERY_S = 60  # orphaned temporary files (a crashed writer's) go within a minute, not at the next start
 
 
@@ -38,15 +35,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             register_bundled(app.state.registry, settings.bundled_dir)
         app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s, settings.heavy_queue)
         app.state.cache = DiskCache(settings.data_dir / "cache.sqlite", settings.cache_entries)
+        app.state.tiles = TileService(app.state.cache, app.state.heavy, settings.max_permutations)
+        app.state.features = Features(app.state.heavy)
         sweeper = asyncio.create_task(_sweep_periodically(app.state.registry))
         yield
         sweeper.cancel()
+        app.state.tiles.close()
         app.state.heavy.close()  # running jobs stop at their next checkpoint: shutdown does not wait for them
 
     app = FastAPI(title="segmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Segregation indices, local clusters, vector tiles and maps of migrants and informal settlements.")
     app.state.settings = settings
-    spatial.io.MAX_UNCOMPRESSED_BYTES = int(settings.max_uncompressed_mb * 2**20)
 
     problems.install(app)
     # Each add wraps the ones before: KeyedCaching is innermost (CachedTiles stores its headers), SecurityHeaders
@@ -62,18 +61,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            expose_headers=["ETag"])
     app.add_middleware(SecurityHeaders)
 
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"{__package__}.routers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.routers.{name}":
-                raise
-            continue
-        app.include_router(module.router)
+    for router in routers(settings):
+        app.include_router(router)
 
     _mount_docs(app)
     _document_responses(app)
     return app
+
+
+def routers(settings: Settings) -> list[APIRouter]:
+    """Every router the app serves. The statistics and map routers are switched by settings flags (and imported
+    only when on: they load the statistics and map libraries, seconds at start)."""
+    from .routers import datasets, health, informal, ogc
+    out = [health.router, datasets.router, informal.router, ogc.router]
+    if settings.statistics:
+        from .routers import indices, local
+        out += [indices.router, local.router]
+    if settings.maps:
+        from .routers import maps, tiles
+        out += [tiles.router, maps.router]
+    return out
 
 
 # Bodies FastAPI cannot infer because the handler returns a Response: (method, path) -> media types of its 200.

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 
-from .http import CLIENT_RECEIVE
+from spatial.lru import LRU
+
+from .deps import CATALOGUE_ROW
+from .http import CLIENT_RECEIVE, etag_matches
 from .problems import MEDIA_TYPE, SECURITY_HEADERS
 
 
@@ -154,16 +156,16 @@ class CachedTiles:
     """Serve repeated anonymous tile requests from memory before routing (pure ASGI, ~20× cheaper per request).
 
     Keyed by dataset version and disclosure settings, path and query string, so a replaced dataset is never
-    served stale (one indexed SQLite read). Requests with an API key (owners see raw counts) pass through and
-    are never stored, so an owner's tile cannot reach the public, nor a public one an owner.
+    served stale (one indexed SQLite read, which a miss hands on to the route so the request reads it once).
+    Requests with an API key (owners see raw counts) pass through and are never stored, so an owner's tile
+    cannot reach the public, nor a public one an owner. Bounded by the bytes of the tiles it holds.
     """
 
     PATH = re.compile(r"^/v1/datasets/([^/]+)/tiles/\d+/\d+/\d+\.mvt$")
 
     def __init__(self, app, max_bytes: int = 256 * 2**20):
         self.app, self.max_bytes = app, max_bytes
-        self._entries: OrderedDict = OrderedDict()
-        self._bytes = 0
+        self._entries = LRU(max_bytes, sizeof=lambda entry: len(entry[1]))  # (headers, body, etag)
 
     async def __call__(self, scope, receive, send):
         match = self.PATH.match(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "GET" else None
@@ -177,15 +179,15 @@ class CachedTiles:
                scope.get("query_string", b""))
         hit = self._entries.get(key)
         if hit is not None:
-            self._entries.move_to_end(key)
             start, body, etag = hit
-            if headers.get(b"if-none-match") == etag:
+            if etag_matches(headers.get(b"if-none-match", b"").decode("latin-1"), etag.decode("latin-1")):
                 await send({"type": "http.response.start", "status": 304,
                             "headers": [(k, v) for k, v in start if k in (b"etag", b"cache-control", b"vary")]})
                 return await send({"type": "http.response.body", "body": b""})
             await send({"type": "http.response.start", "status": 200, "headers": start})
             return await send({"type": "http.response.body", "body": body})
 
+        scope[CATALOGUE_ROW] = info
         captured: dict = {"parts": []}
 
         async def capture(message):
@@ -205,8 +207,4 @@ class CachedTiles:
         etag = dict(headers).get(b"etag")
         if etag is None or len(body) > self.max_bytes // 16:
             return
-        self._entries[key] = (headers, body, etag)
-        self._bytes += len(body)
-        while self._bytes > self.max_bytes:
-            _, (_, old, _) = self._entries.popitem(last=False)
-            self._bytes -= len(old)
+        self._entries.put(key, (headers, body, etag))

@@ -16,14 +16,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 import geopandas as gpd
 
-from spatial.dataset import ID, AreaDataset, Metadata
+from spatial.dataset import AreaDataset, Metadata
 from spatial.disclosure import PublicData, protect
 from spatial.errors import ValidationError, problem
+from spatial.lru import LRU
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SCHEMA = """
@@ -63,17 +63,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 class Registry:
-    def __init__(self, data_dir: Path, memory_entries: int = 16):
+    def __init__(self, data_dir: Path, memory_entries: int = 16, *, sweep: bool = True):
         self.root = Path(data_dir)
         self.files = self.root / "datasets"
         self.files.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "catalog.sqlite"
         self._local = threading.local()
-        self._memory: OrderedDict[tuple[str, str], AreaDataset] = OrderedDict()
-        self._memory_entries = memory_entries
-        self._lock = threading.Lock()
+        # Datasets read from their files and their protected tables, by version (and threshold, method).
+        self._memory = LRU(memory_entries)
         self._db().conn.executescript(SCHEMA)
-        self.sweep()
+        if sweep:
+            self.sweep()
 
     # -- storage ------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -126,61 +126,44 @@ class Registry:
         snap = self.snapshot(dataset_id)
         return None if snap is None else snap[1]
 
-    def snapshot(self, dataset_id: str) -> tuple[dict, AreaDataset] | None:
+    def snapshot(self, dataset_id: str, info: dict | None = None) -> tuple[dict, AreaDataset] | None:
         """The catalogue row and the dataset of one version, read together: a concurrent replace or
-        delete yields the old version, the new one or None, never a row without its data."""
+        delete yields the old version, the new one or None, never a row without its data. ``info``: the
+        row, when this request has read it already."""
         for _ in range(3):
-            info = self.info(dataset_id)
+            info = info or self.info(dataset_id)
             if info is None:
                 return None
             try:
                 return info, self._dataset(dataset_id, info)
             except FileNotFoundError:  # replaced or deleted between the two reads: read the row again
-                continue
+                info = None
         return None
 
     def public(self, dataset_id: str, info: dict, ds: AreaDataset, threshold: int, method: str) -> PublicData:
         """The protected table of one dataset version for one threshold, built once and kept beside it."""
         if threshold <= 1:
             return protect(ds, 0)
-        key = (dataset_id, info["version"], threshold, method)
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return self._memory[key]
-        data = protect(ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None)
-        self._remember(key, data)
-        return data
+        return self._memory.get_or_make((dataset_id, info["version"], threshold, method), lambda: protect(
+            ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None))
 
     def secret(self, dataset_id: str) -> bytes:
         """The dataset's cell-key secret: made once, kept across versions so a cell keeps its perturbation."""
         name = f"secret:{dataset_id}"
-        value = self.setting(name)
-        if value is None:
-            with self._db() as db:
-                db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, os.urandom(32).hex()))
-            value = self.setting(name)
+        with self._db() as db:  # the first writer's secret wins; every worker reads that one
+            db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, os.urandom(32).hex()))
+            (value,) = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return bytes.fromhex(value)
 
-    def _remember(self, key, value) -> None:
-        with self._lock:
-            self._memory[key] = value
-            while len(self._memory) > self._memory_entries:
-                self._memory.popitem(last=False)
-
     def _dataset(self, dataset_id: str, info: dict) -> AreaDataset:
-        key = (dataset_id, info["version"])
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return self._memory[key]
+        return self._memory.get_or_make((dataset_id, info["version"]), lambda: self._read(dataset_id, info))
+
+    def _read(self, dataset_id: str, info: dict) -> AreaDataset:
         areas = gpd.read_parquet(self.files / info["_file"])
         meta = Metadata(name=info["title"] or dataset_id, source=info["source"], year=info["year"], crs=info["crs"],
                         licence=info["licence"], description=info["description"])
-        ds = AreaDataset(areas=areas, total=info["total"], groups=tuple(info["groups"]), meta=meta,
-                         name_col=info["name_col"], region_col=info["region_col"])
-        self._remember(key, ds)
-        return ds
+        return AreaDataset(areas=areas, total=info["total"], groups=tuple(info["groups"]), meta=meta,
+                           name_col=info["name_col"], region_col=info["region_col"])
 
     @staticmethod
     def _row(r: sqlite3.Row) -> dict:
@@ -246,14 +229,6 @@ class Registry:
             db.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
         (self.files / old["file"]).unlink(missing_ok=True)
         return True
-
-    def setting(self, name: str, value: str | None = None) -> str | None:
-        with self._db() as db:
-            if value is not None:
-                db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
-                return value
-            row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-            return row[0] if row else None
 
     def claim(self, name: str) -> bool:
         """Set a flag once across workers: True for the one caller that set it."""

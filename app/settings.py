@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="registry, datasets and caches live here")
     bundled_dir: Path = Field(default_factory=_default_bundled_dir, description="sample data registered at first start")
     register_bundled: bool = True
+    statistics: bool = Field(True, description="serve indices and local statistics (/v1/datasets/{id}/indices, /local)")
+    maps: bool = Field(True, description="serve vector tiles and maps (/v1/datasets/{id}/tiles, /maps)")
     api_key: str | None = Field(None, description="when set, writes need the X-API-Key header")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
     max_upload_mb: float = 50.0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -218,26 +217,3 @@ def _concat_columns(drawn: dict, merged: dict, n_drawn: int, n_merged: int) -> d
             a, b = a.astype(object), b.astype(object)
         out[name] = np.concatenate([a, b])
     return out
-
-
-class TileCache:
-    """A bounded in-process LRU of encoded tiles, keyed by dataset version and request."""
-
-    def __init__(self, entries: int = 4096):
-        self.entries = entries
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.entries:
-                self._data.popitem(last=False)

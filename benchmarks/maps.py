@@ -43,10 +43,11 @@ def folium_plain(ds):
 
 def _offline_page(ds) -> str:
     """What /maps/{id}/download builds above SEGMAP_MAX_DOWNLOAD_AREAS: the page with the app's tiles inside."""
-    from app.routers.tiles import area_properties
     from app.tiles import TileIndex, offline_tiles
+    from app.tileservice import Layer, area_properties
+    from spatial.disclosure import as_public
     index = TileIndex(ds.areas)
-    tiles, zooms = offline_tiles(index, area_properties(ds, "migrants", None, True, 0, 0, 0))
+    tiles, zooms = offline_tiles(index, area_properties(as_public(ds), Layer("migrants")))
     return render_page(ds, PageOptions("x", "migrants", view="share", mode="download", vector_tiles=True,
                                        embedded_tiles=tiles, embedded_zooms=zooms))[0]
 

@@ -136,10 +136,10 @@ def app_client(tmp_path_factory):
 
     import app.main
     from app.settings import Settings
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tolerance"), api_key=KEY, cors_origins=[])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(app.main, "ROUTERS", ("health", "datasets"))  # uploads only: the other routers are slow to import
-        application = app.main.create_app(settings)
+    # Uploads only: the statistics and map routers are slow to import.
+    settings = Settings(data_dir=tmp_path_factory.mktemp("tolerance"), api_key=KEY, cors_origins=[], statistics=False,
+                        maps=False)
+    application = app.main.create_app(settings)
     with TestClient(application, raise_server_exceptions=False) as client:
         yield client
 

@@ -143,12 +143,10 @@ def app_client(tmp_path_factory):
     import app.main
     from app.settings import Settings
     data_dir = tmp_path_factory.mktemp("attacks")
+    # Only the routers uploads and listings use: the map and statistics routers take ~10 s to import.
     settings = Settings(data_dir=data_dir, api_key=KEY, max_upload_mb=8, max_uncompressed_mb=50, max_vertices=200_000,
-                        cors_origins=[])
-    with pytest.MonkeyPatch.context() as mp:
-        # Only the routers uploads and listings use: the map and statistics routers take ~10 s to import.
-        mp.setattr(app.main, "ROUTERS", ("health", "datasets", "informal", "ogc"))
-        application = app.main.create_app(settings)
+                        cors_origins=[], statistics=False, maps=False)
+    application = app.main.create_app(settings)
     with TestClient(application, raise_server_exceptions=False) as client:
         client.data_dir = data_dir
         yield client

@@ -1,27 +1,26 @@
-"""The `segmap` command. Each sub-command lives in its own module here and defines
-``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
+"""The `segmap` command. Each sub-command lives in its own module here, listed in :data:`COMMANDS`, and
+defines ``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
 Results go to stdout; errors go to stderr with a non-zero exit status.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import pkgutil
 import sys
 
 from spatial.errors import ValidationError
 
+from . import indices, informal, local, map, serve
+
+COMMANDS = (indices, local, informal, map, serve)  # in the order `segmap --help` lists them
 EXIT_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segmap", description="Measure and map residential segregation of migrants and informal settlements.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-        module = importlib.import_module(f"{__name__}.{mod}")
-        if hasattr(module, "register"):
-            module.register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -46,17 +46,7 @@ def _load(args):
     if args.dataset:
         if args.boundaries:
             raise ValidationError(problem("bad_parameter", "Give either BOUNDARIES or --dataset, not both"))
-        from app.registry import Registry, register_bundled
-        from app.settings import Settings
-        settings = Settings()
-        registry = Registry(settings.data_dir)
-        if settings.register_bundled:
-            register_bundled(registry, settings.bundled_dir)
-        ds = registry.load(args.dataset)
-        if ds is None:
-            raise ValidationError(problem("unknown_dataset", f"No dataset {args.dataset!r} in {settings.data_dir}; "
-                                          "list them with GET /v1/datasets or set SEGMAP_DATA_DIR"))
-        return args.dataset, ds
+        return args.dataset, _registered(args.dataset)
     if not args.boundaries:
         raise ValidationError(problem("bad_parameter", "Give a BOUNDARIES file or --dataset ID"))
     from spatial.io import load_dataset
@@ -70,6 +60,19 @@ def _load(args):
                       tolerance=args.tolerance)
     report_repairs(ds)
     return Path(args.boundaries).stem, ds
+
+
+def _registered(dataset_id: str):
+    """A dataset of the service's registry, read only: nothing is registered, swept or created here."""
+    from app.registry import Registry
+    from app.settings import Settings
+    data_dir = Settings().data_dir
+    ds = Registry(data_dir, sweep=False).load(dataset_id) if (data_dir / "catalog.sqlite").is_file() else None
+    if ds is None:
+        raise ValidationError(problem("unknown_dataset", f"No dataset {dataset_id!r} in {data_dir}; list them with "
+                                      "GET /v1/datasets or set SEGMAP_DATA_DIR (the bundled sample is registered "
+                                      "when `segmap serve` first starts on a data directory)"))
+    return ds
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

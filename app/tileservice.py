@@ -1,0 +1,158 @@
+"""Vector tiles of the registered datasets: one :class:`TileService` per app, made and closed in its lifespan.
+
+As a source in martin, a dataset version (an :class:`app.deps.Source`: id, version, the caller's protected
+table) offers its TileJSON and its tiles. The service keeps what tiles of a version share: the geometry
+index (public, so owner and public share it), the per-area attributes of a query, and its own encoder
+thread. Encoded tiles go to the disk cache shared by workers; the ASGI layer in front
+(``middleware.CachedTiles``) answers repeated anonymous ones from memory.
+"""
+from __future__ import annotations
+
+import gc
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import numpy as np
+
+from spatial.dataset import ID
+from spatial.disclosure import WITHHELD, PublicData
+from spatial.lru import LRU
+
+from .cache import DiskCache
+from .deps import Source
+from .http import HeavyWork
+from .tiles import AGGREGATE_PX, LAYER, TileAttributes, TileIndex, offline_tiles
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a dataset's tiles carry beyond its counts and shares: optionally a group's local statistic."""
+
+    group: str | None = None
+    statistic: str | None = None
+    permutations: int | None = None  # None: enough for the multiple-testing correction, at most the server's cap
+    seed: int = 0
+
+
+def area_properties(data: PublicData, layer: Layer, max_permutations: int = 9999) -> TileAttributes:
+    """id, name, total, group counts and shares (+ statistic value, p-value, label) per area, all from the
+    protected table: withheld areas carry nulls and the label ``suppressed``."""
+    ds = data.dataset
+    frame = data.areas[[ID] + ([ds.name_col] if ds.name_col else []) + list(ds.count_columns)].copy()
+    for g in ds.groups:
+        frame[f"{g}_share"] = data.share(g)
+    g = layer.group or ds.groups[0]
+    if layer.statistic:
+        from spatial.local import local_statistic  # the statistics library: loaded by the first tile that needs it
+        res = local_statistic(ds, g, layer.statistic, permutations=layer.permutations, seed=layer.seed,
+                              max_permutations=max_permutations)
+        frame["value"] = data.expand(res.values)
+        if res.p_value is not None:
+            frame["p_value"] = data.expand(res.p_value)
+        frame["label"] = np.where(data.withheld, WITHHELD, data.expand(res.labels.astype(str)).astype(object))
+    columns = {}
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype.kind in "fiub":
+            columns[name] = np.round(values.astype(float), 6)
+        else:
+            columns[name] = np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                      for v in values], dtype=object)
+    ratios = {f"{g_}_share": (g_, ds.total) for g_ in ds.groups}
+    if layer.statistic and _is_lq(layer.statistic) and ds.areas[g].sum() > 0:  # merged cells: share ÷ city share
+        ratios["value"] = (g, ds.total, float(ds.areas[ds.total].sum() / ds.areas[g].sum()))
+    return TileAttributes(columns, sums=tuple(ds.count_columns), ratios=ratios,
+                          modes=("label",) if "label" in columns else ())
+
+
+def _is_lq(statistic: str) -> bool:
+    from spatial.local import ALIASES
+    return ALIASES.get(statistic, statistic) == "lq"
+
+
+def tilejson(src: Source, base_url: str, group: str | None, statistic: str | None) -> dict:
+    """TileJSON 3.0.0 of a dataset's tiles (for ``group``'s ``statistic`` when given)."""
+    info, data = src.info, src.data
+    if group is not None:
+        src.dataset.require_declared(group, "group")
+    query = urlencode([(k, v) for k, v in (("group", group), ("statistic", statistic)) if v])
+    fields = {ID: "String", data.total: "Number"}
+    if data.name_col:
+        fields[data.name_col] = "String"
+    for g in data.groups:
+        fields[g] = "Number"
+        fields[f"{g}_share"] = "Number"
+    if statistic:
+        fields.update(value="Number", p_value="Number", label="String")
+    fields["areas"] = "Number"
+    w, s, e, n = info["bounds"]
+    return {
+        "tilejson": "3.0.0", "name": info["title"], "version": "1.0.0", "scheme": "xyz",
+        "tiles": [f"{base_url}/v1/datasets/{src.id}/tiles/{{z}}/{{x}}/{{y}}.mvt" + (f"?{query}" if query else "")],
+        "bounds": [w, s, e, n], "center": [(w + e) / 2, (s + n) / 2, 8], "minzoom": 0, "maxzoom": 16,
+        "attribution": info.get("source") or "",
+        "description": f"Areas smaller than {AGGREGATE_PX}x{AGGREGATE_PX} screen pixels at a zoom are merged into "
+                       "squares of that size: counts summed, shares recomputed, label the most common; `areas` says "
+                       "how many merged.",
+        "vector_layers": [{"id": LAYER, "fields": fields, "minzoom": 0, "maxzoom": 16}],
+    }
+
+
+class TileService:
+    """Tiles of every dataset version, with what they share kept in bounded caches."""
+
+    def __init__(self, cache: DiskCache, heavy: HeavyWork, max_permutations: int, *, datasets: int = 16,
+                 attributes: int = 8, queue: int = 64):
+        self.cache, self.heavy, self.max_permutations = cache, heavy, max_permutations
+        self._indexes = LRU(datasets)  # dataset id -> (version, TileIndex)
+        self._attributes = LRU(attributes)  # per-area columns of a query: ~10 MB each at 100,000 areas
+        # Encoding is CPU-bound: one thread per worker keeps it off FastAPI's 40-thread pool and the heavy pool.
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tiles")
+        self._queue = queue  # distinct tiles waiting for the encoder; beyond, 503 busy
+        self._froze = False
+
+    def index(self, src: Source) -> TileIndex:
+        """The geometry index of the source's version (a replaced dataset's index is dropped)."""
+        hit = self._indexes.get(src.id)
+        if hit is not None and hit[0] == src.version:
+            return hit[1]
+        index = TileIndex(src.data.areas)
+        self._indexes.put(src.id, (src.version, index))
+        index.warm(on_done=self._freeze)
+        return index
+
+    def _freeze(self) -> None:
+        # Once built, a million long-lived geometries need no cyclic GC (they hold no cycles; refcounting still
+        # frees them): freezing what is alive stops 50-100 ms gen-2 pauses in the middle of tiles. gc.freeze is
+        # process-wide, so the service that builds the geometries owns it, and close() gives it back.
+        gc.freeze()
+        self._froze = True
+
+    def attributes(self, src: Source, layer: Layer) -> TileAttributes:
+        return self._attributes.get_or_make((src.key(), layer),
+                                            lambda: area_properties(src.data, layer, self.max_permutations))
+
+    async def tile(self, src: Source, z: int, x: int, y: int, layer: Layer, *, key: str) -> bytes:
+        """One encoded tile: from the disk cache (another worker may have encoded it), else encoded once
+        (single flight, cancellable like other heavy work) and stored under ``key``."""
+        body = self.cache.get(key)
+        if body is None:
+            def encode() -> bytes:
+                data = self.index(src).tile(z, x, y, self.attributes(src, layer))
+                self.cache.put(key, src.id, src.version, data)  # off the event loop
+                return data
+            body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
+        return body
+
+    def offline(self, src: Source, layer: Layer) -> tuple[dict[str, bytes], tuple[int, int]]:
+        """The tiles an offline page of a large city carries, and their zoom range (see tiles.offline_tiles)."""
+        return offline_tiles(self.index(src), self.attributes(src, layer))
+
+    def close(self) -> None:
+        self._encoder.shutdown(wait=False, cancel_futures=True)
+        if self._froze:
+            gc.unfreeze()

@@ -74,7 +74,8 @@ class Upload:
 
 def _limits(settings: Settings) -> dict:
     # limits hold while reading, before anything is decoded or repaired
-    return dict(max_vertices=settings.max_vertices, max_uncompressed_bytes=int(settings.max_uncompressed_mb * 2**20))
+    return {"max_vertices": settings.max_vertices,
+            "max_uncompressed_bytes": int(settings.max_uncompressed_mb * 2**20)}
 
 
 async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWork) -> tuple[dict, list]:

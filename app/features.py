@@ -84,6 +84,6 @@ class Features:
             frame = frame[frame.intersects(shapely.box(*bbox))]
         page = frame.iloc[offset:offset + limit]
         body = json.loads(page.to_json(drop_id=True, na="null"))
-        for feature, fid in zip(body["features"], page["id"]):
+        for feature, fid in zip(body["features"], page["id"], strict=True):
             feature["id"] = str(fid)
         return Page(body["features"], len(frame))

@@ -130,9 +130,9 @@ class LocalQuery:
         if other is not None:
             ds.require_declared(other, "other")
         self.src, self.format, self.max_permutations = src, format, settings.max_permutations
-        self.options = dict(group=group, statistic=statistic, total=total, weights=weights, k=k, distance=distance,
-                            permutations=permutations, seed=seed, alpha=alpha, correction=correction, other=other,
-                            smoothing=smoothing)
+        self.options = {"group": group, "statistic": statistic, "total": total, "weights": weights, "k": k,
+                        "distance": distance, "permutations": permutations, "seed": seed, "alpha": alpha,
+                        "correction": correction, "other": other, "smoothing": smoothing}
 
 
 def tile_address(z: int = Path(..., ge=0, le=MAX_ZOOM), x: int = Path(..., ge=0), y: int = Path(..., ge=0)) -> tuple:

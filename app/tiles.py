@@ -48,7 +48,7 @@ def tiles_covering(bounds_3857: tuple[float, float, float, float], z: int) -> li
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
-def offline_tiles(index: "TileIndex", attributes: "TileAttributes", budget_bytes: int = 12 * 2**20,
+def offline_tiles(index: TileIndex, attributes: TileAttributes, budget_bytes: int = 12 * 2**20,
                   view_px: tuple[int, int] = (1024, 768)) -> tuple[dict[str, bytes], tuple[int, int]]:
     """Tiles of a dataset for an offline page: from the zoom that fits the city in ``view_px`` down,
     zoom by zoom while the total stays within ``budget_bytes`` (a page opened from a file can't ask

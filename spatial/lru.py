@@ -7,7 +7,8 @@ eviction are the same everywhere. The cache shared by worker processes is on dis
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from cachetools import LRUCache
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from spatial.dataset import ID
-from spatial.disclosure import WITHHELD, PublicData
+from spatial.disclosure import PublicData
 from spatial.lru import LRU
 
 from .cache import DiskCache
@@ -53,7 +53,7 @@ def area_properties(data: PublicData, layer: Layer, max_permutations: int = 9999
         frame["value"] = data.expand(res.values)
         if res.p_value is not None:
             frame["p_value"] = data.expand(res.p_value)
-        frame["label"] = np.where(data.withheld, WITHHELD, data.expand(res.labels.astype(str)).astype(object))
+        frame["label"] = data.labels(res.labels)
     columns = {}
     for name in frame.columns:
         values = frame[name].to_numpy()

@@ -173,7 +173,7 @@ def _local(s: _Start, o: _Options, permutations: int | None):
     s.notes += [n.message for n in res.notes]
     s.base["value"] = data.expand(np.asarray(res.values, dtype=float))
     s.base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
-    labels = np.where(data.withheld, WITHHELD, data.expand(np.asarray(res.labels).astype(str))).astype(str)
+    labels = data.labels(res.labels).astype(str)
     return res, labels
 
 

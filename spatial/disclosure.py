@@ -123,6 +123,10 @@ class PublicData:
         out[self._rows] = values
         return out
 
+    def labels(self, labels) -> np.ndarray:
+        """Per-area labels of ``dataset`` in the order of ``areas``, withheld areas labelled ``suppressed``."""
+        return np.where(self.withheld, WITHHELD, self.expand(np.asarray(labels).astype(str)).astype(object))
+
     def subset(self, mask: np.ndarray) -> PublicData:
         mask = np.asarray(mask, dtype=bool)
         kept = mask[~self.withheld] if self._rows is not None else mask

@@ -3,6 +3,7 @@
 Keys carry the dataset version, so a replaced dataset can never be served stale; storing a result
 for a new version deletes the old version's entries. Bounded by entry count (oldest evicted).
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -39,11 +40,15 @@ class DiskCache:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM entries WHERE dataset = ? AND version != ?", (dataset, version))
-            db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", (key, dataset, version, time.time(), body))
+            db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", (key, dataset, version, time.time(), body)
+            )
             (count,) = db.execute("SELECT count(*) FROM entries").fetchone()
             if count > self.max_entries:
-                db.execute("DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY used LIMIT ?)",
-                           (count - self.max_entries,))
+                db.execute(
+                    "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY used LIMIT ?)",
+                    (count - self.max_entries,),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -1,5 +1,6 @@
 """The registry as the API shows it: public descriptions of datasets, and how new ones enter (uploads and
 informal-settlement overlays, read and stored on the heavy pool with the service's limits)."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,23 @@ from .http import HeavyWork
 from .registry import ID_PATTERN, Registry
 from .settings import Settings
 
-PUBLIC_FIELDS = ("id", "title", "source", "year", "crs", "bounds", "n_areas", "total", "groups", "name_col",
-                 "region_col", "licence", "description", "derived_from", "version")
+PUBLIC_FIELDS = (
+    "id",
+    "title",
+    "source",
+    "year",
+    "crs",
+    "bounds",
+    "n_areas",
+    "total",
+    "groups",
+    "name_col",
+    "region_col",
+    "licence",
+    "description",
+    "derived_from",
+    "version",
+)
 
 
 def describe(info: dict, settings: Settings, base_url: str) -> dict:
@@ -27,8 +43,13 @@ def describe(info: dict, settings: Settings, base_url: str) -> dict:
     out["disclosure_threshold"] = threshold_for(info, settings, owner=False)
     out["disclosure_method"] = method_for(info, settings)
     here = f"{base_url}/v1/datasets/{info['id']}"
-    out["links"] = {"self": here, "indices": f"{here}/indices", "local": f"{here}/local",
-                    "tilejson": f"{here}/tilejson.json", "map": f"{base_url}/maps/{info['id']}"}
+    out["links"] = {
+        "self": here,
+        "indices": f"{here}/indices",
+        "local": f"{here}/local",
+        "tilejson": f"{here}/tilejson.json",
+        "map": f"{base_url}/maps/{info['id']}",
+    }
     return out
 
 
@@ -36,8 +57,12 @@ def safe_filename(name: str | None, what: str) -> str:
     """The client's file name is only a format hint: keep its base name, never use it as a path."""
     base = os.path.basename((name or "").replace("\\", "/")).strip()
     if not base or base.startswith(".") and base.count(".") == 1:
-        raise ValidationError(problem("bad_filename", f"The {what} upload needs a file name with an extension such as "
-                                                      ".gpkg, .geojson, .zip or .csv"))
+        raise ValidationError(
+            problem(
+                "bad_filename",
+                f"The {what} upload needs a file name with an extension such as .gpkg, .geojson, .zip or .csv",
+            )
+        )
     return re.sub(r"[^\w.\-]", "_", base)[:200]
 
 
@@ -45,8 +70,9 @@ def check_new_id(registry: Registry, new_id: str | None, hint: str) -> None:
     if new_id is None:
         return
     if not ID_PATTERN.match(new_id):
-        raise ValidationError(problem("bad_id", f"Dataset id {new_id!r} must be 1–63 lower-case letters, digits, "
-                                                "'-' or '_'"))
+        raise ValidationError(
+            problem("bad_id", f"Dataset id {new_id!r} must be 1–63 lower-case letters, digits, '-' or '_'")
+        )
     if registry.info(new_id) is not None:
         raise ValidationError(problem("exists", f"Dataset {new_id!r} exists; {hint}"), code="exists")
 
@@ -74,8 +100,7 @@ class Upload:
 
 def _limits(settings: Settings) -> dict:
     # limits hold while reading, before anything is decoded or repaired
-    return {"max_vertices": settings.max_vertices,
-            "max_uncompressed_bytes": int(settings.max_uncompressed_mb * 2**20)}
+    return {"max_vertices": settings.max_vertices, "max_uncompressed_bytes": int(settings.max_uncompressed_mb * 2**20)}
 
 
 async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWork) -> tuple[dict, list]:
@@ -85,8 +110,14 @@ async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWo
     if not up.groups:
         raise ValidationError(problem("missing_groups", "Name at least one group column in `groups`"))
     # Declared columns are published (pages, tiles, tables): refuse names that could carry markup or formulas.
-    check_column_names(group=up.groups, total=up.total, key=up.key, boundary_key=up.boundary_key,
-                       name_col=up.name_col, region_col=up.region_col)
+    check_column_names(
+        group=up.groups,
+        total=up.total,
+        key=up.key,
+        boundary_key=up.boundary_key,
+        name_col=up.name_col,
+        region_col=up.region_col,
+    )
     check_new_id(registry, up.id, "choose another id or DELETE it first")
     bbytes = await up.boundaries.read()
     cbytes = await up.counts.read() if cname else None
@@ -96,21 +127,45 @@ async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWo
 
     def build():
         from spatial.io import load_dataset
-        ds = load_dataset(bbytes, groups=up.groups, total=up.total, counts=cbytes, key=up.key,
-                          boundary_key=up.boundary_key, name_col=up.name_col, region_col=up.region_col,
-                          drop_unmatched=up.drop_unmatched, tolerance=up.tolerance, boundaries_filename=bname,
-                          counts_filename=cname, meta=meta, **_limits(settings))
+
+        ds = load_dataset(
+            bbytes,
+            groups=up.groups,
+            total=up.total,
+            counts=cbytes,
+            key=up.key,
+            boundary_key=up.boundary_key,
+            name_col=up.name_col,
+            region_col=up.region_col,
+            drop_unmatched=up.drop_unmatched,
+            tolerance=up.tolerance,
+            boundaries_filename=bname,
+            counts_filename=cname,
+            meta=meta,
+            **_limits(settings),
+        )
         new_id = up.id or registry.new_id(meta.name)
         checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
-        return registry.put(new_id, ds, owner_key="api_key" if settings.api_key else None,
-                            disclosure=up.disclosure), ds.repairs
+        return registry.put(
+            new_id, ds, owner_key="api_key" if settings.api_key else None, disclosure=up.disclosure
+        ), ds.repairs
 
     return await heavy.run(build)
 
 
-async def add_informal(ds: AreaDataset, dataset_id: str, settlements: UploadFile, *, population: str | None,
-                       sliver_m2: float, title: str | None, new_id: str | None, registry: Registry,
-                       settings: Settings, heavy: HeavyWork):
+async def add_informal(
+    ds: AreaDataset,
+    dataset_id: str,
+    settlements: UploadFile,
+    *,
+    population: str | None,
+    sliver_m2: float,
+    title: str | None,
+    new_id: str | None,
+    registry: Registry,
+    settings: Settings,
+    heavy: HeavyWork,
+):
     """Overlay uploaded settlements on a dataset's areas and store the result as a new dataset with an
     ``informal`` group: its catalogue row and the overlay result (summary, notes)."""
     name = safe_filename(settlements.filename, "settlements")
@@ -121,10 +176,15 @@ async def add_informal(ds: AreaDataset, dataset_id: str, settlements: UploadFile
     def build():
         from spatial.informal import load_settlements, overlay
         from spatial.io import read_boundaries
+
         layer = read_boundaries(data, name, **_limits(settings))
         res = overlay(ds, load_settlements(layer, population=population), population=population, sliver_m2=sliver_m2)
-        res.dataset.meta = Metadata(name=title or f"{ds.meta.name} + informal settlements", source=ds.meta.source,
-                                    year=ds.meta.year, description=f"settlements from {name}")
+        res.dataset.meta = Metadata(
+            name=title or f"{ds.meta.name} + informal settlements",
+            source=ds.meta.source,
+            year=ds.meta.year,
+            description=f"settlements from {name}",
+        )
         checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
         return registry.put(new_id, res.dataset, derived_from=dataset_id), res
 

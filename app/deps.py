@@ -1,5 +1,6 @@
 """Request dependencies: the service's parts (made in ``main.create_app``'s lifespan), the dataset named in
 the path as this caller may see it (read once per request), and the API key."""
+
 from __future__ import annotations
 
 import hmac
@@ -49,8 +50,10 @@ def get_features(request: Request) -> Features:
     return request.app.state.features
 
 
-def get_info(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
-             registry: Registry = Depends(get_registry)) -> dict:
+def get_info(
+    dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+    registry: Registry = Depends(get_registry),
+) -> dict:
     """The dataset's catalogue row (a sync dependency: the read runs off the event loop)."""
     info = registry.info(dataset_id)
     if info is None:
@@ -58,8 +61,10 @@ def get_info(dataset_id: str = Path(..., description="dataset id, as listed by G
     return info
 
 
-def get_dataset(dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
-                registry: Registry = Depends(get_registry)) -> AreaDataset:
+def get_dataset(
+    dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+    registry: Registry = Depends(get_registry),
+) -> AreaDataset:
     """The true dataset: only for writes that need it (the caller holds the key)."""
     ds = registry.load(dataset_id)
     if ds is None:
@@ -91,8 +96,9 @@ class Source:
         return (self.id, self.version, self.threshold, self.data.method, *parts)
 
 
-def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: bool,
-                info: dict | None = None) -> Source | None:
+def load_source(
+    registry: Registry, settings: Settings, dataset_id: str, owner: bool, info: dict | None = None
+) -> Source | None:
     """The catalogue row and the protected table of one version, read together (``info``: a row already read)."""
     snap = registry.snapshot(dataset_id, info)
     if snap is None:
@@ -103,12 +109,21 @@ def load_source(registry: Registry, settings: Settings, dataset_id: str, owner: 
     return Source(dataset_id, info, owner, threshold, registry.public(dataset_id, info, ds, threshold, method))
 
 
-def get_source(request: Request, dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
-               registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
-               x_api_key: str | None = Header(None)) -> Source:
+def get_source(
+    request: Request,
+    dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
+    registry: Registry = Depends(get_registry),
+    settings: Settings = Depends(get_settings),
+    x_api_key: str | None = Header(None),
+) -> Source:
     row = request.scope.get(CATALOGUE_ROW)
-    source = load_source(registry, settings, dataset_id, has_key(settings, x_api_key),
-                         row if row is not None and row["id"] == dataset_id else None)
+    source = load_source(
+        registry,
+        settings,
+        dataset_id,
+        has_key(settings, x_api_key),
+        row if row is not None and row["id"] == dataset_id else None,
+    )
     if source is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     return source
@@ -125,8 +140,13 @@ def is_owner(settings: Settings = Depends(get_settings), x_api_key: str | None =
 
 def require_key(settings: Settings = Depends(get_settings), x_api_key: str | None = Header(None)) -> None:
     if settings.api_key and not has_key(settings, x_api_key):
-        raise ProblemError(401, "API key required", "This write needs a valid X-API-Key header.", code="unauthorised",
-                           headers={"WWW-Authenticate": "X-API-Key"})
+        raise ProblemError(
+            401,
+            "API key required",
+            "This write needs a valid X-API-Key header.",
+            code="unauthorised",
+            headers={"WWW-Authenticate": "X-API-Key"},
+        )
 
 
 def threshold_for(info: dict | None, settings: Settings, owner: bool) -> int:

@@ -4,6 +4,7 @@ A collection is a dataset (``{id}``) or a local result of one of its groups (``{
 features are built once per version and caller (off the event loop), kept in a bounded cache, and paged
 by slicing. Every value comes from the caller's protected table (:class:`spatial.disclosure.PublicData`).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,6 +62,7 @@ def features(data: PublicData, statistic: str | None, group: str | None) -> gpd.
         return data.areas.to_crs(4326)
     from spatial.export import local_frame
     from spatial.local import local_statistic
+
     res = local_statistic(data.dataset, group, statistic, permutations=999, seed=0)
     frame = protect_frame(local_frame(data.dataset, res), data)
     frame["label"] = frame["label"].astype(str)
@@ -82,7 +84,7 @@ class Features:
             self._frames.put(key, frame)
         if bbox is not None:
             frame = frame[frame.intersects(shapely.box(*bbox))]
-        page = frame.iloc[offset:offset + limit]
+        page = frame.iloc[offset : offset + limit]
         body = json.loads(page.to_json(drop_id=True, na="null"))
         for feature, fid in zip(body["features"], page["id"], strict=True):
             feature["id"] = str(fid)

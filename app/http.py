@@ -1,5 +1,6 @@
 """HTTP helpers shared by routers: strong ETags with 304s (one path for every cached response), running
 CPU-heavy work off the event loop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,16 @@ def json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-async def cached(request: Request, etag: str, make: Callable[[], bytes | Awaitable[bytes]], *, media_type: str = JSON,
-                 max_age: int = 300, headers: dict | None = None, source: Source | None = None) -> Response:
+async def cached(
+    request: Request,
+    etag: str,
+    make: Callable[[], bytes | Awaitable[bytes]],
+    *,
+    media_type: str = JSON,
+    max_age: int = 300,
+    headers: dict | None = None,
+    source: Source | None = None,
+) -> Response:
     """The one conditional-GET path: 304 when the client holds ``etag``, else the body, made only then.
 
     With ``source``, the body comes from the cache shared by workers, or ``make`` runs once (single flight)
@@ -64,10 +73,12 @@ async def _stored(request: Request, key: str, source: Source, make: Callable[[],
     cache = request.app.state.cache
     body = cache.get(key)
     if body is None:
+
         def compute():
             data = make()
             cache.put(key, source.id, source.version, data)  # off the event loop
             return data
+
         body = await request.app.state.heavy.run(compute, key=key)
     return body
 
@@ -138,8 +149,13 @@ class HeavyWork:
     def _submit(self, executor: Executor, limit: int, fn: Callable, args, kwargs, key) -> _Job:
         lane = self._lanes.setdefault(id(executor), set())
         if len(lane) >= limit:
-            raise ProblemError(503, "Busy", f"{len(lane)} computations are already running or queued; retry shortly.",
-                               code="busy", headers={"Retry-After": "5"})
+            raise ProblemError(
+                503,
+                "Busy",
+                f"{len(lane)} computations are already running or queued; retry shortly.",
+                code="busy",
+                headers={"Retry-After": "5"},
+            )
         token = CancelToken(deadline=time.monotonic() + self.timeout)
 
         def call():
@@ -160,6 +176,7 @@ class HeavyWork:
                 loop.call_soon_threadsafe(self._finished, job, id(executor))
             except RuntimeError:  # the event loop has closed (shutdown)
                 pass
+
         cfut.add_done_callback(finished)
         return job
 
@@ -181,8 +198,9 @@ class HeavyWork:
         receive = CLIENT_RECEIVE.get()
         watch = asyncio.ensure_future(_client_gone(receive)) if receive is not None else None
         try:
-            done, _ = await asyncio.wait({waiting, watch} - {None}, timeout=max(0.0, remaining),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {waiting, watch} - {None}, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             if watch is not None:
                 watch.cancel()
@@ -193,11 +211,21 @@ class HeavyWork:
             except Cancelled:
                 pass  # its deadline passed in the worker before the timeout fired here
         elif watch is not None and watch in done:
-            raise ProblemError(503, "Client gone", "The client disconnected; the computation was cancelled.",
-                               code="cancelled", headers={"Retry-After": "0"})
-        raise ProblemError(503, "Computation timed out",
-                           f"The computation took longer than {self.timeout:g} s and was stopped; lower `permutations` "
-                           "or ask for fewer indices.", code="timeout", headers={"Retry-After": "30"})
+            raise ProblemError(
+                503,
+                "Client gone",
+                "The client disconnected; the computation was cancelled.",
+                code="cancelled",
+                headers={"Retry-After": "0"},
+            )
+        raise ProblemError(
+            503,
+            "Computation timed out",
+            f"The computation took longer than {self.timeout:g} s and was stopped; lower `permutations` "
+            "or ask for fewer indices.",
+            code="timeout",
+            headers={"Retry-After": "30"},
+        )
 
     def close(self) -> None:
         """Stop every job (at its next checkpoint) and the pool, so shutdown does not wait for them."""

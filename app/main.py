@@ -1,4 +1,5 @@
 """The FastAPI application factory."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tiles.close()
         app.state.heavy.close()  # running jobs stop at their next checkpoint: shutdown does not wait for them
 
-    app = FastAPI(title="segmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Segregation indices, local clusters, vector tiles and maps of migrants and informal settlements.")
+    app = FastAPI(
+        title="segmap",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Segregation indices, local clusters, vector tiles and maps of migrants and informal settlements.",
+    )
     app.state.settings = settings
 
     problems.install(app)
@@ -56,9 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         # Never "*" together with credentials: only the configured origins, no cookies.
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "If-None-Match"],
-                           expose_headers=["ETag"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "If-None-Match"],
+            expose_headers=["ETag"],
+        )
     app.add_middleware(SecurityHeaders)
 
     for router in routers(settings):
@@ -73,12 +85,15 @@ def routers(settings: Settings) -> list[APIRouter]:
     """Every router the app serves. The statistics and map routers are switched by settings flags (and imported
     only when on: they load the statistics and map libraries, seconds at start)."""
     from .routers import datasets, health, informal, ogc
+
     out = [health.router, datasets.router, informal.router, ogc.router]
     if settings.statistics:
         from .routers import indices, local
+
         out += [indices.router, local.router]
     if settings.maps:
         from .routers import maps, tiles
+
         out += [tiles.router, maps.router]
     return out
 
@@ -90,15 +105,24 @@ CONTENT_200 = {
     ("get", "/ogc/collections/{collection_id}/items"): ("application/geo+json",),
 }
 PROBLEM_SCHEMA = {
-    "type": "object", "required": ["type", "title", "status", "detail"], "additionalProperties": True,
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "additionalProperties": True,
     "description": "RFC 9457 problem details: what was wrong and how to fix it",
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "instance": {"type": "string"},
-                   "problems": {"type": "array", "items": {"type": "object"}}},
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "object"}},
+    },
 }
 ERRORS = {
-    "400": "The request body could not be parsed", "401": "A write without a valid X-API-Key",
-    "404": "Unknown dataset, collection or tile", "413": "The request body is over SEGMAP_MAX_UPLOAD_MB",
+    "400": "The request body could not be parsed",
+    "401": "A write without a valid X-API-Key",
+    "404": "Unknown dataset, collection or tile",
+    "413": "The request body is over SEGMAP_MAX_UPLOAD_MB",
     "422": "Invalid parameters or data, with a hint",
     "503": "Busy (too many computations queued) or the computation timed out; retry after Retry-After",
 }
@@ -106,6 +130,7 @@ ERRORS = {
 
 def _document_responses(app: FastAPI) -> None:
     """The OpenAPI document names every status and media type the service really answers with."""
+
     def openapi():
         if app.openapi_schema:
             return app.openapi_schema
@@ -129,8 +154,9 @@ def _document_responses(app: FastAPI) -> None:
                 for code in sorted(codes):
                     responses[code] = {"description": ERRORS[code], "content": problem}
                 if "503" in codes:
-                    responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                                   "description": "seconds to wait before retrying"}}
+                    responses["503"]["headers"] = {
+                        "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}
+                    }
         for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, replaced by Problem above
             if f'"#/components/schemas/{name}"' not in json.dumps(schema["paths"]):
                 schema["components"]["schemas"].pop(name, None)
@@ -155,11 +181,15 @@ async def _sweep_periodically(registry: Registry) -> None:
 def _mount_docs(app: FastAPI) -> None:
     """Swagger UI from the pip-installed bundle: /docs works with no internet."""
     import swagger_ui_bundle
+
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="segmap API",
-                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/static/swagger/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="segmap API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )

@@ -1,4 +1,5 @@
 """ASGI middleware: request body limit enforced while streaming, security headers, cached tiles."""
+
 from __future__ import annotations
 
 import json
@@ -61,12 +62,27 @@ class BodyLimit:
 
     async def _reject(self, send, scope):
         mb = self.max_bytes / 2**20
-        body = json.dumps({"type": "https://segmap.dev/problems/too_large", "title": "Upload too large", "status": 413,
-                           "detail": f"The request body is larger than the {mb:g} MB allowed; upload a smaller or simplified "
-                                     "file (or raise SEGMAP_MAX_UPLOAD_MB).", "instance": scope.get("path")}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = json.dumps(
+            {
+                "type": "https://segmap.dev/problems/too_large",
+                "title": "Upload too large",
+                "status": 413,
+                "detail": f"The request body is larger than the {mb:g} MB allowed; upload a smaller or simplified "
+                "file (or raise SEGMAP_MAX_UPLOAD_MB).",
+                "instance": scope.get("path"),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -116,8 +132,10 @@ class KeyedCaching:
                 if control and not any(b"no-store" in v for v in control):
                     headers = _vary(headers, b"X-API-Key")
                     if keyed:
-                        headers = [(k, re.sub(rb"\bpublic\b", b"private", v) if k.lower() == b"cache-control" else v)
-                                   for k, v in headers]
+                        headers = [
+                            (k, re.sub(rb"\bpublic\b", b"private", v) if k.lower() == b"cache-control" else v)
+                            for k, v in headers
+                        ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -143,8 +161,13 @@ class SecurityHeaders:
                         headers.append((k.lower().encode(), v.encode()))
                 ctype = dict(headers).get(b"content-type", b"")
                 if ctype.startswith(b"text/html") and b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; "
-                                    b"style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'self'"))
+                    headers.append(
+                        (
+                            b"content-security-policy",
+                            b"default-src 'self'; img-src 'self' data: blob:; "
+                            b"style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+                        )
+                    )
                     headers.append((b"x-frame-options", b"SAMEORIGIN"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -175,14 +198,24 @@ class CachedTiles:
         info = scope["app"].state.registry.info(match.group(1))
         if info is None:
             return await self.app(scope, receive, send)
-        key = (match.group(1), info["version"], json.dumps(info.get("disclosure"), sort_keys=True), scope["path"],
-               scope.get("query_string", b""))
+        key = (
+            match.group(1),
+            info["version"],
+            json.dumps(info.get("disclosure"), sort_keys=True),
+            scope["path"],
+            scope.get("query_string", b""),
+        )
         hit = self._entries.get(key)
         if hit is not None:
             start, body, etag = hit
             if etag_matches(headers.get(b"if-none-match", b"").decode("latin-1"), etag.decode("latin-1")):
-                await send({"type": "http.response.start", "status": 304,
-                            "headers": [(k, v) for k, v in start if k in (b"etag", b"cache-control", b"vary")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 304,
+                        "headers": [(k, v) for k, v in start if k in (b"etag", b"cache-control", b"vary")],
+                    }
+                )
                 return await send({"type": "http.response.body", "body": b""})
             await send({"type": "http.response.start", "status": 200, "headers": start})
             return await send({"type": "http.response.body", "body": body})

@@ -4,6 +4,7 @@ Replaces ``mapbox_vector_tile.encode`` on the tile path: geometry commands, prop
 protobuf framing are built for all features at once with array operations, never a Python loop per
 feature or ring. Geometries must already be in tile units (integers, y down), as ``app.tiles`` makes them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -204,8 +205,12 @@ def _values(col: np.ndarray):
     else:
         uniq, inv = np.unique(vals, return_inverse=True)
     nu = len(uniq)
-    if uniq.dtype.kind == "f" and np.isfinite(uniq).all() and (uniq == np.round(uniq)).all() \
-            and (np.abs(uniq) < 2**63).all():
+    if (
+        uniq.dtype.kind == "f"
+        and np.isfinite(uniq).all()
+        and (uniq == np.round(uniq)).all()
+        and (np.abs(uniq) < 2**63).all()
+    ):
         uniq = uniq.astype(np.int64)
     kind = uniq.dtype.kind
     if kind == "U":
@@ -230,8 +235,9 @@ def _values(col: np.ndarray):
     return ~missing, inv.reshape(-1), nu, msgs
 
 
-def encode_polygons(geoms: np.ndarray, columns: dict[str, np.ndarray], *, layer: str = "areas",
-                    extent: int = 4096) -> bytes:
+def encode_polygons(
+    geoms: np.ndarray, columns: dict[str, np.ndarray], *, layer: str = "areas", extent: int = 4096
+) -> bytes:
     """geoms: 1-D object array of shapely Polygon/MultiPolygon in tile units (integers, y down); empty or
     non-polygonal entries are skipped (with their rows). columns: property name -> 1-D array aligned with
     geoms (numeric float/int arrays, bool, or object arrays of str). NaN (floats) or None (object) means:
@@ -268,12 +274,27 @@ def encode_polygons(geoms: np.ndarray, columns: dict[str, np.ndarray], *, layer:
     geom_data, geom_lens = _varint(cmds)
     geom_bytes = _per_item(geom_lens, gcount)
     one = np.ones(nf, bool)
-    parts = [_const(0x08, one), _varint(sel.astype(_U64)),
-             _const(0x12, has_tags), (tlen_data, tlen_lens), *tag_parts,
-             _const(0x18, one), _const(3, one), _const(0x22, one), _varint(geom_bytes), (geom_data, geom_bytes)]
+    parts = [
+        _const(0x08, one),
+        _varint(sel.astype(_U64)),
+        _const(0x12, has_tags),
+        (tlen_data, tlen_lens),
+        *tag_parts,
+        _const(0x18, one),
+        _const(3, one),
+        _const(0x22, one),
+        _varint(geom_bytes),
+        (geom_data, geom_bytes),
+    ]
     feat_bytes = sum(ln for _, ln in parts)
     features, _ = _concat(nf, [_const(0x12, one), _varint(feat_bytes), *parts])  # Layer.features, framed
 
-    body = [_field(0x0A, layer.encode()), features.data, *keys, *values, b"\x28" + _scalar_varint(extent),
-            b"\x78\x02"]  # name, features, keys, values, extent, version
+    body = [
+        _field(0x0A, layer.encode()),
+        features.data,
+        *keys,
+        *values,
+        b"\x28" + _scalar_varint(extent),
+        b"\x78\x02",
+    ]  # name, features, keys, values, extent, version
     return b"".join([b"\x1a", _scalar_varint(sum(len(b) for b in body)), *body])  # Tile.layers

@@ -1,5 +1,6 @@
 """Maps of a dataset as this caller may see it: HTML pages (with the app's tiles inside an offline page of a
 large city), the numbers behind a view, and PNG/SVG images. The drawing itself is in :mod:`maps`."""
+
 from __future__ import annotations
 
 import json
@@ -32,22 +33,26 @@ def _at(at: str | None):
 class MapParams:
     """Query parameters shared by every map endpoint."""
 
-    def __init__(self, group: str | None = Query(None, description="group column (default: the first)"),
-                 view: str = Query("share", description="share, lq, lisa, hotspots or informal"),
-                 scheme: str = Query("quantiles", description="quantiles, natural_breaks or equal_interval"),
-                 k: int = Query(5, ge=3, le=7, description="number of classes"),
-                 permutations: int | None = Depends(local_permutations),
-                 seed: int = Query(0, ge=0, le=2**32 - 1),
-                 at: str | None = Query(None, description="map position: lat,lon,zoom"),
-                 tiles: str = Query("auto", description="auto (vector tiles above 3,000 areas), on or off")):
+    def __init__(
+        self,
+        group: str | None = Query(None, description="group column (default: the first)"),
+        view: str = Query("share", description="share, lq, lisa, hotspots or informal"),
+        scheme: str = Query("quantiles", description="quantiles, natural_breaks or equal_interval"),
+        k: int = Query(5, ge=3, le=7, description="number of classes"),
+        permutations: int | None = Depends(local_permutations),
+        seed: int = Query(0, ge=0, le=2**32 - 1),
+        at: str | None = Query(None, description="map position: lat,lon,zoom"),
+        tiles: str = Query("auto", description="auto (vector tiles above 3,000 areas), on or off"),
+    ):
         if tiles not in ("auto", "on", "off"):
             raise ValidationError(problem("bad_parameter", "tiles must be auto, on or off"))
         self.tiles = None if tiles == "auto" else tiles == "on"
         if view not in VIEWS:
             raise ValidationError(problem("bad_parameter", f"Unknown view {view!r}; choose from {list(VIEWS)}"))
         if scheme not in SCHEMES:
-            raise ValidationError(problem("bad_parameter", f"Unknown classification {scheme!r}; choose from "
-                                                           f"{list(SCHEMES)}"))
+            raise ValidationError(
+                problem("bad_parameter", f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}")
+            )
         self.group, self.view, self.scheme, self.k = group, view, scheme, k
         self.permutations, self.seed, self.at = permutations, seed, _at(at)
 
@@ -55,15 +60,20 @@ class MapParams:
 def check_download(src: Source, p: MapParams, settings: Settings) -> None:
     if p.tiles is False and src.data.n > settings.max_download_areas:
         # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
-        raise ValidationError(problem(
-            "too_many_areas", f"{src.data.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
-            f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector tiles "
-            "instead, or use the PNG or SVG for a report, or /maps/{id}/data for the numbers."))
+        raise ValidationError(
+            problem(
+                "too_many_areas",
+                f"{src.data.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
+                f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector tiles "
+                "instead, or use the PNG or SVG for a report, or /maps/{id}/data for the numbers.",
+            )
+        )
 
 
 def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: TileService) -> bytes:
     """The page of ``mode`` (page, embed or download) as UTF-8 HTML."""
     from maps.views import PageOptions, render_page
+
     data = src.data
     group = p.group or data.groups[0]
     vector, embedded, zooms = p.tiles, None, None
@@ -73,36 +83,68 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
             # Too many areas to embed as GeoJSON: carry the app's own tiles for a few zooms instead.
             embedded, zooms = tiles.offline(src, Layer(group, VIEW_STATISTIC.get(p.view), p.permutations, p.seed))
             vector = True
-    opts = PageOptions(dataset_id=src.id, group=group, view=p.view, scheme=p.scheme, k=p.k,
-                       at=p.at, mode=mode, permutations=p.permutations, seed=p.seed,
-                       max_permutations=settings.max_permutations,
-                       basemap_url=None if mode == "download" else settings.basemap_url,
-                       basemap_attribution=settings.basemap_attribution, disclosure_threshold=src.threshold,
-                       vector_tiles=vector, embedded_tiles=embedded, embedded_zooms=zooms)
+    opts = PageOptions(
+        dataset_id=src.id,
+        group=group,
+        view=p.view,
+        scheme=p.scheme,
+        k=p.k,
+        at=p.at,
+        mode=mode,
+        permutations=p.permutations,
+        seed=p.seed,
+        max_permutations=settings.max_permutations,
+        basemap_url=None if mode == "download" else settings.basemap_url,
+        basemap_attribution=settings.basemap_attribution,
+        disclosure_threshold=src.threshold,
+        vector_tiles=vector,
+        embedded_tiles=embedded,
+        embedded_zooms=zooms,
+    )
     page, _ = render_page(data, opts)
     return page.encode()
 
 
 def view_file(src: Source, p: MapParams, format: str, max_permutations: int) -> tuple[bytes, str, str]:
     """The numbers behind a view as CSV or GeoJSON: body, media type and file name."""
-    vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                   max_permutations=max_permutations)
+    vd = view_data(
+        src.data,
+        p.group,
+        p.view,
+        scheme=p.scheme,
+        k=p.k,
+        permutations=p.permutations,
+        seed=p.seed,
+        max_permutations=max_permutations,
+    )
     name = f"{src.id}-{vd.group}-{p.view}"
     if format == "csv":
         from spatial.export import csv_safe
+
         return csv_safe(vd.frame).to_csv(index=False).encode(), "text/csv; charset=utf-8", f"{name}.csv"
     from maps.views import geojson
+
     body = geojson(src.data, vd)
     body["segmap"] = {"view": vd.view, "group": vd.group, "legend": vd.legend, **vd.meta, "notes": vd.notes}
     return json.dumps(body).encode(), "application/geo+json", f"{name}.geojson"
 
 
-def image(src: Source, p: MapParams, fmt: str, width: int, height: int, dpi: int,
-          max_permutations: int) -> tuple[bytes, str]:
+def image(
+    src: Source, p: MapParams, fmt: str, width: int, height: int, dpi: int, max_permutations: int
+) -> tuple[bytes, str]:
     """A PNG or SVG of a view, and its alt text folded for an HTTP header (Latin-1, no control characters)."""
     from maps.static import render as render_image
-    vd = view_data(src.data, p.group, p.view, scheme=p.scheme, k=p.k, permutations=p.permutations, seed=p.seed,
-                   max_permutations=max_permutations)
+
+    vd = view_data(
+        src.data,
+        p.group,
+        p.view,
+        scheme=p.scheme,
+        k=p.k,
+        permutations=p.permutations,
+        seed=p.seed,
+        max_permutations=max_permutations,
+    )
     body, alt = render_image(src.data, vd, fmt, width=width, height=height, dpi=dpi)
     # The alt text travels ASCII-folded in a header and in full inside the file; no CR/LF: h11 drops the connection.
     return body, re.sub(r"[\x00-\x1f\x7f]+", " ", alt).encode("ascii", "replace").decode()[:2000]

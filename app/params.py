@@ -3,6 +3,7 @@
 Limits come from the settings (the permutation cap is checked in :func:`_capped` only). Parameters that
 name columns are checked against the dataset's declared ones, so a route receives only what it may use.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,19 +25,25 @@ SEED = "random seed (default 0, so a URL always gives the same numbers)"
 
 def _capped(permutations: int | None, settings: Settings) -> int | None:
     if permutations is not None and permutations > settings.max_permutations:
-        raise ValidationError(problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; "
-                                                       "ask for fewer"))
+        raise ValidationError(
+            problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer")
+        )
     return permutations
 
 
-def simulations(permutations: int = Query(0, ge=0, description="simulations for p-values and intervals"),
-                settings: Settings = Depends(get_settings)) -> int:
+def simulations(
+    permutations: int = Query(0, ge=0, description="simulations for p-values and intervals"),
+    settings: Settings = Depends(get_settings),
+) -> int:
     return _capped(permutations, settings)
 
 
-def local_permutations(permutations: int | None = Query(None, ge=0, description="default: enough for the correction "
-                                                        "over these areas, at most the server's limit"),
-                       settings: Settings = Depends(get_settings)) -> int | None:
+def local_permutations(
+    permutations: int | None = Query(
+        None, ge=0, description="default: enough for the correction over these areas, at most the server's limit"
+    ),
+    settings: Settings = Depends(get_settings),
+) -> int | None:
     return _capped(permutations, settings)
 
 
@@ -46,20 +53,30 @@ def _distances(multiscalar: str | None) -> list[float] | None:
     try:
         distances = [float(v) for v in multiscalar.split(",") if v.strip()]
     except ValueError:
-        raise ValidationError(problem("bad_parameter", "multiscalar takes metres separated by commas, e.g. "
-                                                       "500,1000,2000,4000")) from None
+        raise ValidationError(
+            problem("bad_parameter", "multiscalar takes metres separated by commas, e.g. 500,1000,2000,4000")
+        ) from None
     if not distances or not all(math.isfinite(d) and d > 0 for d in distances):
-        raise ValidationError(problem("bad_parameter", f"multiscalar distances must be finite positive metres, e.g. "
-                                                       f"500,1000,2000,4000; got {multiscalar!r}"))
+        raise ValidationError(
+            problem(
+                "bad_parameter",
+                f"multiscalar distances must be finite positive metres, e.g. 500,1000,2000,4000; got {multiscalar!r}",
+            )
+        )
     return distances
 
 
 def _region(src: Source, region: str | None) -> str | None:
     ds = src.dataset
     if region is not None and region != ds.region_col:
-        raise ValidationError(problem("bad_column_role", f"region {region!r} is not this dataset's declared region "
-                                      f"column ({ds.region_col!r})" if ds.region_col else
-                                      f"region {region!r}: this dataset declared no region column at upload"))
+        raise ValidationError(
+            problem(
+                "bad_column_role",
+                f"region {region!r} is not this dataset's declared region column ({ds.region_col!r})"
+                if ds.region_col
+                else f"region {region!r}: this dataset declared no region column at upload",
+            )
+        )
     return region
 
 
@@ -77,9 +94,13 @@ class IndicesQuery:
         region: str | None = Query(None, description="region column to decompose mutual_information"),
         compare_to: str | None = Query(None, description="id of a second dataset for a two-sample comparison"),
         compare_group: str | None = Query(None, description="a second group of this dataset to compare with"),
-        multiscalar: str | None = Query(None, description="distances in metres, e.g. 500,1000,2000,4000: adds each "
-                                                          "aspatial two-group index's multiscalar profile"),
-        src: Source = Depends(get_source), registry: Registry = Depends(get_registry),
+        multiscalar: str | None = Query(
+            None,
+            description="distances in metres, e.g. 500,1000,2000,4000: adds each "
+            "aspatial two-group index's multiscalar profile",
+        ),
+        src: Source = Depends(get_source),
+        registry: Registry = Depends(get_registry),
         settings: Settings = Depends(get_settings),
     ):
         self.distances = _distances(multiscalar)
@@ -111,13 +132,17 @@ class LocalQuery:
         statistic: str = Query("lisa", description="lisa, gi_star, lq, entropy or bivariate_lisa"),
         total: str | None = None,
         weights: str = Query("queen", description="queen, rook, knn, distance or kernel"),
-        k: int | None = Query(None, ge=1, le=100), distance: float | None = Query(None, gt=0),
+        k: int | None = Query(None, ge=1, le=100),
+        distance: float | None = Query(None, gt=0),
         permutations: int | None = Depends(local_permutations),
-        seed: int = Query(0, ge=0, le=2**32 - 1), alpha: float = Query(0.05, gt=0, lt=1),
+        seed: int = Query(0, ge=0, le=2**32 - 1),
+        alpha: float = Query(0.05, gt=0, lt=1),
         correction: str = Query("fdr", description="fdr, bonferroni or none"),
-        other: str | None = None, smoothing: str | None = Query(None, description="eb: empirical Bayes"),
+        other: str | None = None,
+        smoothing: str | None = Query(None, description="eb: empirical Bayes"),
         format: str = Query("geojson", description="geojson or csv"),
-        src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
+        src: Source = Depends(get_source),
+        settings: Settings = Depends(get_settings),
     ):
         if format not in ("geojson", "csv"):
             raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
@@ -130,22 +155,40 @@ class LocalQuery:
         if other is not None:
             ds.require_declared(other, "other")
         self.src, self.format, self.max_permutations = src, format, settings.max_permutations
-        self.options = {"group": group, "statistic": statistic, "total": total, "weights": weights, "k": k,
-                        "distance": distance, "permutations": permutations, "seed": seed, "alpha": alpha,
-                        "correction": correction, "other": other, "smoothing": smoothing}
+        self.options = {
+            "group": group,
+            "statistic": statistic,
+            "total": total,
+            "weights": weights,
+            "k": k,
+            "distance": distance,
+            "permutations": permutations,
+            "seed": seed,
+            "alpha": alpha,
+            "correction": correction,
+            "other": other,
+            "smoothing": smoothing,
+        }
 
 
 def tile_address(z: int = Path(..., ge=0, le=MAX_ZOOM), x: int = Path(..., ge=0), y: int = Path(..., ge=0)) -> tuple:
     if not valid_tile(z, x, y):
-        raise ProblemError(404, "Tile outside the grid", f"At zoom {z}, x and y run from 0 to {2**z - 1}; got x={x}, "
-                           f"y={y}.", code="tile_outside_grid")
+        raise ProblemError(
+            404,
+            "Tile outside the grid",
+            f"At zoom {z}, x and y run from 0 to {2**z - 1}; got x={x}, y={y}.",
+            code="tile_outside_grid",
+        )
     return z, x, y
 
 
-def tile_layer(group: str | None = Query(None, description="group whose local statistic to add"),
-               statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
-               permutations: int | None = Depends(local_permutations), seed: int = Query(0, ge=0, le=2**32 - 1),
-               src: Source = Depends(get_source)) -> Layer:
+def tile_layer(
+    group: str | None = Query(None, description="group whose local statistic to add"),
+    statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
+    permutations: int | None = Depends(local_permutations),
+    seed: int = Query(0, ge=0, le=2**32 - 1),
+    src: Source = Depends(get_source),
+) -> Layer:
     if group is not None and group not in src.data.groups:
         raise ValidationError(problem("unknown_column", f"No group {group!r}; groups are {list(src.data.groups)}"))
     return Layer(group, statistic, permutations, seed)
@@ -154,11 +197,16 @@ def tile_layer(group: str | None = Query(None, description="group whose local st
 class ItemsQuery:
     """GET /ogc/collections/{collection_id}/items: the collection as this caller may see it, and the page."""
 
-    def __init__(self, collection_id: str = Path(...),
-                 bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat"),
-                 limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0),
-                 registry: Registry = Depends(get_registry), settings: Settings = Depends(get_settings),
-                 owner: bool = Depends(is_owner)):
+    def __init__(
+        self,
+        collection_id: str = Path(...),
+        bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat"),
+        limit: int = Query(100, ge=1, le=10000),
+        offset: int = Query(0, ge=0),
+        registry: Registry = Depends(get_registry),
+        settings: Settings = Depends(get_settings),
+        owner: bool = Depends(is_owner),
+    ):
         collection = CollectionId.parse(collection_id)
         src = load_source(registry, settings, collection.dataset, owner) if collection else None
         if src is None or (collection.group is not None and collection.group not in src.data.groups):

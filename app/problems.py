@@ -1,4 +1,5 @@
 """RFC 9457 problem responses: every 4xx says what was wrong and how to fix it."""
+
 from __future__ import annotations
 
 import re
@@ -16,12 +17,29 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "str
 
 
 class ProblemError(Exception):
-    def __init__(self, status: int, title: str, detail: str, *, code: str | None = None, headers: dict | None = None, **extra):
-        self.status, self.title, self.detail, self.code, self.headers, self.extra = status, title, detail, code, headers, extra
+    def __init__(
+        self, status: int, title: str, detail: str, *, code: str | None = None, headers: dict | None = None, **extra
+    ):
+        self.status, self.title, self.detail, self.code, self.headers, self.extra = (
+            status,
+            title,
+            detail,
+            code,
+            headers,
+            extra,
+        )
 
 
-def problem_response(status: int, title: str, detail: str, *, code: str | None = None, instance: str | None = None,
-                     headers: dict | None = None, **extra) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str | None = None,
+    instance: str | None = None,
+    headers: dict | None = None,
+    **extra,
+) -> JSONResponse:
     body = {"type": f"https://segmap.dev/problems/{code or status}", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
@@ -36,13 +54,26 @@ def not_found(what: str, ident: str, hint: str) -> ProblemError:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError):
-        return problem_response(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path,
-                                headers=exc.headers, **exc.extra)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            code=exc.code,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
 
     @app.exception_handler(ValidationError)
     async def _invalid(request: Request, exc: ValidationError):
-        return problem_response(422, "Invalid input", " ".join(p.message for p in exc.problems), code=exc.code,
-                                instance=request.url.path, problems=[p.to_dict() for p in exc.problems])
+        return problem_response(
+            422,
+            "Invalid input",
+            " ".join(p.message for p in exc.problems),
+            code=exc.code,
+            instance=request.url.path,
+            problems=[p.to_dict() for p in exc.problems],
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _params(request: Request, exc: RequestValidationError):
@@ -50,8 +81,13 @@ def install(app: FastAPI) -> None:
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
             msgs.append(f"{where}: {e.get('msg')}")
-        return problem_response(422, "Invalid request parameters", "; ".join(msgs) or "invalid parameters",
-                                code="bad_parameter", instance=request.url.path)
+        return problem_response(
+            422,
+            "Invalid request parameters",
+            "; ".join(msgs) or "invalid parameters",
+            code="bad_parameter",
+            instance=request.url.path,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -63,14 +99,21 @@ def install(app: FastAPI) -> None:
             # Starlette names the methods of the first route matching the path only; list every route's.
             headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
             detail = f"{request.method} is not allowed on {request.url.path!r}; use {headers['Allow']}"
-        return problem_response(exc.status_code, "HTTP error", detail, instance=request.url.path, headers=headers or None)
+        return problem_response(
+            exc.status_code, "HTTP error", detail, instance=request.url.path, headers=headers or None
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
         # Starlette answers this outside every middleware: the security headers must come from here.
-        return problem_response(500, "Internal error", "The server failed on this request and logged it; "
-                                "please report it with the request that caused it.", code="internal",
-                                instance=request.url.path, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+        return problem_response(
+            500,
+            "Internal error",
+            "The server failed on this request and logged it; please report it with the request that caused it.",
+            code="internal",
+            instance=request.url.path,
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+        )
 
 
 def allowed_methods(request: Request, fallback: str = "") -> str:
@@ -79,5 +122,7 @@ def allowed_methods(request: Request, fallback: str = "") -> str:
     for template, operations in request.app.openapi().get("paths", {}).items():
         pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, request.url.path):
-            methods |= {m.upper() for m in operations if m in ("get", "put", "post", "delete", "patch", "head", "options")}
+            methods |= {
+                m.upper() for m in operations if m in ("get", "put", "post", "delete", "patch", "head", "options")
+            }
     return ", ".join(sorted(methods)) or fallback

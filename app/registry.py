@@ -5,6 +5,7 @@ then does one transaction point the catalogue at it. A crash at any moment leave
 or the new one; files no row points to are swept at start-up. SQLite (WAL, busy timeout) makes
 this safe across threads and worker processes sharing the data directory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -144,8 +145,10 @@ class Registry:
         """The protected table of one dataset version for one threshold, built once and kept beside it."""
         if threshold <= 1:
             return protect(ds, 0)
-        return self._memory.get_or_make((dataset_id, info["version"], threshold, method), lambda: protect(
-            ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None))
+        return self._memory.get_or_make(
+            (dataset_id, info["version"], threshold, method),
+            lambda: protect(ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None),
+        )
 
     def secret(self, dataset_id: str) -> bytes:
         """The dataset's cell-key secret: made once, kept across versions so a cell keeps its perturbation."""
@@ -160,10 +163,22 @@ class Registry:
 
     def _read(self, dataset_id: str, info: dict) -> AreaDataset:
         areas = gpd.read_parquet(self.files / info["_file"])
-        meta = Metadata(name=info["title"] or dataset_id, source=info["source"], year=info["year"], crs=info["crs"],
-                        licence=info["licence"], description=info["description"])
-        return AreaDataset(areas=areas, total=info["total"], groups=tuple(info["groups"]), meta=meta,
-                           name_col=info["name_col"], region_col=info["region_col"])
+        meta = Metadata(
+            name=info["title"] or dataset_id,
+            source=info["source"],
+            year=info["year"],
+            crs=info["crs"],
+            licence=info["licence"],
+            description=info["description"],
+        )
+        return AreaDataset(
+            areas=areas,
+            total=info["total"],
+            groups=tuple(info["groups"]),
+            meta=meta,
+            name_col=info["name_col"],
+            region_col=info["region_col"],
+        )
 
     @staticmethod
     def _row(r: sqlite3.Row) -> dict:
@@ -188,11 +203,21 @@ class Registry:
             i += 1
         return f"{base}-{i}"
 
-    def put(self, dataset_id: str, ds: AreaDataset, *, replace: bool = False, derived_from: str | None = None,
-            owner_key: str | None = None, disclosure: dict | None = None) -> dict:
+    def put(
+        self,
+        dataset_id: str,
+        ds: AreaDataset,
+        *,
+        replace: bool = False,
+        derived_from: str | None = None,
+        owner_key: str | None = None,
+        disclosure: dict | None = None,
+    ) -> dict:
         """Store ``ds`` under ``dataset_id`` atomically; fails if it exists unless ``replace``."""
         if not ID_PATTERN.match(dataset_id):
-            raise ValidationError(problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'"))
+            raise ValidationError(
+                problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'")
+            )
         areas = ds.areas
         tmp = self.files / f".{dataset_id}.{os.getpid()}.{uuid.uuid4().hex}.tmp"  # the pid: see sweep()
         try:
@@ -208,14 +233,35 @@ class Registry:
         _fsync_dir(self.files)
         bounds = [float(v) for v in areas.to_crs(4326).total_bounds] if len(areas) else None
         m = ds.meta
-        row = (dataset_id, digest, final_name, m.name, m.source, m.year, areas.crs.to_string() if areas.crs else None,
-               ds.n, ds.total, json.dumps(list(ds.groups)), ds.name_col, ds.region_col, json.dumps(bounds),
-               m.licence, m.description, derived_from, owner_key, time.time(), json.dumps(disclosure) if disclosure else None)
+        row = (
+            dataset_id,
+            digest,
+            final_name,
+            m.name,
+            m.source,
+            m.year,
+            areas.crs.to_string() if areas.crs else None,
+            ds.n,
+            ds.total,
+            json.dumps(list(ds.groups)),
+            ds.name_col,
+            ds.region_col,
+            json.dumps(bounds),
+            m.licence,
+            m.description,
+            derived_from,
+            owner_key,
+            time.time(),
+            json.dumps(disclosure) if disclosure else None,
+        )
         with self._db() as db:
             old = db.execute("SELECT file FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
             if old and not replace:
                 (self.files / final_name).unlink(missing_ok=True) if old["file"] != final_name else None
-                raise ValidationError(problem("exists", f"Dataset {dataset_id!r} exists; choose another id or delete it first"), code="exists")
+                raise ValidationError(
+                    problem("exists", f"Dataset {dataset_id!r} exists; choose another id or delete it first"),
+                    code="exists",
+                )
             db.execute("INSERT OR REPLACE INTO datasets VALUES (" + ",".join("?" * len(row)) + ")", row)
         if old and old["file"] != final_name:
             (self.files / old["file"]).unlink(missing_ok=True)
@@ -259,8 +305,18 @@ def register_bundled(registry: Registry, bundled_dir: Path) -> None:
     if not boundaries.exists() or not registry.claim("bundled:georgia-1990"):
         return
     from spatial.io import load_dataset
-    ds = load_dataset(boundaries, counts=counts, key="area_key", total="total_population",
-                      groups=["foreign_born", "native_born", "black", "not_black", "rural"],
-                      meta=Metadata(name="Georgia counties, 1990 census", source="US Census 1990 via libpysal 'georgia' example",
-                                    year=1990, licence="public domain (US Census)"))
+
+    ds = load_dataset(
+        boundaries,
+        counts=counts,
+        key="area_key",
+        total="total_population",
+        groups=["foreign_born", "native_born", "black", "not_black", "rural"],
+        meta=Metadata(
+            name="Georgia counties, 1990 census",
+            source="US Census 1990 via libpysal 'georgia' example",
+            year=1990,
+            licence="public domain (US Census)",
+        ),
+    )
     registry.put("georgia-1990", ds, replace=True)

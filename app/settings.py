@@ -1,4 +1,5 @@
 """Service configuration, read from ``SEGMAP_*`` environment variables (or a ``.env`` file)."""
+
 from __future__ import annotations
 
 from pathlib import Path

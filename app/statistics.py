@@ -3,6 +3,7 @@
 Both run on the protected table (``Source.dataset``) with parameters already checked (:mod:`app.params`);
 the routes cache the bytes by ETag (:func:`app.http.cached`).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,21 @@ from .params import IndicesQuery, LocalQuery
 def indices_json(q: IndicesQuery) -> bytes:
     """The indices with inference, named and shaped as `segmap indices --format json` prints them."""
     from spatial.indices.compute import compute_indices
-    res = compute_indices(q.src.dataset, group=q.groups[0], groups=q.groups, total=q.total, indices=q.index,
-                          region=q.region, permutations=q.permutations, seed=q.seed, null=q.null,
-                          compare=q.other and q.other.dataset, compare_group=q.compare_group, multiscalar=q.distances)
+
+    res = compute_indices(
+        q.src.dataset,
+        group=q.groups[0],
+        groups=q.groups,
+        total=q.total,
+        indices=q.index,
+        region=q.region,
+        permutations=q.permutations,
+        seed=q.seed,
+        null=q.null,
+        compare=q.other and q.other.dataset,
+        compare_group=q.compare_group,
+        multiscalar=q.distances,
+    )
     out = {name: r.to_dict() for name, r in res.items()}
     if q.src.data.report:
         for r in out.values():
@@ -31,9 +44,15 @@ def local_body(q: LocalQuery) -> bytes:
     """One local statistic per area (withheld areas kept, with null values and the label ``suppressed``),
     as CSV or as GeoJSON whose ``segmap`` member says how it was computed."""
     from spatial.local import local_statistic
+
     src, opts = q.src, q.options
-    res = local_statistic(src.dataset, opts["group"], opts["statistic"], max_permutations=q.max_permutations,
-                          **{k: v for k, v in opts.items() if k not in ("group", "statistic")})
+    res = local_statistic(
+        src.dataset,
+        opts["group"],
+        opts["statistic"],
+        max_permutations=q.max_permutations,
+        **{k: v for k, v in opts.items() if k not in ("group", "statistic")},
+    )
     frame = protect_frame(local_frame(src.dataset, res, geometry=(q.format == "geojson")), src.data)
     if q.format == "csv":
         return csv_safe(frame).to_csv(index=False).encode()

@@ -9,6 +9,7 @@ pixel grid whose counts are summed and shares recomputed, and ``areas`` says how
 area is dropped. A tile then only queries the tree, clips, maps coordinates to integer tile units
 and encodes with the vectorised encoder in :mod:`app.mvt`.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def tiles_covering(bounds_3857: tuple[float, float, float, float], z: int) -> li
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
-def offline_tiles(index: TileIndex, attributes: TileAttributes, budget_bytes: int = 12 * 2**20,
-                  view_px: tuple[int, int] = (1024, 768)) -> tuple[dict[str, bytes], tuple[int, int]]:
+def offline_tiles(
+    index: TileIndex, attributes: TileAttributes, budget_bytes: int = 12 * 2**20, view_px: tuple[int, int] = (1024, 768)
+) -> tuple[dict[str, bytes], tuple[int, int]]:
     """Tiles of a dataset for an offline page: from the zoom that fits the city in ``view_px`` down,
     zoom by zoom while the total stays within ``budget_bytes`` (a page opened from a file can't ask
     a server for more). Returns {"z/x/y": bytes} and the (first, last) zoom embedded."""
@@ -85,6 +87,7 @@ class TileAttributes:
     the most common value; other columns (id, name, p-value) are left out of merged features, which
     carry ``areas`` (how many areas merged) instead.
     """
+
     columns: dict[str, np.ndarray]
     sums: tuple[str, ...] = ()
     ratios: dict[str, tuple] = field(default_factory=dict)
@@ -106,11 +109,13 @@ class TileIndex:
 
     def warm(self, on_done=None) -> threading.Thread:
         """Simplify every zoom in the background (street zooms first), so tiles don't wait for it."""
+
         def run():
             for z in range(13, -1, -1):
                 self.geometries(z)
             if on_done:
                 on_done()
+
         thread = threading.Thread(target=run, name="segmap-tile-warm", daemon=True)
         thread.start()
         return thread
@@ -156,7 +161,9 @@ class TileIndex:
         geoms = shapely.clip_by_rect(self.geometries(z)[drawn], minx - pad, miny - pad, maxx + pad, maxy + pad)
         # To tile units (y down), rounded to the integer grid. Not shapely.set_precision: it is ~20 µs a polygon
         # (a GEOS overlay per geometry), and the encoder already drops the rings rounding collapses.
-        geoms = shapely.transform(geoms, lambda c: np.rint(np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale))))
+        geoms = shapely.transform(
+            geoms, lambda c: np.rint(np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale)))
+        )
         columns = {name: values[drawn] for name, values in attributes.columns.items()}
         merged = self._merge(hits[small], z, minx, maxy, scale, attributes)
         if merged is not None:
@@ -169,7 +176,9 @@ class TileIndex:
         """Areas under a pixel cell become one square per cell of the global grid (same cells in every tile)."""
         cx, cy = self.centroids[members, 0], self.centroids[members, 1]
         tile_size = EXTENT / scale
-        inside = (cx >= minx) & (cx < minx + tile_size) & (cy <= maxy) & (cy > maxy - tile_size)  # each area in one tile
+        inside = (
+            (cx >= minx) & (cx < minx + tile_size) & (cy <= maxy) & (cy > maxy - tile_size)
+        )  # each area in one tile
         members, cx, cy = members[inside], cx[inside], cy[inside]
         if len(members) == 0:
             return None
@@ -210,8 +219,11 @@ def _concat_columns(drawn: dict, merged: dict, n_drawn: int, n_merged: int) -> d
         a, b = drawn.get(name), merged.get(name)
         if a is None or b is None:
             like = a if a is not None else b
-            blank = np.full(n_drawn if a is None else n_merged, None if like.dtype == object else np.nan,
-                            dtype=object if like.dtype == object else float)
+            blank = np.full(
+                n_drawn if a is None else n_merged,
+                None if like.dtype == object else np.nan,
+                dtype=object if like.dtype == object else float,
+            )
             a, b = (blank, b) if a is None else (a, blank)
         if a.dtype == object or b.dtype == object:
             a, b = a.astype(object), b.astype(object)

@@ -6,6 +6,7 @@ index (public, so owner and public share it), the per-area attributes of a query
 thread. Encoded tiles go to the disk cache shared by workers; the ASGI layer in front
 (``middleware.CachedTiles``) answers repeated anonymous ones from memory.
 """
+
 from __future__ import annotations
 
 import gc
@@ -48,8 +49,10 @@ def area_properties(data: PublicData, layer: Layer, max_permutations: int = 9999
     g = layer.group or ds.groups[0]
     if layer.statistic:
         from spatial.local import local_statistic  # the statistics library: loaded by the first tile that needs it
-        res = local_statistic(ds, g, layer.statistic, permutations=layer.permutations, seed=layer.seed,
-                              max_permutations=max_permutations)
+
+        res = local_statistic(
+            ds, g, layer.statistic, permutations=layer.permutations, seed=layer.seed, max_permutations=max_permutations
+        )
         frame["value"] = data.expand(res.values)
         if res.p_value is not None:
             frame["p_value"] = data.expand(res.p_value)
@@ -60,17 +63,21 @@ def area_properties(data: PublicData, layer: Layer, max_permutations: int = 9999
         if values.dtype.kind in "fiub":
             columns[name] = np.round(values.astype(float), 6)
         else:
-            columns[name] = np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                                      for v in values], dtype=object)
+            columns[name] = np.array(
+                [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values],
+                dtype=object,
+            )
     ratios = {f"{g_}_share": (g_, ds.total) for g_ in ds.groups}
     if layer.statistic and _is_lq(layer.statistic) and ds.areas[g].sum() > 0:  # merged cells: share ÷ city share
         ratios["value"] = (g, ds.total, float(ds.areas[ds.total].sum() / ds.areas[g].sum()))
-    return TileAttributes(columns, sums=tuple(ds.count_columns), ratios=ratios,
-                          modes=("label",) if "label" in columns else ())
+    return TileAttributes(
+        columns, sums=tuple(ds.count_columns), ratios=ratios, modes=("label",) if "label" in columns else ()
+    )
 
 
 def _is_lq(statistic: str) -> bool:
     from spatial.local import ALIASES
+
     return ALIASES.get(statistic, statistic) == "lq"
 
 
@@ -91,13 +98,19 @@ def tilejson(src: Source, base_url: str, group: str | None, statistic: str | Non
     fields["areas"] = "Number"
     w, s, e, n = info["bounds"]
     return {
-        "tilejson": "3.0.0", "name": info["title"], "version": "1.0.0", "scheme": "xyz",
+        "tilejson": "3.0.0",
+        "name": info["title"],
+        "version": "1.0.0",
+        "scheme": "xyz",
         "tiles": [f"{base_url}/v1/datasets/{src.id}/tiles/{{z}}/{{x}}/{{y}}.mvt" + (f"?{query}" if query else "")],
-        "bounds": [w, s, e, n], "center": [(w + e) / 2, (s + n) / 2, 8], "minzoom": 0, "maxzoom": 16,
+        "bounds": [w, s, e, n],
+        "center": [(w + e) / 2, (s + n) / 2, 8],
+        "minzoom": 0,
+        "maxzoom": 16,
         "attribution": info.get("source") or "",
         "description": f"Areas smaller than {AGGREGATE_PX}x{AGGREGATE_PX} screen pixels at a zoom are merged into "
-                       "squares of that size: counts summed, shares recomputed, label the most common; `areas` says "
-                       "how many merged.",
+        "squares of that size: counts summed, shares recomputed, label the most common; `areas` says "
+        "how many merged.",
         "vector_layers": [{"id": LAYER, "fields": fields, "minzoom": 0, "maxzoom": 16}],
     }
 
@@ -105,8 +118,16 @@ def tilejson(src: Source, base_url: str, group: str | None, statistic: str | Non
 class TileService:
     """Tiles of every dataset version, with what they share kept in bounded caches."""
 
-    def __init__(self, cache: DiskCache, heavy: HeavyWork, max_permutations: int, *, datasets: int = 16,
-                 attributes: int = 8, queue: int = 64):
+    def __init__(
+        self,
+        cache: DiskCache,
+        heavy: HeavyWork,
+        max_permutations: int,
+        *,
+        datasets: int = 16,
+        attributes: int = 8,
+        queue: int = 64,
+    ):
         self.cache, self.heavy, self.max_permutations = cache, heavy, max_permutations
         self._indexes = LRU(datasets)  # dataset id -> (version, TileIndex)
         self._attributes = LRU(attributes)  # per-area columns of a query: ~10 MB each at 100,000 areas
@@ -133,18 +154,21 @@ class TileService:
         self._froze = True
 
     def attributes(self, src: Source, layer: Layer) -> TileAttributes:
-        return self._attributes.get_or_make((src.key(), layer),
-                                            lambda: area_properties(src.data, layer, self.max_permutations))
+        return self._attributes.get_or_make(
+            (src.key(), layer), lambda: area_properties(src.data, layer, self.max_permutations)
+        )
 
     async def tile(self, src: Source, z: int, x: int, y: int, layer: Layer, *, key: str) -> bytes:
         """One encoded tile: from the disk cache (another worker may have encoded it), else encoded once
         (single flight, cancellable like other heavy work) and stored under ``key``."""
         body = self.cache.get(key)
         if body is None:
+
             def encode() -> bytes:
                 data = self.index(src).tile(z, x, y, self.attributes(src, layer))
                 self.cache.put(key, src.id, src.version, data)  # off the event loop
                 return data
+
             body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
         return body
 

@@ -2,6 +2,7 @@
 
 python -m benchmarks [indices local mvt tiles maps informal load]
 """
+
 import importlib
 import sys
 from pathlib import Path

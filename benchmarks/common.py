@@ -1,4 +1,5 @@
 """Shared helpers: a synthetic grid city, timing, peak memory, result tables."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,11 @@ def grid_city(n_areas: int, cell: float = 200.0, seed: int = 0):
     total = rng.integers(50, 1500, n_areas)
     p = np.where((i < side / 3) & (j < side / 3), 0.35, 0.08)
     migrants = rng.binomial(total, p)
-    gdf = gpd.GeoDataFrame({"id": [f"a{k}" for k in range(n_areas)], "total": total, "migrants": migrants},
-                           geometry=geoms, crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"a{k}" for k in range(n_areas)], "total": total, "migrants": migrants},
+        geometry=geoms,
+        crs="EPSG:32633",
+    )
     return validate(gdf, id_col="id", groups=["migrants"], total="total")
 
 
@@ -44,9 +48,11 @@ def timed(fn, *args, **kwargs):
 
 
 def header(title: str) -> str:
-    return (f"# {title}\n\nMeasured {dt.date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}; other work may have been running. Peak memory is Python's "
-            "(tracemalloc), numpy buffers included.\n\n")
+    return (
+        f"# {title}\n\nMeasured {dt.date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; other work may have been running. Peak memory is Python's "
+        "(tracemalloc), numpy buffers included.\n\n"
+    )
 
 
 def table(rows: list[dict]) -> str:

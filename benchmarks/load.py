@@ -3,6 +3,7 @@
 Three 20 s phases (cached tile, indices, map page), 16 connections, 2 threads; the server's resident
 memory (all its processes) is sampled every second. Prints a table and writes results/load.md.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,9 @@ DURATION = 20
 
 
 def rss_mb(pid: int) -> float:
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()]
+    pids = [pid] + [
+        int(p) for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
     total = 0
     for p in set(pids):
         try:
@@ -37,19 +40,27 @@ def rss_mb(pid: int) -> float:
 
 
 def wrk(url: str, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True, text=True,
-                         timeout=seconds + 60).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+
     def grab(pattern, cast=float, default=0):
         m = re.search(pattern, out)
         return cast(m.group(1)) if m else default
+
     def ms(text):
         v = float(re.match(r"([\d.]+)", text).group(1))
         return v / 1000 if text.endswith("us") else v * 1000 if text.endswith("s") and not text.endswith("ms") else v
+
     p99 = re.search(r"^\s*99%\s+(\S+)", out, re.MULTILINE)
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = grab(r"Non-2xx or 3xx responses: (\d+)", int)
-    return {"requests/s": grab(r"Requests/sec:\s+([\d.]+)"), "p99 ms": ms(p99.group(1)) if p99 else float("nan"),
-            "requests": grab(r"(\d+) requests in", int), "errors": errors + non2xx}
+    return {
+        "requests/s": grab(r"Requests/sec:\s+([\d.]+)"),
+        "p99 ms": ms(p99.group(1)) if p99 else float("nan"),
+        "requests": grab(r"(\d+) requests in", int),
+        "errors": errors + non2xx,
+    }
 
 
 def main() -> None:
@@ -71,11 +82,13 @@ def main() -> None:
                 httpx.get(u, timeout=120)
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
+
         def sample():
             t0 = time.monotonic()
             while not stop.is_set():
                 samples.append((time.monotonic() - t0, rss_mb(server.proc.pid)))
                 time.sleep(1)
+
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         for name, u in targets:
@@ -89,10 +102,13 @@ def main() -> None:
     last = [m for t, m in samples if t >= total - 10]
     growth = max(last) - max(first)
     bound = 50.0
-    text = (header(f"Load test: wrk, 16 connections, 2 threads, {DURATION} s per target, 2 uvicorn workers on 127.0.0.1")
-            + table(rows) + f"\nServer memory (RSS, all processes): {max(first):.0f} MB in the first 10 s, "
-            f"{max(last):.0f} MB in the last 10 s; growth {growth:+.0f} MB (bound {bound:.0f} MB): "
-            f"{'flat' if growth <= bound else 'NOT flat'}. Errors counted: socket errors + non-2xx/3xx responses.\n")
+    text = (
+        header(f"Load test: wrk, 16 connections, 2 threads, {DURATION} s per target, 2 uvicorn workers on 127.0.0.1")
+        + table(rows)
+        + f"\nServer memory (RSS, all processes): {max(first):.0f} MB in the first 10 s, "
+        f"{max(last):.0f} MB in the last 10 s; growth {growth:+.0f} MB (bound {bound:.0f} MB): "
+        f"{'flat' if growth <= bound else 'NOT flat'}. Errors counted: socket errors + non-2xx/3xx responses.\n"
+    )
     write("load", text)
 
 

@@ -1,4 +1,5 @@
 """Local Moran and Gi* with 999 permutations: segmap vs esda, cold (fresh process) and warm."""
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,26 @@ def main(sizes=(1_000, 10_000, 100_000)) -> None:
     for n in sizes:
         for stat in ("lisa", "gi_star"):
             ours, ref = measure(n, "segmap", stat), measure(n, "esda", stat)
-            rows.append({"statistic": stat, "areas": n, "segmap cold s": ours["cold"], "esda cold s": ref["cold"],
-                         "cold speed-up": ref["cold"] / ours["cold"], "segmap warm s": ours["warm"], "esda warm s": ref["warm"],
-                         "warm speed-up": ref["warm"] / ours["warm"], "segmap MB": ours["peak_mb"], "esda MB": ref["peak_mb"]})
-    write("local", header("Local statistics: segmap vs esda 2.9.0 (999 permutations, one core, keep_simulations=False)")
-          + table(rows) + "\nCold = first call in a fresh process (esda includes numba compilation). Same queen weights.\n")
+            rows.append(
+                {
+                    "statistic": stat,
+                    "areas": n,
+                    "segmap cold s": ours["cold"],
+                    "esda cold s": ref["cold"],
+                    "cold speed-up": ref["cold"] / ours["cold"],
+                    "segmap warm s": ours["warm"],
+                    "esda warm s": ref["warm"],
+                    "warm speed-up": ref["warm"] / ours["warm"],
+                    "segmap MB": ours["peak_mb"],
+                    "esda MB": ref["peak_mb"],
+                }
+            )
+    write(
+        "local",
+        header("Local statistics: segmap vs esda 2.9.0 (999 permutations, one core, keep_simulations=False)")
+        + table(rows)
+        + "\nCold = first call in a fresh process (esda includes numba compilation). Same queen weights.\n",
+    )
 
 
 if __name__ == "__main__":

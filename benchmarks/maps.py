@@ -4,6 +4,7 @@ Run: python -m benchmarks.maps   (synthetic square grids in EPSG:3857 plus the b
 The Folium anchor is what a user gets from ``folium.GeoJson(gdf).add_to(folium.Map())``: full-precision
 coordinates, every column as a property, assets from CDNs.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,11 @@ def grid(n: int):
     cells = [box(x * 100, y * 100, x * 100 + 100, y * 100 + 100) for x in range(side) for y in range(side)]
     rng = np.random.default_rng(0)
     total = rng.integers(50, 500, len(cells))
-    gdf = gpd.GeoDataFrame({"id": [f"c{i}" for i in range(len(cells))], "total": total,
-                            "migrants": rng.binomial(total, 0.2)}, geometry=cells, crs=3857)
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"c{i}" for i in range(len(cells))], "total": total, "migrants": rng.binomial(total, 0.2)},
+        geometry=cells,
+        crs=3857,
+    )
     return load_dataset(gdf, groups=["migrants"], total="total", key="id")
 
 
@@ -46,40 +50,72 @@ def _offline_page(ds) -> str:
     from app.tiles import TileIndex, offline_tiles
     from app.tileservice import Layer, area_properties
     from spatial.disclosure import as_public
+
     index = TileIndex(ds.areas)
     tiles, zooms = offline_tiles(index, area_properties(as_public(ds), Layer("migrants")))
-    return render_page(ds, PageOptions("x", "migrants", view="share", mode="download", vector_tiles=True,
-                                       embedded_tiles=tiles, embedded_zooms=zooms))[0]
+    return render_page(
+        ds,
+        PageOptions(
+            "x",
+            "migrants",
+            view="share",
+            mode="download",
+            vector_tiles=True,
+            embedded_tiles=tiles,
+            embedded_zooms=zooms,
+        ),
+    )[0]
 
 
 def main() -> None:
-    georgia = load_dataset("data/boundaries/georgia_counties.gpkg", counts="data/census/georgia_counties_1990.csv",
-                           key="area_key", total="total_population", groups=["black"], meta=Metadata(name="Georgia"))
-    cases = [("Georgia counties", georgia, "black"), ("grid 2,500", grid(2_500), "migrants"),
-             ("grid 20,000", grid(20_000), "migrants"), ("grid 100,000", grid(100_000), "migrants")]
+    georgia = load_dataset(
+        "data/boundaries/georgia_counties.gpkg",
+        counts="data/census/georgia_counties_1990.csv",
+        key="area_key",
+        total="total_population",
+        groups=["black"],
+        meta=Metadata(name="Georgia"),
+    )
+    cases = [
+        ("Georgia counties", georgia, "black"),
+        ("grid 2,500", grid(2_500), "migrants"),
+        ("grid 20,000", grid(20_000), "migrants"),
+        ("grid 100,000", grid(100_000), "migrants"),
+    ]
     rows = []
     for name, ds, group in cases:
-        page, t_ours = timed(lambda: render_page(ds, PageOptions("x", group, view="share", mode="embed"))[0])
+        page, t_ours = timed(
+            lambda ds=ds, group=group: render_page(ds, PageOptions("x", group, view="share", mode="embed"))[0]
+        )
         row = {"dataset": name, "areas": ds.n, "segmap embed KiB": len(page.encode()) / 1024, "segmap s": t_ours}
         if ds.n <= 20_000:
-            plain, t_plain = timed(lambda: folium_plain(ds))
-            row.update({"folium plain KiB": len(plain.encode()) / 1024, "folium s": t_plain,
-                        "size ratio": len(plain.encode()) / len(page.encode())})
+            plain, t_plain = timed(lambda ds=ds: folium_plain(ds))
+            row.update(
+                {
+                    "folium plain KiB": len(plain.encode()) / 1024,
+                    "folium s": t_plain,
+                    "size ratio": len(plain.encode()) / len(page.encode()),
+                }
+            )
         else:
             row.update({"folium plain KiB": "skipped", "folium s": "", "size ratio": ""})
         rows.append(row)
     big = cases[-1][1]
     full, t_full = timed(lambda: render_page(big, PageOptions("x", "migrants", view="share", mode="page"))[0])
     offline, t_offline = timed(lambda: _offline_page(big))
-    write("maps", header("Map pages: size and build time, segmap vs a plain Folium map of the same areas") + table(rows)
-          + "\n`segmap embed`: `/maps/{id}/embed` for the share view; below 3,000 areas all views are embedded as one "
-          "simplified, rounded GeoJSON, above it the page draws vector tiles and carries no geometry. `folium plain`: "
-          "`folium.GeoJson(gdf)` on `folium.Map()`, one view, full-precision coordinates, assets from CDNs (not interactive "
-          f"at 20,000+ areas). Full page (`/maps/{{id}}` with the indices panel and a list of areas) at {big.n:,} areas: "
-          f"{len(full.encode()) / 1024:.0f} KiB, built in {t_full:.1f} s. Offline download at {big.n:,} areas, carrying vector "
-          f"tiles instead of GeoJSON: {len(offline.encode()) / 2**20:.1f} MiB, built in {t_offline:.1f} s (tile index included). "
-          "segmap's build time at 2,500 areas is mostly the "
-          "LISA and Gi* permutations (999 each) that folium plain does not do.\n")
+    write(
+        "maps",
+        header("Map pages: size and build time, segmap vs a plain Folium map of the same areas")
+        + table(rows)
+        + "\n`segmap embed`: `/maps/{id}/embed` for the share view; below 3,000 areas all views are embedded as one "
+        "simplified, rounded GeoJSON, above it the page draws vector tiles and carries no geometry. `folium plain`: "
+        "`folium.GeoJson(gdf)` on `folium.Map()`, one view, full-precision coordinates, assets from CDNs (not interactive "
+        f"at 20,000+ areas). Full page (`/maps/{{id}}` with the indices panel and a list of areas) at {big.n:,} areas: "
+        f"{len(full.encode()) / 1024:.0f} KiB, built in {t_full:.1f} s. Offline download at {big.n:,} areas, carrying vector "
+        f"tiles instead of GeoJSON: {len(offline.encode()) / 2**20:.1f} MiB, built in {t_offline:.1f} s (tile index included). "
+        "segmap's build time at 2,500 areas is mostly the "
+        "LISA and Gi* permutations (999 each) that folium plain does not do.\n",
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ STRtree + clip + mapbox-vector-tile path. Over HTTP: the dataset is uploaded to 
 127.0.0.1; every zoom is warmed once at a corner tile (index + per-zoom simplification, paid once per
 dataset version), then each centre tile is fetched uncached; finally wrk hits one cached tile.
 """
+
 from __future__ import annotations
 
 import gc
@@ -46,11 +47,20 @@ def tile_of(lon, lat, z):
 def in_process(ds, centre) -> list[dict]:
     a = ds.areas
     share = (a["migrants"] / a["total"]).to_numpy()
-    attrs = TileAttributes({"id": np.asarray(ds.ids, dtype=object), "total": a["total"].to_numpy(float),
-                            "migrants": a["migrants"].to_numpy(float), "migrants_share": share},
-                           sums=("total", "migrants"), ratios={"migrants_share": ("migrants", "total")})
-    props = [{"id": i, "total": int(t), "migrants": int(m), "migrants_share": float(s)}
-             for i, t, m, s in zip(ds.ids, a["total"], a["migrants"], share)]
+    attrs = TileAttributes(
+        {
+            "id": np.asarray(ds.ids, dtype=object),
+            "total": a["total"].to_numpy(float),
+            "migrants": a["migrants"].to_numpy(float),
+            "migrants_share": share,
+        },
+        sums=("total", "migrants"),
+        ratios={"migrants_share": ("migrants", "total")},
+    )
+    props = [
+        {"id": i, "total": int(t), "migrants": int(m), "migrants_share": float(s)}
+        for i, t, m, s in zip(ds.ids, a["total"], a["migrants"], share)
+    ]
     index = TileIndex(a)
     t0 = time.perf_counter()
     index.warm(on_done=gc.freeze).join()  # as the service does
@@ -61,12 +71,20 @@ def in_process(ds, centre) -> list[dict]:
     rows = []
     for z in ZOOMS:
         zt, x, y = tile_of(centre.x, centre.y, z)
-        t0 = time.perf_counter(); ours = index.tile(zt, x, y, attrs); t_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours = index.tile(zt, x, y, attrs)
+        t_ours = time.perf_counter() - t0
         features = mapbox_vector_tile.decode(ours)["areas"]["features"] if ours else []
-        row = {"zoom": z, "features": len(features), "merged cells": sum("areas" in f["properties"] for f in features),
-               "segmap ms": 1000 * t_ours}
+        row = {
+            "zoom": z,
+            "features": len(features),
+            "merged cells": sum("areas" in f["properties"] for f in features),
+            "segmap ms": 1000 * t_ours,
+        }
         if z >= 10:  # the naive path needs seconds per tile below this; one run at z10 makes the point
-            t0 = time.perf_counter(); naive = naive_tile(tree, geoms, props, zt, x, y); t_naive = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            naive = naive_tile(tree, geoms, props, zt, x, y)
+            t_naive = time.perf_counter() - t0
             row.update({"naive ms": 1000 * t_naive, "speed-up": t_naive / t_ours, "naive KB": len(naive) / 1024})
         else:
             row.update({"naive ms": "-", "speed-up": "-", "naive KB": "-"})
@@ -81,9 +99,12 @@ def over_http(ds, centre) -> tuple[list[dict], dict, float]:
     server = LiveServer(workers=2, env={"SEGMAP_MAX_UPLOAD_MB": 200})
     url = server.start()
     try:
-        r = httpx.post(f"{url}/v1/datasets", files={"boundaries": ("grid.parquet", buf.getvalue())},
-                       data={"groups": "migrants", "total": "total", "key": "id", "id": "grid-100k", "title": "Grid city"},
-                       timeout=600)
+        r = httpx.post(
+            f"{url}/v1/datasets",
+            files={"boundaries": ("grid.parquet", buf.getvalue())},
+            data={"groups": "migrants", "total": "total", "key": "id", "id": "grid-100k", "title": "Grid city"},
+            timeout=600,
+        )
         r.raise_for_status()
         base = f"{url}/v1/datasets/grid-100k/tiles"
         t0 = time.perf_counter()
@@ -97,12 +118,15 @@ def over_http(ds, centre) -> tuple[list[dict], dict, float]:
         with httpx.Client(timeout=120) as client:
             for z in ZOOMS:
                 zt, x, y = tile_of(centre.x, centre.y, z)
-                t0 = time.perf_counter(); resp = client.get(f"{base}/{zt}/{x}/{y}.mvt"); ms = 1000 * (time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                resp = client.get(f"{base}/{zt}/{x}/{y}.mvt")
+                ms = 1000 * (time.perf_counter() - t0)
                 resp.raise_for_status()
                 rows.append({"zoom": z, "uncached ms over HTTP": ms, "KB": len(resp.content) / 1024})
         load = {}
         if shutil.which("wrk"):
             from benchmarks.load import wrk
+
             for z in (12, 16):
                 zt, x, y = tile_of(centre.x, centre.y, z)
                 load[z] = wrk(f"{base}/{zt}/{x}/{y}.mvt", 10)
@@ -118,17 +142,21 @@ def main(n_areas=100_000) -> None:
     http_rows, load, http_warm = over_http(ds, centre)
     for row, h in zip(local_rows, http_rows):
         row["HTTP ms"] = h["uncached ms over HTTP"]
-    text = (header(f"Vector tiles: {n_areas:,}-area grid city (100 m cells), one uncached tile per zoom at the centre")
-            + table(local_rows)
-            + f"\nPer dataset version, once: tile index + simplification of every zoom {warm:.2f} s in process "
-            f"(in a background thread when the first tile is asked for); over HTTP the warm-up pass took {http_warm:.1f} s.\n"
-            "`HTTP ms`: the same uncached tile fetched from a 2-worker uvicorn server on 127.0.0.1 (properties, encoding, "
-            "ETag and disk cache write included). Areas under 2x2 screen pixels are merged into pixel cells "
-            "(counts summed, shares recomputed), so low zooms hold at most 128x128 cells per tile.\n")
+    text = (
+        header(f"Vector tiles: {n_areas:,}-area grid city (100 m cells), one uncached tile per zoom at the centre")
+        + table(local_rows)
+        + f"\nPer dataset version, once: tile index + simplification of every zoom {warm:.2f} s in process "
+        f"(in a background thread when the first tile is asked for); over HTTP the warm-up pass took {http_warm:.1f} s.\n"
+        "`HTTP ms`: the same uncached tile fetched from a 2-worker uvicorn server on 127.0.0.1 (properties, encoding, "
+        "ETag and disk cache write included). Areas under 2x2 screen pixels are merged into pixel cells "
+        "(counts summed, shares recomputed), so low zooms hold at most 128x128 cells per tile.\n"
+    )
     for z, result in load.items():
         kb = http_rows[list(ZOOMS).index(z)]["KB"]
-        text += (f"\nCached tile (zoom {z}, {kb:.0f} KB) under wrk (2 threads on the same 2 cores), 16 connections, 10 s: "
-                 f"{result['requests/s']:.0f} requests/s, p99 {result['p99 ms']:.1f} ms, {result['errors']} errors.\n")
+        text += (
+            f"\nCached tile (zoom {z}, {kb:.0f} KB) under wrk (2 threads on the same 2 cores), 16 connections, 10 s: "
+            f"{result['requests/s']:.0f} requests/s, p99 {result['p99 ms']:.1f} ms, {result['errors']} errors.\n"
+        )
     write("tiles", text)
 
 

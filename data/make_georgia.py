@@ -3,6 +3,7 @@
 Run once (the outputs are committed): python data/make_georgia.py
 Boundaries and counts are written as separate files joined by `area_key` (county FIPS code).
 """
+
 from pathlib import Path
 
 import geopandas as gpd

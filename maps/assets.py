@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 VENDOR = Path(__file__).parent / "vendor"
@@ -17,12 +17,19 @@ WEB = Path(__file__).parent / "web"
 OWN = "segmap"  # URL folder of the files in maps/web/
 LEAFLET = "leaflet-1.9.4"
 VECTORGRID = "leaflet.vectorgrid-1.3.0"
-JS = {"leaflet": f"{LEAFLET}/leaflet.js", "vectorgrid": f"{VECTORGRID}/Leaflet.VectorGrid.bundled.min.js",
-      "segmap": f"{OWN}/segmap.js"}
+JS = {
+    "leaflet": f"{LEAFLET}/leaflet.js",
+    "vectorgrid": f"{VECTORGRID}/Leaflet.VectorGrid.bundled.min.js",
+    "segmap": f"{OWN}/segmap.js",
+}
 CSS = {"leaflet_css": f"{LEAFLET}/leaflet.css", "segmap_css": f"{OWN}/segmap.css"}
 # Served besides the scripts and styles: Leaflet's layer-control icons and the licences.
-OTHER = (f"{LEAFLET}/images/layers.png", f"{LEAFLET}/images/layers-2x.png", f"{LEAFLET}/LICENSE",
-         f"{VECTORGRID}/LICENSE")
+OTHER = (
+    f"{LEAFLET}/images/layers.png",
+    f"{LEAFLET}/images/layers-2x.png",
+    f"{LEAFLET}/LICENSE",
+    f"{VECTORGRID}/LICENSE",
+)
 
 
 def file_for(rel: str) -> Path | None:
@@ -46,7 +53,7 @@ def _render_version() -> str:
 RENDER_VERSION = _render_version()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _digest(rel: str) -> str:
     return hashlib.sha256(file_for(rel).read_bytes()).hexdigest()[:12]
 
@@ -64,7 +71,7 @@ def css_assets(base: str) -> list[tuple[str, str]]:
     return [(n, url(base, rel)) for n, rel in CSS.items()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _inline(rel: str) -> str:
     """The file's text as it goes inside a <script> or <style> element of the offline file."""
     path = file_for(rel)

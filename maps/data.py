@@ -2,6 +2,7 @@
 
 One frame feeds every output (Folium page, side panel, data download, PNG/SVG), so they cannot disagree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,26 +19,52 @@ VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 VIEW_STATISTIC = {"lq": "lq", "lisa": "lisa", "hotspots": "gi_star"}  # the local statistic a view draws
 SHARE_VIEWS = ("share", "informal")  # views whose value is the share itself
 CLUSTER_VIEWS = ("lisa", "hotspots")  # views of significance classes
-VIEW_TITLES = {"share": "Share of group", "lq": "Location quotient", "lisa": "LISA clusters",
-               "hotspots": "Gi* hot and cold spots", "informal": "Share in informal settlements"}
-SCHEMES = {"quantiles": mapclassify.Quantiles, "natural_breaks": mapclassify.NaturalBreaks,
-           "equal_interval": mapclassify.EqualInterval}
+VIEW_TITLES = {
+    "share": "Share of group",
+    "lq": "Location quotient",
+    "lisa": "LISA clusters",
+    "hotspots": "Gi* hot and cold spots",
+    "informal": "Share in informal settlements",
+}
+SCHEMES = {
+    "quantiles": mapclassify.Quantiles,
+    "natural_breaks": mapclassify.NaturalBreaks,
+    "equal_interval": mapclassify.EqualInterval,
+}
 # Colour-blind-safe sequential palettes (ColorBrewer YlGnBu; PuOr diverging for LQ around 1).
-SEQUENTIAL = {3: ["#edf8b1", "#7fcdbb", "#2c7fb8"], 4: ["#ffffcc", "#a1dab4", "#41b6c4", "#225ea8"],
-              5: ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"],
-              6: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494"],
-              7: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"]}
+SEQUENTIAL = {
+    3: ["#edf8b1", "#7fcdbb", "#2c7fb8"],
+    4: ["#ffffcc", "#a1dab4", "#41b6c4", "#225ea8"],
+    5: ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"],
+    6: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494"],
+    7: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"],
+}
 LQ_BREAKS = [0.5, 0.8, 1.25, 2.0]
 LQ_COLOURS = ["#5e3c99", "#b2abd2", "#f7f7f7", "#fdb863", "#e66101"]
-LQ_LABELS = ["under 0.5 (far below city)", "0.5 – 0.8", "0.8 – 1.25 (near city share)", "1.25 – 2",
-             "2 and over (far above city)"]
+LQ_LABELS = [
+    "under 0.5 (far below city)",
+    "0.5 – 0.8",
+    "0.8 – 1.25 (near city share)",
+    "1.25 – 2",
+    "2 and over (far above city)",
+]
 # GeoDa's LISA cluster colours.
-LISA = {"high_high": ("High-High", "#ff0000"), "low_low": ("Low-Low", "#0000ff"), "high_low": ("High-Low", "#f4ada8"),
-        "low_high": ("Low-High", "#a7adf9"), "not_significant": ("Not significant", "#eeeeee"),
-        "no_neighbours": ("No neighbours", "#ffffff"), "no_population": ("No population", "#ffffff")}
-HOTSPOTS = {"hot_spot": ("Hot spot", "#d7191c"), "cold_spot": ("Cold spot", "#2c7bb6"),
-            "not_significant": ("Not significant", "#eeeeee"), "no_neighbours": ("No neighbours", "#ffffff"),
-            "no_population": ("No population", "#ffffff")}
+LISA = {
+    "high_high": ("High-High", "#ff0000"),
+    "low_low": ("Low-Low", "#0000ff"),
+    "high_low": ("High-Low", "#f4ada8"),
+    "low_high": ("Low-High", "#a7adf9"),
+    "not_significant": ("Not significant", "#eeeeee"),
+    "no_neighbours": ("No neighbours", "#ffffff"),
+    "no_population": ("No population", "#ffffff"),
+}
+HOTSPOTS = {
+    "hot_spot": ("Hot spot", "#d7191c"),
+    "cold_spot": ("Cold spot", "#2c7bb6"),
+    "not_significant": ("Not significant", "#eeeeee"),
+    "no_neighbours": ("No neighbours", "#ffffff"),
+    "no_population": ("No population", "#ffffff"),
+}
 # Legend rows that are no finding.
 UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")
 SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
@@ -68,8 +95,9 @@ def check(dataset: AreaDataset, group: str | None, view: str, scheme: str, k: in
     if view not in VIEWS:
         raise ValidationError(problem("bad_parameter", f"Unknown view {view!r}; choose from {list(VIEWS)}"))
     if scheme not in SCHEMES:
-        raise ValidationError(problem("bad_parameter",
-                                      f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}"))
+        raise ValidationError(
+            problem("bad_parameter", f"Unknown classification {scheme!r}; choose from {list(SCHEMES)}")
+        )
     if k not in SEQUENTIAL:
         raise ValidationError(problem("bad_parameter", f"classes must be between 3 and 7, got {k}"))
     return group
@@ -98,10 +126,20 @@ class _Start:
     notes: list[str]
 
 
-def view_data(dataset: AreaDataset | PublicData, group: str | None = None, view: str = "share", *,
-              scheme: str = "quantiles", k: int = 5, permutations: int | None = None, seed: int = 0,
-              alpha: float = 0.05, correction: str = "fdr", disclosure_threshold: int = 0,
-              max_permutations: int = 9999) -> ViewData:
+def view_data(
+    dataset: AreaDataset | PublicData,
+    group: str | None = None,
+    view: str = "share",
+    *,
+    scheme: str = "quantiles",
+    k: int = 5,
+    permutations: int | None = None,
+    seed: int = 0,
+    alpha: float = 0.05,
+    correction: str = "fdr",
+    disclosure_threshold: int = 0,
+    max_permutations: int = 9999,
+) -> ViewData:
     """Compute and classify one view, one row per area, from the protected table (``dataset`` already
     protected, or protected here at ``disclosure_threshold``): withheld areas are shown as hidden."""
     data = dataset if isinstance(dataset, PublicData) else protect(dataset, disclosure_threshold)
@@ -122,8 +160,10 @@ def _start(data: PublicData, group: str, view: str) -> _Start:
     if data.report:
         meta["disclosure"] = data.report
         if data.report["withheld_areas"]:
-            notes.append(f"{data.report['withheld_areas']} areas with counts from 1 to {data.threshold - 1} are "
-                         "hidden and left out of every statistic on this map.")
+            notes.append(
+                f"{data.report['withheld_areas']} areas with counts from 1 to {data.threshold - 1} are "
+                "hidden and left out of every statistic on this map."
+            )
     return _Start(data, group, view, base, meta, notes)
 
 
@@ -132,8 +172,13 @@ def _shares(s: _Start, o: _Options) -> ViewData:
     ds, base, group = s.data.dataset, s.base, s.group
     if s.view == "informal":
         if "informal" not in ds.groups:
-            raise ValidationError(problem("no_informal", "This dataset has no 'informal' group; add informal "
-                                          "settlements (POST /v1/datasets/{id}/informal) to map them"))
+            raise ValidationError(
+                problem(
+                    "no_informal",
+                    "This dataset has no 'informal' group; add informal "
+                    "settlements (POST /v1/datasets/{id}/informal) to map them",
+                )
+            )
         group = "informal"
         base["count"] = s.data.column(group)
         base["share"] = s.data.share(group)
@@ -164,12 +209,22 @@ def _local(s: _Start, o: _Options, permutations: int | None):
     """The view's local statistic on the published areas, into ``value``/``p_value``; returns (result, labels),
     labels per area with withheld areas as ``WITHHELD``."""
     from spatial.local import local_statistic
+
     data, statistic = s.data, VIEW_STATISTIC[s.view]
-    res = local_statistic(data.dataset, s.group, statistic, permutations=permutations, seed=o.seed, alpha=o.alpha,
-                          correction=o.correction, max_permutations=o.max_permutations)
+    res = local_statistic(
+        data.dataset,
+        s.group,
+        statistic,
+        permutations=permutations,
+        seed=o.seed,
+        alpha=o.alpha,
+        correction=o.correction,
+        max_permutations=o.max_permutations,
+    )
     summary = {key: v for key, v in res.summary.items() if not isinstance(v, np.ndarray)}
-    s.meta.update(statistic=statistic, alpha=o.alpha, correction=o.correction, permutations=res.permutations,
-                  summary=summary)
+    s.meta.update(
+        statistic=statistic, alpha=o.alpha, correction=o.correction, permutations=res.permutations, summary=summary
+    )
     s.notes += [n.message for n in res.notes]
     s.base["value"] = data.expand(np.asarray(res.values, dtype=float))
     s.base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
@@ -231,8 +286,10 @@ def summary_text(vd: ViewData, top: int = 3) -> str:
     else:
         sig = [(lab, c) for lab, _, c in vd.legend if lab not in UNTESTED]
         total_sig = sum(c for _, c in sig)
-        parts.append(f"{total_sig} areas are significant at alpha {vd.meta.get('alpha')} after "
-                     f"{vd.meta.get('correction')} correction: " + ", ".join(f"{c} {lab}" for lab, c in sig) + ".")
+        parts.append(
+            f"{total_sig} areas are significant at alpha {vd.meta.get('alpha')} after "
+            f"{vd.meta.get('correction')} correction: " + ", ".join(f"{c} {lab}" for lab, c in sig) + "."
+        )
         significance = vd.meta.get("summary", {}).get("significance")
         if significance:  # the areas with p ≤ alpha before correction, marked apart, and what the difference means
             parts.append(significance["explanation"])

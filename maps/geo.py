@@ -65,9 +65,13 @@ def page_geojson(dataset: AreaDataset, data: dict[str, ViewData], digits: int | 
         palettes[v] = [u.split("\x00") for u in uniques]
     features = []
     for n, g in enumerate(_geometries(dataset, digits)):
-        props = {ID: str(first[ID].iat[n]), "name": str(first["name"].iat[n]),
-                 "total": _round(first["total"].iat[n], 1), "count": _round(first["count"].iat[n], 1),
-                 "share": _round(first["share"].iat[n], 5)}
+        props = {
+            ID: str(first[ID].iat[n]),
+            "name": str(first["name"].iat[n]),
+            "total": _round(first["total"].iat[n], 1),
+            "count": _round(first["count"].iat[n], 1),
+            "share": _round(first["share"].iat[n], 5),
+        }
         for v, vd in data.items():
             props[f"k_{v}"] = int(codes[v][n])
             if v not in SHARE_VIEWS:

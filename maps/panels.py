@@ -18,9 +18,14 @@ LIST_LIMIT = 500  # areas listed per view in the side panel
 def render(dataset: PublicData, opts, info: dict, indices: tuple[list[dict], str | None] | None) -> str:
     """The panels' HTML. ``indices`` is (rows, note) for the full page's side panel."""
     views = info["views"]
-    context = {"legends": [_legend(v) for v in views.values()], "overlay": _overlay(dataset, opts, info),
-               "attribution": _attribution(dataset.meta), "summary": summary_text(views[opts.view]),
-               "bar": None, "side": None}
+    context = {
+        "legends": [_legend(v) for v in views.values()],
+        "overlay": _overlay(dataset, opts, info),
+        "attribution": _attribution(dataset.meta),
+        "summary": summary_text(views[opts.view]),
+        "bar": None,
+        "side": None,
+    }
     if opts.mode == "page":
         context["bar"] = _bar(dataset, opts, info)
         context["side"] = _side(opts, info, *indices)
@@ -68,18 +73,26 @@ def _bar(dataset: PublicData, opts, info: dict) -> dict:
         ("k", "k", [(str(i), str(i)) for i in range(3, 8)], str(opts.k)),
     ]
     at = ",".join(f"{x:g}" for x in opts.at) if opts.at else ""
-    return {"dataset_id": opts.dataset_id, "title": dataset.meta.name, "at": at,
-            "selects": [{"label": label, "name": name, "choices": choices, "current": current}
-                        for label, name, choices, current in selects]}
+    return {
+        "dataset_id": opts.dataset_id,
+        "title": dataset.meta.name,
+        "at": at,
+        "selects": [
+            {"label": label, "name": name, "choices": choices, "current": current}
+            for label, name, choices, current in selects
+        ],
+    }
 
 
 def _links(opts, group: str) -> list[tuple[str, str]]:
     q = {"group": group, "view": opts.view, "scheme": opts.scheme, "k": opts.k}
     page = f"/maps/{opts.dataset_id}"
-    return [("Data (CSV)", f"{page}/data?{urlencode({**q, 'format': 'csv'})}"),
-            ("Data (GeoJSON)", f"{page}/data?{urlencode({**q, 'format': 'geojson'})}"),
-            ("Offline HTML", f"{page}/download?{urlencode(q)}"),
-            ("PNG", f"/v1/datasets/{opts.dataset_id}/map.png?{urlencode(q)}")]
+    return [
+        ("Data (CSV)", f"{page}/data?{urlencode({**q, 'format': 'csv'})}"),
+        ("Data (GeoJSON)", f"{page}/data?{urlencode({**q, 'format': 'geojson'})}"),
+        ("Offline HTML", f"{page}/download?{urlencode(q)}"),
+        ("PNG", f"/v1/datasets/{opts.dataset_id}/map.png?{urlencode(q)}"),
+    ]
 
 
 def _indices(rows: list[dict], note: str | None, views: dict) -> dict:
@@ -88,22 +101,33 @@ def _indices(rows: list[dict], note: str | None, views: dict) -> dict:
     if local:
         m = local.meta
         corrections = f"{m['correction']} correction at α = {m['alpha']}, {m['permutations']} permutations"
-    return {"rows": rows, "note": note, "corrections": corrections,
-            "null": next((r["null"] for r in rows if r.get("null")), None),
-            "permutations": max((r["permutations"] for r in rows), default=0)}
+    return {
+        "rows": rows,
+        "note": note,
+        "corrections": corrections,
+        "null": next((r["null"] for r in rows if r.get("null")), None),
+        "permutations": max((r["permutations"] for r in rows), default=0),
+    }
 
 
 def _area_list(vd: ViewData) -> dict:
     """The areas of one view, highest first (hidden values last)."""
     key = "share" if vd.view in SHARE_VIEWS else "value"
     top = vd.frame.sort_values(key, ascending=False, na_position="last").head(LIST_LIMIT)
-    rows = [{"id": str(i), "name": str(name), "value": value, "label": str(label)}
-            for i, name, value, label in zip(top[ID], top["name"], top[key], top["label"])]
+    rows = [
+        {"id": str(i), "name": str(name), "value": value, "label": str(label)}
+        for i, name, value, label in zip(top[ID], top["name"], top[key], top["label"])
+    ]
     return {"view": vd.view, "rows": rows, "total": len(vd.frame), "pct": key == "share"}
 
 
 def _side(opts, info: dict, rows: list[dict], note: str | None) -> dict:
     views = info["views"]
-    return {"view": opts.view, "summaries": [(v.view, summary_text(v)) for v in views.values()],
-            "links": _links(opts, info["group"]), "indices": _indices(rows, note, views),
-            "notes": [*info["notes"], *views[opts.view].notes], "lists": [_area_list(v) for v in views.values()]}
+    return {
+        "view": opts.view,
+        "summaries": [(v.view, summary_text(v)) for v in views.values()],
+        "links": _links(opts, info["group"]),
+        "indices": _indices(rows, note, views),
+        "notes": [*info["notes"], *views[opts.view].notes],
+        "lists": [_area_list(v) for v in views.values()],
+    }

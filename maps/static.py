@@ -1,4 +1,5 @@
 """PNG/SVG maps with matplotlib (no browser): title, legend, source attribution, scale bar, alt text."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,16 @@ def _scale_length(width_m: float) -> float:
     return max(m * power for m in (1, 2, 5) if m * power <= target)
 
 
-def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int = 1200, height: int = 900,
-           dpi: int = 150, title: str | None = None) -> tuple[bytes, str]:
+def render(
+    dataset: AreaDataset,
+    vd: ViewData,
+    fmt: str = "png",
+    *,
+    width: int = 1200,
+    height: int = 900,
+    dpi: int = 150,
+    title: str | None = None,
+) -> tuple[bytes, str]:
     """Render ``vd`` to PNG or SVG bytes of ``width``×``height`` pixels; returns (bytes, alt text)."""
     if fmt not in ("png", "svg"):
         raise ValidationError(problem("bad_parameter", f"format must be png or svg, got {fmt!r}"))
@@ -47,14 +56,25 @@ def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int =
     fig.suptitle(title, x=0.02, y=0.97, ha="left", fontsize=12, fontweight="bold", parse_math=False)
 
     # Legend: swatch with its class number and text, so it reads without colour.
-    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{i + 1}. {lab} ({n})") for i, (lab, c, n) in enumerate(vd.legend)]
+    handles = [
+        Patch(facecolor=c, edgecolor="#555555", label=f"{i + 1}. {lab} ({n})")
+        for i, (lab, c, n) in enumerate(vd.legend)
+    ]
     sub = ""
     if vd.scheme:
         sub = f"{vd.scheme.replace('_', ' ')}, {vd.k} classes"
     elif vd.view in ("lisa", "hotspots"):
         sub = f"α = {vd.meta['alpha']}, {vd.meta['correction']} correction"
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.71, 0.9), frameon=False, fontsize=8,
-               title=sub or None, title_fontsize=8, alignment="left")
+    fig.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.71, 0.9),
+        frameon=False,
+        fontsize=8,
+        title=sub or None,
+        title_fontsize=8,
+        alignment="left",
+    )
 
     # Scale bar in metres (the plot is in the dataset's metric CRS).
     x0, x1 = ax.get_xlim()
@@ -66,9 +86,17 @@ def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int =
     ax.text(bx + length / 2, by + 0.015 * (y1 - y0), label, ha="center", va="bottom", fontsize=8)
 
     src = dataset.meta.source or dataset.meta.name
-    fig.text(0.02, 0.02, f"Source: {src}" + (f" ({dataset.meta.year})" if dataset.meta.year else "")
-             + (f"; licence: {dataset.meta.licence}" if dataset.meta.licence else "") + ". Map: segmap.",
-             fontsize=7, color="#333333", parse_math=False)
+    fig.text(
+        0.02,
+        0.02,
+        f"Source: {src}"
+        + (f" ({dataset.meta.year})" if dataset.meta.year else "")
+        + (f"; licence: {dataset.meta.licence}" if dataset.meta.licence else "")
+        + ". Map: segmap.",
+        fontsize=7,
+        color="#333333",
+        parse_math=False,
+    )
     buf = io.BytesIO()
     if fmt == "png":
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title, "Description": alt, "Software": "segmap"})
@@ -84,12 +112,18 @@ def render(dataset: AreaDataset, vd: ViewData, fmt: str = "png", *, width: int =
 def _svg_accessible(svg: bytes, title: str, alt: str) -> bytes:
     """Give the SVG a role, <title> and <desc> that screen readers announce."""
     from xml.sax.saxutils import escape
+
     text = svg.decode("utf-8")
     i = text.index("<svg")
     j = text.index(">", i)
     head = text[i:j]
     if "role=" not in head:
         head += ' role="img" aria-labelledby="segmap-title segmap-desc"'
-    text = (text[:i] + head + ">" + f'<title id="segmap-title">{escape(title)}</title><desc id="segmap-desc">{escape(alt)}</desc>'
-            + text[j + 1:])
+    text = (
+        text[:i]
+        + head
+        + ">"
+        + f'<title id="segmap-title">{escape(title)}</title><desc id="segmap-desc">{escape(alt)}</desc>'
+        + text[j + 1 :]
+    )
     return text.encode("utf-8")

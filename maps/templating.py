@@ -55,8 +55,14 @@ def _percent(v) -> str:
 _LOADER = FileSystemLoader(TEMPLATES)
 HTML = Environment(loader=_LOADER, autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 HTML.filters.update(num=_number, pct=_percent)
-SCRIPTS = Environment(loader=_LOADER, autoescape=False, undefined=StrictUndefined, finalize=_script_value,
-                      trim_blocks=True, lstrip_blocks=True)
+SCRIPTS = Environment(
+    loader=_LOADER,
+    autoescape=False,
+    undefined=StrictUndefined,
+    finalize=_script_value,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def render_html(name: str, **context) -> str:

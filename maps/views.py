@@ -77,8 +77,18 @@ def _indices(dataset: AreaDataset, group: str, permutations: int, seed: int) -> 
         res = compute_indices(dataset, group=group, indices=list(INDICES), permutations=permutations, seed=seed)
     except ValidationError as exc:  # e.g. a group with no members: the map stands without the indices
         return [], f"City-wide indices could not be computed: {exc}"
-    rows = [{"name": name, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-             "null": r.null, "permutations": r.permutations} for name, r in res.items()]
+    rows = [
+        {
+            "name": name,
+            "value": r.value,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "p_value": r.p_value,
+            "null": r.null,
+            "permutations": r.permutations,
+        }
+        for name, r in res.items()
+    ]
     return rows, None
 
 
@@ -91,8 +101,14 @@ def _views_for(dataset: PublicData, opts: PageOptions, vector: bool) -> tuple[st
 
 
 def _compute_views(dataset: PublicData, group: str, views, opts: PageOptions) -> tuple[dict[str, ViewData], list]:
-    kw = dict(scheme=opts.scheme, k=opts.k, permutations=opts.permutations, seed=opts.seed,
-              disclosure_threshold=opts.disclosure_threshold, max_permutations=opts.max_permutations)
+    kw = {
+        "scheme": opts.scheme,
+        "k": opts.k,
+        "permutations": opts.permutations,
+        "seed": opts.seed,
+        "disclosure_threshold": opts.disclosure_threshold,
+        "max_permutations": opts.max_permutations,
+    }
     data: dict[str, ViewData] = {}
     notes: list[str] = []
     for v in views:
@@ -117,8 +133,9 @@ def _base_map(opts: PageOptions, bounds, vector: bool) -> folium.Map:
     fmap.default_js = assets.js_assets(STATIC_PREFIX, vector)
     fmap.default_css = assets.css_assets(STATIC_PREFIX)
     if opts.basemap_url:
-        folium.TileLayer(opts.basemap_url, attr=opts.basemap_attribution or "base map", name="Base map",
-                         overlay=True, control=True).add_to(fmap)
+        folium.TileLayer(
+            opts.basemap_url, attr=opts.basemap_attribution or "base map", name="Base map", overlay=True, control=True
+        ).add_to(fmap)
     return fmap
 
 
@@ -135,10 +152,14 @@ def _informal_overlay(dataset: PublicData, opts: PageOptions) -> folium.FeatureG
     for feature in gj["features"]:  # folium's GeoJsonTooltip writes properties as HTML: names go in escaped
         feature["properties"]["name"] = html.escape(str(feature["properties"].get("name", "")))
     group = folium.FeatureGroup(name=panels.INFORMAL_OVERLAY, overlay=True, show=opts.view == "informal")
-    tooltip = folium.GeoJsonTooltip(["name", "count", "share"],
-                                    aliases=["Area", "People in informal settlements", "Share of area"])
-    _GeoJson(gj, style_function=lambda f: {"fill": False, "color": "#111", "weight": 2.5, "dashArray": "6 4"},
-             tooltip=tooltip).add_to(group)
+    tooltip = folium.GeoJsonTooltip(
+        ["name", "count", "share"], aliases=["Area", "People in informal settlements", "Share of area"]
+    )
+    _GeoJson(
+        gj,
+        style_function=lambda f: {"fill": False, "color": "#111", "weight": 2.5, "dashArray": "6 4"},
+        tooltip=tooltip,
+    ).add_to(group)
     return group
 
 
@@ -146,8 +167,13 @@ def _add_areas(fmap: folium.Map, dataset: PublicData, opts: PageOptions, data: d
     """The areas embedded as GeoJSON, each view a base layer of the layer control, and the overlay."""
     gj, palettes = page_geojson(dataset, data)
     attribution = html.escape(f"Data: {dataset.meta.source or dataset.meta.name}")
-    areas = _GeoJson(gj, name="Areas", control=False, attr=attribution,
-                     style_function=lambda feat: {"fillColor": "#bdbdbd", "weight": 0.5})
+    areas = _GeoJson(
+        gj,
+        name="Areas",
+        control=False,
+        attr=attribution,
+        style_function=lambda feat: {"fillColor": "#bdbdbd", "weight": 0.5},
+    )
     areas.add_to(fmap)
     # Switching views restyles the same areas: one copy of the geometry whatever the number of views.
     for v in data:
@@ -157,8 +183,15 @@ def _add_areas(fmap: folium.Map, dataset: PublicData, opts: PageOptions, data: d
         overlay.add_to(fmap)
     if len(data) > 1:
         folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
-    config = {"view": opts.view, "mode": opts.mode, "bounds": bounds, "at": list(opts.at) if opts.at else None,
-              "names": {VIEW_TITLES[v]: v for v in data}, "palettes": palettes, "statistic": STATISTIC_NAMES}
+    config = {
+        "view": opts.view,
+        "mode": opts.mode,
+        "bounds": bounds,
+        "at": list(opts.at) if opts.at else None,
+        "names": {VIEW_TITLES[v]: v for v in data},
+        "palettes": palettes,
+        "statistic": STATISTIC_NAMES,
+    }
     fmap.add_child(Wiring(fmap, config, layer=areas))
 
 
@@ -166,11 +199,19 @@ def _tile_classes(view: str, legend: list) -> dict:
     """How the page classes an area from its tile properties: by label (clusters), LQ breaks or share bins."""
     if view in CLUSTER_VIEWS:
         table = LISA if view == "lisa" else HOTSPOTS
-        return {"kind": "labels", "label_keys": list(table), "colours": [c for _, c in table.values()],
-                "labels": [name for name, _ in table.values()]}
+        return {
+            "kind": "labels",
+            "label_keys": list(table),
+            "colours": [c for _, c in table.values()],
+            "labels": [name for name, _ in table.values()],
+        }
     shown = [(label, colour) for label, colour, _ in legend if label != SUPPRESSED[0]]
-    return {"kind": "lq" if view == "lq" else "share", "label_keys": [],
-            "colours": [c for _, c in shown], "labels": [label for label, _ in shown]}
+    return {
+        "kind": "lq" if view == "lq" else "share",
+        "label_keys": [],
+        "colours": [c for _, c in shown],
+        "labels": [label for label, _ in shown],
+    }
 
 
 def _tiles_config(dataset: PublicData, opts: PageOptions, vd: ViewData, bounds) -> dict:
@@ -180,20 +221,32 @@ def _tiles_config(dataset: PublicData, opts: PageOptions, vd: ViewData, bounds) 
         query.update(statistic=statistic, seed=opts.seed)
         if opts.permutations is not None:
             query["permutations"] = opts.permutations
-    cfg = {"url": f"/v1/datasets/{opts.dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt?{urlencode(query)}",
-           "bounds": bounds, "view": opts.view, "at": list(opts.at) if opts.at else None,
-           "share_field": f"{vd.group}_share", "name_field": dataset.name_col or "id",
-           "bins": vd.meta.get("bins", []), "breaks": LQ_BREAKS, **_tile_classes(opts.view, vd.legend),
-           "hidden_colour": SUPPRESSED[1], "hidden_label": SUPPRESSED[0],
-           "statistic": STATISTIC_NAMES.get(opts.view, "")}
+    cfg = {
+        "url": f"/v1/datasets/{opts.dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt?{urlencode(query)}",
+        "bounds": bounds,
+        "view": opts.view,
+        "at": list(opts.at) if opts.at else None,
+        "share_field": f"{vd.group}_share",
+        "name_field": dataset.name_col or "id",
+        "bins": vd.meta.get("bins", []),
+        "breaks": LQ_BREAKS,
+        **_tile_classes(opts.view, vd.legend),
+        "hidden_colour": SUPPRESSED[1],
+        "hidden_label": SUPPRESSED[0],
+        "statistic": STATISTIC_NAMES.get(opts.view, ""),
+    }
     if opts.embedded_tiles is not None:  # the offline file answers the tile requests itself
-        cfg.update(url="segmap-embedded/{z}/{x}/{y}.mvt", zooms=list(opts.embedded_zooms),
-                   embedded={k: base64.b64encode(v).decode() for k, v in opts.embedded_tiles.items()})
+        cfg.update(
+            url="segmap-embedded/{z}/{x}/{y}.mvt",
+            zooms=list(opts.embedded_zooms),
+            embedded={k: base64.b64encode(v).decode() for k, v in opts.embedded_tiles.items()},
+        )
     return cfg
 
 
-def build_map(dataset: AreaDataset | PublicData, opts: PageOptions,
-              views: tuple[str, ...] | None = None) -> tuple[folium.Map, dict]:
+def build_map(
+    dataset: AreaDataset | PublicData, opts: PageOptions, views: tuple[str, ...] | None = None
+) -> tuple[folium.Map, dict]:
     """A folium Map for ``opts`` and facts about it (view data, counts) for the caller and tests."""
     dataset = as_public(dataset, opts.disclosure_threshold)  # every number on the page comes from the protected table
     group = check(dataset, opts.group, opts.view, opts.scheme, opts.k)

@@ -6,6 +6,7 @@ work, which raises :class:`Cancelled` once the token is cancelled or its deadlin
 :func:`running` (the command line, tests) :func:`checkpoint` does nothing. The token lives in a context
 variable, so each job (one thread, one copied context) sees only its own.
 """
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@ A layer whose coordinates are NaN, infinite or 10^15 m breaks every later step (
 JSON cannot carry them); one in degrees labelled as metres, or the reverse, gives distances that are off
 by five orders of magnitude. Both are caught here, with a message that says what to fix.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,9 +34,14 @@ def coordinate_problems(geometry, crs, ids=None, *, degrees_as_metres: bool = Tr
     if not finite.all():
         rows = np.unique(index[~finite])
         names = [ids[i] for i in rows] if ids is not None else rows
-        return [problem("non_finite_coordinates", f"{len(rows)} areas have NaN (not a number) or infinite coordinates; "
-                        "fix or remove those vertices and upload again" + ("" if ids is not None else " (rows, 0-based)"),
-                        names)]
+        return [
+            problem(
+                "non_finite_coordinates",
+                f"{len(rows)} areas have NaN (not a number) or infinite coordinates; "
+                "fix or remove those vertices and upload again" + ("" if ids is not None else " (rows, 0-based)"),
+                names,
+            )
+        ]
     if crs is None:
         return []
     crs = CRS.from_user_input(crs)
@@ -44,22 +50,37 @@ def coordinate_problems(geometry, crs, ids=None, *, degrees_as_metres: bool = Tr
     label = _label(crs)
     if crs.is_geographic:
         if xmin < -360 or xmax > 360 or ymin < -90.000001 or ymax > 90.000001:
-            return [problem("coordinates_not_degrees", f"The coordinates run {where}, but the layer's CRS {label} is "
-                            "longitude/latitude in degrees (within ±180 and ±90): they look like metres or feet of a "
-                            f"projected CRS. {_FIX_CRS}")]
+            return [
+                problem(
+                    "coordinates_not_degrees",
+                    f"The coordinates run {where}, but the layer's CRS {label} is "
+                    "longitude/latitude in degrees (within ±180 and ±90): they look like metres or feet of a "
+                    f"projected CRS. {_FIX_CRS}",
+                )
+            ]
     elif degrees_as_metres and _linear(crs) and -180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90:
-        return [problem("coordinates_look_like_degrees", f"The coordinates run {where}, which looks like longitude/"
-                        f"latitude in degrees, but the layer's CRS {label} is in {_UNITS[crs.axis_info[0].unit_name]}. If they "
-                        f"are degrees, set the CRS to EPSG:4326. {_FIX_CRS}")]
+        return [
+            problem(
+                "coordinates_look_like_degrees",
+                f"The coordinates run {where}, which looks like longitude/"
+                f"latitude in degrees, but the layer's CRS {label} is in {_UNITS[crs.axis_info[0].unit_name]}. If they "
+                f"are degrees, set the CRS to EPSG:4326. {_FIX_CRS}",
+            )
+        ]
     box = _usable_box(crs)
     if box is None and not crs.is_geographic:  # no area of use known: at least somewhere on Earth, in any unit
         box = (-FAR, -FAR, FAR, FAR)
     if box is not None and not (box[0] <= xmin and xmax <= box[2] and box[1] <= ymin and ymax <= box[3]):
         area = crs.area_of_use.name if crs.area_of_use else "anywhere on Earth"
-        return [problem("coordinates_outside_crs", f"The coordinates run {where}, far outside where the layer's CRS "
-                        f"{label} is used ({area}: about x {box[0]:,.6g} to {box[2]:,.6g}, y {box[1]:,.6g} to "
-                        f"{box[3]:,.6g}, margin included). Check the coordinates, or whether the CRS is the right one. "
-                        f"{_FIX_CRS}")]
+        return [
+            problem(
+                "coordinates_outside_crs",
+                f"The coordinates run {where}, far outside where the layer's CRS "
+                f"{label} is used ({area}: about x {box[0]:,.6g} to {box[2]:,.6g}, y {box[1]:,.6g} to "
+                f"{box[3]:,.6g}, margin included). Check the coordinates, or whether the CRS is the right one. "
+                f"{_FIX_CRS}",
+            )
+        ]
     return []
 
 
@@ -89,7 +110,8 @@ def _usable_box(crs: CRS) -> tuple[float, float, float, float] | None:
     for m, widen in ((AREA_MARGIN_DEG, 0.0), (0.0, 0.1)):  # a margin may reach where the projection is undefined
         try:
             box = Transformer.from_crs(4326, crs, always_xy=True).transform_bounds(
-                max(west - m, -180.0), max(south - m, -90.0), min(east + m, 180.0), min(north + m, 90.0), densify_pts=21)
+                max(west - m, -180.0), max(south - m, -90.0), min(east + m, 180.0), min(north + m, 90.0), densify_pts=21
+            )
         except ProjError:
             continue
         if np.isfinite(box).all():

@@ -1,4 +1,5 @@
 """Choosing a metric CRS so distances and areas are in metres."""
+
 from __future__ import annotations
 
 import geopandas as gpd
@@ -10,7 +11,9 @@ from .errors import ValidationError
 def metric_crs(gdf: gpd.GeoDataFrame) -> CRS:
     """The CRS to measure in: the layer's own if it is projected in metres, else its local UTM zone."""
     if gdf.crs is None:
-        raise ValidationError("The boundary file has no CRS. Add a .prj (or set the CRS, e.g. EPSG:4326) and upload again.", code="no_crs")
+        raise ValidationError(
+            "The boundary file has no CRS. Add a .prj (or set the CRS, e.g. EPSG:4326) and upload again.", code="no_crs"
+        )
     crs = CRS.from_user_input(gdf.crs)
     if crs.is_projected and crs.axis_info and crs.axis_info[0].unit_name in ("metre", "meter"):
         # Web Mercator distorts distances by 1/cos(lat): never measure in it.

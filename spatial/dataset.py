@@ -7,12 +7,13 @@ plus :class:`Metadata`. It is built by :func:`validate` (directly or through
 list of repairs, or raises :class:`~spatial.errors.ValidationError` naming
 every offending id.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -37,8 +38,13 @@ def check_column_names(**roles: str | Sequence[str] | None) -> None:
             if name is not None and not SAFE_COLUMN.fullmatch(str(name)):  # fullmatch: '$' allows a final \n
                 bad.append(f"{role} {name!r}")
     if bad:
-        raise ValidationError(problem("unsafe_column_name", f"Column names must be 1–63 letters, digits or '_', not starting "
-                                      f"with a digit (e.g. foreign_born); rename these in the file: {', '.join(bad)}"))
+        raise ValidationError(
+            problem(
+                "unsafe_column_name",
+                f"Column names must be 1–63 letters, digits or '_', not starting "
+                f"with a digit (e.g. foreign_born); rename these in the file: {', '.join(bad)}",
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Metadata:
     description: str | None = None
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__.items())
 
 
 @dataclass
@@ -83,8 +89,13 @@ class AreaDataset:
     def column(self, name: str) -> np.ndarray:
         self._require(name)
         if name == "geometry" or not pd.api.types.is_numeric_dtype(self.areas[name]):
-            raise ValidationError(problem("not_counts", f"Column {name!r} is not a count column (it holds text or shapes); "
-                                          f"count columns are {list(self.count_columns)}"))
+            raise ValidationError(
+                problem(
+                    "not_counts",
+                    f"Column {name!r} is not a count column (it holds text or shapes); "
+                    f"count columns are {list(self.count_columns)}",
+                )
+            )
         return self.areas[name].to_numpy(dtype=float)
 
     def require_declared(self, name: str, role: str, *, total: bool = False) -> str:
@@ -128,10 +139,18 @@ class AreaDataset:
 
     def _require(self, name: str) -> None:
         if name not in self.areas.columns:
-            numeric = [c for c in self.areas.columns if c not in (ID, "geometry") and pd.api.types.is_numeric_dtype(self.areas[c])]
-            raise ValidationError(problem("unknown_column", f"No column {name!r} in dataset {self.meta.name!r}; count columns are {numeric}"))
+            numeric = [
+                c
+                for c in self.areas.columns
+                if c not in (ID, "geometry") and pd.api.types.is_numeric_dtype(self.areas[c])
+            ]
+            raise ValidationError(
+                problem(
+                    "unknown_column", f"No column {name!r} in dataset {self.meta.name!r}; count columns are {numeric}"
+                )
+            )
 
-    def subset(self, mask: np.ndarray) -> "AreaDataset":
+    def subset(self, mask: np.ndarray) -> AreaDataset:
         """A new dataset of the areas where ``mask`` is true (e.g. for bootstraps or regions)."""
         return replace(self, areas=self.areas.loc[np.asarray(mask)].reset_index(drop=True))
 
@@ -144,17 +163,34 @@ def _as_counts(df: pd.DataFrame, col: str, ids: pd.Series, problems: list[Proble
     nan_text = raw.notna() & text.str.lower().isin(["nan", "+nan", "-nan"])
     bad = values.isna() & raw.notna() & (text != "") & ~nan_text
     if bad.any():
-        problems.append(problem("non_numeric_count", f"{role} {col!r} has non-numeric values; use plain numbers (no thousands separators or text)", ids[bad]))
+        problems.append(
+            problem(
+                "non_numeric_count",
+                f"{role} {col!r} has non-numeric values; use plain numbers (no thousands separators or text)",
+                ids[bad],
+            )
+        )
     missing = (raw.isna() | (text == "")) & ~nan_text
     if missing.any():
-        problems.append(problem("missing_count", f"{role} {col!r} has missing values (empty, NA or NaN); fill them (0 if nobody lives there) or drop those areas", ids[missing]))
+        problems.append(
+            problem(
+                "missing_count",
+                f"{role} {col!r} has missing values (empty, NA or NaN); fill them (0 if nobody lives there) or drop those areas",
+                ids[missing],
+            )
+        )
     neg = values < 0
     if neg.any():
         problems.append(problem("negative_count", f"{role} {col!r} has negative counts; counts must be ≥ 0", ids[neg]))
     infinite = np.isinf(values.to_numpy(dtype=float)) | nan_text.to_numpy()
     if infinite.any():
-        problems.append(problem("non_finite_count", f"{role} {col!r} has infinite or NaN values; counts must be finite "
-                                "numbers", ids[infinite]))
+        problems.append(
+            problem(
+                "non_finite_count",
+                f"{role} {col!r} has infinite or NaN values; counts must be finite numbers",
+                ids[infinite],
+            )
+        )
     return values.astype(float)
 
 
@@ -186,41 +222,79 @@ def validate(
     if len(gdf) == 0:
         raise ValidationError(problem("empty", "The boundary layer has no features"))
     if gdf.crs is None:
-        raise ValidationError(problem("no_crs", "The boundary layer has no CRS: add a .prj file or use a format that stores it (GeoPackage, GeoJSON is EPSG:4326)"))
+        raise ValidationError(
+            problem(
+                "no_crs",
+                "The boundary layer has no CRS: add a .prj file or use a format that stores it (GeoPackage, GeoJSON is EPSG:4326)",
+            )
+        )
 
     gdf = gdf.copy()
     if id_col is None:
         gdf[ID] = [str(i) for i in range(1, len(gdf) + 1)]
     else:
         if id_col not in gdf.columns:
-            raise ValidationError(problem("missing_key", f"No id column {id_col!r}; columns are {[c for c in gdf.columns if c != 'geometry']}"))
+            raise ValidationError(
+                problem(
+                    "missing_key", f"No id column {id_col!r}; columns are {[c for c in gdf.columns if c != 'geometry']}"
+                )
+            )
         raw = gdf[id_col]
         missing = raw.isna() | (raw.astype(str).str.strip() == "")
         if missing.any():
             rows = np.flatnonzero(missing.to_numpy())
-            problems.append(problem("missing_id", f"{len(rows)} areas have no id in {id_col!r}; give every area an id (rows, 0-based)", rows))
+            problems.append(
+                problem(
+                    "missing_id",
+                    f"{len(rows)} areas have no id in {id_col!r}; give every area an id (rows, 0-based)",
+                    rows,
+                )
+            )
         ids = raw.astype(str).str.strip()
         ids = ids.str.replace(r"\.0$", "", regex=True) if pd.api.types.is_float_dtype(raw) else ids
         gdf = gdf.drop(columns=[id_col]) if id_col != ID else gdf
         gdf[ID] = ids
         dup = gdf[ID].duplicated(keep=False) & ~missing
         if dup.any():
-            problems.append(problem("duplicate_id", f"Id column {id_col!r} has duplicate ids; each area needs a unique id", sorted(set(gdf.loc[dup, ID]))))
+            problems.append(
+                problem(
+                    "duplicate_id",
+                    f"Id column {id_col!r} has duplicate ids; each area needs a unique id",
+                    sorted(set(gdf.loc[dup, ID])),
+                )
+            )
     ids = gdf[ID]
 
-    absent = [c for c in [*groups, *([total] if total else []), *([name_col] if name_col else []), *([region_col] if region_col else [])] if c not in gdf.columns]
+    absent = [
+        c
+        for c in [
+            *groups,
+            *([total] if total else []),
+            *([name_col] if name_col else []),
+            *([region_col] if region_col else []),
+        ]
+        if c not in gdf.columns
+    ]
     if absent:
         cols = [c for c in gdf.columns if c not in ("geometry", ID)]
         raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
-    roles = [*(("Group", g) for g in groups), *([("Total", total)] if total else []),
-             *([("Name column", name_col)] if name_col else []), *([("Region column", region_col)] if region_col else [])]
-    misused = [f"{role.lower()} {c!r} is the areas' " + ("shapes" if c != ID else "ids") for role, c in roles
-               if c == gdf.geometry.name or c == "geometry" or (c == ID and role in ("Group", "Total"))]
+    roles = [
+        *(("Group", g) for g in groups),
+        *([("Total", total)] if total else []),
+        *([("Name column", name_col)] if name_col else []),
+        *([("Region column", region_col)] if region_col else []),
+    ]
+    misused = [
+        f"{role.lower()} {c!r} is the areas' " + ("shapes" if c != ID else "ids")
+        for role, c in roles
+        if c == gdf.geometry.name or c == "geometry" or (c == ID and role in ("Group", "Total"))
+    ]
     if misused:
-        raise ValidationError(problem("bad_column_role", f"{'; '.join(misused)}: name a column of counts (or of names, "
-                                      "regions) instead"))
+        raise ValidationError(
+            problem("bad_column_role", f"{'; '.join(misused)}: name a column of counts (or of names, regions) instead")
+        )
 
-    for role, col in roles[:len(groups) + (1 if total else 0)]:
+    for role, col in roles[: len(groups) + (1 if total else 0)]:
         gdf[col] = _as_counts(gdf, col, ids, problems, role)
 
     if total is None:
@@ -232,7 +306,11 @@ def validate(
     geom = gdf.geometry
     empty = geom.isna() | geom.is_empty
     if empty.any():
-        problems.append(problem("empty_geometry", "Areas with empty or missing geometry; give them a polygon or remove them", ids[empty]))
+        problems.append(
+            problem(
+                "empty_geometry", "Areas with empty or missing geometry; give them a polygon or remove them", ids[empty]
+            )
+        )
     polygonal = geom.geom_type.isin(["Polygon", "MultiPolygon"]) | empty
     if not polygonal.all():
         problems.append(problem("not_polygon", "Areas must be polygons; these are points or lines", ids[~polygonal]))
@@ -249,28 +327,54 @@ def validate(
         # make_valid can return collections with stray lines: keep the polygonal part.
         fixed = [shapely.force_2d(_polygonal_part(g)) for g in fixed]
         gdf.loc[invalid, gdf.geometry.name] = fixed
-        repairs.append(problem("repaired_geometry", f"Repaired {int(invalid.sum())} invalid geometries with make_valid", ids[invalid]))
+        repairs.append(
+            problem(
+                "repaired_geometry", f"Repaired {int(invalid.sum())} invalid geometries with make_valid", ids[invalid]
+            )
+        )
         still_empty = gdf.geometry.is_empty
         if still_empty.any():
-            raise ValidationError(problem("empty_geometry", "Geometries are empty after repair (degenerate polygons); fix them", ids[still_empty]))
+            raise ValidationError(
+                problem(
+                    "empty_geometry",
+                    "Geometries are empty after repair (degenerate polygons); fix them",
+                    ids[still_empty],
+                )
+            )
 
     if gdf.geometry.name != "geometry":
         gdf = gdf.rename_geometry("geometry")
-    keep = [ID, *([name_col] if name_col else []), *([region_col] if region_col else []), total, *[g for g in groups if g != total]]
+    keep = [
+        ID,
+        *([name_col] if name_col else []),
+        *([region_col] if region_col else []),
+        total,
+        *[g for g in groups if g != total],
+    ]
     extra = [c for c in gdf.columns if c not in keep and c != "geometry"]
     gdf = gdf[keep + extra + ["geometry"]].reset_index(drop=True)
     meta = meta or Metadata()
     meta = replace(meta, crs=meta.crs or gdf.crs.to_string())
-    return AreaDataset(gdf, total=total, groups=tuple(g for g in groups if g != total), meta=meta,
-                       name_col=name_col, region_col=region_col, repairs=repairs)
+    return AreaDataset(
+        gdf,
+        total=total,
+        groups=tuple(g for g in groups if g != total),
+        meta=meta,
+        name_col=name_col,
+        region_col=region_col,
+        repairs=repairs,
+    )
 
 
-TOLERANCE_HINT = ("survey estimates that differ by a person or two can be clipped to the total with a tolerance "
-                  "(CLI --tolerance N, upload field tolerance)")
+TOLERANCE_HINT = (
+    "survey estimates that differ by a person or two can be clipped to the total with a tolerance "
+    "(CLI --tolerance N, upload field tolerance)"
+)
 
 
-def _clip_to_total(gdf: pd.DataFrame, members: list[str], total: str, tolerance: float, ids: pd.Series,
-                   problems: list[Problem]) -> list[Problem]:
+def _clip_to_total(
+    gdf: pd.DataFrame, members: list[str], total: str, tolerance: float, ids: pd.Series, problems: list[Problem]
+) -> list[Problem]:
     """Refuse groups above the total, except excesses up to ``tolerance``: those are clipped and reported."""
     touched = pd.Series(False, index=gdf.index)
     worst = 0.0
@@ -284,8 +388,14 @@ def _clip_to_total(gdf: pd.DataFrame, members: list[str], total: str, tolerance:
             touched |= fits
             worst = max(worst, float(excess[fits].max()))
         if (over & ~fits).any():
-            problems.append(problem("group_exceeds_total", f"Group {g!r} is larger than total {total!r}; check that the "
-                                    f"total counts everyone in the group ({TOLERANCE_HINT})", ids[over & ~fits]))
+            problems.append(
+                problem(
+                    "group_exceeds_total",
+                    f"Group {g!r} is larger than total {total!r}; check that the "
+                    f"total counts everyone in the group ({TOLERANCE_HINT})",
+                    ids[over & ~fits],
+                )
+            )
     if tolerance > 0 and len(members) > 1:
         # Groups that add up to a little more than the total (ACS estimates): larger excesses are left
         # alone, as the groups may overlap on purpose; multigroup indices refuse those themselves.
@@ -304,9 +414,15 @@ def _clip_to_total(gdf: pd.DataFrame, members: list[str], total: str, tolerance:
             worst = max(worst, float(excess[fits].max()))
     if not touched.any():
         return []
-    return [problem("clipped_to_total", f"Groups exceeded total {total!r} by at most {worst:g} in {int(touched.sum())} "
-                    f"areas, within the tolerance of {tolerance:g}: clipped to the total (the excess taken from the "
-                    "largest groups)", ids[touched])]
+    return [
+        problem(
+            "clipped_to_total",
+            f"Groups exceeded total {total!r} by at most {worst:g} in {int(touched.sum())} "
+            f"areas, within the tolerance of {tolerance:g}: clipped to the total (the excess taken from the "
+            "largest groups)",
+            ids[touched],
+        )
+    ]
 
 
 def _polygonal_part(g):

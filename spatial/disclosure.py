@@ -27,6 +27,7 @@ Two methods, one table each (:func:`protect`):
 
 Owners (the API key) see the true table (``threshold <= 1``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -118,8 +119,11 @@ class PublicData:
         values = np.asarray(values)
         if self._rows is None:
             return values
-        out = np.full(len(self.areas), None if values.dtype.kind in "OUS" else np.nan,
-                      dtype=object if values.dtype.kind in "OUS" else float)
+        out = np.full(
+            len(self.areas),
+            None if values.dtype.kind in "OUS" else np.nan,
+            dtype=object if values.dtype.kind in "OUS" else float,
+        )
         out[self._rows] = values
         return out
 
@@ -131,8 +135,13 @@ class PublicData:
         mask = np.asarray(mask, dtype=bool)
         kept = mask[~self.withheld] if self._rows is not None else mask
         rows = None if self._rows is None else np.flatnonzero(~self.withheld[mask])
-        return replace(self, dataset=self.dataset.subset(kept), areas=self.areas.loc[mask].reset_index(drop=True),
-                       withheld=self.withheld[mask], _rows=rows)
+        return replace(
+            self,
+            dataset=self.dataset.subset(kept),
+            areas=self.areas.loc[mask].reset_index(drop=True),
+            withheld=self.withheld[mask],
+            _rows=rows,
+        )
 
 
 def as_public(ds: AreaDataset | PublicData, threshold: int = 0, method: str = "suppress") -> PublicData:
@@ -148,7 +157,9 @@ def public_columns(ds: AreaDataset) -> list[str]:
 def protect(ds: AreaDataset, threshold: int, method: str = "suppress", *, secret: bytes | None = None) -> PublicData:
     """The protected table of ``ds`` at ``threshold`` (``<= 1``: the true data, for owners)."""
     if method not in METHODS:
-        raise ValidationError(problem("bad_parameter", f"Unknown disclosure method {method!r}; choose from {list(METHODS)}"))
+        raise ValidationError(
+            problem("bad_parameter", f"Unknown disclosure method {method!r}; choose from {list(METHODS)}")
+        )
     threshold = int(threshold)
     if threshold <= 1:
         return PublicData(dataset=ds, areas=ds.areas, withheld=np.zeros(ds.n, bool))
@@ -159,19 +170,35 @@ def protect(ds: AreaDataset, threshold: int, method: str = "suppress", *, secret
     withheld = small_cells(counts, threshold).any(axis=1)
     published = ds.n - int(withheld.sum())
     if published == 0:
-        raise ValidationError(problem("all_withheld", f"Every area has a count from 1 to {threshold - 1}: nothing can be "
-                                      "published at this disclosure threshold; aggregate the areas or lower the threshold"))
+        raise ValidationError(
+            problem(
+                "all_withheld",
+                f"Every area has a count from 1 to {threshold - 1}: nothing can be "
+                "published at this disclosure threshold; aggregate the areas or lower the threshold",
+            )
+        )
     shown = areas.loc[~withheld].reset_index(drop=True)
     public_ds = replace(ds, areas=shown, repairs=[])
     display = areas.copy()
     display.loc[withheld, ds.count_columns] = np.nan
-    report = {"method": "suppress", "threshold": threshold, "withheld_areas": int(withheld.sum()),
-              "published_areas": published,
-              "rule": f"areas with any count from 1 to {threshold - 1} (a group, the total, a group's complement or the "
-                      "rest) are withheld: their counts are not published and every statistic is computed on the "
-                      f"{published} other areas"}
-    return PublicData(dataset=public_ds, areas=display, withheld=withheld, threshold=threshold, method="suppress",
-                      report=report, _rows=np.flatnonzero(~withheld))
+    report = {
+        "method": "suppress",
+        "threshold": threshold,
+        "withheld_areas": int(withheld.sum()),
+        "published_areas": published,
+        "rule": f"areas with any count from 1 to {threshold - 1} (a group, the total, a group's complement or the "
+        "rest) are withheld: their counts are not published and every statistic is computed on the "
+        f"{published} other areas",
+    }
+    return PublicData(
+        dataset=public_ds,
+        areas=display,
+        withheld=withheld,
+        threshold=threshold,
+        method="suppress",
+        report=report,
+        _rows=np.flatnonzero(~withheld),
+    )
 
 
 def small_cells(counts: np.ndarray, threshold: int) -> np.ndarray:
@@ -199,8 +226,9 @@ def _keys(ds: AreaDataset, columns: list[str], secret: bytes) -> np.ndarray:
     return out
 
 
-def _cell_key(ds: AreaDataset, areas: gpd.GeoDataFrame, counts: np.ndarray, threshold: int,
-              secret: bytes | None) -> PublicData:
+def _cell_key(
+    ds: AreaDataset, areas: gpd.GeoDataFrame, counts: np.ndarray, threshold: int, secret: bytes | None
+) -> PublicData:
     if not secret:
         raise ValidationError(problem("no_secret", "The cell-key method needs the dataset's secret key"))
     keys = _keys(ds, ds.count_columns, secret)
@@ -216,12 +244,23 @@ def _cell_key(ds: AreaDataset, areas: gpd.GeoDataFrame, counts: np.ndarray, thre
     display = areas.copy()
     display[ds.count_columns] = perturbed.astype(float)
     public_ds = replace(ds, areas=display, repairs=[])
-    report = {"method": "cell_key", "threshold": threshold, "withheld_areas": 0, "published_areas": ds.n,
-              "rule": f"every count is perturbed by a fixed amount drawn from its cell key (−2…+2, mean 0); counts from 1 "
-                      f"to {threshold - 1} are published as 0 or {threshold}; every statistic is computed on the "
-                      "perturbed counts"}
-    return PublicData(dataset=public_ds, areas=display, withheld=np.zeros(ds.n, bool), threshold=threshold,
-                      method="cell_key", report=report)
+    report = {
+        "method": "cell_key",
+        "threshold": threshold,
+        "withheld_areas": 0,
+        "published_areas": ds.n,
+        "rule": f"every count is perturbed by a fixed amount drawn from its cell key (−2…+2, mean 0); counts from 1 "
+        f"to {threshold - 1} are published as 0 or {threshold}; every statistic is computed on the "
+        "perturbed counts",
+    }
+    return PublicData(
+        dataset=public_ds,
+        areas=display,
+        withheld=np.zeros(ds.n, bool),
+        threshold=threshold,
+        method="cell_key",
+        report=report,
+    )
 
 
 def protect_frame(frame: pd.DataFrame, data: PublicData) -> pd.DataFrame:
@@ -233,8 +272,12 @@ def protect_frame(frame: pd.DataFrame, data: PublicData) -> pd.DataFrame:
     base = data.areas[keep]
     if "geometry" not in frame.columns and "geometry" in base.columns:
         base = base.drop(columns="geometry")
-    out = base.merge(frame.drop(columns=[c for c in keep if c != ID and c in frame.columns]), on=ID, how="left",
-                     validate="one_to_one")
+    out = base.merge(
+        frame.drop(columns=[c for c in keep if c != ID and c in frame.columns]),
+        on=ID,
+        how="left",
+        validate="one_to_one",
+    )
     for col in data.count_columns:  # counts of published areas come from the protected table
         if col in out.columns:
             out[col] = data.areas[col].to_numpy()

@@ -5,10 +5,11 @@ machine-readable ``code``, a human ``message`` that says what to fix, and the
 offending area ids (truncated for display). The HTTP layer maps it to a 4xx
 problem response and the CLI prints it on stderr.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 _MAX_IDS_SHOWN = 10
 

@@ -1,4 +1,5 @@
 """Per-area tables of results, for CSV / GeoJSON / GeoPackage output (CLI, HTTP, maps)."""
+
 from __future__ import annotations
 
 import re

@@ -18,6 +18,7 @@ Points with a population are allocated to the unit that contains them. Pieces sm
 ``sliver_m2`` are ignored (their population goes to the settlement's other pieces) and counted;
 settlements outside every unit are reported, never silently dropped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,12 +52,22 @@ def load_settlements(source, filename: str | None = None, population: str | None
         raise ValidationError(problem("no_crs", "The settlements layer has no CRS; add a .prj or save it with its CRS"))
     if population is not None:
         if population not in gdf.columns:
-            raise ValidationError(problem("unknown_column", f"No population column {population!r} in the settlements; columns are {[c for c in gdf.columns if c != 'geometry']}"))
+            raise ValidationError(
+                problem(
+                    "unknown_column",
+                    f"No population column {population!r} in the settlements; columns are {[c for c in gdf.columns if c != 'geometry']}",
+                )
+            )
         pop = pd.to_numeric(gdf[population], errors="coerce")
         bad = pop.isna() | (pop < 0)
         if bad.any():
-            raise ValidationError(problem("bad_count", f"{int(bad.sum())} settlements have a missing, non-numeric or negative {population!r}; fix or set them to 0",
-                                          gdf.index[bad]))
+            raise ValidationError(
+                problem(
+                    "bad_count",
+                    f"{int(bad.sum())} settlements have a missing, non-numeric or negative {population!r}; fix or set them to 0",
+                    gdf.index[bad],
+                )
+            )
         gdf = gdf.assign(**{population: pop.astype(float)})
     return gdf
 
@@ -70,8 +81,9 @@ def _largest_remainder(values: np.ndarray) -> np.ndarray:
     return floor
 
 
-def _union_area_per_unit(pieces: np.ndarray, piece_area: np.ndarray, unit: np.ndarray, n: int,
-                         covered: np.ndarray, unit_area: np.ndarray) -> np.ndarray:
+def _union_area_per_unit(
+    pieces: np.ndarray, piece_area: np.ndarray, unit: np.ndarray, n: int, covered: np.ndarray, unit_area: np.ndarray
+) -> np.ndarray:
     """Area of the union of each unit's settlement pieces, so overlapping settlements count once.
 
     Only units with several pieces need a union, each of its own few small pieces; intersecting
@@ -91,16 +103,28 @@ def _union_area_per_unit(pieces: np.ndarray, piece_area: np.ndarray, unit: np.nd
     return area
 
 
-def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame, *, population: str | None = None,
-            unit_key: str | None = None, sliver_m2: float = 1.0, name: str | None = None,
-            name_col: str | None = None) -> InformalOverlay:
+def overlay(
+    units: AreaDataset | gpd.GeoDataFrame,
+    settlements: gpd.GeoDataFrame,
+    *,
+    population: str | None = None,
+    unit_key: str | None = None,
+    sliver_m2: float = 1.0,
+    name: str | None = None,
+    name_col: str | None = None,
+) -> InformalOverlay:
     """Measure settlements per unit and return an ordinary dataset with an ``informal`` group."""
     if isinstance(units, gpd.GeoDataFrame):
         if units.crs is None:
             raise ValidationError(problem("no_crs", "The units layer has no CRS"))
         key = unit_key or ID
         if key not in units.columns:
-            raise ValidationError(problem("missing_key", f"Unit key {key!r} is not in the units layer; columns are {[c for c in units.columns if c != 'geometry']}"))
+            raise ValidationError(
+                problem(
+                    "missing_key",
+                    f"Unit key {key!r} is not in the units layer; columns are {[c for c in units.columns if c != 'geometry']}",
+                )
+            )
         base = units.rename(columns={key: ID}) if key != ID else units.copy()
         base[ID] = base[ID].astype(str)
         groups, total, meta = (), None, Metadata(name=name or "units")
@@ -111,13 +135,25 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
     sett = load_settlements(settlements, population=population)
     empty = sett.geometry.is_empty | sett.geometry.isna()
     if empty.any():
-        notes.append(problem("empty_geometry", f"{int(empty.sum())} settlements have empty geometry and were skipped", sett.index[empty]))
+        notes.append(
+            problem(
+                "empty_geometry",
+                f"{int(empty.sum())} settlements have empty geometry and were skipped",
+                sett.index[empty],
+            )
+        )
         sett = sett[~empty]
     invalid = ~sett.geometry.is_valid
     if invalid.any():
         sett = sett.copy()
         sett.loc[invalid, "geometry"] = shapely.make_valid(sett.geometry[invalid].values)
-        notes.append(problem("repaired_geometry", f"{int(invalid.sum())} settlement geometries were invalid and repaired (make_valid)", sett.index[invalid]))
+        notes.append(
+            problem(
+                "repaired_geometry",
+                f"{int(invalid.sum())} settlement geometries were invalid and repaired (make_valid)",
+                sett.index[invalid],
+            )
+        )
 
     checkpoint()
     crs = equal_area_crs(base)
@@ -185,30 +221,59 @@ def overlay(units: AreaDataset | gpd.GeoDataFrame, settlements: gpd.GeoDataFrame
         t = base[total].to_numpy(float)
         over = informal > t
         if over.any():
-            notes.append(problem("clipped", f"{int(over.sum())} units were allocated more settlement population than their census "
-                                 f"total {total!r}; clipped to the total", base[ID][over]))
+            notes.append(
+                problem(
+                    "clipped",
+                    f"{int(over.sum())} units were allocated more settlement population than their census "
+                    f"total {total!r}; clipped to the total",
+                    base[ID][over],
+                )
+            )
             informal = np.minimum(informal, t)
         base["informal_share"] = np.divide(informal, t, out=np.zeros(n), where=t > 0)
     base[INFORMAL] = informal
-    ds = validate(base, id_col=ID, groups=[*groups, INFORMAL] if INFORMAL not in groups else list(groups),
-                  total=total or INFORMAL, name_col=name_col, meta=meta)
+    ds = validate(
+        base,
+        id_col=ID,
+        groups=[*groups, INFORMAL] if INFORMAL not in groups else list(groups),
+        total=total or INFORMAL,
+        name_col=name_col,
+        meta=meta,
+    )
     if not total:
-        notes.append(problem("no_total", "The units have no population total: informal population and area are measured, "
-                             "but shares of population need a total (join census counts to the units)"))
+        notes.append(
+            problem(
+                "no_total",
+                "The units have no population total: informal population and area are measured, "
+                "but shares of population need a total (join census counts to the units)",
+            )
+        )
     city_area = unit_area.sum()
     summary = {
-        "units": n, "settlements": int(len(sett)), "polygons": int(len(poly)), "points": int(len(pts)),
+        "units": n,
+        "settlements": int(len(sett)),
+        "polygons": int(len(poly)),
+        "points": int(len(pts)),
         "crs": crs.to_string() if hasattr(crs, "to_string") else str(crs),
-        "informal_area_m2": float(area.sum()), "city_area_m2": float(city_area),
+        "informal_area_m2": float(area.sum()),
+        "city_area_m2": float(city_area),
         "area_share_of_city": float(area.sum() / city_area) if city_area else 0.0,
-        "population_input": float(pop.sum()), "population_allocated": float(informal.sum()),
-        "population_outside_units": float(lost.sum()), "settlements_outside": int(len(outside)),
+        "population_input": float(pop.sum()),
+        "population_allocated": float(informal.sum()),
+        "population_outside_units": float(lost.sum()),
+        "settlements_outside": int(len(outside)),
         "settlements_partly_outside": int(partial.sum()),
         "area_outside_units_m2": float((shapely.area(sgeo) * (1 - inside_share))[~is_point].sum()),
         "slivers_ignored": slivers,
-        "repaired": int(invalid.sum()), "empty_skipped": int(empty.sum()),
+        "repaired": int(invalid.sum()),
+        "empty_skipped": int(empty.sum()),
     }
     if len(outside):
-        notes.append(problem("outside", f"{len(outside)} settlements lie outside every unit ({outside['population'].sum():,.0f} people): reported, not allocated",
-                             outside.index))
+        notes.append(
+            problem(
+                "outside",
+                f"{len(outside)} settlements lie outside every unit ({outside['population'].sum():,.0f} people): reported, not allocated",
+                outside.index,
+            )
+        )
     return InformalOverlay(ds, summary, outside, notes)

@@ -4,6 +4,7 @@ Every in-memory cache (datasets in the registry, spatial weights per dataset, ti
 attributes, OGC feature frames, encoded tiles in the ASGI layer) is one of these, so bounds and
 eviction are the same everywhere. The cache shared by worker processes is on disk (``app.cache``).
 """
+
 from __future__ import annotations
 
 import threading

@@ -6,6 +6,7 @@ With N permutations the smallest two-sided p-value is 2/(N+1), while the first t
 Bonferroni over m tests is α/m: :func:`permutations_needed` is the fewest permutations for which one
 area, however extreme, can pass.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,9 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 def adjust(p: np.ndarray, alpha: float, correction: str = "fdr") -> tuple[np.ndarray, np.ndarray]:
     """(adjusted p-values, significant at ``alpha``) under ``correction``."""
     if correction not in CORRECTIONS:
-        raise ValidationError(problem("bad_parameter", f"Unknown correction {correction!r}; choose from {list(CORRECTIONS)}"))
+        raise ValidationError(
+            problem("bad_parameter", f"Unknown correction {correction!r}; choose from {list(CORRECTIONS)}")
+        )
     p = np.asarray(p, dtype=float)
     if correction == "fdr":
         q = benjamini_hochberg(p)

@@ -1,4 +1,5 @@
 """The two result shapes: one for every city-wide index, one for every local statistic."""
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,18 @@ class IndexResult:
         if self.params:
             out["params"] = self.params
         if self.permutations:
-            out.update(p_value=_num(self.p_value), ci_low=_num(self.ci_low), ci_high=_num(self.ci_high),
-                       expected=_num(self.expected), null=self.null, permutations=self.permutations, seed=self.seed,
-                       value_bias_corrected=_num(self.value_bias_corrected), within_noise=self.within_noise,
-                       interval_method=self.interval_method)
+            out.update(
+                p_value=_num(self.p_value),
+                ci_low=_num(self.ci_low),
+                ci_high=_num(self.ci_high),
+                expected=_num(self.expected),
+                null=self.null,
+                permutations=self.permutations,
+                seed=self.seed,
+                value_bias_corrected=_num(self.value_bias_corrected),
+                within_noise=self.within_noise,
+                interval_method=self.interval_method,
+            )
         out.update(self.extra)
         if self.notes:
             out["notes"] = [n.to_dict() for n in self.notes]
@@ -107,6 +116,14 @@ class LocalResult:
         return pd.DataFrame(data)
 
     def meta_dict(self) -> dict[str, Any]:
-        return {"statistic": self.statistic, "group": self.group, "alpha": self.alpha, "correction": self.correction,
-                "permutations": self.permutations, "seed": self.seed, "weights": self.weights,
-                "summary": self.summary, "notes": [n.to_dict() for n in self.notes]}
+        return {
+            "statistic": self.statistic,
+            "group": self.group,
+            "alpha": self.alpha,
+            "correction": self.correction,
+            "permutations": self.permutations,
+            "seed": self.seed,
+            "weights": self.weights,
+            "summary": self.summary,
+            "notes": [n.to_dict() for n in self.notes],
+        }

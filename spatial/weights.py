@@ -3,6 +3,7 @@
 Islands (areas with no neighbour) and disconnected components are reported, never an error:
 local statistics label islands ``no_neighbours`` and give them no p-value.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,10 +47,17 @@ class SpatialWeights:
 
     def describe(self) -> dict:
         card = self.cardinalities
-        return {"kind": self.kind, **self.params, "row_standardised": self.row_standardised,
-                "n_areas": int(len(self.ids)), "mean_neighbours": float(card.mean()) if len(card) else 0.0,
-                "min_neighbours": int(card.min()) if len(card) else 0, "max_neighbours": int(card.max()) if len(card) else 0,
-                "islands": [str(i) for i in self.islands], "n_components": self.n_components}
+        return {
+            "kind": self.kind,
+            **self.params,
+            "row_standardised": self.row_standardised,
+            "n_areas": int(len(self.ids)),
+            "mean_neighbours": float(card.mean()) if len(card) else 0.0,
+            "min_neighbours": int(card.min()) if len(card) else 0,
+            "max_neighbours": int(card.max()) if len(card) else 0,
+            "islands": [str(i) for i in self.islands],
+            "n_components": self.n_components,
+        }
 
 
 def contiguity_pairs(geoms: np.ndarray, rook: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +124,16 @@ def _contiguity_graph(gdf, rook: bool) -> Graph:
     return Graph.from_arrays(ids[focal[order]], ids[neighbour[order]], weight[order])
 
 
-def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = None, distance: float | None = None,
-                  bandwidth: float | None = None, kernel: str | None = None, row_standardise: bool = True) -> SpatialWeights:
+def build_weights(
+    dataset: AreaDataset,
+    kind: str = "queen",
+    *,
+    k: int | None = None,
+    distance: float | None = None,
+    bandwidth: float | None = None,
+    kernel: str | None = None,
+    row_standardise: bool = True,
+) -> SpatialWeights:
     """Weights of ``kind`` between the dataset's areas (distances in metres, in the metric CRS)."""
     if kind not in KINDS:
         raise ValidationError(problem("bad_parameter", f"Unknown weights {kind!r}; choose from {list(KINDS)}"))
@@ -125,7 +141,9 @@ def build_weights(dataset: AreaDataset, kind: str = "queen", *, k: int | None = 
     if kind == "knn":
         params["k"] = int(k or 8)
         if not 1 <= params["k"] < dataset.n:
-            raise ValidationError(problem("bad_parameter", f"k must be between 1 and {dataset.n - 1} (the number of other areas)"))
+            raise ValidationError(
+                problem("bad_parameter", f"k must be between 1 and {dataset.n - 1} (the number of other areas)")
+            )
     if kind == "distance":
         if not distance or distance <= 0:
             raise ValidationError(problem("bad_parameter", "distance weights need a positive distance in metres"))

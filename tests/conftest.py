@@ -1,5 +1,6 @@
 """Shared fixtures. Real public data lives in ../shared/data (next to the project root);
 tests that need it skip with a clear reason when it is absent."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,14 +22,18 @@ def shared_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def georgia_paths() -> dict:
-    return {"boundaries": BUNDLED / "boundaries" / "georgia_counties.gpkg",
-            "counts": BUNDLED / "census" / "georgia_counties_1990.csv", "key": "area_key",
-            "total": "total_population"}
+    return {
+        "boundaries": BUNDLED / "boundaries" / "georgia_counties.gpkg",
+        "counts": BUNDLED / "census" / "georgia_counties_1990.csv",
+        "key": "area_key",
+        "total": "total_population",
+    }
 
 
 @pytest.fixture(scope="session")
 def live_server():
     """One real uvicorn server on 127.0.0.1 for the session, on a fresh data directory."""
     from server import LiveServer
+
     with LiveServer() as url:
         yield url

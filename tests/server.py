@@ -1,4 +1,5 @@
 """A real uvicorn process on 127.0.0.1 for tests and benchmarks, stopped by its process id."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,9 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(env={...}) as base_url:`` — start, wait for /health, stop by pid."""
 
-    def __init__(self, env: dict | None = None, data_dir: Path | None = None, workers: int = 1, port: int | None = None):
+    def __init__(
+        self, env: dict | None = None, data_dir: Path | None = None, workers: int = 1, port: int | None = None
+    ):
         self.env, self.workers = env or {}, workers
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="segmap-test-")
         self.data_dir = Path(data_dir or self._tmp.name)
@@ -36,9 +39,27 @@ class LiveServer:
         env = {**os.environ, "SEGMAP_DATA_DIR": str(self.data_dir), **{k: str(v) for k, v in self.env.items()}}
         self.log = open(self.data_dir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,5 @@
 """`segmap indices` run as a real process: stdout carries only the result, errors go to stderr."""
+
 from __future__ import annotations
 
 import csv
@@ -6,10 +7,8 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 SEGMAP = [sys.executable, "-m", "app.cli"]
@@ -21,7 +20,15 @@ def segmap(*args):
 
 @pytest.fixture
 def georgia(georgia_paths):
-    return [georgia_paths["boundaries"], "--counts", georgia_paths["counts"], "--key", "area_key", "--total", "total_population"]
+    return [
+        georgia_paths["boundaries"],
+        "--counts",
+        georgia_paths["counts"],
+        "--key",
+        "area_key",
+        "--total",
+        "total_population",
+    ]
 
 
 def test_json_has_every_index_with_value(georgia):
@@ -34,8 +41,22 @@ def test_json_has_every_index_with_value(georgia):
 
 
 def test_permutations_add_inference_fields_and_seed_reproduces(georgia):
-    args = ("indices", *georgia, "--group", "black", "--index", "dissimilarity", "--index", "gini",
-            "--permutations", "99", "--seed", "7", "--format", "json")
+    args = (
+        "indices",
+        *georgia,
+        "--group",
+        "black",
+        "--index",
+        "dissimilarity",
+        "--index",
+        "gini",
+        "--permutations",
+        "99",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+    )
     first, second = segmap(*args), segmap(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
@@ -53,17 +74,34 @@ def test_csv_and_table_formats(georgia):
 
 
 def test_compare_group_reports_a_difference(georgia):
-    out = segmap("indices", *georgia, "--group", "black", "--compare-group", "foreign_born",
-                 "--index", "dissimilarity", "--permutations", "99", "--seed", "1", "--format", "json")
+    out = segmap(
+        "indices",
+        *georgia,
+        "--group",
+        "black",
+        "--compare-group",
+        "foreign_born",
+        "--index",
+        "dissimilarity",
+        "--permutations",
+        "99",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+    )
     cmp = json.loads(out.stdout)["dissimilarity"]["comparison"]
     assert cmp["difference"] == pytest.approx(cmp["value_a"] - cmp["value_b"])
     assert cmp["against"].endswith("foreign_born")
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["--group", "nope"], "not found"),
-    (["--group", "black", "--index", "nope"], "Unknown index"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--group", "nope"], "not found"),
+        (["--group", "black", "--index", "nope"], "Unknown index"),
+    ],
+)
 def test_errors_go_to_stderr_with_nonzero_exit(georgia, bad, message):
     out = segmap("indices", *georgia, *bad)
     assert out.returncode == 2
@@ -77,8 +115,18 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_multiscalar_profile_in_json_and_table(georgia):
-    out = segmap("indices", *georgia, "--group", "foreign_born", "--index", "dissimilarity", "--format", "json",
-                 "--multiscalar", "20000,50000")
+    out = segmap(
+        "indices",
+        *georgia,
+        "--group",
+        "foreign_born",
+        "--index",
+        "dissimilarity",
+        "--format",
+        "json",
+        "--multiscalar",
+        "20000,50000",
+    )
     assert out.returncode == 0, out.stderr
     profile = json.loads(out.stdout)["dissimilarity"]["multiscalar"]
     assert list(profile) == ["0", "20000", "50000"] and profile["0"] > profile["50000"] > 0

@@ -1,4 +1,5 @@
 """A dataset deleted or replaced while requests read it: old version, new version or 404, never a 500."""
+
 from __future__ import annotations
 
 import io
@@ -9,7 +10,6 @@ import geopandas as gpd
 import httpx
 import pandas as pd
 import pytest
-
 from conftest import BUNDLED
 from server import LiveServer
 
@@ -29,13 +29,20 @@ def _upload_body(scale: int) -> dict:
 def test_reads_during_replace_and_delete_never_fail():
     form = {"id": "churn", "key": "area_key", "total": "total_population", "groups": "foreign_born,black"}
     bodies = [_upload_body(s) for s in (1, 2, 3)]
-    urls = ["/v1/datasets/churn", "/v1/datasets/churn/indices?group=black&index=dissimilarity",
-            "/v1/datasets/churn/local?group=black&statistic=lq", "/v1/datasets/churn/tiles/5/8/12.mvt",
-            "/v1/datasets/churn/tiles/5/8/12.mvt?group=black&statistic=lq", "/maps/churn/data?group=black",
-            "/ogc/collections/churn/items?limit=5", "/v1/datasets/churn/tilejson.json"]
+    urls = [
+        "/v1/datasets/churn",
+        "/v1/datasets/churn/indices?group=black&index=dissimilarity",
+        "/v1/datasets/churn/local?group=black&statistic=lq",
+        "/v1/datasets/churn/tiles/5/8/12.mvt",
+        "/v1/datasets/churn/tiles/5/8/12.mvt?group=black&statistic=lq",
+        "/maps/churn/data?group=black",
+        "/ogc/collections/churn/items?limit=5",
+        "/v1/datasets/churn/tilejson.json",
+    ]
     statuses: list[tuple[str, int]] = []
     stop = threading.Event()
     with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_REGISTER_BUNDLED": "false"}) as base:
+
         def churn():
             with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": KEY}) as c:
                 for i in range(12):  # bounded: 12 delete + upload rounds

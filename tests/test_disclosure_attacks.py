@@ -6,6 +6,7 @@ must differ between the copies. So the strongest test is that every public outpu
 both; then no attack, known or not, can be within ±2 of both 3 and 8. The known attacks of the review
 are also run one by one, and must find nothing to work with.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,11 +18,11 @@ import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BUNDLED
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from conftest import BUNDLED
 
 KEY = "owner-key"
 HIDDEN = ["13021", "13051", "13067"]  # Bibb, Chatham, Cobb: counties with many foreign-born people
@@ -40,18 +41,31 @@ def _files(hidden_count: int, extra_column: bool = False):
         gdf = gdf.merge(counts[["area_key", "native_born"]].rename(columns={"native_born": "NATIVE"}), on="area_key")
     buf = io.BytesIO()
     gdf.to_file(buf, driver="GPKG")
-    return {"boundaries": ("georgia.gpkg", buf.getvalue()), "counts": ("counts.csv", counts.to_csv(index=False).encode())}
+    return {
+        "boundaries": ("georgia.gpkg", buf.getvalue()),
+        "counts": ("counts.csv", counts.to_csv(index=False).encode()),
+    }
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("attacks"), register_bundled=False, api_key=KEY,
-                        disclosure_threshold=10)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("attacks"), register_bundled=False, api_key=KEY, disclosure_threshold=10
+    )
     with TestClient(create_app(settings)) as c:
         for ident, value in VARIANTS.items():
-            r = c.post("/v1/datasets", files=_files(value), headers={"X-API-Key": KEY},
-                       data={"id": ident, "key": "area_key", "total": "total_population", "groups": GROUPS,
-                             "title": "Georgia"})
+            r = c.post(
+                "/v1/datasets",
+                files=_files(value),
+                headers={"X-API-Key": KEY},
+                data={
+                    "id": ident,
+                    "key": "area_key",
+                    "total": "total_population",
+                    "groups": GROUPS,
+                    "title": "Georgia",
+                },
+            )
             assert r.status_code == 201, r.text
         yield c
 
@@ -66,15 +80,18 @@ def _tile_address(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 def _public_outputs(c: TestClient, ident: str) -> dict[str, bytes]:
     """Every public output of a dataset that depends on its counts, by name."""
     base = f"/v1/datasets/{ident}"
-    urls = {"info": base, "tilejson": f"{base}/tilejson.json",
-            "indices": f"{base}/indices?group=foreign_born&permutations=19",
-            "indices_spatial": f"{base}/indices?group=foreign_born&index=spatial_dissimilarity&index=spatial_proximity"
-                               "&index=relative_clustering&index=absolute_centralization&permutations=9",
-            "indices_multigroup": f"{base}/indices?group=foreign_born&group=native_born&index=mutual_information"
-                                  "&index=multigroup_dissimilarity",
-            "ogc_items": f"/ogc/collections/{ident}/items?limit=1000",
-            "ogc_lisa": f"/ogc/collections/{ident}~lisa~foreign_born/items?limit=1000",
-            "ogc_gi": f"/ogc/collections/{ident}~gi_star~foreign_born/items?limit=1000"}
+    urls = {
+        "info": base,
+        "tilejson": f"{base}/tilejson.json",
+        "indices": f"{base}/indices?group=foreign_born&permutations=19",
+        "indices_spatial": f"{base}/indices?group=foreign_born&index=spatial_dissimilarity&index=spatial_proximity"
+        "&index=relative_clustering&index=absolute_centralization&permutations=9",
+        "indices_multigroup": f"{base}/indices?group=foreign_born&group=native_born&index=mutual_information"
+        "&index=multigroup_dissimilarity",
+        "ogc_items": f"/ogc/collections/{ident}/items?limit=1000",
+        "ogc_lisa": f"/ogc/collections/{ident}~lisa~foreign_born/items?limit=1000",
+        "ogc_gi": f"/ogc/collections/{ident}~gi_star~foreign_born/items?limit=1000",
+    }
     for statistic in ("lisa", "gi_star", "lq", "entropy"):
         urls[f"local_{statistic}"] = f"{base}/local?group=foreign_born&statistic={statistic}&permutations=99"
     urls["local_bivariate"] = f"{base}/local?group=foreign_born&statistic=bivariate_lisa&other=black&permutations=99"
@@ -111,8 +128,10 @@ def test_every_public_output_is_the_same_whatever_the_hidden_counts(client):
     differ = [name for name in a if _normalise(a[name], "var3") != _normalise(b[name], "var8")]
     assert differ == []
     # ... while the owner, and the data themselves, do differ: the test can fail.
-    owner = {i: client.get(f"/v1/datasets/{i}/indices?group=foreign_born", headers={"X-API-Key": KEY}).json()
-             for i in VARIANTS}
+    owner = {
+        i: client.get(f"/v1/datasets/{i}/indices?group=foreign_born", headers={"X-API-Key": KEY}).json()
+        for i in VARIANTS
+    }
     assert owner["var3"]["dissimilarity"]["value"] != owner["var8"]["dissimilarity"]["value"]
 
 
@@ -127,7 +146,9 @@ def _attacks(client, ident: str) -> dict[str, list[float | None]]:
     entropy = _features(client, f"{base}/local?group=foreign_born&statistic=entropy")
     lq = client.get(f"{base}/local?group=foreign_born&statistic=lq").json()
     lq_props = {f["properties"]["id"]: f["properties"] for f in lq["features"]}
-    items = {f["id"]: f["properties"] for f in client.get(f"/ogc/collections/{ident}/items?limit=1000").json()["features"]}
+    items = {
+        f["id"]: f["properties"] for f in client.get(f"/ogc/collections/{ident}/items?limit=1000").json()["features"]
+    }
     out: dict[str, list[float | None]] = {k: [] for k in ("lisa", "entropy", "lq_p", "share", "margin", "total", "gi")}
     totals = [p["total_population"] for p in items.values() if p["total_population"] is not None]
     shown = [p["foreign_born"] for p in items.values() if p["foreign_born"] is not None]
@@ -136,8 +157,11 @@ def _attacks(client, ident: str) -> dict[str, list[float | None]]:
         p = lisa[area]
         t = items[area]["total_population"]
         # LISA value and lag give z, z gives the share, the share and total give the count.
-        out["lisa"].append(None if p["value"] is None or p.get("z") is None or t is None else
-                           p["z"] * np.std([q["share"] for q in lisa.values() if q["share"] is not None]) * t)
+        out["lisa"].append(
+            None
+            if p["value"] is None or p.get("z") is None or t is None
+            else p["z"] * np.std([q["share"] for q in lisa.values() if q["share"] is not None]) * t
+        )
         e = entropy[area]
         out["entropy"].append(None if e["value"] is None or t is None else e["value"] * t)
         q = lq_props[area]
@@ -168,15 +192,20 @@ def test_withheld_areas_are_the_same_in_every_output(client):
     ident = "var3"
     base = f"/v1/datasets/{ident}"
     hidden_by = {}
-    for name, url in {"ogc": f"/ogc/collections/{ident}/items?limit=1000",
-                      "local_fb": f"{base}/local?group=foreign_born&statistic=lq",
-                      "local_black": f"{base}/local?group=black&statistic=lq",
-                      "local_rural": f"{base}/local?group=rural&statistic=lq",
-                      "map_data": f"/maps/{ident}/data?group=black&format=geojson"}.items():
+    for name, url in {
+        "ogc": f"/ogc/collections/{ident}/items?limit=1000",
+        "local_fb": f"{base}/local?group=foreign_born&statistic=lq",
+        "local_black": f"{base}/local?group=black&statistic=lq",
+        "local_rural": f"{base}/local?group=rural&statistic=lq",
+        "map_data": f"/maps/{ident}/data?group=black&format=geojson",
+    }.items():
         feats = client.get(url).json()["features"]
         key = "id"
-        hidden_by[name] = sorted(str(f["properties"].get(key) or f.get("id")) for f in feats
-                                 if f["properties"].get("total_population", f["properties"].get("total")) is None)
+        hidden_by[name] = sorted(
+            str(f["properties"].get(key) or f.get("id"))
+            for f in feats
+            if f["properties"].get("total_population", f["properties"].get("total")) is None
+        )
     first = hidden_by["ogc"]
     assert set(HIDDEN) <= set(first) and all(v == first for v in hidden_by.values()), hidden_by
 
@@ -184,13 +213,21 @@ def test_withheld_areas_are_the_same_in_every_output(client):
 def test_only_declared_columns_are_public(tmp_path):
     settings = Settings(data_dir=tmp_path, register_bundled=False, api_key=KEY)
     with TestClient(create_app(settings)) as c:
-        r = c.post("/v1/datasets", files=_files(50, extra_column=True), headers={"X-API-Key": KEY},
-                   data={"id": "extra", "key": "area_key", "total": "total_population", "groups": "foreign_born"})
+        r = c.post(
+            "/v1/datasets",
+            files=_files(50, extra_column=True),
+            headers={"X-API-Key": KEY},
+            data={"id": "extra", "key": "area_key", "total": "total_population", "groups": "foreign_born"},
+        )
         assert r.status_code == 201, r.text
         props = c.get("/ogc/collections/extra/items?limit=5").json()["features"][0]["properties"]
         assert "NATIVE" not in props and "native_born" not in props
-        for params in ({"group": "NATIVE"}, {"group": "native_born"}, {"group": "foreign_born", "total": "NATIVE"},
-                       {"statistic": "bivariate_lisa", "other": "NATIVE"}):
+        for params in (
+            {"group": "NATIVE"},
+            {"group": "native_born"},
+            {"group": "foreign_born", "total": "NATIVE"},
+            {"statistic": "bivariate_lisa", "other": "NATIVE"},
+        ):
             r = c.get("/v1/datasets/extra/local", params=params)
             assert 400 <= r.status_code < 500, (params, r.status_code)
         r = c.get("/v1/datasets/extra/indices", params={"group": "NATIVE"})
@@ -209,14 +246,27 @@ def test_owner_sees_the_true_counts_privately(client):
 def test_cell_key_publishes_no_small_count_and_the_same_value_everywhere(tmp_path):
     settings = Settings(data_dir=tmp_path, register_bundled=False, api_key=KEY)
     with TestClient(create_app(settings)) as c:
-        r = c.post("/v1/datasets", files=_files(3), headers={"X-API-Key": KEY},
-                   data={"id": "ckm", "key": "area_key", "total": "total_population", "groups": GROUPS,
-                         "disclosure_method": "cell_key"})
+        r = c.post(
+            "/v1/datasets",
+            files=_files(3),
+            headers={"X-API-Key": KEY},
+            data={
+                "id": "ckm",
+                "key": "area_key",
+                "total": "total_population",
+                "groups": GROUPS,
+                "disclosure_method": "cell_key",
+            },
+        )
         assert r.status_code == 201 and r.json()["disclosure_method"] == "cell_key", r.text
         items = {f["id"]: f["properties"] for f in c.get("/ogc/collections/ckm/items?limit=1000").json()["features"]}
-        local = {f["properties"]["id"]: f["properties"]
-                 for f in c.get("/v1/datasets/ckm/local?group=foreign_born&statistic=lq").json()["features"]}
-        true = pd.read_csv(BUNDLED / "census" / "georgia_counties_1990.csv", dtype={"area_key": str}).set_index("area_key")
+        local = {
+            f["properties"]["id"]: f["properties"]
+            for f in c.get("/v1/datasets/ckm/local?group=foreign_born&statistic=lq").json()["features"]
+        }
+        true = pd.read_csv(BUNDLED / "census" / "georgia_counties_1990.csv", dtype={"area_key": str}).set_index(
+            "area_key"
+        )
         true.loc[HIDDEN, "foreign_born"] = 3
         published = np.array([items[a]["foreign_born"] for a in true.index], dtype=float)
         assert not ((published > 0) & (published < 10)).any()  # no count of 1..9 anywhere
@@ -228,14 +278,27 @@ def test_cell_key_publishes_no_small_count_and_the_same_value_everywhere(tmp_pat
         # The indices are those of the published table.
         from spatial.indices.compute import compute_indices
         from spatial.io import load_dataset
-        pub = pd.DataFrame({"area_key": list(items), "foreign_born": [items[k]["foreign_born"] for k in items],
-                            "total_population": [items[k]["total_population"] for k in items]})
-        ds = load_dataset(BUNDLED / "boundaries" / "georgia_counties.gpkg", counts=pub, key="area_key",
-                          groups=["foreign_born"], total="total_population")
+
+        pub = pd.DataFrame(
+            {
+                "area_key": list(items),
+                "foreign_born": [items[k]["foreign_born"] for k in items],
+                "total_population": [items[k]["total_population"] for k in items],
+            }
+        )
+        ds = load_dataset(
+            BUNDLED / "boundaries" / "georgia_counties.gpkg",
+            counts=pub,
+            key="area_key",
+            groups=["foreign_born"],
+            total="total_population",
+        )
         got = c.get("/v1/datasets/ckm/indices?group=foreign_born&index=dissimilarity").json()["dissimilarity"]["value"]
-        assert got == pytest.approx(compute_indices(ds, group="foreign_born", indices=["dissimilarity"])["dissimilarity"].value,
-                                    rel=1e-12)
+        assert got == pytest.approx(
+            compute_indices(ds, group="foreign_born", indices=["dissimilarity"])["dissimilarity"].value, rel=1e-12
+        )
         # Same cell, same value, after a replace: the key is the dataset's, not the upload's.
         assert json.dumps(items, sort_keys=True) == json.dumps(
             {f["id"]: f["properties"] for f in c.get("/ogc/collections/ckm/items?limit=1000").json()["features"]},
-            sort_keys=True)
+            sort_keys=True,
+        )

@@ -1,5 +1,6 @@
 """How the service is wired: explicit routers switched by settings, limits from settings only (no global
 mutation), one catalogue read per request, state owned by the app, commands without hidden side effects."""
+
 from __future__ import annotations
 
 import ast
@@ -24,9 +25,17 @@ def capped(tmp_path_factory):
         yield c
 
 
-@pytest.mark.parametrize("url", ["/v1/datasets/georgia-1990/indices", "/v1/datasets/georgia-1990/local", TILE,
-                                 "/maps/georgia-1990", "/maps/georgia-1990/data",
-                                 "/v1/datasets/georgia-1990/map.png"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/datasets/georgia-1990/indices",
+        "/v1/datasets/georgia-1990/local",
+        TILE,
+        "/maps/georgia-1990",
+        "/maps/georgia-1990/data",
+        "/v1/datasets/georgia-1990/map.png",
+    ],
+)
 def test_every_route_caps_permutations_at_the_setting(capped, url):
     r = capped.get(url, params={"permutations": 51})
     assert r.status_code == 422, (r.status_code, r.text[:300])
@@ -35,6 +44,7 @@ def test_every_route_caps_permutations_at_the_setting(capped, url):
 
 def test_creating_an_app_changes_no_library_default(tmp_path):
     import spatial.io
+
     before = spatial.io.MAX_UNCOMPRESSED_BYTES
     create_app(Settings(data_dir=tmp_path, max_uncompressed_mb=1, register_bundled=False))
     assert spatial.io.MAX_UNCOMPRESSED_BYTES == before  # limits travel as parameters, never as module globals
@@ -53,6 +63,7 @@ def test_statistics_and_maps_are_switched_by_settings(tmp_path):
 
 def test_a_cold_tile_request_reads_the_catalogue_once(tmp_path, monkeypatch):
     from app.registry import Registry
+
     with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
         reads = []
         info = Registry.info
@@ -85,11 +96,13 @@ def test_tile_state_belongs_to_the_app_and_closes_with_it(tmp_path):
 
 def _source(app, dataset_id):
     from app.deps import load_source
+
     return load_source(app.state.registry, app.state.settings, dataset_id, owner=False)
 
 
 def _layer():
     from app.tileservice import Layer
+
     return Layer()
 
 
@@ -97,12 +110,19 @@ def _module_state(tree: ast.Module) -> list[str]:
     """Module-level names bound to something mutable that is not a constant (UPPER_CASE)."""
     out = []
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         value = getattr(node, "value", None)
         for t in targets:
             name = getattr(t, "id", "")
-            if name and name.lstrip("_") != name.lstrip("_").upper() and name != "router" and value is not None \
-                    and isinstance(value, (ast.Call, ast.Dict, ast.List, ast.Set)):
+            if (
+                name
+                and name.lstrip("_") != name.lstrip("_").upper()
+                and name != "router"
+                and value is not None
+                and isinstance(value, (ast.Call, ast.Dict, ast.List, ast.Set))
+            ):
                 out.append(name)
     return out
 
@@ -121,6 +141,7 @@ def test_routers_hold_no_state_and_import_no_other_router(path):
 def test_map_of_a_registered_dataset_changes_nothing(tmp_path, monkeypatch):
     """`segmap map --dataset` only reads: on an empty data directory it says what to do and writes nothing."""
     from app.cli import main
+
     data_dir = tmp_path / "var"
     monkeypatch.setenv("SEGMAP_DATA_DIR", str(data_dir))
     assert main(["map", "--dataset", "georgia-1990", "-o", str(tmp_path / "m.html")]) == 2
@@ -131,10 +152,11 @@ def test_serve_hands_the_data_directory_to_the_app_not_the_environment(tmp_path,
     import uvicorn
 
     from app.cli import main
+
     monkeypatch.delenv("SEGMAP_DATA_DIR", raising=False)
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
     assert main(["serve", "--data-dir", str(tmp_path / "d"), "--port", "8765"]) == 0
     assert "SEGMAP_DATA_DIR" not in os.environ
-    (app, kw), = served
+    ((app, kw),) = served
     assert app.state.settings.data_dir == tmp_path / "d" and kw["port"] == 8765 and kw["host"] == "127.0.0.1"

@@ -1,4 +1,5 @@
 """City-wide indices: hand-computed cases, identities, pysal `segregation` on real data, properties, inference."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,11 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import shared_path
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import box
 
-from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.indices import get, names
@@ -28,8 +30,9 @@ MULTI = names(kind="multigroup", spatial=False)
 def city(groups: dict[str, list[float]], total: str | None = None):
     """A row of unit squares carrying the given count columns."""
     n = len(next(iter(groups.values())))
-    gdf = gpd.GeoDataFrame({"id": [f"a{i}" for i in range(n)], **groups},
-                           geometry=[box(i, 0, i + 1, 1) for i in range(n)], crs="EPSG:3857")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"a{i}" for i in range(n)], **groups}, geometry=[box(i, 0, i + 1, 1) for i in range(n)], crs="EPSG:3857"
+    )
     return validate(gdf, id_col="id", groups=[g for g in groups if g != total], total=total)
 
 
@@ -39,15 +42,29 @@ def value(ds, index, **kw):
 
 # --- hand-computed cases -------------------------------------------------------------------------------
 
+
 def test_dissimilarity_hand_computed():
     ds = city({"a": [100, 60, 40, 0], "b": [0, 40, 60, 100]})
     # ½ (|1/2 − 0| + |.3 − .2| + |.2 − .3| + |0 − 1/2|) = 0.6
     assert value(ds, "dissimilarity", group="a", groups=["a", "b"]) == pytest.approx(0.6, abs=1e-12)
 
 
-@pytest.mark.parametrize("index", ["dissimilarity", "gini", "entropy", "atkinson", "correlation_ratio",
-                                   "multigroup_dissimilarity", "multigroup_gini", "information_theory",
-                                   "relative_diversity", "normalized_exposure", "mutual_information"])
+@pytest.mark.parametrize(
+    "index",
+    [
+        "dissimilarity",
+        "gini",
+        "entropy",
+        "atkinson",
+        "correlation_ratio",
+        "multigroup_dissimilarity",
+        "multigroup_gini",
+        "information_theory",
+        "relative_diversity",
+        "normalized_exposure",
+        "mutual_information",
+    ],
+)
 def test_even_and_separated_extremes(index):
     even = city({"a": [10, 20, 30], "b": [30, 60, 90]})
     apart = city({"a": [10, 0, 30], "b": [0, 60, 0]})
@@ -103,6 +120,7 @@ def test_degenerate_and_unknown_inputs_are_clear_errors():
 
 # --- pysal `segregation` on real data -----------------------------------------------------------------
 
+
 def _check_against_pysal(ds, group, total, groups):
     df = ds.areas
     r = compute_indices(ds, group=group, groups=groups, total=total, indices=TWO_GROUP)
@@ -116,14 +134,22 @@ def _check_against_pysal(ds, group, total, groups):
 
 
 def test_georgia_matches_pysal(georgia_paths):
-    ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key", groups=["foreign_born", "black", "native_born", "not_black"], total="total_population")
+    ds = load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        groups=["foreign_born", "black", "native_born", "not_black"],
+        total="total_population",
+    )
     _check_against_pysal(ds, "foreign_born", "total_population", ["foreign_born", "native_born"])
     _check_against_pysal(ds, "black", "total_population", ["black", "not_black"])
 
 
 def test_chicago_matches_pysal():
     path = shared_path("chicago", "Chicago_2020.geojson")
-    ds = load_dataset(path, key="GEOID", groups=["FOR_BORN", "WHITE", "HISP", "BLACK", "ASIAN", "OTHER"], total="TOT_POP")
+    ds = load_dataset(
+        path, key="GEOID", groups=["FOR_BORN", "WHITE", "HISP", "BLACK", "ASIAN", "OTHER"], total="TOT_POP"
+    )
     _check_against_pysal(ds, "FOR_BORN", "TOT_POP", ["WHITE", "HISP", "BLACK", "ASIAN", "OTHER"])
 
 
@@ -132,11 +158,24 @@ def test_berlin_matches_pysal():
     table = shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv")
     gdf = gpd.read_file(shapes)
     gdf = gdf[~gdf["id"].duplicated(keep=False)]  # the file repeats one id (see data README)
-    ds = load_dataset(gdf, counts=table, key="id", drop_unmatched=True, total="inhabitants",
-                      groups=["inhabitants_with_migration_background", "inhabitants_foreigners",
-                              "inhabitants_germans_without_migration_background"])
-    _check_against_pysal(ds, "inhabitants_foreigners", "inhabitants",
-                         ["inhabitants_with_migration_background", "inhabitants_germans_without_migration_background"])
+    ds = load_dataset(
+        gdf,
+        counts=table,
+        key="id",
+        drop_unmatched=True,
+        total="inhabitants",
+        groups=[
+            "inhabitants_with_migration_background",
+            "inhabitants_foreigners",
+            "inhabitants_germans_without_migration_background",
+        ],
+    )
+    _check_against_pysal(
+        ds,
+        "inhabitants_foreigners",
+        "inhabitants",
+        ["inhabitants_with_migration_background", "inhabitants_germans_without_migration_background"],
+    )
 
 
 def test_sacramento_reference_values():
@@ -147,16 +186,29 @@ def test_sacramento_reference_values():
     groups = ["WHITE", "BLACK", "ASIAN", "HISP"]
     ds = load_dataset(gdf, key="tract", groups=groups + ["TOT_POP"], total="TOT_POP")
     single = ref["single_group_HISP_vs_TOT_POP"]
-    expected = {"dissimilarity": "Dissim", "isolation": "Isolation", "exposure": "Interaction", "entropy": "Entropy",
-                "gini": "Gini", "atkinson": "Atkinson(b=0.5)", "correlation_ratio": "CorrelationR"}
+    expected = {
+        "dissimilarity": "Dissim",
+        "isolation": "Isolation",
+        "exposure": "Interaction",
+        "entropy": "Entropy",
+        "gini": "Gini",
+        "atkinson": "Atkinson(b=0.5)",
+        "correlation_ratio": "CorrelationR",
+    }
     r = compute_indices(ds, group="HISP", total="TOT_POP", indices=list(expected))
     for ours, theirs in expected.items():
         assert r[ours].value == pytest.approx(single[theirs], abs=1e-6), ours
     multi = ref["multi_group_WHITE_BLACK_ASIAN_HISP"]
-    expected = {"multigroup_dissimilarity": "MultiDissim", "information_theory": "MultiInfoTheory",
-                "multigroup_gini": "MultiGini", "normalized_exposure": "MultiNormExposure",
-                "relative_diversity": "MultiRelativeDiversity", "simpsons_concentration": "SimpsonsConcentration",
-                "simpsons_interaction": "SimpsonsInteraction", "squared_coefficient_of_variation": "MultiSquaredCoefVar"}
+    expected = {
+        "multigroup_dissimilarity": "MultiDissim",
+        "information_theory": "MultiInfoTheory",
+        "multigroup_gini": "MultiGini",
+        "normalized_exposure": "MultiNormExposure",
+        "relative_diversity": "MultiRelativeDiversity",
+        "simpsons_concentration": "SimpsonsConcentration",
+        "simpsons_interaction": "SimpsonsInteraction",
+        "squared_coefficient_of_variation": "MultiSquaredCoefVar",
+    }
     r = compute_indices(ds, groups=groups, indices=list(expected))
     for ours, theirs in expected.items():
         assert r[ours].value == pytest.approx(multi[theirs], abs=1e-6), ours
@@ -165,7 +217,8 @@ def test_sacramento_reference_values():
 # --- properties --------------------------------------------------------------------------------------------
 
 counts = st.lists(st.tuples(st.integers(0, 300), st.integers(0, 300)), min_size=3, max_size=25).filter(
-    lambda rows: sum(a for a, _ in rows) > 0 and sum(b for _, b in rows) > 0)
+    lambda rows: sum(a for a, _ in rows) > 0 and sum(b for _, b in rows) > 0
+)
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,4 +1,5 @@
 """Inference: seeded, never p = 0, detects planted segregation, not random noise; comparisons."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,6 +45,7 @@ def test_random_allocation_city_is_not_significant_and_expected_is_positive():
 
 def test_p_values_are_uniform_under_the_null():
     from scipy import stats
+
     ps = [infer(D, random_city(n=60, seed=s), kind="two_group", permutations=99, seed=s)["p_value"] for s in range(60)]
     assert stats.kstest(ps, "uniform").pvalue > 0.001  # generous: 99-permutation p-values are discrete
 
@@ -62,7 +64,9 @@ def test_compare_detects_a_real_difference_and_not_a_null_one():
     seg, rnd = segregated_city(seed=1), random_city(seed=2)
     real = compare_samples(D, seg, D, rnd, kind="two_group", permutations=199, seed=3)
     assert real["difference"] > 0 and real["p_value"] < 0.01 and real["ci_low"] > 0
-    same = compare_samples(D, segregated_city(seed=4), D, segregated_city(seed=5), kind="two_group", permutations=199, seed=3)
+    same = compare_samples(
+        D, segregated_city(seed=4), D, segregated_city(seed=5), kind="two_group", permutations=199, seed=3
+    )
     assert same["p_value"] > 0.01 and same["ci_low"] < 0 < same["ci_high"] or abs(same["difference"]) < 0.03
 
 
@@ -79,6 +83,7 @@ def test_memory_is_bounded_by_block():
     def spy(xb, tb):
         seen.append(xb.shape[0])
         return D(xb, tb)
+
     infer(spy, (x, t), kind="two_group", permutations=300, seed=0, block_size=64)
     assert max(seen[1:]) == 64
 
@@ -87,12 +92,15 @@ def test_normal_approximation_gives_the_exact_null_distribution_of_d():
     """Areas at the approximation's edge (variance 9-20): the null D's mean and spread match exact binomial draws."""
     from spatial.indices.aspatial import dissimilarity
     from spatial.indices.inference import NORMAL_APPROX_MIN_VAR, binomial_counts
+
     rng = np.random.default_rng(11)
     t = rng.integers(100, 230, 3000).astype(float)
     P = 0.1
     assert (t * P * (1 - P) >= NORMAL_APPROX_MIN_VAR).all()  # every area takes the approximate path
     approx = dissimilarity(binomial_counts(rng, t, P, 4000).astype(float), np.broadcast_to(t, (4000, len(t))))
-    exact = dissimilarity(rng.binomial(t.astype(np.int64), P, size=(4000, len(t))).astype(float), np.broadcast_to(t, (4000, len(t))))
+    exact = dissimilarity(
+        rng.binomial(t.astype(np.int64), P, size=(4000, len(t))).astype(float), np.broadcast_to(t, (4000, len(t)))
+    )
     assert abs(approx.mean() - exact.mean()) < 0.01 * exact.mean()
     assert abs(approx.std() - exact.std()) < 0.06 * exact.std()
     assert stats.ks_2samp(approx, exact).pvalue > 0.001

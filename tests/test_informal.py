@@ -1,4 +1,5 @@
 """Informal settlements: Rio's favelas over its bairros, Cape Town's settlements over a generated grid."""
+
 from __future__ import annotations
 
 import warnings
@@ -6,9 +7,9 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
+from conftest import shared_path
 from shapely.geometry import Point, box
 
-from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.informal import overlay
@@ -27,7 +28,9 @@ def test_rio_area_shares_and_population_are_conserved(rio):
     bairros, favelas, result = rio
     s = result.summary
     assert s["area_share_of_city"] == pytest.approx(0.040, abs=0.002)
-    assert s["population_allocated"] + s["population_outside_units"] == pytest.approx(favelas["pop_sabren"].sum(), abs=1)
+    assert s["population_allocated"] + s["population_outside_units"] == pytest.approx(
+        favelas["pop_sabren"].sum(), abs=1
+    )
     areas = result.dataset.areas.set_index("nome")
     top = areas["informal_area_share"].sort_values(ascending=False)
     assert top.index[0] == "Complexo do Alemão" and top.iloc[0] == pytest.approx(0.58, abs=0.02)
@@ -37,6 +40,7 @@ def test_rio_area_shares_and_population_are_conserved(rio):
 
 def test_rio_downstream_statistics_survive_the_islands(rio):
     from spatial.local import local_statistic
+
     ds = rio[2].dataset
     ds.areas["area_share_pct"] = ds.areas["informal_area_share"] * 1000
     res = local_statistic(ds, "informal", "lisa", permutations=99, seed=1)
@@ -51,8 +55,11 @@ def test_cape_town_reprojection_and_conservation():
     utm = sett.to_crs(32734)
     minx, miny, maxx, maxy = utm.total_bounds
     step = 2000
-    cells = [box(x, y, x + step, y + step) for x in np.arange(minx - step, maxx + step, step)
-             for y in np.arange(miny - step, maxy + step, step)]
+    cells = [
+        box(x, y, x + step, y + step)
+        for x in np.arange(minx - step, maxx + step, step)
+        for y in np.arange(miny - step, maxy + step, step)
+    ]
     grid = gpd.GeoDataFrame({"cell": [f"g{i}" for i in range(len(cells))]}, geometry=cells, crs=32734)
     res = overlay(grid, sett, population="Popn", unit_key="cell")
     assert res.summary["settlements_outside"] == 0
@@ -70,18 +77,25 @@ def b(x1, y1, x2, y2):
 
 
 def units(total=None):
-    gdf = gpd.GeoDataFrame({"id": ["a", "b"], "pop": [1000, 50] if total else [0, 0]},
-                           geometry=[b(0, 0, 100, 100), b(100, 0, 200, 100)], crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": ["a", "b"], "pop": [1000, 50] if total else [0, 0]},
+        geometry=[b(0, 0, 100, 100), b(100, 0, 200, 100)],
+        crs="EPSG:32633",
+    )
     return validate(gdf, id_col="id", groups=["pop"], total="pop") if total else gdf
 
 
 def test_split_overlap_points_outside_and_clipping():
-    sett = gpd.GeoDataFrame({"p": [100.0, 30.0, 7.0, 5.0]}, geometry=[
-        b(50, 0, 150, 100),        # spans both units half and half
-        b(60, 0, 90, 100),         # overlaps the first: area not counted twice
-        Point(X0 + 150, Y0 + 50),  # a point with population
-        b(500, 500, 600, 600),     # outside every unit
-    ], crs="EPSG:32633")
+    sett = gpd.GeoDataFrame(
+        {"p": [100.0, 30.0, 7.0, 5.0]},
+        geometry=[
+            b(50, 0, 150, 100),  # spans both units half and half
+            b(60, 0, 90, 100),  # overlaps the first: area not counted twice
+            Point(X0 + 150, Y0 + 50),  # a point with population
+            b(500, 500, 600, 600),  # outside every unit
+        ],
+        crs="EPSG:32633",
+    )
     res = overlay(units(total=True), sett, population="p")
     a = res.dataset.areas.set_index("id")
     assert a.loc["a", "informal_area_m2"] == pytest.approx(50 * 100, rel=2e-3)

@@ -1,5 +1,6 @@
 """Hostile names (dataset titles, sources, area names, group columns) never run as script on the map pages, in
 real headless Chromium, and never become spreadsheet formulas in CSV outputs (HTTP and CLI)."""
+
 from __future__ import annotations
 
 import csv
@@ -34,38 +35,63 @@ N = 16  # a 4 × 4 grid of areas
 def _grid(names: list[str]) -> gpd.GeoDataFrame:
     rng = np.random.default_rng(7)
     total = rng.integers(1000, 2000, N)
-    return gpd.GeoDataFrame({
-        "area_key": [f"a{i:02d}" for i in range(N)], "area_name": names, "total_population": total,
-        "g1": (total * rng.uniform(0.05, 0.6, N)).round(), "g2": (total * rng.uniform(0.05, 0.3, N)).round(),
-        "informal": np.where(np.arange(N) % 3 == 0, 50, 0),
-        "geometry": [shapely.box(-84 + 0.05 * (i % 4), 33 + 0.05 * (i // 4), -84 + 0.05 * (i % 4 + 1),
-                                 33 + 0.05 * (i // 4 + 1)) for i in range(N)]}, crs=4326)
+    return gpd.GeoDataFrame(
+        {
+            "area_key": [f"a{i:02d}" for i in range(N)],
+            "area_name": names,
+            "total_population": total,
+            "g1": (total * rng.uniform(0.05, 0.6, N)).round(),
+            "g2": (total * rng.uniform(0.05, 0.3, N)).round(),
+            "informal": np.where(np.arange(N) % 3 == 0, 50, 0),
+            "geometry": [
+                shapely.box(
+                    -84 + 0.05 * (i % 4), 33 + 0.05 * (i // 4), -84 + 0.05 * (i % 4 + 1), 33 + 0.05 * (i // 4 + 1)
+                )
+                for i in range(N)
+            ],
+        },
+        crs=4326,
+    )
 
 
 def hostile_text_dataset():
     """Every free-text field hostile: title, source, licence, description and every area's name."""
     g = _grid([f"Area {i} {HOSTILE}" for i in range(N)]).rename(columns={"g1": "migrants"})
     meta = Metadata(name=f"City {HOSTILE}", source=f"Office {HOSTILE}", year=2020, licence=HOSTILE, description=HOSTILE)
-    return validate(g, id_col="area_key", groups=["migrants", "informal"], total="total_population",
-                    name_col="area_name", meta=meta)
+    return validate(
+        g, id_col="area_key", groups=["migrants", "informal"], total="total_population", name_col="area_name", meta=meta
+    )
 
 
 def hostile_group_dataset():
     g = _grid([f"Area {i}" for i in range(N)]).rename(columns={"g1": GROUP_SCRIPT, "g2": GROUP_IMG})
-    return validate(g, id_col="area_key", groups=[GROUP_SCRIPT, GROUP_IMG], total="total_population",
-                    name_col="area_name", meta=Metadata(name="Hostile groups"))
+    return validate(
+        g,
+        id_col="area_key",
+        groups=[GROUP_SCRIPT, GROUP_IMG],
+        total="total_population",
+        name_col="area_name",
+        meta=Metadata(name="Hostile groups"),
+    )
 
 
 def formula_dataset():
     g = _grid([f"=HYPERLINK(\"http://x.example/{i}\")" if i % 2 else f"@SUM(A{i})" for i in range(N)])
     g = g.rename(columns={"g1": FORMULA, "g2": "+cmd"})
-    return validate(g, id_col="area_key", groups=[FORMULA, "+cmd"], total="total_population", name_col="area_name",
-                    meta=Metadata(name="-formula title"))
+    return validate(
+        g,
+        id_col="area_key",
+        groups=[FORMULA, "+cmd"],
+        total="total_population",
+        name_col="area_name",
+        meta=Metadata(name="-formula title"),
+    )
 
 
 @pytest.fixture(scope="module")
 def server():
     from app.registry import Registry
+
     tmp = tempfile.TemporaryDirectory(prefix="segmap-injection-")
     registry = Registry(Path(tmp.name))
     registry.put("hostile-text", hostile_text_dataset())
@@ -78,8 +104,10 @@ def server():
 
 # -- escaping helpers -------------------------------------------------------------------------------------------------
 
+
 def test_json_for_script_cannot_close_the_script_or_break_the_string():
     from maps.views import json_for_script
+
     value = {"a": HOSTILE, HOSTILE: [GROUP_SCRIPT, "&amp;"]}
     text = json_for_script(value)
     for bad in ("<", ">", "&", "\u2028", "\u2029"):
@@ -119,6 +147,7 @@ HOVER_ALL = """() => new Promise(done => {
 
 def _check_page(browser, url: str, tiles: bool, file_only: bool = False):
     from urllib.parse import urlparse
+
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     dialogs: list[str] = []
     try:
@@ -150,9 +179,14 @@ PAGES = [("page", ""), ("embed", "/embed"), ("download", "/download")]
 @pytest.mark.server
 @pytest.mark.parametrize("tiles", ["on", "off"])
 @pytest.mark.parametrize("mode,suffix", PAGES, ids=[m for m, _ in PAGES])
-@pytest.mark.parametrize("dataset,title", [("hostile-text", f"City {HOSTILE} — Share of group: migrants"),
-                                           ("hostile-group", f"Hostile groups — Share of group: {GROUP_SCRIPT}")],
-                         ids=["text", "group"])
+@pytest.mark.parametrize(
+    "dataset,title",
+    [
+        ("hostile-text", f"City {HOSTILE} — Share of group: migrants"),
+        ("hostile-group", f"Hostile groups — Share of group: {GROUP_SCRIPT}"),
+    ],
+    ids=["text", "group"],
+)
 def test_hostile_names_do_not_run_in_chromium(server, browser, tmp_path, dataset, title, mode, suffix, tiles):
     url = f"{server}/maps/{dataset}{suffix}?tiles={tiles}"
     file_only = mode == "download"
@@ -193,6 +227,7 @@ def test_static_maps_take_hostile_text_as_text(server, fmt):
     assert r.status_code == 200, r.text
     if fmt == "svg":
         import xml.etree.ElementTree as ET
+
         root = ET.fromstring(r.content)  # well-formed: every hostile string escaped
         assert not [e for e in root.iter() if e.tag.rsplit("}", 1)[-1].lower() in ("script", "foreignobject")]
         assert not any(k.lower().startswith("on") for e in root.iter() for k in e.attrib)
@@ -203,6 +238,7 @@ def test_static_maps_do_not_read_dollars_as_mathtext():
 
     from maps.data import view_data
     from maps.static import render
+
     ds = hostile_text_dataset()
     ds.meta = replace(ds.meta, name="Rent $\\frac{a}{ and $5", source="Office $\\undefined$")
     vd = view_data(ds, "migrants", "share")
@@ -213,14 +249,23 @@ def test_static_maps_do_not_read_dollars_as_mathtext():
 
 # -- uploads: declared column names restricted ----------------------------------------------------------------------
 
+
 @pytest.mark.server
 def test_upload_refuses_unsafe_column_names_listing_each(server):
     g = _grid([f"Area {i}" for i in range(N)]).rename(columns={"g1": FORMULA, "g2": "foreign born"})
     body = g.to_json().encode()
-    r = httpx.post(f"{server}/v1/datasets", timeout=60,
-                   files={"boundaries": ("x.geojson", body, "application/geo+json")},
-                   data={"groups": f"{FORMULA},foreign born", "total": "total_population", "key": "area_key",
-                         "name_col": "area_name", "title": "unsafe names"})
+    r = httpx.post(
+        f"{server}/v1/datasets",
+        timeout=60,
+        files={"boundaries": ("x.geojson", body, "application/geo+json")},
+        data={
+            "groups": f"{FORMULA},foreign born",
+            "total": "total_population",
+            "key": "area_key",
+            "name_col": "area_name",
+            "title": "unsafe names",
+        },
+    )
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert r.json()["problems"][0]["code"] == "unsafe_column_name"
@@ -228,14 +273,19 @@ def test_upload_refuses_unsafe_column_names_listing_each(server):
     assert "unsafe-names" not in [d["id"] for d in httpx.get(f"{server}/v1/datasets").json()["datasets"]]
     # The same file with safe declared names is accepted (undeclared columns are not published, so not checked).
     ok = g.rename(columns={FORMULA: "g1", "foreign born": "g2"}).to_json().encode()
-    r = httpx.post(f"{server}/v1/datasets", timeout=60, files={"boundaries": ("x.geojson", ok, "application/geo+json")},
-                   data={"groups": "g1,g2", "total": "total_population", "key": "area_key", "title": "safe names"})
+    r = httpx.post(
+        f"{server}/v1/datasets",
+        timeout=60,
+        files={"boundaries": ("x.geojson", ok, "application/geo+json")},
+        data={"groups": "g1,g2", "total": "total_population", "key": "area_key", "title": "safe names"},
+    )
     assert r.status_code == 201, r.text
 
 
 def test_safe_column_pattern():
     from spatial.dataset import check_column_names
     from spatial.errors import ValidationError
+
     check_column_names(group=["foreign_born", "_x", "A" * 63, "TOT_POP"], total="total", key=None)
     for bad in ("=1+2", "2000_POP", "a b", "área", "a" * 64, "", "x<y", "a-b", "a\n"):
         with pytest.raises(ValidationError, match="unsafe|letters"):
@@ -243,6 +293,7 @@ def test_safe_column_pattern():
 
 
 # -- CSV: formulas neutralised in headers and cells -------------------------------------------------------------------
+
 
 def _rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
@@ -252,8 +303,17 @@ def test_csv_safe_neutralises_header_and_text_cells():
     import pandas as pd
 
     from spatial.export import csv_safe
-    frame = pd.DataFrame({"=1+2": ["=A1", "ok"], "@x": ["+1", "-2"], "-y": ["\tcmd", "\rcmd"], "id": ["-5", "1.5"],
-                          "n": [1.0, -3.0], "cat": pd.Categorical(["=c", "d"])})
+
+    frame = pd.DataFrame(
+        {
+            "=1+2": ["=A1", "ok"],
+            "@x": ["+1", "-2"],
+            "-y": ["\tcmd", "\rcmd"],
+            "id": ["-5", "1.5"],
+            "n": [1.0, -3.0],
+            "cat": pd.Categorical(["=c", "d"]),
+        }
+    )
     out = csv_safe(frame)
     assert list(out.columns) == ["'=1+2", "'@x", "'-y", "id", "n", "cat"]
     assert out["'=1+2"].tolist() == ["'=A1", "ok"]
@@ -263,13 +323,15 @@ def test_csv_safe_neutralises_header_and_text_cells():
     assert out["cat"].astype(str).tolist() == ["'=c", "d"]
     assert list(frame.columns)[0] == "=1+2"  # the input is left alone
     from spatial.export import csv_cell
+
     assert csv_cell("=1+2") == "'=1+2" and csv_cell("-0.5") == "-0.5" and csv_cell(3) == 3
 
 
 @pytest.mark.server
 def test_local_csv_header_and_names_are_not_formulas(server):
-    r = httpx.get(f"{server}/v1/datasets/formula/local", params={"group": FORMULA, "format": "csv", "permutations": 0},
-                  timeout=60)
+    r = httpx.get(
+        f"{server}/v1/datasets/formula/local", params={"group": FORMULA, "format": "csv", "permutations": 0}, timeout=60
+    )
     assert r.status_code == 200, r.text
     rows = _rows(r.text)
     assert "'" + FORMULA in rows[0] and FORMULA not in rows[0]
@@ -306,10 +368,32 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_cli_local_csv_header_is_not_a_formula(tmp_path):
     from app.cli import main
+
     boundaries, counts = _files(tmp_path)
     out = tmp_path / "local.csv"
-    assert main(["local", str(boundaries), "--counts", str(counts), "--key", "area_key", "--group", FORMULA,
-                 "--total", "total_population", "--name-col", "area_name", "--permutations", "0", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "local",
+                str(boundaries),
+                "--counts",
+                str(counts),
+                "--key",
+                "area_key",
+                "--group",
+                FORMULA,
+                "--total",
+                "total_population",
+                "--name-col",
+                "area_name",
+                "--permutations",
+                "0",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = _rows(out.read_text())
     assert "'" + FORMULA in rows[0] and FORMULA not in rows[0]
     assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
@@ -317,9 +401,29 @@ def test_cli_local_csv_header_is_not_a_formula(tmp_path):
 
 def test_cli_indices_csv_groups_are_not_formulas(tmp_path, capsys):
     from app.cli import main
+
     boundaries, counts = _files(tmp_path)
-    assert main(["indices", str(boundaries), "--counts", str(counts), "--key", "area_key", "--group", FORMULA,
-                 "--group", "+cmd", "--total", "total_population", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "indices",
+                str(boundaries),
+                "--counts",
+                str(counts),
+                "--key",
+                "area_key",
+                "--group",
+                FORMULA,
+                "--group",
+                "+cmd",
+                "--total",
+                "total_population",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     rows = _rows(capsys.readouterr().out)
     assert rows[1][rows[0].index("groups")].startswith("'")
     assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)

@@ -1,4 +1,5 @@
 """Loading and validation: every supported format, and each input problem caught with a message that names ids."""
+
 from __future__ import annotations
 
 import io
@@ -8,24 +9,30 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_path
 from shapely.geometry import Polygon, box
 
-from conftest import shared_path
 from spatial import ValidationError, load_dataset, read_boundaries
 from spatial.dataset import validate
 
 
 def grid(n=3, crs="EPSG:4326", size=0.01):
-    cells = [box(13 + i * size, 52 + j * size, 13 + (i + 1) * size, 52 + (j + 1) * size) for j in range(n) for i in range(n)]
+    cells = [
+        box(13 + i * size, 52 + j * size, 13 + (i + 1) * size, 52 + (j + 1) * size) for j in range(n) for i in range(n)
+    ]
     ids = [f"A{k:02d}" for k in range(n * n)]
-    return gpd.GeoDataFrame({"code": ids, "pop": np.arange(n * n) * 10 + 10, "mig": np.arange(n * n) * 2}, geometry=cells, crs=crs)
+    return gpd.GeoDataFrame(
+        {"code": ids, "pop": np.arange(n * n) * 10 + 10, "mig": np.arange(n * n) * 2}, geometry=cells, crs=crs
+    )
 
 
 def codes(err: ValidationError) -> set[str]:
     return {p.code for p in err.value.problems}
 
 
-@pytest.mark.parametrize("ext,driver", [(".gpkg", "GPKG"), (".geojson", "GeoJSON"), (".shp", "ESRI Shapefile"), (".fgb", "FlatGeobuf")])
+@pytest.mark.parametrize(
+    "ext,driver", [(".gpkg", "GPKG"), (".geojson", "GeoJSON"), (".shp", "ESRI Shapefile"), (".fgb", "FlatGeobuf")]
+)
 def test_reads_each_vector_format_from_path(tmp_path, ext, driver):
     g = grid()
     path = tmp_path / f"areas{ext}"
@@ -38,7 +45,9 @@ def test_reads_each_vector_format_from_path(tmp_path, ext, driver):
 def test_reads_geoparquet_and_zipped_shapefile_from_bytes(tmp_path):
     g = grid()
     g.to_parquet(tmp_path / "a.parquet")
-    d = load_dataset((tmp_path / "a.parquet").read_bytes(), boundaries_filename="a.parquet", key="code", total="pop", groups=["mig"])
+    d = load_dataset(
+        (tmp_path / "a.parquet").read_bytes(), boundaries_filename="a.parquet", key="code", total="pop", groups=["mig"]
+    )
     assert d.n == 9
     (tmp_path / "shp").mkdir()
     g.to_file(tmp_path / "shp" / "areas.shp")
@@ -92,7 +101,9 @@ def test_berlin_2020_join_reports_both_sides_of_the_mismatch():
     areas = shared_path("berlin", "berlin-lor-planning-areas-until-2020.geojson")
     counts = shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv")
     with pytest.raises(ValidationError) as err:
-        load_dataset(areas, counts=counts, key="id", total="inhabitants", groups=["inhabitants_with_migration_background"])
+        load_dataset(
+            areas, counts=counts, key="id", total="inhabitants", groups=["inhabitants_with_migration_background"]
+        )
     by_code = {p.code: p for p in err.value.problems}
     assert by_code["unmatched_key"].ids == ["04030417"]
     assert "1 keys in the count table have no polygon" in by_code["unmatched_key"].message
@@ -107,13 +118,17 @@ def test_keys_only_in_boundaries_are_counted_and_can_be_dropped(tmp_path):
     with pytest.raises(ValidationError, match="2 polygons have no row") as err:
         load_dataset(tmp_path / "b.gpkg", counts=tmp_path / "c.csv", key="code", total="pop", groups=["mig"])
     assert err.value.problems[0].ids == ["A07", "A08"]
-    d = load_dataset(tmp_path / "b.gpkg", counts=tmp_path / "c.csv", key="code", total="pop", groups=["mig"], drop_unmatched=True)
+    d = load_dataset(
+        tmp_path / "b.gpkg", counts=tmp_path / "c.csv", key="code", total="pop", groups=["mig"], drop_unmatched=True
+    )
     assert d.n == 7
 
 
 def test_missing_join_key_column():
     with pytest.raises(ValidationError, match="Key column 'nope'"):
-        load_dataset(grid(), counts=pd.DataFrame({"code": ["A00"], "pop": [1]}), key="code", boundary_key="nope", groups=["pop"])
+        load_dataset(
+            grid(), counts=pd.DataFrame({"code": ["A00"], "pop": [1]}), key="code", boundary_key="nope", groups=["pop"]
+        )
 
 
 @pytest.mark.parametrize("value,code", [("12a", "non_numeric_count"), (-3, "negative_count"), (None, "missing_count")])
@@ -183,7 +198,9 @@ def test_geographic_coordinates_are_projected_to_utm_before_measuring():
     d = validate(grid(), id_col="code", total="pop", groups=["mig"])
     crs = d.metric.crs
     assert crs.is_projected and crs.to_epsg() == 32633  # Berlin longitude 13°E → UTM 33N
-    assert d.metric.geometry.area.iloc[0] == pytest.approx(0.01 * 111_320 * np.cos(np.radians(52.005)) * 0.01 * 111_250, rel=0.01)
+    assert d.metric.geometry.area.iloc[0] == pytest.approx(
+        0.01 * 111_320 * np.cos(np.radians(52.005)) * 0.01 * 111_250, rel=0.01
+    )
 
 
 def test_projected_metric_input_is_kept_and_web_mercator_is_not_trusted():
@@ -194,7 +211,12 @@ def test_projected_metric_input_is_kept_and_web_mercator_is_not_trusted():
 
 
 def test_bundled_georgia_data_loads(georgia_paths):
-    d = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                     total="total_population", groups=["foreign_born", "black"])
+    d = load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        total="total_population",
+        groups=["foreign_born", "black"],
+    )
     assert d.n == 159 and d.column("total_population").sum() == 6_478_216
     assert (d.column("foreign_born") <= d.column("total_population")).all()

@@ -1,15 +1,16 @@
 """Local statistics against esda on the same weights, planted clusters, islands, multiple testing."""
+
 from __future__ import annotations
 
 import warnings
 
 import geopandas as gpd
 import numpy as np
-import scipy.sparse as sp
 import pytest
+import scipy.sparse as sp
+from conftest import shared_path
 from shapely.geometry import box
 
-from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.local import empirical_bayes, local_statistic
@@ -43,9 +44,15 @@ def berlin():
     gdf = gpd.read_file(shared_path("berlin", "berlin-lor-planning-areas-until-2020.geojson"))
     gdf = gdf[~gdf["id"].duplicated(keep=False)]
     from spatial.io import load_dataset
-    return load_dataset(gdf, counts=shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv"),
-                        key="id", drop_unmatched=True, total="inhabitants",
-                        groups=["inhabitants_foreigners", "inhabitants_with_migration_background"])
+
+    return load_dataset(
+        gdf,
+        counts=shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv"),
+        key="id",
+        drop_unmatched=True,
+        total="inhabitants",
+        groups=["inhabitants_foreigners", "inhabitants_with_migration_background"],
+    )
 
 
 def test_lisa_gi_bivariate_equal_esda_on_berlin(berlin):
@@ -55,7 +62,9 @@ def test_lisa_gi_bivariate_equal_esda_on_berlin(berlin):
     lisa = local_statistic(berlin, g, "lisa", permutations=0)
     np.testing.assert_allclose(lisa.values, esda.Moran_Local(y, w, permutations=0).Is, atol=1e-9)
     gi = local_statistic(berlin, g, "gi_star", permutations=0)
-    np.testing.assert_allclose(gi.z, esda.G_Local(y, w.transform("b"), transform="B", star=True, permutations=0).Zs, atol=1e-9)
+    np.testing.assert_allclose(
+        gi.z, esda.G_Local(y, w.transform("b"), transform="B", star=True, permutations=0).Zs, atol=1e-9
+    )
     other = berlin.share("inhabitants_with_migration_background")
     bv = local_statistic(berlin, g, "bivariate_lisa", other="inhabitants_with_migration_background", permutations=0)
     np.testing.assert_allclose(bv.values, esda.Moran_Local_BV(y, other, w, permutations=0).Is, atol=1e-9)
@@ -148,7 +157,9 @@ def test_bad_parameters_are_clear():
         local_statistic(ds, "migrants", "bivariate_lisa")
 
 
-@pytest.mark.parametrize("kind, kw", [("rook", {}), ("knn", {"k": 4}), ("distance", {"distance": 1500}), ("kernel", {"k": 6})])
+@pytest.mark.parametrize(
+    "kind, kw", [("rook", {}), ("knn", {"k": 4}), ("distance", {"distance": 1500}), ("kernel", {"k": 6})]
+)
 def test_other_weights_build_and_align_with_ids(kind, kw):
     ds = grid_city(size=6)
     w = build_weights(ds, kind, **kw)
@@ -185,7 +196,7 @@ def _brute_force_permutation(z, W, observed, scale, draws, permutations):
             continue
         sims = []
         for d in draws:
-            chosen = [j for j in d[:k]]
+            chosen = list(d[:k])
             if i in chosen:
                 chosen[chosen.index(i)] = d[k]
             sims.append(scale[i] * (w * z[chosen]).sum())
@@ -199,6 +210,7 @@ def _brute_force_permutation(z, W, observed, scale, draws, permutations):
 @pytest.mark.parametrize("kind", ["binary", "row_standardised", "unequal"])
 def test_fast_conditional_permutation_equals_the_textbook_loop(kind):
     from spatial.local import _draw_others, conditional_permutation
+
     rng = np.random.default_rng(3)
     n, permutations = 60, 199
     A = sp.random(n, n, density=0.08, random_state=4, data_rvs=lambda m: rng.uniform(0.5, 2, m))
@@ -221,11 +233,25 @@ def test_fast_conditional_permutation_equals_the_textbook_loop(kind):
 
 def _contiguity_cases():
     from shapely.geometry import MultiPolygon, Polygon
-    square = lambda x, y, s=1.0: box(x, y, x + s, y + s)
+
+    def square(x, y, s=1.0):
+        return box(x, y, x + s, y + s)
+
     holed = Polygon([(10, 0), (14, 0), (14, 4), (10, 4)], [[(11, 1), (13, 1), (13, 3), (11, 3)]])
-    cases = {"toy": gpd.GeoSeries([square(0, 0), square(1, 0), square(1, 1), square(5, 5),  # corner touch, island
-                                   MultiPolygon([square(2, 0), square(7, 7)]), square(6, 7),  # multipolygon part touches
-                                   holed, square(11, 1, 2.0)])}  # a polygon filling a hole
+    cases = {
+        "toy": gpd.GeoSeries(
+            [
+                square(0, 0),
+                square(1, 0),
+                square(1, 1),
+                square(5, 5),  # corner touch, island
+                MultiPolygon([square(2, 0), square(7, 7)]),
+                square(6, 7),  # multipolygon part touches
+                holed,
+                square(11, 1, 2.0),
+            ]
+        )
+    }  # a polygon filling a hole
     try:
         cases["rio"] = gpd.read_file(shared_path("rio", "Limite_de_Bairros.shp")).geometry
     except pytest.skip.Exception:
@@ -236,10 +262,16 @@ def _contiguity_cases():
 @pytest.mark.parametrize("rook", [False, True])
 def test_contiguity_equals_libpysal(rook):
     from libpysal.graph import Graph
+
     from spatial.weights import _contiguity_graph
+
     for name, geoms in _contiguity_cases().items():
         gdf = gpd.GeoDataFrame(geometry=geoms.reset_index(drop=True))
-        expected, ours = Graph.build_contiguity(gdf, rook=rook).sparse.tocsr(), _contiguity_graph(gdf, rook).sparse.tocsr()
-        expected.eliminate_zeros(); ours.eliminate_zeros()
+        expected, ours = (
+            Graph.build_contiguity(gdf, rook=rook).sparse.tocsr(),
+            _contiguity_graph(gdf, rook).sparse.tocsr(),
+        )
+        expected.eliminate_zeros()
+        ours.eliminate_zeros()
         assert (expected != ours).nnz == 0, name
         assert set(Graph.build_contiguity(gdf, rook=rook).isolates) == set(_contiguity_graph(gdf, rook).isolates), name

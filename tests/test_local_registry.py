@@ -1,5 +1,6 @@
 """The local-statistics registry: names and aliases offered, references cited, and a new statistic gets the
 shared prologue (populated areas only, islands, permutations chosen) without touching ``local_statistic``."""
+
 from __future__ import annotations
 
 import geopandas as gpd
@@ -15,8 +16,13 @@ from spatial.local.registry import REGISTRY
 
 def test_names_aliases_and_references():
     assert STATISTICS == ("lisa", "gi_star", "lq", "entropy", "bivariate_lisa")
-    assert ALIASES == {"moran": "lisa", "local_moran": "lisa", "getis_ord": "gi_star", "location_quotient": "lq",
-                       "bivariate_moran": "bivariate_lisa"}
+    assert ALIASES == {
+        "moran": "lisa",
+        "local_moran": "lisa",
+        "getis_ord": "gi_star",
+        "location_quotient": "lq",
+        "bivariate_moran": "bivariate_lisa",
+    }
     for name in STATISTICS:
         spec = get(name)
         assert spec.reference and spec.func.__doc__, name
@@ -31,8 +37,9 @@ def test_a_registered_statistic_gets_the_shared_prologue():
     total = [100] * 17
     total[5] = 0
     group = [10 * (i % 5) if t else 0 for i, t in enumerate(total)]
-    gdf = gpd.GeoDataFrame({"id": [f"a{i}" for i in range(17)], "total": total, "g": group}, geometry=geoms,
-                           crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"a{i}" for i in range(17)], "total": total, "g": group}, geometry=geoms, crs="EPSG:32633"
+    )
     ds = validate(gdf, id_col="id", groups=["g"], total="total")
     seen = {}
 

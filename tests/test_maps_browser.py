@@ -1,4 +1,5 @@
 """Map pages in real headless Chromium (Debian's /usr/bin/chromium), network limited to the app's 127.0.0.1."""
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,11 @@ class Watch:
             self.requests.append(url)
             scheme = urlparse(url).scheme
             host = urlparse(url).hostname
-            local = scheme in ("data", "blob", "about") or (scheme == "file" and allowed_host is None) or \
-                (allowed_host is not None and host == allowed_host)
+            local = (
+                scheme in ("data", "blob", "about")
+                or (scheme == "file" and allowed_host is None)
+                or (allowed_host is not None and host == allowed_host)
+            )
             if local:
                 r.continue_()
             else:
@@ -74,8 +78,10 @@ class Watch:
 
 
 def _drawn(page) -> int:
-    return page.evaluate("document.querySelectorAll('.leaflet-overlay-pane path, .leaflet-overlay-pane canvas').length"
-                         " && (window.segmap.areas ? window.segmap.areas.getLayers().length : 0)")
+    return page.evaluate(
+        "document.querySelectorAll('.leaflet-overlay-pane path, .leaflet-overlay-pane canvas').length"
+        " && (window.segmap.areas ? window.segmap.areas.getLayers().length : 0)"
+    )
 
 
 def _visible_paths(page) -> int:
@@ -155,7 +161,7 @@ def test_full_page_offline_legend_hover_and_link(live_server, browser):
 
 def _rgb(hexcol: str) -> str:
     h = hexcol.lstrip("#")
-    return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))
+    return "rgb({}, {}, {})".format(*(int(h[i : i + 2], 16) for i in (0, 2, 4)))
 
 
 def _shot(name: str) -> Path:
@@ -223,8 +229,12 @@ def test_downloaded_large_city_carries_its_tiles_and_works_from_file(live_server
             Object.values(t._features || {}).forEach(f => out[f.feature.properties.id] = window.segmap.classOf(f.feature.properties)));
             return out; }""")
         import csv
-        rows = list(csv.DictReader(io.StringIO(httpx.get(f"{live_server}/maps/georgia-1990/data?group=black&view=lisa",
-                                                          timeout=60).text)))
+
+        rows = list(
+            csv.DictReader(
+                io.StringIO(httpx.get(f"{live_server}/maps/georgia-1990/data?group=black&view=lisa", timeout=60).text)
+            )
+        )
         assert len(drawn) == N_GEORGIA and drawn == {row["id"]: int(row["class"]) for row in rows}
         page.screenshot(path=str(_shot("download-tiles-lisa.png")))
     finally:
@@ -233,7 +243,10 @@ def test_downloaded_large_city_carries_its_tiles_and_works_from_file(live_server
 
 def test_png_is_valid_sized_and_not_blank(live_server):
     from PIL import Image, ImageStat
-    r = httpx.get(f"{live_server}/v1/datasets/georgia-1990/map.png?group=black&view=lisa&width=900&height=600&dpi=100", timeout=60)
+
+    r = httpx.get(
+        f"{live_server}/v1/datasets/georgia-1990/map.png?group=black&view=lisa&width=900&height=600&dpi=100", timeout=60
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     img = Image.open(io.BytesIO(r.content))
     img.load()
@@ -269,8 +282,12 @@ def test_vector_tile_page_draws_tiles_and_hovers(live_server, browser):
                 out[f.feature.properties.id] = window.segmap.classOf(f.feature.properties)));
             return out; }""")
         import csv
-        rows = list(csv.DictReader(io.StringIO(httpx.get(f"{live_server}/maps/georgia-1990/data?group=black&view=share",
-                                                          timeout=60).text)))
+
+        rows = list(
+            csv.DictReader(
+                io.StringIO(httpx.get(f"{live_server}/maps/georgia-1990/data?group=black&view=share", timeout=60).text)
+            )
+        )
         server = {r["id"]: int(r["class"]) for r in rows}
         assert len(drawn) == N_GEORGIA and drawn == server
         # Hover the middle of the state: a popup shows the area's share and class.

@@ -31,15 +31,25 @@ def _jinja_dataset(text: str = PAYLOAD):
     """Title, source, licence, area names and a group column all hold ``text`` (Jinja code by default)."""
     rng = np.random.default_rng(3)
     total = rng.integers(1000, 2000, N)
-    g = gpd.GeoDataFrame({
-        "key": [f"a{i:02d}" for i in range(N)], "name": [f"Area {i} {text}" for i in range(N)], "total": total,
-        "migrants": (total * rng.uniform(0.05, 0.6, N)).round(), text: (total * rng.uniform(0.05, 0.3, N)).round(),
-        "informal": np.where(np.arange(N) % 3 == 0, 50, 0),
-        "geometry": [shapely.box(-84 + 0.05 * (i % 4), 33 + 0.05 * (i // 4), -84 + 0.05 * (i % 4 + 1),
-                                 33 + 0.05 * (i // 4 + 1)) for i in range(N)]}, crs=4326)
+    g = gpd.GeoDataFrame(
+        {
+            "key": [f"a{i:02d}" for i in range(N)],
+            "name": [f"Area {i} {text}" for i in range(N)],
+            "total": total,
+            "migrants": (total * rng.uniform(0.05, 0.6, N)).round(),
+            text: (total * rng.uniform(0.05, 0.3, N)).round(),
+            "informal": np.where(np.arange(N) % 3 == 0, 50, 0),
+            "geometry": [
+                shapely.box(
+                    -84 + 0.05 * (i % 4), 33 + 0.05 * (i // 4), -84 + 0.05 * (i % 4 + 1), 33 + 0.05 * (i // 4 + 1)
+                )
+                for i in range(N)
+            ],
+        },
+        crs=4326,
+    )
     meta = Metadata(name=f"City {text}", source=f"Office {text}", year=2020, licence=text)
-    return validate(g, id_col="key", groups=["migrants", text, "informal"], total="total", name_col="name",
-                    meta=meta)
+    return validate(g, id_col="key", groups=["migrants", text, "informal"], total="total", name_col="name", meta=meta)
 
 
 def _assert_inert(page: str):
@@ -59,13 +69,15 @@ def plain_dataset():
 
 
 @pytest.mark.parametrize("group", ["migrants", PAYLOAD], ids=["plain-group", "jinja-group"])
-@pytest.mark.parametrize("mode,tiles", [("page", False), ("embed", False), ("download", False), ("page", True),
-                                        ("download", True)])
+@pytest.mark.parametrize(
+    "mode,tiles", [("page", False), ("embed", False), ("download", False), ("page", True), ("download", True)]
+)
 def test_names_are_never_template_code(jinja_dataset, mode, tiles, group):
     """branca parses each rendered folium element as a Jinja template again: names must not reach that parse."""
     embedded = {"embedded_tiles": {"0/0/0": b""}, "embedded_zooms": (0, 1)} if tiles and mode == "download" else {}
-    opts = views.PageOptions("jinja", group, view="lisa", mode=mode, permutations=19, index_permutations=0,
-                             vector_tiles=tiles, **embedded)
+    opts = views.PageOptions(
+        "jinja", group, view="lisa", mode=mode, permutations=19, index_permutations=0, vector_tiles=tiles, **embedded
+    )
     page, _ = views.render_page(jinja_dataset, opts)
     _assert_inert(page)
     assert page.count("{# kept #}") >= (N if not tiles else 3)  # the names are there, as text
@@ -75,10 +87,15 @@ def test_names_are_never_template_code_over_http(tmp_path):
     from app.main import create_app
     from app.registry import Registry
     from app.settings import Settings
+
     Registry(tmp_path).put("jinja", _jinja_dataset())
     with TestClient(create_app(Settings(data_dir=tmp_path, register_bundled=False))) as client:
-        for path in ("/maps/jinja?tiles=off", "/maps/jinja/embed?view=hotspots", "/maps/jinja/download?view=lq",
-                     "/maps/jinja?tiles=on&view=share"):
+        for path in (
+            "/maps/jinja?tiles=off",
+            "/maps/jinja/embed?view=hotspots",
+            "/maps/jinja/download?view=lq",
+            "/maps/jinja?tiles=on&view=share",
+        ):
             r = client.get(path, params={"permutations": 19})
             assert r.status_code == 200, (path, r.text[:300])
             _assert_inert(r.text)
@@ -86,6 +103,7 @@ def test_names_are_never_template_code_over_http(tmp_path):
 
 def test_script_templates_take_only_json_or_names():
     from maps.templating import SCRIPTS, json_for_script
+
     call = SCRIPTS.from_string("f({{ v }});")
     assert call.render(v="geo_json_0a1b") == "f(geo_json_0a1b);"
     assert call.render(v=json_for_script({"a": "</script>"})) == 'f({"a": "\\u003c/script\\u003e"});'
@@ -99,7 +117,7 @@ def _digest(name: str) -> str:
 
 
 def test_live_pages_link_our_assets_and_the_offline_file_carries_them(jinja_dataset, tmp_path):
-    opts = dict(permutations=0, index_permutations=0, vector_tiles=False)
+    opts = {"permutations": 0, "index_permutations": 0, "vector_tiles": False}
     page, _ = views.render_page(jinja_dataset, views.PageOptions("jinja", "migrants", mode="page", **opts))
     js = f"/maps/static/segmap/segmap.js?v={_digest('segmap.js')}"
     css = f"/maps/static/segmap/segmap.css?v={_digest('segmap.css')}"
@@ -111,23 +129,31 @@ def test_live_pages_link_our_assets_and_the_offline_file_carries_them(jinja_data
 
     from app.main import create_app
     from app.settings import Settings
+
     with TestClient(create_app(Settings(data_dir=tmp_path, register_bundled=False))) as client:
         for url, name, media in ((js, "segmap.js", "text/javascript"), (css, "segmap.css", "text/css")):
             r = client.get(url)
             assert r.status_code == 200 and r.headers["content-type"].startswith(media)
             assert r.content == (ROOT / "maps" / "web" / name).read_bytes()
-        for bad in ("/maps/static/segmap/../views.py", "/maps/static/segmap/templating.py", "/maps/static/segmap/",
-                    "/maps/static/web/segmap.js", "/maps/static/segmap/%2e%2e/views.py"):
+        for bad in (
+            "/maps/static/segmap/../views.py",
+            "/maps/static/segmap/templating.py",
+            "/maps/static/segmap/",
+            "/maps/static/web/segmap.js",
+            "/maps/static/segmap/%2e%2e/views.py",
+        ):
             assert client.get(bad).status_code == 404, bad
 
 
 def test_index_failures_are_bugs_unless_the_data_leave_an_index_undefined(monkeypatch, plain_dataset):
     import spatial.indices.compute
+
     opts = views.PageOptions("plain", "migrants", view="share", permutations=0, index_permutations=0)
 
     def fails(error):
         def compute(*args, **kwargs):
             raise error
+
         monkeypatch.setattr(spatial.indices.compute, "compute_indices", compute)
         monkeypatch.setattr(views, "compute_indices", compute, raising=False)
 
@@ -148,6 +174,7 @@ def test_view_failures_are_bugs_unless_the_data_leave_a_view_undefined(monkeypat
             if view == "lisa":
                 raise error
             return real(dataset, group, view, **kw)
+
         monkeypatch.setattr(views, "view_data", view_data)
 
     lisa_fails(ValidationError(problem("one_area", "Only one area has any population")))
@@ -162,8 +189,9 @@ def test_view_failures_are_bugs_unless_the_data_leave_a_view_undefined(monkeypat
 
 def test_view_picker_offers_informal_whenever_the_data_have_it(plain_dataset):
     def offered(**kw):
-        page, _ = views.render_page(plain_dataset, views.PageOptions("plain", "migrants", permutations=0,
-                                                                     index_permutations=0, **kw))
+        page, _ = views.render_page(
+            plain_dataset, views.PageOptions("plain", "migrants", permutations=0, index_permutations=0, **kw)
+        )
         picker = re.search(r'<select name="view"[^>]*>(.*?)</select>', page, re.S).group(1)
         return re.findall(r'<option value="(\w+)"', picker)
 
@@ -189,6 +217,7 @@ def test_a_new_release_of_the_page_code_is_a_new_page(monkeypatch, tmp_path):
     from app.main import create_app
     from app.registry import Registry
     from app.settings import Settings
+
     Registry(tmp_path).put("plain", _jinja_dataset("plain"))
     with TestClient(create_app(Settings(data_dir=tmp_path, register_bundled=False))) as client:
         url = "/maps/plain/embed?permutations=0"

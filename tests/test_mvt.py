@@ -1,4 +1,5 @@
 """The vectorised MVT encoder, checked by decoding with mapbox-vector-tile and against its encoder."""
+
 from __future__ import annotations
 
 import math
@@ -50,17 +51,26 @@ def mixed_columns(n: int, rng) -> dict:
     floats[::7] = np.nan
     names = np.array([f"area {k % 13} é" for k in range(n)], dtype=object)
     names[::5] = None
-    return {"id": np.arange(n), "neg": np.arange(n) - n // 2, "share": floats,
-            "whole": np.where(np.arange(n) % 3 == 0, np.nan, np.arange(n) % 4).astype(float),
-            "name": names, "flag": np.arange(n) % 2 == 0}
+    return {
+        "id": np.arange(n),
+        "neg": np.arange(n) - n // 2,
+        "share": floats,
+        "whole": np.where(np.arange(n) % 3 == 0, np.nan, np.arange(n) % 4).astype(float),
+        "name": names,
+        "flag": np.arange(n) % 2 == 0,
+    }
 
 
 def random_polygons(n: int, rng):
     pts = shapely.points(rng.uniform(0, 4096, (n, 2)))
     geoms = shapely.set_precision(shapely.buffer(pts, rng.uniform(1, 80, n), quad_segs=2), 1.0)
     donut = shapely.set_precision(shapely.difference(shapely.buffer(pts[:10], 60), shapely.buffer(pts[:10], 25)), 1.0)
-    multi = shapely.set_precision(shapely.union(shapely.buffer(pts[10:20], 20),
-                                                shapely.buffer(shapely.points(rng.uniform(0, 4096, (10, 2))), 20)), 1.0)
+    multi = shapely.set_precision(
+        shapely.union(
+            shapely.buffer(pts[10:20], 20), shapely.buffer(shapely.points(rng.uniform(0, 4096, (10, 2))), 20)
+        ),
+        1.0,
+    )
     geoms[:10], geoms[10:20] = donut, multi
     return geoms
 
@@ -87,8 +97,21 @@ def test_empty_non_polygonal_and_degenerate_entries_are_skipped():
     line_hole = shapely.Polygon([(0, 0), (50, 0), (50, 50), (0, 50)], [[(10, 10), (20, 10), (30, 10)]])
     collapsed = shapely.Polygon([(5, 5), (6, 5), (5, 5), (5, 5)])
     multi_one_collapsed = shapely.MultiPolygon([square, collapsed])
-    geoms = np.array([square, shapely.Polygon(), None, shapely.LineString([(0, 0), (1, 1)]), dup_vertices,
-                      collapsed_hole, collapsed, line_hole, multi_one_collapsed, shapely.MultiPolygon()], dtype=object)
+    geoms = np.array(
+        [
+            square,
+            shapely.Polygon(),
+            None,
+            shapely.LineString([(0, 0), (1, 1)]),
+            dup_vertices,
+            collapsed_hole,
+            collapsed,
+            line_hole,
+            multi_one_collapsed,
+            shapely.MultiPolygon(),
+        ],
+        dtype=object,
+    )
     cols = {"k": np.arange(len(geoms)), "s": np.array(list("abcdefghij"), dtype=object)}
     features = decode(encode_polygons(geoms, cols))
     big = shapely.box(0, 0, 50, 50)
@@ -112,8 +135,12 @@ def test_same_result_as_mapbox_vector_tile():
     cols = mixed_columns(400, rng)
     ours = decode(encode_polygons(geoms, cols))
     feats = [{"geometry": g, "properties": expected_props(cols, i)} for i, g in enumerate(geoms)]
-    theirs = decode(mapbox_vector_tile.encode([{"name": "areas", "features": feats}], default_options={
-        "extents": 4096, "y_coord_down": True, "check_winding_order": True}))
+    theirs = decode(
+        mapbox_vector_tile.encode(
+            [{"name": "areas", "features": feats}],
+            default_options={"extents": 4096, "y_coord_down": True, "check_winding_order": True},
+        )
+    )
     assert len(ours) == len(theirs) == 400
     for a, b in zip(ours, theirs):
         assert a["properties"] == b["properties"]
@@ -151,11 +178,14 @@ def test_winding_exterior_positive_hole_negative():
 
 def _raw_geometry(data: bytes) -> list[int]:
     """The packed geometry of the first feature, parsed by hand (only the fields our encoder writes)."""
+
     def varint(buf, i):
         v = shift = 0
         while True:
-            b = buf[i]; i += 1
-            v |= (b & 0x7F) << shift; shift += 7
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
             if b < 0x80:
                 return v, i
 
@@ -167,7 +197,7 @@ def _raw_geometry(data: bytes) -> list[int]:
                 v, i = varint(buf, i)
             else:
                 n, i = varint(buf, i)
-                v, i = buf[i:i + n], i + n
+                v, i = buf[i : i + n], i + n
             out.append((key >> 3, v))
         return out
 

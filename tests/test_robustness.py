@@ -1,4 +1,5 @@
 """Crash safety, several workers sharing one data directory, and fuzzing the loaders."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,10 @@ import time
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server import LiveServer
+
 from spatial.errors import ValidationError
 from spatial.io import read_boundaries, read_counts
 
@@ -17,9 +19,19 @@ pytestmark = pytest.mark.server
 
 
 def geojson(n=400, pop=100):
-    feats = [{"type": "Feature", "properties": {"code": f"a{i}", "pop": pop + i, "mig": i % 50},
-              "geometry": {"type": "Polygon", "coordinates": [[[i * 0.01, 0], [i * 0.01 + 0.01, 0], [i * 0.01 + 0.01, 0.01],
-                                                              [i * 0.01, 0.01], [i * 0.01, 0]]]}} for i in range(n)]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"code": f"a{i}", "pop": pop + i, "mig": i % 50},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[i * 0.01, 0], [i * 0.01 + 0.01, 0], [i * 0.01 + 0.01, 0.01], [i * 0.01, 0.01], [i * 0.01, 0]]
+                ],
+            },
+        }
+        for i in range(n)
+    ]
     return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
 
 
@@ -35,7 +47,10 @@ def registry_is_consistent(url):
     for d in listed:  # every dataset the catalogue names is readable, and whole
         r = httpx.get(f"{url}/v1/datasets/{d['id']}/indices", params={"index": "dissimilarity"}, timeout=60)
         assert r.status_code in (200, 422), r.text  # 422 only for a degenerate group, never a broken file
-        assert httpx.get(f"{url}/ogc/collections/{d['id']}/items", params={"limit": 1}).json()["numberMatched"] == d["n_areas"]
+        assert (
+            httpx.get(f"{url}/ogc/collections/{d['id']}/items", params={"limit": 1}).json()["numberMatched"]
+            == d["n_areas"]
+        )
     return {d["id"] for d in listed}
 
 
@@ -47,17 +62,24 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
         server = LiveServer(data_dir=data_dir)
         url = server.start()
 
-        def upload(i):
+        def upload(i, url=url, round_=round_):
             try:
-                httpx.post(f"{url}/v1/datasets", files={"boundaries": ("x.geojson", body, "application/json")},
-                           data={"groups": "mig", "total": "pop", "key": "code", "id": f"up-{round_}-{i}"}, timeout=30)
+                httpx.post(
+                    f"{url}/v1/datasets",
+                    files={"boundaries": ("x.geojson", body, "application/json")},
+                    data={"groups": "mig", "total": "pop", "key": "code", "id": f"up-{round_}-{i}"},
+                    timeout=30,
+                )
             except httpx.HTTPError:
                 pass
+
         threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
         time.sleep(0.25 + 0.2 * round_)  # kill at different moments of the writes
-        threading.Thread(target=quietly_get, args=(f"{url}/v1/datasets/georgia-1990/local",), daemon=True).start()  # a cache write in flight
+        threading.Thread(
+            target=quietly_get, args=(f"{url}/v1/datasets/georgia-1990/local",), daemon=True
+        ).start()  # a cache write in flight
         time.sleep(0.05)
         server.kill()
         for t in threads:
@@ -76,18 +98,26 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
 def test_two_workers_share_registry_and_cache(tmp_path):
     with LiveServer(data_dir=tmp_path, workers=2) as url:
         with httpx.Client(base_url=url, timeout=60) as c:
-            r = c.post("/v1/datasets", files={"boundaries": ("x.geojson", geojson(50), "application/json")},
-                       data={"groups": "mig", "total": "pop", "key": "code", "id": "shared"})
+            r = c.post(
+                "/v1/datasets",
+                files={"boundaries": ("x.geojson", geojson(50), "application/json")},
+                data={"groups": "mig", "total": "pop", "key": "code", "id": "shared"},
+            )
             assert r.status_code == 201, r.text
             # Whichever worker answers, the dataset is there and results agree.
-            values = {c.get("/v1/datasets/shared/indices", params={"index": "gini"}).json()["gini"]["value"] for _ in range(8)}
+            values = {
+                c.get("/v1/datasets/shared/indices", params={"index": "gini"}).json()["gini"]["value"] for _ in range(8)
+            }
             assert len(values) == 1
             assert c.delete("/v1/datasets/shared").status_code == 204
             assert all(c.get("/v1/datasets/shared").status_code == 404 for _ in range(6))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.binary(max_size=2000), ext=st.sampled_from([".geojson", ".gpkg", ".zip", ".parquet", ".fgb", ".shp", ".json"]))
+@given(
+    data=st.binary(max_size=2000),
+    ext=st.sampled_from([".geojson", ".gpkg", ".zip", ".parquet", ".fgb", ".shp", ".json"]),
+)
 def test_boundary_loader_never_crashes_on_garbage(data, ext):
     try:
         read_boundaries(data, "upload" + ext)

@@ -1,6 +1,7 @@
 """Runtime safety of the service: heavy work that stops when nobody waits for it, a real queue bound,
 light requests that stay fast during a burst, cache headers that keep owners' raw counts private,
 413s for chunked bodies, security headers on every answer, orphaned temporary files swept promptly."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ ORIGIN = "https://city.example"
 
 
 # -- cooperative cancellation ------------------------------------------------------------------------------
+
 
 def test_checkpoint_does_nothing_outside_a_job():
     checkpoint()  # the command line and tests run without a token
@@ -82,9 +84,15 @@ def georgia():
 
     from spatial.dataset import Metadata
     from spatial.io import load_dataset
-    return load_dataset(BUNDLED / "boundaries" / "georgia_counties.gpkg",
-                        counts=BUNDLED / "census" / "georgia_counties_1990.csv", key="area_key", total="total_population",
-                        groups=["foreign_born", "native_born", "black", "not_black"], meta=Metadata(name="georgia"))
+
+    return load_dataset(
+        BUNDLED / "boundaries" / "georgia_counties.gpkg",
+        counts=BUNDLED / "census" / "georgia_counties_1990.csv",
+        key="area_key",
+        total="total_population",
+        groups=["foreign_born", "native_born", "black", "not_black"],
+        meta=Metadata(name="georgia"),
+    )
 
 
 @pytest.mark.parametrize("work", ["indices", "lisa", "gi_star", "weights"])
@@ -92,10 +100,13 @@ def test_spatial_computations_check_for_cancellation(georgia, work):
     from spatial.indices.compute import compute_indices
     from spatial.local import local_statistic
     from spatial.weights import build_weights
-    run = {"indices": lambda: compute_indices(georgia, group="black", indices=["dissimilarity"], permutations=999, seed=1),
-           "lisa": lambda: local_statistic(georgia, "black", "lisa", permutations=999, seed=1),
-           "gi_star": lambda: local_statistic(georgia, "black", "gi_star", permutations=999, seed=1),
-           "weights": lambda: build_weights(georgia, "knn", k=5)}[work]
+
+    run = {
+        "indices": lambda: compute_indices(georgia, group="black", indices=["dissimilarity"], permutations=999, seed=1),
+        "lisa": lambda: local_statistic(georgia, "black", "lisa", permutations=999, seed=1),
+        "gi_star": lambda: local_statistic(georgia, "black", "gi_star", permutations=999, seed=1),
+        "weights": lambda: build_weights(georgia, "knn", k=5),
+    }[work]
     token = _CancelAfter(2)  # the entry check passes; the first checkpoint inside the computation raises
     with pytest.raises(Cancelled):
         with running(token):
@@ -106,6 +117,7 @@ def test_spatial_computations_check_for_cancellation(georgia, work):
 def test_a_long_simulation_stops_soon_after_cancel(georgia):
     """Four spatial indices with 99,999 simulations take ~30 s on Georgia; cancelled at 0.3 s they stop within a block."""
     from spatial.indices.compute import compute_indices
+
     indices = ["spatial_proximity", "relative_clustering", "spatial_dissimilarity", "distance_decay_isolation"]
     compute_indices(georgia, group="black", indices=indices)  # imports (libpysal: seconds) are not the test
     token = CancelToken()
@@ -119,6 +131,7 @@ def test_a_long_simulation_stops_soon_after_cancel(georgia):
 
 
 # -- HeavyWork ------------------------------------------------------------------------------------------------
+
 
 def _spin(state: dict, seconds: float = 30.0):
     """A job that would run ``seconds`` unless cancelled; records that it started and how it ended."""
@@ -157,6 +170,7 @@ def test_a_timed_out_job_answers_503_and_stops():
         assert await _settled(heavy) < 1.5  # the worker thread is free again, not running on for 30 s
         assert state == {"started": 1, "cancelled": 1}
         heavy.close()
+
     asyncio.run(main())
 
 
@@ -177,6 +191,7 @@ def test_the_queue_bound_answers_busy_and_abandoned_queued_jobs_never_start():
         assert await _settled(heavy) < 1.5
         assert states[1] == states[2] == {}  # dropped before they ran
         heavy.close()
+
     asyncio.run(main())
 
 
@@ -199,6 +214,7 @@ def test_a_shared_job_runs_while_a_waiter_remains_and_stops_when_none_does():
             w.cancel()
         assert await _settled(heavy) < 1.5 and state2 == {"started": 1, "cancelled": 1}
         heavy.close()
+
     asyncio.run(main())
 
 
@@ -224,10 +240,12 @@ def test_a_client_that_hangs_up_cancels_its_job():
         assert err.value.code == "cancelled"
         assert await _settled(heavy) < 1.5 and state == {"started": 1, "cancelled": 1}
         heavy.close()
+
     asyncio.run(main())
 
 
 # -- headers, in process ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
@@ -246,9 +264,14 @@ def _vary(r) -> list[str]:
     return [t.strip().lower() for t in r.headers.get("vary", "").split(",") if t.strip()]
 
 
-@pytest.mark.parametrize("path", ["/v1/datasets/georgia-1990/local?permutations=9&group=black",
-                                  "/v1/datasets/georgia-1990/tiles/0/0/0.mvt",
-                                  "/maps/georgia-1990?permutations=9&view=share"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/datasets/georgia-1990/local?permutations=9&group=black",
+        "/v1/datasets/georgia-1990/tiles/0/0/0.mvt",
+        "/maps/georgia-1990?permutations=9&view=share",
+    ],
+)
 def test_owner_responses_are_private_and_every_cacheable_answer_varies_on_the_key(client, path):
     public = client.get(path)
     again = client.get(path)  # tiles: now from the in-memory tile cache
@@ -263,10 +286,15 @@ def test_owner_responses_are_private_and_every_cacheable_answer_varies_on_the_ke
 def test_cached_tiles_keep_owner_and_public_apart_and_name_origin_once(client, tmp_path):
     import mapbox_vector_tile
     from test_service import square_geojson
+
     # Two small areas: counts under the threshold are hidden from the public, shown to the owner.
     data = square_geojson(n=4, pop=[100, 100, 100, 100], mig=[3, 40, 50, 4])
-    r = client.post("/v1/datasets", headers={"X-API-Key": KEY}, data={"groups": "mig", "total": "pop", "key": "code",
-                    "id": "tile-privacy"}, files={"boundaries": ("x.geojson", data, "application/json")})
+    r = client.post(
+        "/v1/datasets",
+        headers={"X-API-Key": KEY},
+        data={"groups": "mig", "total": "pop", "key": "code", "id": "tile-privacy"},
+        files={"boundaries": ("x.geojson", data, "application/json")},
+    )
     assert r.status_code == 201, r.text
     url = "/v1/datasets/tile-privacy/tiles/0/0/0.mvt"
 
@@ -306,6 +334,7 @@ def test_method_not_allowed_lists_every_method_of_the_path(client):
 
 # -- temporary files ----------------------------------------------------------------------------------------
 
+
 def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -314,6 +343,7 @@ def _dead_pid() -> int:
 
 def test_a_crashed_writers_temporary_file_is_swept_at_once_a_live_ones_is_kept(tmp_path):
     from app.registry import Registry
+
     reg = Registry(tmp_path)
     orphan = reg.files / f".x.{_dead_pid()}.{uuid.uuid4().hex}.tmp"
     live = reg.files / f".x.{os.getpid()}.{uuid.uuid4().hex}.tmp"
@@ -326,6 +356,7 @@ def test_a_crashed_writers_temporary_file_is_swept_at_once_a_live_ones_is_kept(t
 
 def test_the_running_service_sweeps_orphans_without_a_restart(tmp_path, monkeypatch):
     import app.main
+
     monkeypatch.setattr(app.main, "SWEEP_EVERY_S", 0.1)
     with TestClient(create_app(Settings(data_dir=tmp_path, register_bundled=False))):
         orphan = tmp_path / "datasets" / f".x.{_dead_pid()}.{uuid.uuid4().hex}.tmp"
@@ -337,6 +368,7 @@ def test_the_running_service_sweeps_orphans_without_a_restart(tmp_path, monkeypa
 
 
 # -- a real server --------------------------------------------------------------------------------------------
+
 
 def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
@@ -365,19 +397,31 @@ def _upload_grid(url: str, side: int = 40) -> None:
         for j in range(side):
             x, y = i * 0.01, j * 0.01
             pop = 500 + (i * 37 + j * 91) % 1500
-            feats.append({"type": "Feature", "properties": {"code": f"c{i}_{j}", "pop": pop, "mig": (i * j * 7) % (pop // 2)},
-                          "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + .01, y], [x + .01, y + .01],
-                                                                           [x, y + .01], [x, y]]]}})
+            feats.append(
+                {
+                    "type": "Feature",
+                    "properties": {"code": f"c{i}_{j}", "pop": pop, "mig": (i * j * 7) % (pop // 2)},
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01], [x, y]]],
+                    },
+                }
+            )
     body = json.dumps({"type": "FeatureCollection", "features": feats}).encode()
-    r = httpx.post(url + "/v1/datasets", headers={"X-API-Key": KEY}, timeout=120,
-                   data={"groups": "mig", "total": "pop", "key": "code", "id": "grid"},
-                   files={"boundaries": ("grid.geojson", body, "application/json")})
+    r = httpx.post(
+        url + "/v1/datasets",
+        headers={"X-API-Key": KEY},
+        timeout=120,
+        data={"groups": "mig", "total": "pop", "key": "code", "id": "grid"},
+        files={"boundaries": ("grid.geojson", body, "application/json")},
+    )
     assert r.status_code == 201, r.text
 
 
 @pytest.mark.server
 def test_a_burst_of_heavy_requests_is_bounded_stops_at_its_timeout_and_light_requests_stay_fast():
     from server import LiveServer
+
     burst = 30
     srv = LiveServer(env={"SEGMAP_COMPUTE_TIMEOUT_S": "2", "SEGMAP_API_KEY": KEY})  # one worker: serves in srv.proc
     with srv as url:
@@ -410,10 +454,14 @@ def test_a_burst_of_heavy_requests_is_bounded_stops_at_its_timeout_and_light_req
         poller.join()
         idle_after = _seconds_until_idle(srv.proc.pid, limit=10)
     codes = [code for _, code, _ in answers]
-    report = {p: {"n": len(v), "median_ms": round(1000 * statistics.median(v)), "max_ms": round(1000 * max(v))}
-              for p, v in latencies.items()}
-    print(f"\nburst of {burst}: {codes.count('busy')} busy, {codes.count('timeout')} timed out, all answered in "
-          f"{answered:.2f} s, server idle {idle_after:.2f} s later; light requests during the burst: {report}")
+    report = {
+        p: {"n": len(v), "median_ms": round(1000 * statistics.median(v)), "max_ms": round(1000 * max(v))}
+        for p, v in latencies.items()
+    }
+    print(
+        f"\nburst of {burst}: {codes.count('busy')} busy, {codes.count('timeout')} timed out, all answered in "
+        f"{answered:.2f} s, server idle {idle_after:.2f} s later; light requests during the burst: {report}"
+    )
     assert idle_after < 3, f"the server was still computing {idle_after:.1f} s after the last 503"
     assert all(status == 503 and retry for status, _, retry in answers), answers
     # At most 2 running + 4 queued per running one at a time: the rest of the burst is refused at once.
@@ -427,6 +475,7 @@ def test_a_burst_of_heavy_requests_is_bounded_stops_at_its_timeout_and_light_req
 @pytest.mark.server
 def test_a_client_that_hangs_up_stops_its_computation():
     from server import LiveServer
+
     srv = LiveServer(env={"SEGMAP_COMPUTE_TIMEOUT_S": "60", "SEGMAP_API_KEY": KEY})
     with srv as url:
         _upload_grid(url)
@@ -440,6 +489,7 @@ def test_a_client_that_hangs_up_stops_its_computation():
 @pytest.fixture(scope="module")
 def live():
     from server import LiveServer
+
     with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "1"}) as url:
         yield url
 
@@ -453,31 +503,49 @@ def test_a_chunked_body_over_the_limit_gets_413_with_a_hint_and_security_headers
     body_boundary = uuid.uuid4().hex
 
     def multipart():
-        yield (f"--{body_boundary}\r\nContent-Disposition: form-data; name=\"boundaries\"; filename=\"a.geojson\"\r\n"
-               "Content-Type: application/json\r\n\r\n").encode()
+        yield (
+            f"--{body_boundary}\r\nContent-Disposition: form-data; name=\"boundaries\"; filename=\"a.geojson\"\r\n"
+            "Content-Type: application/json\r\n\r\n"
+        ).encode()
         yield from chunks()
         yield f"\r\n--{body_boundary}--\r\n".encode()
 
-    r = httpx.post(live + "/v1/datasets", content=multipart(), timeout=30,
-                   headers={"X-API-Key": KEY, "Content-Type": f"multipart/form-data; boundary={body_boundary}"})
+    r = httpx.post(
+        live + "/v1/datasets",
+        content=multipart(),
+        timeout=30,
+        headers={"X-API-Key": KEY, "Content-Type": f"multipart/form-data; boundary={body_boundary}"},
+    )
     assert r.status_code == 413, r.text
-    assert r.headers["content-type"].startswith("application/problem+json") and "SEGMAP_MAX_UPLOAD_MB" in r.json()["detail"]
+    assert (
+        r.headers["content-type"].startswith("application/problem+json")
+        and "SEGMAP_MAX_UPLOAD_MB" in r.json()["detail"]
+    )
     assert r.headers["x-content-type-options"] == "nosniff"
-    with_length = httpx.post(live + "/v1/datasets", content=b"x" * (2 * 2**20), timeout=30,
-                             headers={"X-API-Key": KEY, "Content-Type": "application/octet-stream"})
+    with_length = httpx.post(
+        live + "/v1/datasets",
+        content=b"x" * (2 * 2**20),
+        timeout=30,
+        headers={"X-API-Key": KEY, "Content-Type": "application/octet-stream"},
+    )
     assert with_length.status_code == 413 and with_length.headers["x-content-type-options"] == "nosniff"
 
 
 @pytest.mark.server
 def test_control_characters_in_area_names_do_not_break_the_map_image_header(live):
     from test_service import square_geojson
+
     data = json.loads(square_geojson(n=3, pop=[100, 100, 100], mig=[60, 30, 20]))
     data["features"][0]["properties"]["name"] = "Evil\r\nX-Injected: 1\r\n\r\nbody"
     for i, f in enumerate(data["features"][1:], 1):
         f["properties"]["name"] = f"Area {i}"
-    r = httpx.post(live + "/v1/datasets", headers={"X-API-Key": KEY}, timeout=60,
-                   data={"groups": "mig", "total": "pop", "key": "code", "name_col": "name", "id": "crlf"},
-                   files={"boundaries": ("x.geojson", json.dumps(data).encode(), "application/json")})
+    r = httpx.post(
+        live + "/v1/datasets",
+        headers={"X-API-Key": KEY},
+        timeout=60,
+        data={"groups": "mig", "total": "pop", "key": "code", "name_col": "name", "id": "crlf"},
+        files={"boundaries": ("x.geojson", json.dumps(data).encode(), "application/json")},
+    )
     assert r.status_code == 201, r.text
     r = httpx.get(live + "/v1/datasets/crlf/map.png", params={"width": 300, "height": 200}, timeout=60)
     assert r.status_code == 200 and r.content.startswith(b"\x89PNG")

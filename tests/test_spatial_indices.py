@@ -1,5 +1,6 @@
 """Spatial indices: equal to pysal where the formula is the same, to a dense reference where we follow the
 published formula instead, sparse at any size, and with permutation inference."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,28 +8,40 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
+from conftest import shared_path
 from shapely.geometry import box
 
-from conftest import shared_path
 from spatial.dataset import validate
+from spatial.errors import ValidationError
 from spatial.indices import get, names
 from spatial.indices.compute import compute_indices
 from spatial.indices.spatial_context import SpatialContext
-from spatial.errors import ValidationError
 from spatial.indices.spatial_indices import multiscalar_profile
 from spatial.io import load_dataset
 
 sg = pytest.importorskip("segregation.singlegroup")
 warnings.filterwarnings("ignore")
-SAME_AS_PYSAL = ["spatial_dissimilarity", "boundary_spatial_dissimilarity", "delta", "absolute_centralization",
-                 "relative_centralization", "absolute_concentration", "relative_concentration"]
+SAME_AS_PYSAL = [
+    "spatial_dissimilarity",
+    "boundary_spatial_dissimilarity",
+    "delta",
+    "absolute_centralization",
+    "relative_centralization",
+    "absolute_concentration",
+    "relative_concentration",
+]
 PUBLISHED_DECAY = ["spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"]
 
 
 @pytest.fixture(scope="module")
 def georgia(georgia_paths):
-    return load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                        groups=["black", "foreign_born"], total="total_population")
+    return load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        groups=["black", "foreign_born"],
+        total="total_population",
+    )
 
 
 def test_all_eleven_are_registered():
@@ -64,8 +77,12 @@ def dense_reference(ds, group):
     X, Y, T = x.sum(), y.sum(), t.sum()
     Pxx, Pyy, Ptt = x @ c @ x / X**2, y @ c @ y / Y**2, t @ c @ t / T**2
     K = c * t[None, :] / (c @ t)[:, None]
-    return {"spatial_proximity": (X * Pxx + Y * Pyy) / (T * Ptt), "relative_clustering": Pxx / Pyy - 1,
-            "distance_decay_isolation": (x / X * (K @ (x / t))).sum(), "distance_decay_exposure": (x / X * (K @ (y / t))).sum()}
+    return {
+        "spatial_proximity": (X * Pxx + Y * Pyy) / (T * Ptt),
+        "relative_clustering": Pxx / Pyy - 1,
+        "distance_decay_isolation": (x / X * (K @ (x / t))).sum(),
+        "distance_decay_exposure": (x / X * (K @ (y / t))).sum(),
+    }
 
 
 def city(n=15, cell=400.0, seed=0):
@@ -73,8 +90,11 @@ def city(n=15, cell=400.0, seed=0):
     cells = [(i, j) for i in range(n) for j in range(n)]
     t = rng.integers(100, 900, len(cells))
     x = rng.binomial(t, np.array([0.6 if i < n // 3 else 0.1 for i, _ in cells]))
-    gdf = gpd.GeoDataFrame({"id": [f"c{k}" for k in range(len(cells))], "t": t, "x": x},
-                           geometry=[box(i * cell, j * cell, (i + 1) * cell, (j + 1) * cell) for i, j in cells], crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"c{k}" for k in range(len(cells))], "t": t, "x": x},
+        geometry=[box(i * cell, j * cell, (i + 1) * cell, (j + 1) * cell) for i, j in cells],
+        crs="EPSG:32633",
+    )
     return validate(gdf, id_col="id", groups=["x"], total="t")
 
 
@@ -91,6 +111,7 @@ def test_no_dense_matrix_at_city_scale():
     ds = city(n=100, cell=100)  # 10,000 areas
     ctx = SpatialContext(ds)
     from spatial.indices.spatial_context import PAIR_BUDGET
+
     assert ctx.decay.nnz <= 2 * PAIR_BUDGET + ds.n and ctx.decay_cutoff_km < 9.3
     r = compute_indices(ds, group="x", indices=["spatial_dissimilarity", "spatial_proximity"])
     assert all(np.isfinite(v.value) for v in r.values())
@@ -98,12 +119,20 @@ def test_no_dense_matrix_at_city_scale():
 
 def test_permutation_null_separates_pattern_from_chance():
     ds = city()
-    clustered = compute_indices(ds, group="x", indices=["spatial_dissimilarity"], permutations=199, seed=2)["spatial_dissimilarity"]
-    assert clustered.null == "permutation" and clustered.p_value < 0.05 and clustered.ci_low <= clustered.value <= clustered.ci_high
+    clustered = compute_indices(ds, group="x", indices=["spatial_dissimilarity"], permutations=199, seed=2)[
+        "spatial_dissimilarity"
+    ]
+    assert (
+        clustered.null == "permutation"
+        and clustered.p_value < 0.05
+        and clustered.ci_low <= clustered.value <= clustered.ci_high
+    )
     shuffled = city()
     order = np.random.default_rng(5).permutation(shuffled.n)
     shuffled.areas[["t", "x"]] = shuffled.areas[["t", "x"]].to_numpy()[order]
-    calm = compute_indices(shuffled, group="x", indices=["spatial_dissimilarity"], permutations=199, seed=2)["spatial_dissimilarity"]
+    calm = compute_indices(shuffled, group="x", indices=["spatial_dissimilarity"], permutations=199, seed=2)[
+        "spatial_dissimilarity"
+    ]
     assert calm.p_value > 0.01
 
 
@@ -132,6 +161,7 @@ def test_multiscalar_profile_equals_a_dense_hand_computation():
 
 def test_multiscalar_profile_refuses_a_distance_that_pairs_everyone():
     import spatial.indices.spatial_indices as si
+
     ds = city(n=12, cell=350)
     budget, si.MULTISCALAR_PAIR_BUDGET = si.MULTISCALAR_PAIR_BUDGET, 1000
     try:
@@ -148,6 +178,7 @@ def test_sacramento_reference_values_projected():
     Topological indices must match exactly; area/distance ones only as closely as the CRS change allows —
     and exactly when pysal is given the same projected tracts."""
     import json
+
     ref = json.loads(shared_path("sacramento", "reference_values.json").read_text())["single_group_HISP_vs_TOT_POP"]
     gdf = gpd.read_file(shared_path("sacramento", "sacramento1.geojson"))
     gdf = gdf.rename(columns=lambda c: c.rstrip("_") if c != "geometry" else c).to_crs(26910)
@@ -155,8 +186,15 @@ def test_sacramento_reference_values_projected():
     ds = load_dataset(gdf, key="tract", groups=["HISP"], total="TOT_POP")
     r = compute_indices(ds, group="HISP", indices=SAME_AS_PYSAL)
     assert r["spatial_dissimilarity"].value == pytest.approx(ref["SpatialDissim(queen)"], abs=1e-9)
-    for ours, theirs in (("boundary_spatial_dissimilarity", "BoundarySpatialDissim"), ("delta", "Delta"),
-                         ("absolute_centralization", "AbsoluteCentralization"), ("relative_centralization", "RelativeCentralization"),
-                         ("absolute_concentration", "AbsoluteConcentration"), ("relative_concentration", "RelativeConcentration")):
+    for ours, theirs in (
+        ("boundary_spatial_dissimilarity", "BoundarySpatialDissim"),
+        ("delta", "Delta"),
+        ("absolute_centralization", "AbsoluteCentralization"),
+        ("relative_centralization", "RelativeCentralization"),
+        ("absolute_concentration", "AbsoluteConcentration"),
+        ("relative_concentration", "RelativeConcentration"),
+    ):
         assert r[ours].value == pytest.approx(ref[theirs], abs=0.01), ours
-        assert r[ours].value == pytest.approx(getattr(sg, get(ours).pysal)(ds.areas, "HISP", "TOT_POP").statistic, abs=1e-9), ours
+        assert r[ours].value == pytest.approx(
+            getattr(sg, get(ours).pysal)(ds.areas, "HISP", "TOT_POP").statistic, abs=1e-9
+        ), ours

@@ -1,5 +1,6 @@
 """Statistics that never mislead (issue 17): distance-decay indices equal to the dense formula at every scale,
 degenerate inputs said out loud, and significance a planner can use."""
+
 from __future__ import annotations
 
 import subprocess
@@ -31,18 +32,27 @@ def grid(size: int, cell: float, x=None, t=None, seed: int = 0):
     i, j = np.divmod(np.arange(size * size), size)
     t = rng.integers(100, 900, size * size) if t is None else np.asarray(t)
     x = rng.binomial(t, np.where(i < size // 3, 0.6, 0.1)) if x is None else np.asarray(x)
-    gdf = gpd.GeoDataFrame({"id": [f"c{i_}_{j_}" for i_, j_ in zip(i, j)], "t": t, "x": x},
-                           geometry=shapely.box(i * cell, j * cell, (i + 1) * cell, (j + 1) * cell), crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"c{i_}_{j_}" for i_, j_ in zip(i, j)], "t": t, "x": x},
+        geometry=shapely.box(i * cell, j * cell, (i + 1) * cell, (j + 1) * cell),
+        crs="EPSG:32633",
+    )
     return validate(gdf, id_col="id", groups=["x"], total="t")
 
 
 @pytest.fixture(scope="module")
 def georgia(georgia_paths):
-    return load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                        groups=["black", "foreign_born"], total="total_population")
+    return load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        groups=["black", "foreign_born"],
+        total="total_population",
+    )
 
 
 # ---------------------------------------------------------------- 1. distance decay against the dense formula
+
 
 def dense_decay(ds, group):
     """Massey & Denton's formulas with every pair: c_ij = exp(−d_ij), d between centroids in km,
@@ -59,8 +69,12 @@ def dense_decay(ds, group):
     k = c * t[None, :] / (c @ t)[:, None]  # K_ij = c_ij t_j / Σ_j c_ij t_j
     with np.errstate(divide="ignore", invalid="ignore"):
         px, py = np.where(t > 0, x / t, 0), np.where(t > 0, y / t, 0)
-    return {"spatial_proximity": (X * pxx + Y * pyy) / (T * ptt), "relative_clustering": pxx / pyy - 1,
-            "distance_decay_isolation": (x / X * (k @ px)).sum(), "distance_decay_exposure": (x / X * (k @ py)).sum()}
+    return {
+        "spatial_proximity": (X * pxx + Y * pyy) / (T * ptt),
+        "relative_clustering": pxx / pyy - 1,
+        "distance_decay_isolation": (x / X * (k @ px)).sum(),
+        "distance_decay_exposure": (x / X * (k @ py)).sum(),
+    }
 
 
 def assert_dense(ds, group):
@@ -90,9 +104,14 @@ def chicago():
 def berlin():
     gdf = gpd.read_file(shared_path("berlin", "berlin-lor-planning-areas-until-2020.geojson"))
     gdf = gdf[~gdf["id"].duplicated(keep=False)]  # the file repeats one id (see the data README)
-    return load_dataset(gdf, counts=shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv"),
-                        key="id", drop_unmatched=True, total="inhabitants",
-                        groups=["inhabitants_foreigners"]), "inhabitants_foreigners"
+    return load_dataset(
+        gdf,
+        counts=shared_path("berlin", "berlin-lor-population-2020-02-t1-planning-areas.csv"),
+        key="id",
+        drop_unmatched=True,
+        total="inhabitants",
+        groups=["inhabitants_foreigners"],
+    ), "inhabitants_foreigners"
 
 
 @pytest.mark.parametrize("group", ["black", "foreign_born"])
@@ -134,6 +153,7 @@ def test_over_the_pair_budget_the_error_bound_is_reported_and_holds(monkeypatch)
 
 # ---------------------------------------------------------------- 3. degenerate inputs
 
+
 def test_same_composition_everywhere_is_no_variation_not_a_cluster():
     t = np.arange(1, 26) * 40
     ds = grid(5, 1000.0, x=t // 5, t=t)  # every share 0.2; their mean is not exactly 0.2 in floats
@@ -172,6 +192,7 @@ def with_empty_areas():
 def test_empty_areas_are_no_population_and_the_rest_equals_esda_on_the_subset(with_empty_areas):
     esda = pytest.importorskip("esda")
     from libpysal.graph import Graph
+
     ds, empty = with_empty_areas
     sub = ds.areas[~empty].set_index("id")
     y = (sub["x"] / sub["t"]).to_numpy()
@@ -184,7 +205,9 @@ def test_empty_areas_are_no_population_and_the_rest_equals_esda_on_the_subset(wi
     ref = esda.Moran_Local(y, w.transform("r"), permutations=0)
     np.testing.assert_allclose(lisa.values[~empty], ref.Is, atol=1e-9)
     assert np.isnan(lisa.values[empty]).all()
-    assert lisa.summary["global_moran"]["moran_i"] == pytest.approx(esda.Moran(y, w.transform("r"), permutations=0).I, abs=1e-12)
+    assert lisa.summary["global_moran"]["moran_i"] == pytest.approx(
+        esda.Moran(y, w.transform("r"), permutations=0).I, abs=1e-12
+    )
     gi = local_statistic(ds, "x", "gi_star", permutations=0)
     ref_gi = esda.G_Local(y, w.transform("b"), transform="B", star=True, permutations=0)
     keep = ~empty & (np.arange(100) != corner)  # esda's Gi* of an island is not a test
@@ -199,7 +222,7 @@ def test_empty_areas_are_no_population_and_the_rest_equals_esda_on_the_subset(wi
     assert np.isnan(perm.p_value[~keep]).all() and np.isnan(perm.q_value[~keep]).all()
     assert np.corrcoef(ours, np.minimum(1, 2 * ref.p_sim[keep[~empty]]))[0, 1] > 0.99
     np.testing.assert_allclose(perm.q_value[keep], hand_bh(ours), rtol=1e-12)
-    hh = (perm.labels == "high_high")
+    hh = perm.labels == "high_high"
     i, j = np.divmod(np.arange(100), 10)
     assert hh.any() and ((i >= 5) & (j >= 5))[hh].all()
 
@@ -236,8 +259,9 @@ def test_gi_star_without_permutations_leaves_islands_out_of_the_family_on_rio(ri
 
 
 def test_concentration_on_equal_areas_says_why_it_is_undefined():
-    r = compute_indices(grid(6, 500.0), group="x",
-                        indices=["absolute_concentration", "relative_concentration", "delta"])
+    r = compute_indices(
+        grid(6, 500.0), group="x", indices=["absolute_concentration", "relative_concentration", "delta"]
+    )
     for name in ("absolute_concentration", "relative_concentration"):
         assert np.isnan(r[name].value)
         assert [n.code for n in r[name].notes] == ["undefined"] and "same size" in r[name].notes[0].message
@@ -246,8 +270,23 @@ def test_concentration_on_equal_areas_says_why_it_is_undefined():
 
 
 def test_cli_local_into_a_closed_pipe_ends_quietly(georgia_paths):
-    cmd = [sys.executable, "-m", "app.cli", "local", str(georgia_paths["boundaries"]), "--counts", str(georgia_paths["counts"]),
-           "--key", "area_key", "--group", "foreign_born", "--total", "total_population", "--permutations", "99"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "local",
+        str(georgia_paths["boundaries"]),
+        "--counts",
+        str(georgia_paths["counts"]),
+        "--key",
+        "area_key",
+        "--group",
+        "foreign_born",
+        "--total",
+        "total_population",
+        "--permutations",
+        "99",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before anything is written, like `| head` after its lines
     err = proc.stderr.read().decode()
@@ -257,6 +296,7 @@ def test_cli_local_into_a_closed_pipe_ends_quietly(georgia_paths):
 
 
 # ---------------------------------------------------------------- 4. significance a planner can use
+
 
 def test_permutations_needed_let_the_smallest_p_pass():
     for m in (1, 25, 26, 159, 448, 10_000):
@@ -306,6 +346,7 @@ def test_chosen_permutations_find_a_cluster_that_999_cannot_under_bonferroni():
 
 def test_map_view_and_summary_show_the_uncorrected_count(georgia):
     from maps.data import summary_text, view_data
+
     vd = view_data(georgia, "foreign_born", "lisa")
     info = vd.meta["summary"]["significance"]
     assert vd.meta["permutations"] == 6999
@@ -315,9 +356,15 @@ def test_map_view_and_summary_show_the_uncorrected_count(georgia):
 
 def test_http_local_defaults_to_enough_permutations_capped_by_the_server(live_server):
     import httpx
-    body = httpx.get(f"{live_server}/v1/datasets/georgia-1990/local",
-                     params={"group": "foreign_born", "statistic": "lisa"}, timeout=120).json()
+
+    body = httpx.get(
+        f"{live_server}/v1/datasets/georgia-1990/local",
+        params={"group": "foreign_born", "statistic": "lisa"},
+        timeout=120,
+    ).json()
     meta = body["segmap"]
     info = meta["summary"]["significance"]
-    assert info["permutations_chosen"] == "auto" and meta["permutations"] == mt.permutations_needed(info["tested"], 0.05, "fdr")
+    assert info["permutations_chosen"] == "auto" and meta["permutations"] == mt.permutations_needed(
+        info["tested"], 0.05, "fdr"
+    )
     assert "significant_uncorrected" in body["features"][0]["properties"]

@@ -1,4 +1,5 @@
 """Vector tiles over a real server: decoded, checked against the data, read by GDAL as a real client."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,8 +27,13 @@ def lonlat_tile(lon, lat, z):
 
 @pytest.fixture(scope="module")
 def georgia(georgia_paths):
-    return load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                        groups=["foreign_born", "black"], total="total_population")
+    return load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        groups=["foreign_born", "black"],
+        total="total_population",
+    )
 
 
 def test_tile_features_sit_where_the_areas_are(georgia):
@@ -42,7 +48,9 @@ def test_tile_features_sit_where_the_areas_are(georgia):
     got = {f["properties"]["id"] for f in features}
     assert expected <= got  # nothing truncated; the buffer may add neighbours just outside
     f = next(f for f in features if f["properties"]["id"] == "13121")  # Fulton county
-    ring = np.array(f["geometry"]["coordinates"][0] if f["geometry"]["type"] == "Polygon" else f["geometry"]["coordinates"][0][0])
+    ring = np.array(
+        f["geometry"]["coordinates"][0] if f["geometry"]["type"] == "Polygon" else f["geometry"]["coordinates"][0][0]
+    )
     cx, cy = merc.set_index("id").geometry["13121"].centroid.coords[0]
     # decoded y is up (mapbox-vector-tile flips by default); compare in tile units
     tx, ty = (cx - minx) / (maxx - minx) * EXTENT, (cy - miny) / (maxy - miny) * EXTENT
@@ -65,8 +73,20 @@ def test_tiles_over_http(live_server):
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     props = [f["properties"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"]]
     assert props and {"id", "total_population", "black", "black_share", "value", "label"} <= set().union(*props)
-    assert {p["label"] for p in props} <= {"high_high", "low_low", "high_low", "low_high", "not_significant", "no_neighbours", "suppressed"}
-    again = httpx.get(url, params={"group": "black", "statistic": "lisa", "permutations": 99}, headers={"If-None-Match": r.headers["etag"]})
+    assert {p["label"] for p in props} <= {
+        "high_high",
+        "low_low",
+        "high_low",
+        "low_high",
+        "not_significant",
+        "no_neighbours",
+        "suppressed",
+    }
+    again = httpx.get(
+        url,
+        params={"group": "black", "statistic": "lisa", "permutations": 99},
+        headers={"If-None-Match": r.headers["etag"]},
+    )
     assert again.status_code == 304
     bad = httpx.get(f"{live_server}/v1/datasets/georgia-1990/tiles/3/8/1.mvt")
     assert bad.status_code == 404 and bad.headers["content-type"] == "application/problem+json"
@@ -81,8 +101,12 @@ def test_gdal_reads_a_tile(live_server, tmp_path):
     z, x, y = lonlat_tile(-84.39, 33.75, 6)
     path = tmp_path / f"{y}.mvt"
     path.write_bytes(httpx.get(f"{live_server}/v1/datasets/georgia-1990/tiles/{z}/{x}/{y}.mvt").content)
-    out = subprocess.run(["ogrinfo", "-ro", "-al", "-so", "-oo", f"X={x}", "-oo", f"Y={y}", "-oo", f"Z={z}", f"MVT:{path}"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-al", "-so", "-oo", f"X={x}", "-oo", f"Y={y}", "-oo", f"Z={z}", f"MVT:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "Layer name: areas" in out.stdout and "Feature Count:" in out.stdout
     count = int(out.stdout.split("Feature Count:")[1].split()[0])
@@ -91,16 +115,19 @@ def test_gdal_reads_a_tile(live_server, tmp_path):
 
 def _grid(n_side=40, cell=100.0):
     from shapely.geometry import box
+
     from spatial.dataset import validate
-    import geopandas as gpd
+
     i, j = np.divmod(np.arange(n_side * n_side), n_side)
     x0, y0 = 500_000.0, 5_000_000.0
     rng = np.random.default_rng(1)
     total = rng.integers(20, 500, len(i)).astype(float)
     migrants = np.floor(total * rng.uniform(0, 0.4, len(i)))
-    gdf = gpd.GeoDataFrame({"id": [f"a{k}" for k in range(len(i))], "total": total, "migrants": migrants},
-                           geometry=[box(x0 + a * cell, y0 + b * cell, x0 + (a + 1) * cell, y0 + (b + 1) * cell) for a, b in zip(i, j)],
-                           crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"a{k}" for k in range(len(i))], "total": total, "migrants": migrants},
+        geometry=[box(x0 + a * cell, y0 + b * cell, x0 + (a + 1) * cell, y0 + (b + 1) * cell) for a, b in zip(i, j)],
+        crs="EPSG:32633",
+    )
     return validate(gdf, id_col="id", groups=["migrants"], total="total")
 
 
@@ -108,9 +135,16 @@ def _attributes(ds, suppress=()):
     migrants = ds.areas["migrants"].to_numpy(float).copy()
     migrants[list(suppress)] = np.nan
     total = ds.areas["total"].to_numpy(float)
-    return TileAttributes({"id": np.asarray(ds.ids, dtype=object), "total": total, "migrants": migrants,
-                           "migrants_share": migrants / total},
-                          sums=("total", "migrants"), ratios={"migrants_share": ("migrants", "total")})
+    return TileAttributes(
+        {
+            "id": np.asarray(ds.ids, dtype=object),
+            "total": total,
+            "migrants": migrants,
+            "migrants_share": migrants / total,
+        },
+        sums=("total", "migrants"),
+        ratios={"migrants_share": ("migrants", "total")},
+    )
 
 
 def test_areas_under_a_pixel_merge_into_cells_that_conserve_counts():
@@ -141,6 +175,10 @@ def test_a_suppressed_count_keeps_its_merged_cell_hidden():
     z = 9
     lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
     _, x, y = lonlat_tile(lon, lat, z)
-    bodies = [index.tile(z, x + dx, y + dy, _attributes(ds, suppress=range(len(ds.ids)))) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    bodies = [
+        index.tile(z, x + dx, y + dy, _attributes(ds, suppress=range(len(ds.ids))))
+        for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+    ]
     props = [f["properties"] for b in bodies if b for f in mapbox_vector_tile.decode(b)["areas"]["features"]]
     assert props and all("migrants" not in p and "migrants_share" not in p and "total" in p for p in props)

@@ -4,6 +4,7 @@ Uploads must never make GDAL read a server file or the network, limits must hold
 called and before decoding, coordinates must fit their CRS, and a refused upload must leave no trace.
 Most run the app in-process; the network probe and the memory measurement run a real uvicorn.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import BUNDLED
 from fastapi.testclient import TestClient
+from server import LiveServer
 from shapely.geometry import box
 
-from conftest import BUNDLED
-from server import LiveServer
 from spatial.errors import ValidationError
 from spatial.io import read_boundaries
 
@@ -42,13 +43,21 @@ def vrt(src: str, layer: str | None = None, wkt: str | None = None) -> bytes:
     """An OGR VRT: XML naming another data source, which GDAL opens when it sniffs the driver."""
     src_layer = f"<SrcLayer>{layer}</SrcLayer>" if layer else ""
     geom = f'<GeometryField encoding="WKT" field="{wkt}"/><LayerSRS>EPSG:32616</LayerSRS>' if wkt else ""
-    return (f'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>{src}</SrcDataSource>{src_layer}{geom}'
-            f"</OGRVRTLayer></OGRVRTDataSource>").encode()
+    return (
+        f'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>{src}</SrcDataSource>{src_layer}{geom}'
+        f"</OGRVRTLayer></OGRVRTDataSource>"
+    ).encode()
 
 
 def geojson(rings, crs: str | None = None, props=None) -> bytes:
-    feats = [{"type": "Feature", "properties": {"code": f"a{i}", "pop": 100, "mig": 10, **(props or {})},
-              "geometry": {"type": "Polygon", "coordinates": [ring]}} for i, ring in enumerate(rings)]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"code": f"a{i}", "pop": 100, "mig": 10, **(props or {})},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        }
+        for i, ring in enumerate(rings)
+    ]
     doc = {"type": "FeatureCollection", "features": feats}
     if crs:
         doc["crs"] = {"type": "name", "properties": {"name": crs}}
@@ -66,14 +75,22 @@ def wkb_polygon(n: int, x: float = 500000.0, y: float = 4600000.0) -> bytes:
     return struct.pack("<BIII", 1, 3, 1, n) + ring.tobytes()
 
 
-GEO_META = {"version": "1.0.0", "primary_column": "geometry",
-            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"]}}}
+GEO_META = {
+    "version": "1.0.0",
+    "primary_column": "geometry",
+    "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"]}},
+}
 
 
 def geoparquet(table: pa.Table, **kw) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata({"geo": json.dumps(GEO_META)}), buf, compression="zstd",
-                   write_statistics=False, **kw)  # min/max of a 32 MB value take a second to compute
+    pq.write_table(
+        table.replace_schema_metadata({"geo": json.dumps(GEO_META)}),
+        buf,
+        compression="zstd",
+        write_statistics=False,
+        **kw,
+    )  # min/max of a 32 MB value take a second to compute
     return buf.getvalue()
 
 
@@ -81,17 +98,27 @@ def geoparquet(table: pa.Table, **kw) -> bytes:
 def parquet_dictionary_bomb(rows=20_000, vertices=1000) -> bytes:
     """~1.5 KB: one dictionary entry (a 16 KB polygon) repeated by run-length-coded indices -> 320 MB of WKB."""
     zeros = pa.array(np.zeros(rows, np.int32))
-    return geoparquet(pa.table({
-        "code": pa.DictionaryArray.from_arrays(zeros, pa.array(["a"])), "pop": pa.array(np.full(rows, 100.0)),
-        "mig": pa.array(np.full(rows, 10.0)),
-        "geometry": pa.DictionaryArray.from_arrays(zeros, pa.array([wkb_polygon(vertices)], pa.binary()))}))
+    return geoparquet(
+        pa.table(
+            {
+                "code": pa.DictionaryArray.from_arrays(zeros, pa.array(["a"])),
+                "pop": pa.array(np.full(rows, 100.0)),
+                "mig": pa.array(np.full(rows, 10.0)),
+                "geometry": pa.DictionaryArray.from_arrays(zeros, pa.array([wkb_polygon(vertices)], pa.binary())),
+            }
+        )
+    )
 
 
 @functools.cache
 def parquet_page_bomb(vertices=2_000_000) -> bytes:
     """A single zstd page that decompresses to 32 MB (honest metadata): the page sizes are what counts."""
-    return geoparquet(pa.table({"code": ["a"], "pop": [100.0], "mig": [10.0],
-                                "geometry": pa.array([wkb_polygon(vertices)], pa.binary())}), use_dictionary=False)
+    return geoparquet(
+        pa.table(
+            {"code": ["a"], "pop": [100.0], "mig": [10.0], "geometry": pa.array([wkb_polygon(vertices)], pa.binary())}
+        ),
+        use_dictionary=False,
+    )
 
 
 @functools.cache
@@ -108,8 +135,11 @@ def zip_bomb(mb=100) -> bytes:
 
 
 def zipped_shapefile(tmp_path: Path, compression=zipfile.ZIP_DEFLATED) -> bytes:
-    g = gpd.GeoDataFrame({"code": ["a0", "a1"], "pop": [100, 120], "mig": [10, 30]},
-                         geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)], crs=32616)
+    g = gpd.GeoDataFrame(
+        {"code": ["a0", "a1"], "pop": [100, 120], "mig": [10, 30]},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)],
+        crs=32616,
+    )
     g.to_file(tmp_path / "areas.shp")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
@@ -121,8 +151,11 @@ def zipped_shapefile(tmp_path: Path, compression=zipfile.ZIP_DEFLATED) -> bytes:
 def gpkg_with_view(tmp_path: Path) -> bytes:
     """A GeoPackage whose only layer is an SQL view that burns CPU on every read."""
     path = tmp_path / "view.gpkg"
-    g = gpd.GeoDataFrame({"code": [f"a{i}" for i in range(5)], "pop": [100] * 5, "mig": [10] * 5},
-                         geometry=[box(i * 1000, 0, i * 1000 + 1000, 1000) for i in range(5)], crs=32616)
+    g = gpd.GeoDataFrame(
+        {"code": [f"a{i}" for i in range(5)], "pop": [100] * 5, "mig": [10] * 5},
+        geometry=[box(i * 1000, 0, i * 1000 + 1000, 1000) for i in range(5)],
+        crs=32616,
+    )
     g.to_file(path, layer="areas", driver="GPKG")
     con = sqlite3.connect(path)
     con.executescript("""
@@ -142,10 +175,19 @@ def gpkg_with_view(tmp_path: Path) -> bytes:
 def app_client(tmp_path_factory):
     import app.main
     from app.settings import Settings
+
     data_dir = tmp_path_factory.mktemp("attacks")
     # Only the routers uploads and listings use: the map and statistics routers take ~10 s to import.
-    settings = Settings(data_dir=data_dir, api_key=KEY, max_upload_mb=8, max_uncompressed_mb=50, max_vertices=200_000,
-                        cors_origins=[], statistics=False, maps=False)
+    settings = Settings(
+        data_dir=data_dir,
+        api_key=KEY,
+        max_upload_mb=8,
+        max_uncompressed_mb=50,
+        max_vertices=200_000,
+        cors_origins=[],
+        statistics=False,
+        maps=False,
+    )
     application = app.main.create_app(settings)
     with TestClient(application, raise_server_exceptions=False) as client:
         client.data_dir = data_dir
@@ -154,8 +196,12 @@ def app_client(tmp_path_factory):
 
 def upload(client, name, data, **form):
     form = {"groups": "mig", "total": "pop", "key": "code", **form}
-    return client.post("/v1/datasets", files={"boundaries": (name, data, "application/octet-stream")}, data=form,
-                       headers={"X-API-Key": KEY})
+    return client.post(
+        "/v1/datasets",
+        files={"boundaries": (name, data, "application/octet-stream")},
+        data=form,
+        headers={"X-API-Key": KEY},
+    )
 
 
 def state(client) -> tuple[set, set]:
@@ -190,8 +236,11 @@ def test_vrt_cannot_read_server_files(app_client, secret_csv, name):
         r = upload(app_client, name, body)
         assert_refused(r)
         assert "TOPSECRET" not in r.text and "root:" not in r.text
-        r = app_client.post("/v1/datasets/georgia-1990/informal", headers={"X-API-Key": KEY},
-                            files={"settlements": (name, body, "application/octet-stream")})
+        r = app_client.post(
+            "/v1/datasets/georgia-1990/informal",
+            headers={"X-API-Key": KEY},
+            files={"settlements": (name, body, "application/octet-stream")},
+        )
         assert_refused(r)
         assert "TOPSECRET" not in r.text and "root:" not in r.text
     assert state(app_client) == before
@@ -199,10 +248,15 @@ def test_vrt_cannot_read_server_files(app_client, secret_csv, name):
 
 def test_vrt_pointing_at_a_data_file_on_disk_is_not_registered(app_client):
     before = state(app_client)
-    r = app_client.post("/v1/datasets", headers={"X-API-Key": KEY},
-                        files={"boundaries": ("x.geojson", vrt(str(GEORGIA_GPKG), "counties"), "application/json"),
-                               "counts": ("c.csv", GEORGIA_CSV.read_bytes(), "text/csv")},
-                        data={"groups": "black", "total": "total_population", "key": "area_key", "id": "stolen"})
+    r = app_client.post(
+        "/v1/datasets",
+        headers={"X-API-Key": KEY},
+        files={
+            "boundaries": ("x.geojson", vrt(str(GEORGIA_GPKG), "counties"), "application/json"),
+            "counts": ("c.csv", GEORGIA_CSV.read_bytes(), "text/csv"),
+        },
+        data={"groups": "black", "total": "total_population", "key": "area_key", "id": "stolen"},
+    )
     detail = assert_refused(r, "xml")
     assert "not geojson" in detail.lower()
     assert state(app_client) == before and app_client.get("/v1/datasets/stolen").status_code == 404
@@ -217,6 +271,7 @@ def test_library_reader_refuses_vrt_whatever_the_name(secret_csv):
 
 def test_gdal_keeps_only_the_drivers_segmap_reads():
     import pyogrio
+
     assert set(pyogrio.list_drivers()) <= {"GeoJSON", "GPKG", "ESRI Shapefile", "FlatGeobuf"}
 
 
@@ -295,6 +350,7 @@ def _never(*a, **k):
 
 def test_vertex_cap_is_checked_before_decoding_geojson(monkeypatch):
     import pyogrio
+
     ring = [[float(i % 100), float(i // 100)] for i in range(2000)] + [[0.0, 0.0]]
     data = geojson([ring])
     monkeypatch.setattr(pyogrio, "read_dataframe", _never)
@@ -314,8 +370,9 @@ def test_vertex_cap_is_checked_before_decoding_geoparquet(monkeypatch):
 def test_counting_cannot_be_made_to_loop(monkeypatch):
     # Two million empty rings: no vertex to count, but a ring-by-ring walk (or GEOS) would take its time.
     wkb = struct.pack("<BII", 1, 3, 2_000_000) + bytes(4 * 2_000_000)
-    data = geoparquet(pa.table({"code": ["a"], "pop": [100.0], "mig": [10.0], "geometry": pa.array([wkb])}),
-                      use_dictionary=False)
+    data = geoparquet(
+        pa.table({"code": ["a"], "pop": [100.0], "mig": [10.0], "geometry": pa.array([wkb])}), use_dictionary=False
+    )
     monkeypatch.setattr(gpd, "read_parquet", _never)
     with pytest.raises(ValidationError) as err:
         read_boundaries(data, "a.parquet", max_vertices=100_000, max_uncompressed_bytes=1 << 30)
@@ -367,7 +424,9 @@ def test_metres_labelled_as_degrees_are_refused(app_client):
 
 
 def test_listing_survives_a_stored_row_with_infinite_bounds(app_client):
-    ok = upload(app_client, "fine.geojson", geojson([square(-87.7 + 0.01 * i, 41.8, 0.01) for i in range(3)]), id="fine")
+    ok = upload(
+        app_client, "fine.geojson", geojson([square(-87.7 + 0.01 * i, 41.8, 0.01) for i in range(3)]), id="fine"
+    )
     assert ok.status_code == 201, ok.text
     con = sqlite3.connect(app_client.data_dir / "catalog.sqlite")
     con.execute("UPDATE datasets SET bounds = '[-Infinity, NaN, Infinity, 1e999]' WHERE id = 'fine'")
@@ -383,8 +442,15 @@ def test_listing_survives_a_stored_row_with_infinite_bounds(app_client):
 
 
 # -- messages ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,body", [("x.geojson", b"hello world"), ("x.gpkg", b"hello"),
-                                       ("x.geojson", b"{ this is not json"), ("x.fgb", b"fgb\x03" + bytes(64))])
+@pytest.mark.parametrize(
+    "name,body",
+    [
+        ("x.geojson", b"hello world"),
+        ("x.gpkg", b"hello"),
+        ("x.geojson", b"{ this is not json"),
+        ("x.fgb", b"fgb\x03" + bytes(64)),
+    ],
+)
 def test_unreadable_files_get_a_clean_message(app_client, name, body):
     detail = assert_refused(upload(app_client, name, body), name)
     for word in GDAL_INTERNALS + ("out of bounds",):
@@ -462,8 +528,16 @@ def test_uploads_make_no_outbound_request(live):
     probe = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Probe)
     threading.Thread(target=probe.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{probe.server_address[1]}"
-    bodies = [vrt(src) for src in (f"/vsicurl/{base}/probe.csv", f"{base}/direct.geojson", f"/vsizip//vsicurl/{base}/p.zip",
-                                   f"/vsicurl?url={base.replace(':', '%3A').replace('/', '%2F')}%2Fq.csv", f"WFS:{base}/wfs")]
+    bodies = [
+        vrt(src)
+        for src in (
+            f"/vsicurl/{base}/probe.csv",
+            f"{base}/direct.geojson",
+            f"/vsizip//vsicurl/{base}/p.zip",
+            f"/vsicurl?url={base.replace(':', '%3A').replace('/', '%2F')}%2Fq.csv",
+            f"WFS:{base}/wfs",
+        )
+    ]
     bodies += [crs_link(f"{base}/{how}.proj4", how) for how in ("plain", "escaped", "in a geometry")]
     try:
         for body in bodies:
@@ -499,6 +573,7 @@ def test_refused_bombs_take_no_memory(live, capsys):
 
     def send(name, data):
         statuses.append(upload(live, name, data).status_code)
+
     threads = [threading.Thread(target=send, args=b) for b in bombs]
     for t in threads:
         t.start()
@@ -506,8 +581,10 @@ def test_refused_bombs_take_no_memory(live, capsys):
         t.join()
     after = _memory_mb(live.pid)
     with capsys.disabled():
-        print(f"\nserver memory, three refused bombs at once: RSS {before['VmRSS']:.0f} -> {after['VmRSS']:.0f} MB, "
-              f"peak {before['VmHWM']:.0f} -> {after['VmHWM']:.0f} MB")
+        print(
+            f"\nserver memory, three refused bombs at once: RSS {before['VmRSS']:.0f} -> {after['VmRSS']:.0f} MB, "
+            f"peak {before['VmHWM']:.0f} -> {after['VmHWM']:.0f} MB"
+        )
     assert sorted(statuses) == [422, 422, 422]
     assert after["VmHWM"] - before["VmHWM"] < 150  # nothing was decoded
     assert after["VmRSS"] - before["VmRSS"] < 100  # and what was read is given back

@@ -2,6 +2,7 @@
 defines ``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
 Results go to stdout; errors go to stderr with a non-zero exit status.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ EXIT_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segmap", description="Measure and map residential segregation of migrants and informal settlements.")
+    parser = argparse.ArgumentParser(
+        prog="segmap", description="Measure and map residential segregation of migrants and informal settlements."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

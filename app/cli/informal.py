@@ -1,4 +1,5 @@
 """`segmap informal`: overlay informal-settlement polygons (or points) on areal units."""
+
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,11 @@ from spatial.io import load_dataset, read_boundaries
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("informal", help="informal settlements per unit (area, count, population)",
-                              description="Overlay settlements on units in an equal-area CRS; population split by area.")
+    p = subparsers.add_parser(
+        "informal",
+        help="informal settlements per unit (area, count, population)",
+        description="Overlay settlements on units in an equal-area CRS; population split by area.",
+    )
     p.add_argument("units", metavar="UNITS", help="unit boundaries (any supported format)")
     p.add_argument("--settlements", required=True, metavar="FILE", help="settlement polygons or points")
     p.add_argument("--population", metavar="COL", help="population column of the settlements")
@@ -30,13 +34,26 @@ def run(args) -> int:
     if args.total or args.counts:
         if not args.total:
             raise ValidationError(problem("missing_total", "--counts needs --total: the units' population column"))
-        units = load_dataset(args.units, counts=args.counts, key=args.key or args.unit_key, boundary_key=args.unit_key,
-                             groups=args.group or [args.total], total=args.total, name_col=args.name_col)
+        units = load_dataset(
+            args.units,
+            counts=args.counts,
+            key=args.key or args.unit_key,
+            boundary_key=args.unit_key,
+            groups=args.group or [args.total],
+            total=args.total,
+            name_col=args.name_col,
+        )
     else:
         units = read_boundaries(args.units)
     sett = load_settlements(args.settlements, population=args.population)
-    res = overlay(units, sett, population=args.population, unit_key=args.unit_key or args.key, sliver_m2=args.sliver_m2,
-                  name_col=args.name_col)
+    res = overlay(
+        units,
+        sett,
+        population=args.population,
+        unit_key=args.unit_key or args.key,
+        sliver_m2=args.sliver_m2,
+        name_col=args.name_col,
+    )
     areas = res.dataset.areas
     out = args.output
     if out and out.lower().endswith((".gpkg", ".geojson", ".json")):
@@ -46,12 +63,14 @@ def run(args) -> int:
     else:
         raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .gpkg, .geojson or .csv"))
     s = res.summary
-    print(f"units: {s['units']}; settlements: {s['settlements']} ({s['polygons']} polygons, {s['points']} points)\n"
-          f"informal area: {s['informal_area_m2'] / 1e6:,.2f} km² = {100 * s['area_share_of_city']:.2f} % of the units' area\n"
-          f"population: {s['population_input']:,.0f} in, {s['population_allocated']:,.0f} allocated, "
-          f"{s['population_outside_units']:,.0f} outside every unit ({s['settlements_outside']} settlements)\n"
-          f"repaired: {s['repaired']}; empty skipped: {s['empty_skipped']}; slivers ignored: {s['slivers_ignored']}",
-          file=sys.stderr)
+    print(
+        f"units: {s['units']}; settlements: {s['settlements']} ({s['polygons']} polygons, {s['points']} points)\n"
+        f"informal area: {s['informal_area_m2'] / 1e6:,.2f} km² = {100 * s['area_share_of_city']:.2f} % of the units' area\n"
+        f"population: {s['population_input']:,.0f} in, {s['population_allocated']:,.0f} allocated, "
+        f"{s['population_outside_units']:,.0f} outside every unit ({s['settlements_outside']} settlements)\n"
+        f"repaired: {s['repaired']}; empty skipped: {s['empty_skipped']}; slivers ignored: {s['slivers_ignored']}",
+        file=sys.stderr,
+    )
     for note in res.notes:
         print(f"note: {note.message}", file=sys.stderr)
     return 0

@@ -1,4 +1,5 @@
 """`segmap local`: where a group is concentrated — LISA, Gi*, location quotients, with significance."""
+
 from __future__ import annotations
 
 import sys
@@ -13,17 +14,28 @@ from .indices import add_dataset_arguments, load_from_args
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("local", help="local clusters: LISA, Gi*, location quotients",
-                              description="Local statistics of a group's share per area, with multiple-testing control.")
+    p = subparsers.add_parser(
+        "local",
+        help="local clusters: LISA, Gi*, location quotients",
+        description="Local statistics of a group's share per area, with multiple-testing control.",
+    )
     add_dataset_arguments(p)
     p.add_argument("--group", required=True, metavar="COL")
-    p.add_argument("--statistic", choices=STATISTICS + tuple(ALIASES), default="lisa",
-                   help="lisa (= moran), gi_star (= getis_ord), lq (= location_quotient), entropy, bivariate_lisa (= bivariate_moran)")
+    p.add_argument(
+        "--statistic",
+        choices=STATISTICS + tuple(ALIASES),
+        default="lisa",
+        help="lisa (= moran), gi_star (= getis_ord), lq (= location_quotient), entropy, bivariate_lisa (= bivariate_moran)",
+    )
     p.add_argument("--weights", choices=KINDS, default="queen")
     p.add_argument("--k", type=int, help="neighbours for knn/kernel weights")
     p.add_argument("--distance", type=float, help="metres, for distance-band weights")
-    p.add_argument("--permutations", type=int, default=None,
-                   help="default: enough that the smallest p-value can pass --correction over these areas (at most 99,999)")
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=None,
+        help="default: enough that the smallest p-value can pass --correction over these areas (at most 99,999)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
@@ -36,9 +48,21 @@ def register(subparsers) -> None:
 def run(args) -> int:
     groups = [args.group] + ([args.other] if args.other else [])
     ds = load_from_args(args, groups)
-    res = local_statistic(ds, args.group, args.statistic, total=args.total, weights=args.weights, k=args.k,
-                          distance=args.distance, permutations=args.permutations, seed=args.seed, alpha=args.alpha,
-                          correction=args.correction, other=args.other, smoothing=args.smoothing)
+    res = local_statistic(
+        ds,
+        args.group,
+        args.statistic,
+        total=args.total,
+        weights=args.weights,
+        k=args.k,
+        distance=args.distance,
+        permutations=args.permutations,
+        seed=args.seed,
+        alpha=args.alpha,
+        correction=args.correction,
+        other=args.other,
+        smoothing=args.smoothing,
+    )
     out = args.output
     if out and out.lower().endswith((".geojson", ".json", ".gpkg")):
         frame = local_frame(ds, res)
@@ -53,9 +77,12 @@ def run(args) -> int:
     else:
         raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .csv, .geojson, .gpkg or .parquet"))
     labels = ", ".join(f"{k}: {v}" for k, v in res.summary.get("labels", {}).items())
-    print(f"{args.statistic} of {args.group}: {ds.n} areas; {labels}; {args.correction} at alpha {args.alpha}, "
-          f"{res.permutations} permutations" + (" (chosen for the correction)" if args.permutations is None and res.permutations
-                                                else ""), file=sys.stderr)
+    print(
+        f"{args.statistic} of {args.group}: {ds.n} areas; {labels}; {args.correction} at alpha {args.alpha}, "
+        f"{res.permutations} permutations"
+        + (" (chosen for the correction)" if args.permutations is None and res.permutations else ""),
+        file=sys.stderr,
+    )
     if "significance" in res.summary:
         print(res.summary["significance"]["explanation"], file=sys.stderr)
     for note in res.notes:

@@ -1,4 +1,5 @@
 """`segmap map`: an interactive HTML map (self-contained, works offline) or a PNG/SVG for reports."""
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,16 @@ SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("map", help="map a group: HTML (offline, self-contained), PNG or SVG",
-                              description="Map a group's share, location quotient, LISA clusters, Gi* hot spots or informal "
-                                          "settlements. The output type follows the -o extension.")
+    p = subparsers.add_parser(
+        "map",
+        help="map a group: HTML (offline, self-contained), PNG or SVG",
+        description="Map a group's share, location quotient, LISA clusters, Gi* hot spots or informal "
+        "settlements. The output type follows the -o extension.",
+    )
     p.add_argument("boundaries", metavar="BOUNDARIES", nargs="?", help="boundary file (or use --dataset)")
-    p.add_argument("--dataset", metavar="ID", help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR)")
+    p.add_argument(
+        "--dataset", metavar="ID", help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR)"
+    )
     p.add_argument("--counts", metavar="TABLE")
     p.add_argument("--key", metavar="COL")
     p.add_argument("--boundary-key", metavar="COL")
@@ -36,8 +42,12 @@ def register(subparsers) -> None:
     p.add_argument("--width", type=int, default=1200, help="PNG/SVG width in pixels")
     p.add_argument("--height", type=int, default=900, help="PNG/SVG height in pixels")
     p.add_argument("--dpi", type=int, default=150, help="PNG/SVG resolution (at most 300)")
-    p.add_argument("--disclosure-threshold", type=int, default=0,
-                   help="hide counts from 1 to N−1 in the output (default 0: show all; it is your data)")
+    p.add_argument(
+        "--disclosure-threshold",
+        type=int,
+        default=0,
+        help="hide counts from 1 to N−1 in the output (default 0: show all; it is your data)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="map.html, map.png or map.svg")
     p.set_defaults(func=run)
 
@@ -50,14 +60,23 @@ def _load(args):
     if not args.boundaries:
         raise ValidationError(problem("bad_parameter", "Give a BOUNDARIES file or --dataset ID"))
     from spatial.io import load_dataset
+
     groups = [args.group] if args.group else None
     if groups is None:
         raise ValidationError(problem("no_group", "Name the group to map with --group COL"))
     if args.view == "informal" and "informal" not in groups:
         groups.append("informal")
-    ds = load_dataset(args.boundaries, groups=groups, total=args.total, counts=args.counts, key=args.key,
-                      boundary_key=args.boundary_key, name_col=args.name_col, drop_unmatched=args.drop_unmatched,
-                      tolerance=args.tolerance)
+    ds = load_dataset(
+        args.boundaries,
+        groups=groups,
+        total=args.total,
+        counts=args.counts,
+        key=args.key,
+        boundary_key=args.boundary_key,
+        name_col=args.name_col,
+        drop_unmatched=args.drop_unmatched,
+        tolerance=args.tolerance,
+    )
     report_repairs(ds)
     return Path(args.boundaries).stem, ds
 
@@ -66,12 +85,18 @@ def _registered(dataset_id: str):
     """A dataset of the service's registry, read only: nothing is registered, swept or created here."""
     from app.registry import Registry
     from app.settings import Settings
+
     data_dir = Settings().data_dir
     ds = Registry(data_dir, sweep=False).load(dataset_id) if (data_dir / "catalog.sqlite").is_file() else None
     if ds is None:
-        raise ValidationError(problem("unknown_dataset", f"No dataset {dataset_id!r} in {data_dir}; list them with "
-                                      "GET /v1/datasets or set SEGMAP_DATA_DIR (the bundled sample is registered "
-                                      "when `segmap serve` first starts on a data directory)"))
+        raise ValidationError(
+            problem(
+                "unknown_dataset",
+                f"No dataset {dataset_id!r} in {data_dir}; list them with "
+                "GET /v1/datasets or set SEGMAP_DATA_DIR (the bundled sample is registered "
+                "when `segmap serve` first starts on a data directory)",
+            )
+        )
     return ds
 
 
@@ -96,18 +121,38 @@ def run(args) -> int:
     group = args.group or ds.groups[0]
     if fmt == "html":
         from maps.views import PageOptions, render_page
-        opts = PageOptions(dataset_id=ident, group=group, view=args.view, scheme=args.scheme, k=args.classes,
-                           mode="download", permutations=args.permutations, seed=args.seed,
-                           disclosure_threshold=args.disclosure_threshold, vector_tiles=False)
+
+        opts = PageOptions(
+            dataset_id=ident,
+            group=group,
+            view=args.view,
+            scheme=args.scheme,
+            k=args.classes,
+            mode="download",
+            permutations=args.permutations,
+            seed=args.seed,
+            disclosure_threshold=args.disclosure_threshold,
+            vector_tiles=False,
+        )
         page, info = render_page(ds, opts)
         _write_atomic(out, page.encode("utf-8"))
         from maps.data import summary_text
+
         alt = summary_text(info["views"][args.view])
     else:
         from maps.data import view_data
         from maps.static import render
-        vd = view_data(ds, group, args.view, scheme=args.scheme, k=args.classes, permutations=args.permutations,
-                       seed=args.seed, disclosure_threshold=args.disclosure_threshold)
+
+        vd = view_data(
+            ds,
+            group,
+            args.view,
+            scheme=args.scheme,
+            k=args.classes,
+            permutations=args.permutations,
+            seed=args.seed,
+            disclosure_threshold=args.disclosure_threshold,
+        )
         data, alt = render(ds, vd, fmt, width=args.width, height=args.height, dpi=args.dpi)
         _write_atomic(out, data)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)

@@ -1,4 +1,5 @@
 """`segmap serve`: run the HTTP service under uvicorn."""
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,37 @@ def run(args) -> int:
 
     from app.main import create_app
     from app.settings import Settings
+
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    print(f"segmap: serving {settings.data_dir} on http://{args.host}:{args.port}/ (API docs at /docs, "
-          "maps at /maps/georgia-1990)", flush=True)
+    print(
+        f"segmap: serving {settings.data_dir} on http://{args.host}:{args.port}/ (API docs at /docs, "
+        "maps at /maps/georgia-1990)",
+        flush=True,
+    )
     if args.workers == 1:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
         return 0
     # uvicorn's worker processes import the app by name and read SEGMAP_* themselves: the data directory goes
     # in their environment, given to the server program explicitly (this process's own is left as it was).
     env = {**os.environ, "SEGMAP_DATA_DIR": str(settings.data_dir)}
-    os.execve(sys.executable, [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", args.host,
-                               "--port", str(args.port), "--workers", str(args.workers), "--log-level", "info",
-                               "--timeout-graceful-shutdown", "5"], env)
+    os.execve(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "info",
+            "--timeout-graceful-shutdown",
+            "5",
+        ],
+        env,
+    )

@@ -1,4 +1,5 @@
 """Liveness, and a quiet answer to browsers' favicon requests."""
+
 from fastapi import APIRouter, Depends, Response
 
 from ..deps import get_registry

@@ -1,4 +1,5 @@
 """City-wide indices over HTTP: the same names and fields as `segmap indices --format json`."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request

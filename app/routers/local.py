@@ -1,4 +1,5 @@
 """Local statistics over HTTP: the same fields as `segmap local`, as GeoJSON or CSV."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
@@ -18,5 +19,6 @@ async def local(request: Request, q: LocalQuery = Depends()):
         media, headers = "text/csv; charset=utf-8", {"Content-Disposition": f'attachment; filename="{name}"'}
     else:
         media, headers = "application/geo+json", {}
-    return await cached(request, etag, lambda: statistics.local_body(q), source=q.src, media_type=media,
-                        headers=headers)
+    return await cached(
+        request, etag, lambda: statistics.local_body(q), source=q.src, media_type=media, headers=headers
+    )

@@ -1,4 +1,5 @@
 """Map pages (full, embeddable, downloadable), the data behind them, PNG/SVG images and vendored assets."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,10 @@ router = APIRouter(tags=["maps"])
 _MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
 
 # Our pages run only our own (inline + same-origin) scripts; the embed may be framed by any site.
-_CSP = ("default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors {frame}")
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors {frame}"
+)
 
 
 def _headers(settings: Settings, frame: str) -> dict:
@@ -40,16 +43,34 @@ def _headers(settings: Settings, frame: str) -> dict:
 class Page:
     """What every HTML map route depends on."""
 
-    def __init__(self, request: Request, p: MapParams = Depends(), src: Source = Depends(get_source),
-                 settings: Settings = Depends(get_settings), tiles: TileService = Depends(get_tiles)):
+    def __init__(
+        self,
+        request: Request,
+        p: MapParams = Depends(),
+        src: Source = Depends(get_source),
+        settings: Settings = Depends(get_settings),
+        tiles: TileService = Depends(get_tiles),
+    ):
         self.request, self.p, self.src, self.settings, self.tiles = request, p, src, settings, tiles
 
     async def respond(self, mode: str, headers: dict) -> Response:
         """A map page by ETag: 304 when the client has it, else from the cache shared by workers, else rendered once."""
-        etag = etag_for("map", mode, self.src.key(), sorted(self.request.query_params.multi_items()),
-                        self.settings.basemap_url, assets.RENDER_VERSION)
-        return await cached(self.request, etag, lambda: pages.render(self.src, self.p, self.settings, mode, self.tiles),
-                            source=self.src, media_type="text/html", headers=headers)
+        etag = etag_for(
+            "map",
+            mode,
+            self.src.key(),
+            sorted(self.request.query_params.multi_items()),
+            self.settings.basemap_url,
+            assets.RENDER_VERSION,
+        )
+        return await cached(
+            self.request,
+            etag,
+            lambda: pages.render(self.src, self.p, self.settings, mode, self.tiles),
+            source=self.src,
+            media_type="text/html",
+            headers=headers,
+        )
 
 
 @router.get("/maps/static/{path:path}", include_in_schema=False)
@@ -57,12 +78,16 @@ async def static(path: str):
     file = assets.file_for(path)  # only the listed files: no path tricks
     if file is None:
         raise ProblemError(404, "Not found", f"No map asset {path!r}.", code="not_found")
-    return FileResponse(file, media_type=_MEDIA.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8"),
-                        headers={"Cache-Control": "public, max-age=86400, immutable"})
+    return FileResponse(
+        file,
+        media_type=_MEDIA.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8"),
+        headers={"Cache-Control": "public, max-age=86400, immutable"},
+    )
 
 
-@router.get("/maps/{dataset_id}", response_class=HTMLResponse,
-            summary="Interactive map page with group and view picker")
+@router.get(
+    "/maps/{dataset_id}", response_class=HTMLResponse, summary="Interactive map page with group and view picker"
+)
 async def page(page: Page = Depends()):
     return await page.respond("page", _headers(page.settings, "'self'"))
 
@@ -72,8 +97,9 @@ async def embed(page: Page = Depends()):
     return await page.respond("embed", _headers(page.settings, "*"))
 
 
-@router.get("/maps/{dataset_id}/download", response_class=HTMLResponse,
-            summary="One self-contained HTML file (works offline)")
+@router.get(
+    "/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)"
+)
 async def download(page: Page = Depends()):
     pages.check_download(page.src, page.p, page.settings)
     name = f"{page.src.id}-{page.p.group or page.src.data.groups[0]}-{page.p.view}.html"
@@ -81,25 +107,52 @@ async def download(page: Page = Depends()):
 
 
 @router.get("/maps/{dataset_id}/data", summary="The numbers behind a map view, as CSV or GeoJSON")
-async def data(request: Request, p: MapParams = Depends(), format: str = Query("csv", description="csv or geojson"),
-               src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
-               heavy: HeavyWork = Depends(get_heavy)):
+async def data(
+    request: Request,
+    p: MapParams = Depends(),
+    format: str = Query("csv", description="csv or geojson"),
+    src: Source = Depends(get_source),
+    settings: Settings = Depends(get_settings),
+    heavy: HeavyWork = Depends(get_heavy),
+):
     if format not in ("csv", "geojson"):
         raise ValidationError(problem("bad_parameter", "format must be csv or geojson"))
-    body, media, name = await heavy.run(pages.view_file, src, p, format, settings.max_permutations,
-                                        key=("data", src.key(), str(request.url)))
+    body, media, name = await heavy.run(
+        pages.view_file, src, p, format, settings.max_permutations, key=("data", src.key(), str(request.url))
+    )
     return Response(body, media_type=media, headers=pages.attachment(name))
 
 
-@router.get("/v1/datasets/{dataset_id}/map.{fmt}",
-            summary="Static PNG or SVG map (title, legend, attribution, scale bar)", response_class=Response,
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
-async def map_image(request: Request, fmt: Literal["png", "svg"], p: MapParams = Depends(),
-                    width: int = Query(1200, ge=100, le=6000), height: int = Query(900, ge=100, le=6000),
-                    dpi: int | None = Query(None, ge=10, le=300, description="Default 150 for PNG, 100 for SVG"),
-                    src: Source = Depends(get_source), settings: Settings = Depends(get_settings),
-                    heavy: HeavyWork = Depends(get_heavy)):
-    body, alt = await heavy.run(pages.image, src, p, fmt, width, height, dpi or (150 if fmt == "png" else 100),
-                                settings.max_permutations, key=("image", src.key(), str(request.url)))
-    return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml",
-                    headers={"X-Alt-Text": alt, "Cache-Control": "public, max-age=300"})
+@router.get(
+    "/v1/datasets/{dataset_id}/map.{fmt}",
+    summary="Static PNG or SVG map (title, legend, attribution, scale bar)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
+async def map_image(
+    request: Request,
+    fmt: Literal["png", "svg"],
+    p: MapParams = Depends(),
+    width: int = Query(1200, ge=100, le=6000),
+    height: int = Query(900, ge=100, le=6000),
+    dpi: int | None = Query(None, ge=10, le=300, description="Default 150 for PNG, 100 for SVG"),
+    src: Source = Depends(get_source),
+    settings: Settings = Depends(get_settings),
+    heavy: HeavyWork = Depends(get_heavy),
+):
+    body, alt = await heavy.run(
+        pages.image,
+        src,
+        p,
+        fmt,
+        width,
+        height,
+        dpi or (150 if fmt == "png" else 100),
+        settings.max_permutations,
+        key=("image", src.key(), str(request.url)),
+    )
+    return Response(
+        body,
+        media_type="image/png" if fmt == "png" else "image/svg+xml",
+        headers={"X-Alt-Text": alt, "Cache-Control": "public, max-age=300"},
+    )

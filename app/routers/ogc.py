@@ -1,4 +1,5 @@
 """OGC API – Features (Part 1: Core, GeoJSON) over the registry, so QGIS and GDAL open datasets directly."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,11 @@ from ..problems import not_found
 from ..registry import Registry
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
-CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"]
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
 GEOJSON = "application/geo+json"
 
 
@@ -26,12 +29,20 @@ def _base(request: Request) -> str:
 @router.get("", summary="Landing page")
 def landing(request: Request):
     b = _base(request)
-    return {"title": "segmap", "description": "Areas with census counts and segregation statistics",
-            "links": [{"href": b, "rel": "self", "type": "application/json", "title": "this document"},
-                      {"href": str(request.base_url) + "openapi.json", "rel": "service-desc",
-                       "type": "application/vnd.oai.openapi+json;version=3.0"},
-                      {"href": f"{b}/conformance", "rel": "conformance", "type": "application/json"},
-                      {"href": f"{b}/collections", "rel": "data", "type": "application/json"}]}
+    return {
+        "title": "segmap",
+        "description": "Areas with census counts and segregation statistics",
+        "links": [
+            {"href": b, "rel": "self", "type": "application/json", "title": "this document"},
+            {
+                "href": str(request.base_url) + "openapi.json",
+                "rel": "service-desc",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+            },
+            {"href": f"{b}/conformance", "rel": "conformance", "type": "application/json"},
+            {"href": f"{b}/collections", "rel": "data", "type": "application/json"},
+        ],
+    }
 
 
 @router.get("/conformance", summary="Conformance classes")
@@ -45,13 +56,22 @@ def _collection(info: dict, request: Request, statistic: str | None = None, grou
     if statistic:
         cid = SEP.join((info["id"], statistic, group))
         title = f"{info['title']}: {statistic} of {group}'s share"
-        description = ("Local statistic per area: value, p-value, q-value and label after FDR control at alpha 0.05, "
-                       "999 conditional permutations, seed 0, queen weights (as GET /v1/datasets/{id}/local).")
-    return {"id": cid, "title": title, "description": description,
-            "extent": {"spatial": {"bbox": [info["bounds"]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "itemType": "feature", "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
-            "links": [{"href": f"{b}/collections/{cid}", "rel": "self", "type": "application/json"},
-                      {"href": f"{b}/collections/{cid}/items", "rel": "items", "type": GEOJSON}]}
+        description = (
+            "Local statistic per area: value, p-value, q-value and label after FDR control at alpha 0.05, "
+            "999 conditional permutations, seed 0, queen weights (as GET /v1/datasets/{id}/local)."
+        )
+    return {
+        "id": cid,
+        "title": title,
+        "description": description,
+        "extent": {"spatial": {"bbox": [info["bounds"]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+        "itemType": "feature",
+        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "links": [
+            {"href": f"{b}/collections/{cid}", "rel": "self", "type": "application/json"},
+            {"href": f"{b}/collections/{cid}/items", "rel": "items", "type": GEOJSON},
+        ],
+    }
 
 
 @router.get("/collections", summary="Collections: one per dataset")
@@ -60,8 +80,10 @@ def collections(request: Request, registry: Registry = Depends(get_registry)):
     for info in registry.list():
         listed.append(_collection(info, request))
         listed += [_collection(info, request, statistic, group) for group in info["groups"] for statistic in LOCAL]
-    return {"collections": listed,
-            "links": [{"href": f"{_base(request)}/collections", "rel": "self", "type": "application/json"}]}
+    return {
+        "collections": listed,
+        "links": [{"href": f"{_base(request)}/collections", "rel": "self", "type": "application/json"}],
+    }
 
 
 @router.get("/collections/{collection_id}", summary="One collection")
@@ -87,6 +109,11 @@ async def items(request: Request, q: ItemsQuery = Depends(), features: Features 
         links.append(link("next", q.offset + q.limit))
     if q.offset > 0:
         links.append(link("prev", max(0, q.offset - q.limit)))
-    body = {"type": "FeatureCollection", "features": page.features, "numberMatched": page.matched,
-            "numberReturned": len(page.features), "links": links}
+    body = {
+        "type": "FeatureCollection",
+        "features": page.features,
+        "numberMatched": page.matched,
+        "numberReturned": len(page.features),
+        "links": links,
+    }
     return Response(json.dumps(body), media_type=GEOJSON)

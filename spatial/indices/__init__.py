@@ -12,10 +12,12 @@ loops (see :mod:`spatial.indices.inference`) evaluate a whole block at once:
   distances, centroids) that returns an evaluator with the aspatial signature. Set-up is
   thus separate from evaluation: a permutation loop reuses what the factory built.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 Kind = Literal["two_group", "multigroup"]
 
@@ -41,22 +43,28 @@ class IndexSpec:
 INDICES: dict[str, IndexSpec] = {}
 
 
-def register(name: str, kind: Kind, *, spatial: bool = False, pysal: str | None = None, reference: str = "", **defaults):
+def register(
+    name: str, kind: Kind, *, spatial: bool = False, pysal: str | None = None, reference: str = "", **defaults
+):
     def deco(func):
         INDICES[name] = IndexSpec(name, kind, func, spatial, defaults, pysal, reference)
         return func
+
     return deco
 
 
 def names(kind: Kind | None = None, spatial: bool | None = None) -> list[str]:
     _load_all()
-    return [n for n, s in INDICES.items() if (kind is None or s.kind == kind) and (spatial is None or s.spatial == spatial)]
+    return [
+        n for n, s in INDICES.items() if (kind is None or s.kind == kind) and (spatial is None or s.spatial == spatial)
+    ]
 
 
 def get(name: str) -> IndexSpec:
     _load_all()
     if name not in INDICES:
         from ..errors import ValidationError, problem
+
         raise ValidationError(problem("unknown_index", f"Unknown index {name!r}; choose from {sorted(INDICES)}"))
     return INDICES[name]
 

@@ -5,6 +5,7 @@ All functions are batched: ``x`` and ``t`` have shape ``(..., n)`` and the resul
 nothing (their share is taken as 0, as in pysal ``segregation``). Formulas follow Massey &
 Denton (1988), "The dimensions of residential segregation", Social Forces 67(2): 281–315.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,10 @@ def atkinson(x, t, b=0.5):
     b = float(b)
     if not 0.0 < b < 1.0:
         from ..errors import ValidationError, problem
-        raise ValidationError(problem("bad_parameter", f"atkinson parameter b must be strictly between 0 and 1, got {b}"))
+
+        raise ValidationError(
+            problem("bad_parameter", f"atkinson parameter b must be strictly between 0 and 1, got {b}")
+        )
     _, T, P = _totals(x, t)
     p = _share(x, t)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -5,6 +5,7 @@ of its row, so the groups must partition the population (the caller adds a remai
 when a total is given). Formulas follow Reardon & Firebaugh (2002), "Measures of multigroup
 segregation", Sociological Methodology 32: 33–67, as implemented by pysal ``segregation``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,9 @@ def _interaction(Pk):
     return (Pk * (1 - Pk)).sum(axis=-1)
 
 
-@register("multigroup_dissimilarity", "multigroup", pysal="MultiDissim", reference="Sakoda (1981); Reardon & Firebaugh (2002)")
+@register(
+    "multigroup_dissimilarity", "multigroup", pysal="MultiDissim", reference="Sakoda (1981); Reardon & Firebaugh (2002)"
+)
 def multigroup_dissimilarity(X):
     """D = Σ_k Σ_i t_i |π_ik − π_k| / (2 T I), I = Σ_k π_k (1 − π_k)."""
     ti, T, pik, Pk = _parts(X)
@@ -56,7 +59,9 @@ def _entropy(Pk):
         return np.where(Pk > 0, -Pk * np.log(Pk), 0.0).sum(axis=-1)
 
 
-@register("information_theory", "multigroup", pysal="MultiInfoTheory", reference="Theil (1972); Reardon & Firebaugh (2002)")
+@register(
+    "information_theory", "multigroup", pysal="MultiInfoTheory", reference="Theil (1972); Reardon & Firebaugh (2002)"
+)
 def information_theory(X):
     """Theil's H = Σ_i Σ_k t_i π_ik ln(π_ik / π_k) / (T E), E = Σ_k π_k ln(1/π_k)."""
     ti, T, pik, Pk = _parts(X)
@@ -64,7 +69,9 @@ def information_theory(X):
         return (ti[..., None] * _xlogx_ratio(pik, Pk[..., None, :])).sum(axis=(-2, -1)) / (T * _entropy(Pk))
 
 
-@register("normalized_exposure", "multigroup", pysal="MultiNormExposure", reference="James (1986); Reardon & Firebaugh (2002)")
+@register(
+    "normalized_exposure", "multigroup", pysal="MultiNormExposure", reference="James (1986); Reardon & Firebaugh (2002)"
+)
 def normalized_exposure(X):
     """P = Σ_k Σ_i t_i (π_ik − π_k)² / ((1 − π_k) T)."""
     ti, T, pik, Pk = _parts(X)
@@ -72,7 +79,12 @@ def normalized_exposure(X):
         return (ti[..., None] * (pik - Pk[..., None, :]) ** 2 / (1 - Pk[..., None, :])).sum(axis=(-2, -1)) / T
 
 
-@register("relative_diversity", "multigroup", pysal="MultiRelativeDiversity", reference="Carlson (1992); Reardon & Firebaugh (2002)")
+@register(
+    "relative_diversity",
+    "multigroup",
+    pysal="MultiRelativeDiversity",
+    reference="Carlson (1992); Reardon & Firebaugh (2002)",
+)
 def relative_diversity(X):
     """R = Σ_k Σ_i t_i (π_ik − π_k)² / (T I)."""
     ti, T, pik, Pk = _parts(X)
@@ -80,7 +92,12 @@ def relative_diversity(X):
         return (ti[..., None] * (pik - Pk[..., None, :]) ** 2).sum(axis=(-2, -1)) / (T * _interaction(Pk))
 
 
-@register("simpsons_interaction", "multigroup", pysal="SimpsonsInteraction", reference="Simpson (1949); Reardon & Firebaugh (2002)")
+@register(
+    "simpsons_interaction",
+    "multigroup",
+    pysal="SimpsonsInteraction",
+    reference="Simpson (1949); Reardon & Firebaugh (2002)",
+)
 def simpsons_interaction(X):
     """I = Σ_k π_k (1 − π_k): the chance two random residents of the city belong to different groups.
 
@@ -97,16 +114,25 @@ def simpsons_concentration(X):
     return (Pk * Pk).sum(axis=-1)
 
 
-@register("squared_coefficient_of_variation", "multigroup", pysal="MultiSquaredCoefVar", reference="Reardon & Firebaugh (2002)")
+@register(
+    "squared_coefficient_of_variation",
+    "multigroup",
+    pysal="MultiSquaredCoefVar",
+    reference="Reardon & Firebaugh (2002)",
+)
 def squared_coefficient_of_variation(X):
     """C = Σ_k Σ_i t_i (π_ik − π_k)² / (T (K − 1) π_k)."""
     ti, T, pik, Pk = _parts(X)
     K = X.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (ti[..., None] * (pik - Pk[..., None, :]) ** 2 / (T[..., None, None] * (K - 1) * Pk[..., None, :])).sum(axis=(-2, -1))
+        return (ti[..., None] * (pik - Pk[..., None, :]) ** 2 / (T[..., None, None] * (K - 1) * Pk[..., None, :])).sum(
+            axis=(-2, -1)
+        )
 
 
-@register("mutual_information", "multigroup", reference="Theil & Finizza (1971); Mora & Ruiz-Castillo (2011); Elbers (2023)")
+@register(
+    "mutual_information", "multigroup", reference="Theil & Finizza (1971); Mora & Ruiz-Castillo (2011); Elbers (2023)"
+)
 def mutual_information(X):
     """Mutual information index M = Σ_i Σ_k p_ik ln(p_ik / (p_i p_k)) with p = counts / T (nats).
 

@@ -4,6 +4,7 @@ Everything is in the dataset's metric CRS and sparse: contiguity as (row, col, w
 distance decay as a scipy CSR matrix truncated, row by row, where the decay is negligible against the
 row's own terms, with a rigorous bound on what the truncation can change. Never n × n dense.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -92,6 +93,7 @@ class SpatialContext:
 
         def per_row(lv):
             return tree.query_ball_point(km[rows], top[rows] + lv, return_length=True).mean()
+
         if per_row(level) <= target:
             return level
         lo, hi = 0.0, level
@@ -173,10 +175,10 @@ class SpatialContext:
         far = np.empty_like(simple)
         step = max(1, 2_000_000 // g)
         for start in range(0, n, step):
-            p = km[start:start + step, None, :]
+            p = km[start : start + step, None, :]
             gap = np.maximum(np.maximum(box_lo[None] - p, p - box_hi[None]), 0.0)
-            reach = np.maximum(radius[start:start + step, None], np.hypot(gap[..., 0], gap[..., 1]))
-            far[start:start + step] = np.exp(-reach) @ mass
+            reach = np.maximum(radius[start : start + step, None], np.hypot(gap[..., 0], gap[..., 1]))
+            far[start : start + step] = np.exp(-reach) @ mass
         # Cells within radius_i count their near people at θ_i too: take them out again.
         return np.minimum(simple, np.maximum(far - theta[:, None] * kept, 0.0))
 
@@ -188,6 +190,7 @@ class SpatialContext:
             c = np.median(xy, axis=0)
         else:
             from ..errors import ValidationError, problem
+
             raise ValidationError(problem("bad_parameter", f"centre must be 'mean' or 'median', got {centre!r}"))
         return np.hypot(xy[:, 0] - c[0], xy[:, 1] - c[1])
 
@@ -224,4 +227,7 @@ def _round_up(v: float) -> float:
 
 def _bounds(absolute: float, relative: float | None) -> dict:
     rel = None if relative is None or not np.isfinite(relative) else _round_up(relative)
-    return {"decay_max_abs_error": _round_up(absolute) if np.isfinite(absolute) else None, "decay_max_relative_error": rel}
+    return {
+        "decay_max_abs_error": _round_up(absolute) if np.isfinite(absolute) else None,
+        "decay_max_relative_error": rel,
+    }

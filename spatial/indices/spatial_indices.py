@@ -11,6 +11,7 @@ distance_decay_isolation, distance_decay_exposure) use the published proximity
 p. 297; White 1983). pysal instead divides each distance by its column sum and uses
 ``1 − exp(−d)``, which grows with distance and depends on how many areas the city has.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,13 @@ def _contiguity_term(p, rows, cols, w):
     return (np.abs(p[..., rows] - p[..., cols]) * w).sum(axis=-1) / total
 
 
-@register("spatial_dissimilarity", "two_group", spatial=True, pysal="SpatialDissim",
-          reference="Morrill (1991), 'On the measure of geographic segregation', Geography Research Forum 11")
+@register(
+    "spatial_dissimilarity",
+    "two_group",
+    spatial=True,
+    pysal="SpatialDissim",
+    reference="Morrill (1991), 'On the measure of geographic segregation', Geography Research Forum 11",
+)
 def spatial_dissimilarity(ctx):
     """SD = D − Σ c_ij |p_i − p_j| / Σ c_ij with c binary queen contiguity."""
     rows, cols = ctx.queen
@@ -36,11 +42,18 @@ def spatial_dissimilarity(ctx):
 
     def evaluate(x, t):
         return dissimilarity(x, t) - _contiguity_term(_share(x, t), rows, cols, w)
+
     return evaluate
 
 
-@register("boundary_spatial_dissimilarity", "two_group", spatial=True, pysal="BoundarySpatialDissim",
-          reference="Wong (1993), 'Spatial indices of segregation', Urban Studies 30(3)", standardize=True)
+@register(
+    "boundary_spatial_dissimilarity",
+    "two_group",
+    spatial=True,
+    pysal="BoundarySpatialDissim",
+    reference="Wong (1993), 'Spatial indices of segregation', Urban Studies 30(3)",
+    standardize=True,
+)
 def boundary_spatial_dissimilarity(ctx, standardize=True):
     """D(w) = D − Σ c_ij |p_i − p_j| / Σ c_ij with c the shared boundary length, row-standardised by default
     (each area's boundary weights sum to 1, as pysal's class does)."""
@@ -51,6 +64,7 @@ def boundary_spatial_dissimilarity(ctx, standardize=True):
 
     def evaluate(x, t):
         return dissimilarity(x, t) - _contiguity_term(_share(x, t), rows, cols, lengths)
+
     return evaluate
 
 
@@ -62,6 +76,7 @@ def delta(ctx):
     def evaluate(x, t):
         with np.errstate(divide="ignore", invalid="ignore"):
             return 0.5 * np.abs(x / x.sum(axis=-1, keepdims=True) - a).sum(axis=-1)
+
     return evaluate
 
 
@@ -70,8 +85,14 @@ def _cumulative_gap(first, second):
     return (first[..., :-1] * second[..., 1:]).sum(axis=-1) - (first[..., 1:] * second[..., :-1]).sum(axis=-1)
 
 
-@register("absolute_centralization", "two_group", spatial=True, pysal="AbsoluteCentralization",
-          reference="Duncan, Cuzzort & Duncan (1961); Massey & Denton (1988)", centre="mean")
+@register(
+    "absolute_centralization",
+    "two_group",
+    spatial=True,
+    pysal="AbsoluteCentralization",
+    reference="Duncan, Cuzzort & Duncan (1961); Massey & Denton (1988)",
+    centre="mean",
+)
 def absolute_centralization(ctx, centre="mean"):
     """ACE = Σ X_{i−1} A_i − Σ X_i A_{i−1}, areas sorted by distance to the centre (mean of centroids)."""
     order = np.argsort(ctx.centre_distance(centre), kind="stable")
@@ -82,11 +103,18 @@ def absolute_centralization(ctx, centre="mean"):
         with np.errstate(divide="ignore", invalid="ignore"):
             X = np.cumsum(xs, axis=-1) / xs.sum(axis=-1, keepdims=True)
         return _cumulative_gap(X, np.broadcast_to(A, X.shape))
+
     return evaluate
 
 
-@register("relative_centralization", "two_group", spatial=True, pysal="RelativeCentralization",
-          reference="Duncan & Duncan (1955); Massey & Denton (1988)", centre="mean")
+@register(
+    "relative_centralization",
+    "two_group",
+    spatial=True,
+    pysal="RelativeCentralization",
+    reference="Duncan & Duncan (1955); Massey & Denton (1988)",
+    centre="mean",
+)
 def relative_centralization(ctx, centre="mean"):
     """RCE = Σ X_{i−1} Y_i − Σ X_i Y_{i−1}: the group's closeness to the centre relative to the rest."""
     order = np.argsort(ctx.centre_distance(centre), kind="stable")
@@ -97,11 +125,14 @@ def relative_centralization(ctx, centre="mean"):
             X = np.cumsum(xs, axis=-1) / xs.sum(axis=-1, keepdims=True)
             Y = np.cumsum(ys, axis=-1) / ys.sum(axis=-1, keepdims=True)
         return _cumulative_gap(X, Y)
+
     return evaluate
 
 
-EQUAL_AREAS = ("undefined when every area has the same size (a grid or hexagon tiling): the group cannot live in "
-               "smaller or larger areas than anyone else, and the formula is 0/0")
+EQUAL_AREAS = (
+    "undefined when every area has the same size (a grid or hexagon tiling): the group cannot live in "
+    "smaller or larger areas than anyone else, and the formula is 0/0"
+)
 
 
 def _equal_areas(areas) -> bool:
@@ -110,8 +141,10 @@ def _equal_areas(areas) -> bool:
 
 def _undefined(reason: str):
     """An evaluator that returns NaN, carrying the reason (compute_indices reports it)."""
+
     def nan(x, *rest):
         return np.full(np.shape(x)[:-1], np.nan)
+
     nan.undefined = reason
     return nan
 
@@ -134,8 +167,13 @@ def _concentration_bounds(t, area_sorted, X):
     return np.where(first, ta, 0).sum(axis=-1), T1, np.where(last, ta, 0).sum(axis=-1), T2
 
 
-@register("absolute_concentration", "two_group", spatial=True, pysal="AbsoluteConcentration",
-          reference="Massey & Denton (1988), 'The dimensions of residential segregation'")
+@register(
+    "absolute_concentration",
+    "two_group",
+    spatial=True,
+    pysal="AbsoluteConcentration",
+    reference="Massey & Denton (1988), 'The dimensions of residential segregation'",
+)
 def absolute_concentration(ctx):
     """ACO = 1 − (Σ x_i a_i / X − Σ_{i≤n1} t_i a_i / T1) / (Σ_{i≥n2} t_i a_i / T2 − Σ_{i≤n1} t_i a_i / T1), areas ascending."""
     order = np.argsort(ctx.areas, kind="stable")
@@ -147,12 +185,18 @@ def absolute_concentration(ctx):
         s1, T1, s2, T2 = _concentration_bounds(ts, a, X)
         with np.errstate(divide="ignore", invalid="ignore"):
             return 1 - ((xs * a).sum(axis=-1) / X - s1 / T1) / (s2 / T2 - s1 / T1)
+
     # Equal areas up to float noise would give noise / noise, not a number: say so instead.
     return _undefined(f"Absolute concentration is {EQUAL_AREAS}") if _equal_areas(a) else evaluate
 
 
-@register("relative_concentration", "two_group", spatial=True, pysal="RelativeConcentration",
-          reference="Massey & Denton (1988)")
+@register(
+    "relative_concentration",
+    "two_group",
+    spatial=True,
+    pysal="RelativeConcentration",
+    reference="Massey & Denton (1988)",
+)
 def relative_concentration(ctx):
     """RCO = ((Σ x_i a_i / X) / (Σ y_i a_i / Y) − 1) / ((Σ_{i≤n1} t_i a_i / T1) / (Σ_{i≥n2} t_i a_i / T2) − 1)."""
     order = np.argsort(ctx.areas, kind="stable")
@@ -165,6 +209,7 @@ def relative_concentration(ctx):
         s1, T1, s2, T2 = _concentration_bounds(ts, a, X)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (((xs * a).sum(axis=-1) / X) / ((ys * a).sum(axis=-1) / Y) - 1) / ((s1 / T1) / (s2 / T2) - 1)
+
     return _undefined(f"Relative concentration is {EQUAL_AREAS}") if _equal_areas(a) else evaluate
 
 
@@ -176,8 +221,13 @@ def _quadratic(C, u, v=None):
     return (u * Cv).sum(axis=-1)
 
 
-@register("spatial_proximity", "two_group", spatial=True, pysal="SpatialProximity",
-          reference="White (1986); Massey & Denton (1988), published proximity exp(−d_km)")
+@register(
+    "spatial_proximity",
+    "two_group",
+    spatial=True,
+    pysal="SpatialProximity",
+    reference="White (1986); Massey & Denton (1988), published proximity exp(−d_km)",
+)
 def spatial_proximity(ctx):
     """SP = (X Pxx + Y Pyy) / (T Ptt), Pxx = Σ x_i x_j c_ij / X² (average proximity within the group)."""
     C = ctx.decay
@@ -188,11 +238,17 @@ def spatial_proximity(ctx):
         with np.errstate(divide="ignore", invalid="ignore"):
             Pxx, Pyy, Ptt = _quadratic(C, x) / X**2, _quadratic(C, y) / Y**2, _quadratic(C, t) / T**2
             return (X * Pxx + Y * Pyy) / (T * Ptt)
+
     return evaluate
 
 
-@register("relative_clustering", "two_group", spatial=True, pysal="RelativeClustering",
-          reference="Massey & Denton (1988), published proximity exp(−d_km)")
+@register(
+    "relative_clustering",
+    "two_group",
+    spatial=True,
+    pysal="RelativeClustering",
+    reference="Massey & Denton (1988), published proximity exp(−d_km)",
+)
 def relative_clustering(ctx):
     """RCL = Pxx / Pyy − 1: how much closer group members live to each other than the rest do."""
     C = ctx.decay
@@ -201,6 +257,7 @@ def relative_clustering(ctx):
         y = t - x
         with np.errstate(divide="ignore", invalid="ignore"):
             return (_quadratic(C, x) / x.sum(axis=-1) ** 2) / (_quadratic(C, y) / y.sum(axis=-1) ** 2) - 1
+
     return evaluate
 
 
@@ -216,18 +273,29 @@ def _decay_exposure(ctx, other):
         with np.errstate(divide="ignore", invalid="ignore"):
             local = np.where(Ct > 0, Cv / np.where(Ct > 0, Ct, 1), 0.0)
             return (x / x.sum(axis=-1, keepdims=True) * local).sum(axis=-1)
+
     return evaluate
 
 
-@register("distance_decay_isolation", "two_group", spatial=True, pysal="DistanceDecayIsolation",
-          reference="Morgan (1983), 'A distance-decay based interaction index'; Massey & Denton (1988)")
+@register(
+    "distance_decay_isolation",
+    "two_group",
+    spatial=True,
+    pysal="DistanceDecayIsolation",
+    reference="Morgan (1983), 'A distance-decay based interaction index'; Massey & Denton (1988)",
+)
 def distance_decay_isolation(ctx):
     """DPxx = Σ_i (x_i/X) Σ_j K_ij (x_j/t_j), K_ij = c_ij t_j / Σ_j c_ij t_j."""
     return _decay_exposure(ctx, "self")
 
 
-@register("distance_decay_exposure", "two_group", spatial=True, pysal="DistanceDecayInteraction",
-          reference="Morgan (1983); Massey & Denton (1988)")
+@register(
+    "distance_decay_exposure",
+    "two_group",
+    spatial=True,
+    pysal="DistanceDecayInteraction",
+    reference="Morgan (1983); Massey & Denton (1988)",
+)
 def distance_decay_exposure(ctx):
     """DPxy = Σ_i (x_i/X) Σ_j K_ij (y_j/t_j): exposure to the rest, weighted by distance decay."""
     return _decay_exposure(ctx, "other")
@@ -236,22 +304,26 @@ def distance_decay_exposure(ctx):
 MULTISCALAR_PAIR_BUDGET = 30_000_000  # area pairs within the largest distance (~0.5 GB of sparse matrix)
 
 
-def smoothed_counts(dataset, group: str | None = None, total: str | None = None,
-                    distances=(500, 1000, 2000, 4000)) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+def smoothed_counts(
+    dataset, group: str | None = None, total: str | None = None, distances=(500, 1000, 2000, 4000)
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """(group, total) counts per area summed over every area whose centroid lies within each distance.
 
     The "local environment" of Reardon et al. (2008), the area itself included; distance 0 is the
     areas as they are. Sparse (KD-tree pairs); unlike pysal's ``compute_multiscalar_profile`` the
     smoothed counts are not rounded.
     """
-    from scipy.spatial import cKDTree
     import scipy.sparse as sp
+    from scipy.spatial import cKDTree
+
     from ..errors import ValidationError, problem
     from .spatial_context import SpatialContext
 
     distances = sorted(float(d) for d in distances)
     if not distances or distances[0] <= 0:
-        raise ValidationError(problem("bad_parameter", "distances must be positive numbers of metres, e.g. 500,1000,2000,4000"))
+        raise ValidationError(
+            problem("bad_parameter", "distances must be positive numbers of metres, e.g. 500,1000,2000,4000")
+        )
     x, t = dataset.counts(group or dataset.groups[0], total)
     xy = SpatialContext(dataset).centroids
     tree = cKDTree(xy)
@@ -259,8 +331,13 @@ def smoothed_counts(dataset, group: str | None = None, total: str | None = None,
     sample = xy[np.random.default_rng(0).choice(len(xy), min(len(xy), 500), replace=False)]
     pairs = np.mean([len(i) for i in tree.query_ball_point(sample, distances[-1])]) * len(xy)
     if pairs > MULTISCALAR_PAIR_BUDGET:
-        raise ValidationError(problem("too_many_pairs", f"Smoothing over {distances[-1]:,.0f} m would pair up about {pairs:,.0f} "
-                                      f"areas (limit {MULTISCALAR_PAIR_BUDGET:,}): ask for smaller distances"))
+        raise ValidationError(
+            problem(
+                "too_many_pairs",
+                f"Smoothing over {distances[-1]:,.0f} m would pair up about {pairs:,.0f} "
+                f"areas (limit {MULTISCALAR_PAIR_BUDGET:,}): ask for smaller distances",
+            )
+        )
     out = {0.0: (x, t)}
     for d in distances:
         B = tree.sparse_distance_matrix(tree, d, output_type="coo_matrix").tocsr()
@@ -269,15 +346,24 @@ def smoothed_counts(dataset, group: str | None = None, total: str | None = None,
     return out
 
 
-def multiscalar_profile(dataset, index: str = "dissimilarity", group: str | None = None, total: str | None = None,
-                        distances=(500, 1000, 2000, 4000), smoothed: dict | None = None) -> dict[float, float]:
+def multiscalar_profile(
+    dataset,
+    index: str = "dissimilarity",
+    group: str | None = None,
+    total: str | None = None,
+    distances=(500, 1000, 2000, 4000),
+    smoothed: dict | None = None,
+) -> dict[float, float]:
     """A two-group index recomputed on :func:`smoothed_counts` (pass ``smoothed`` to reuse them across indices)."""
     from . import get
 
     spec = get(index)
     if spec.kind != "two_group" or spec.spatial:
         from ..errors import ValidationError, problem
-        raise ValidationError(problem("bad_parameter", f"The multiscalar profile needs an aspatial two-group index, not {index!r}"))
+
+        raise ValidationError(
+            problem("bad_parameter", f"The multiscalar profile needs an aspatial two-group index, not {index!r}")
+        )
     evaluate = spec.evaluator()
     smoothed = smoothed if smoothed is not None else smoothed_counts(dataset, group, total, distances)
     return {d: float(evaluate(xs, ts)) for d, (xs, ts) in smoothed.items()}

@@ -12,13 +12,14 @@ page headers and still-coded dictionaries (:mod:`.parquet`), vertices by countin
 WKB headers; the exact vertex count is checked again before any repair. Coordinates must fit their CRS
 (:mod:`spatial.coords`).
 """
+
 from __future__ import annotations
 
 import io
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import geopandas as gpd
 import pandas as pd
@@ -32,8 +33,16 @@ from .gdal import read_vector
 
 log = logging.getLogger("segmap.io")
 
-BOUNDARY_FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",
-                    ".zip": "zip", ".parquet": "parquet", ".geoparquet": "parquet", ".fgb": "FlatGeobuf"}
+BOUNDARY_FORMATS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+    ".zip": "zip",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+    ".fgb": "FlatGeobuf",
+}
 COUNT_FORMATS = {".csv", ".txt", ".parquet"}
 SHAPEFILE_PARTS = checks.SHAPEFILE_PARTS
 MAX_UNCOMPRESSED_BYTES = 1 << 30  # what a zip or Parquet file may decode to; the service lowers it
@@ -44,8 +53,13 @@ def _suffix(name: str) -> str:
     return ".geoparquet" if name.endswith(".geoparquet") else os.path.splitext(name)[1]
 
 
-def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = None, *, max_vertices: int | None = None,
-                    max_uncompressed_bytes: int | None = None) -> gpd.GeoDataFrame:
+def read_boundaries(
+    source: str | os.PathLike | bytes,
+    filename: str | None = None,
+    *,
+    max_vertices: int | None = None,
+    max_uncompressed_bytes: int | None = None,
+) -> gpd.GeoDataFrame:
     """Read a boundary layer from a path, or from bytes with ``filename`` giving the format.
 
     ``max_vertices`` (none by default) is enforced before decoding where the format allows, and exactly
@@ -54,8 +68,12 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
     name = filename or (os.fspath(source) if not isinstance(source, bytes) else "")
     ext = _suffix(name)
     if ext not in BOUNDARY_FORMATS:
-        raise ValidationError(problem("unsupported_format", f"Unsupported boundary format {ext or name!r}; use one of "
-                                      f"{sorted(BOUNDARY_FORMATS)}"))
+        raise ValidationError(
+            problem(
+                "unsupported_format",
+                f"Unsupported boundary format {ext or name!r}; use one of {sorted(BOUNDARY_FORMATS)}",
+            )
+        )
     fmt, label, shown = BOUNDARY_FORMATS[ext], checks.LABELS[BOUNDARY_FORMATS[ext]], Path(name).name
     limit = MAX_UNCOMPRESSED_BYTES if max_uncompressed_bytes is None else max_uncompressed_bytes
     if not isinstance(source, bytes):
@@ -64,12 +82,20 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
             raise ValidationError(problem("not_found", f"File not found: {name}"))
     if fmt == "ESRI Shapefile":
         if isinstance(source, bytes):
-            raise ValidationError(problem("incomplete_shapefile", "A shapefile needs its .shx and .dbf too: upload them "
-                                          "zipped together (.zip)"))
+            raise ValidationError(
+                problem(
+                    "incomplete_shapefile",
+                    "A shapefile needs its .shx and .dbf too: upload them zipped together (.zip)",
+                )
+            )
         missing = [p for p in (".shx", ".dbf") if not Path(source).with_suffix(p).exists()]
         if missing:
-            raise ValidationError(problem("incomplete_shapefile", f"Shapefile {shown!r} is missing {missing}; upload all "
-                                          "parts, ideally zipped together"))
+            raise ValidationError(
+                problem(
+                    "incomplete_shapefile",
+                    f"Shapefile {shown!r} is missing {missing}; upload all parts, ideally zipped together",
+                )
+            )
     checks.expect(fmt, checks.head_of(source), shown)
 
     if fmt == "parquet":
@@ -79,9 +105,14 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
             gdf = gpd.read_parquet(io.BytesIO(data))
         except Exception as exc:
             log.warning("could not read GeoParquet %r: %r", shown, exc)
-            raise ValidationError(problem("unreadable", f"Could not read {shown!r} as GeoParquet: the file is damaged or "
-                                          "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
-                                          "upload that")) from None
+            raise ValidationError(
+                problem(
+                    "unreadable",
+                    f"Could not read {shown!r} as GeoParquet: the file is damaged or "
+                    "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
+                    "upload that",
+                )
+            ) from None
     elif fmt == "zip":
         gdf = read_vector(checks.unpack_shapefile(source, shown, limit, max_vertices), label, shown)
     else:
@@ -105,14 +136,20 @@ def read_boundaries(source: str | os.PathLike | bytes, filename: str | None = No
     return gdf
 
 
-def read_counts(source: str | os.PathLike | bytes, key: str, filename: str | None = None, *,
-                max_uncompressed_bytes: int | None = None) -> pd.DataFrame:
+def read_counts(
+    source: str | os.PathLike | bytes,
+    key: str,
+    filename: str | None = None,
+    *,
+    max_uncompressed_bytes: int | None = None,
+) -> pd.DataFrame:
     """Read a count table, keeping the key as text (ids such as '01011101' keep their zeros)."""
     name = filename or (os.fspath(source) if not isinstance(source, bytes) else "")
     ext = _suffix(name)
     if ext not in COUNT_FORMATS:
-        raise ValidationError(problem("unsupported_format", f"Unsupported count table format {ext or name!r}; use .csv "
-                                      "or .parquet"))
+        raise ValidationError(
+            problem("unsupported_format", f"Unsupported count table format {ext or name!r}; use .csv or .parquet")
+        )
     if not isinstance(source, bytes) and not os.path.isfile(source):
         raise ValidationError(problem("not_found", f"File not found: {name}"))
     shown = Path(name).name
@@ -124,26 +161,51 @@ def read_counts(source: str | os.PathLike | bytes, key: str, filename: str | Non
             parquet.check(data, shown, limit)
             df = pd.read_parquet(io.BytesIO(data))
         else:
-            df = pd.read_csv(io.BytesIO(source) if isinstance(source, bytes) else source, dtype={key: str}, sep=None,
-                             engine="python", encoding="utf-8-sig")
+            df = pd.read_csv(
+                io.BytesIO(source) if isinstance(source, bytes) else source,
+                dtype={key: str},
+                sep=None,
+                engine="python",
+                encoding="utf-8-sig",
+            )
     except ValidationError:
         raise
     except UnicodeDecodeError:
-        raise ValidationError(problem("bad_encoding", "The count table is not UTF-8 text; save it as UTF-8 CSV")) from None
+        raise ValidationError(
+            problem("bad_encoding", "The count table is not UTF-8 text; save it as UTF-8 CSV")
+        ) from None
     except Exception as exc:
         log.warning("could not read count table %r: %r", shown, exc)
-        raise ValidationError(problem("unreadable", f"Could not read the count table {shown!r}: it is damaged, or not "
-                                      f"{'Parquet' if ext == '.parquet' else 'a CSV table with one header row'}")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read the count table {shown!r}: it is damaged, or not "
+                f"{'Parquet' if ext == '.parquet' else 'a CSV table with one header row'}",
+            )
+        ) from None
     if key not in df.columns:
-        raise ValidationError(problem("missing_key", f"Key column {key!r} is not in the count table; its columns are "
-                                      f"{list(df.columns)}"))
+        raise ValidationError(
+            problem("missing_key", f"Key column {key!r} is not in the count table; its columns are {list(df.columns)}")
+        )
     return df
-def join_counts(boundaries: gpd.GeoDataFrame, counts: pd.DataFrame, key: str, boundary_key: str | None = None,
-                drop_unmatched: bool = False) -> gpd.GeoDataFrame:
+
+
+def join_counts(
+    boundaries: gpd.GeoDataFrame,
+    counts: pd.DataFrame,
+    key: str,
+    boundary_key: str | None = None,
+    drop_unmatched: bool = False,
+) -> gpd.GeoDataFrame:
     """Attach ``counts`` to ``boundaries``; every key must be on both sides unless ``drop_unmatched``."""
     bkey = boundary_key or key
     if bkey not in boundaries.columns:
-        raise ValidationError(problem("missing_key", f"Key column {bkey!r} is not in the boundary file; its columns are {[c for c in boundaries.columns if c != 'geometry']}"))
+        raise ValidationError(
+            problem(
+                "missing_key",
+                f"Key column {bkey!r} is not in the boundary file; its columns are {[c for c in boundaries.columns if c != 'geometry']}",
+            )
+        )
     left = boundaries.copy()
     left["__key"] = _norm_key(left[bkey])
     right = counts.copy()
@@ -152,17 +214,37 @@ def join_counts(boundaries: gpd.GeoDataFrame, counts: pd.DataFrame, key: str, bo
     for side, frame, col in (("count table", right, key), ("boundary file", left, bkey)):
         dup = frame["__key"][frame["__key"].duplicated()]
         if len(dup):
-            problems.append(problem("duplicate_id", f"The {side} has duplicate keys in {col!r}; keep one row per area", sorted(set(dup))))
+            problems.append(
+                problem(
+                    "duplicate_id", f"The {side} has duplicate keys in {col!r}; keep one row per area", sorted(set(dup))
+                )
+            )
     only_counts = sorted(set(right["__key"]) - set(left["__key"]))
     only_areas = sorted(set(left["__key"]) - set(right["__key"]))
     if (only_counts or only_areas) and not drop_unmatched:
         if only_counts:
-            problems.append(problem("unmatched_key", f"{len(only_counts)} keys in the count table have no polygon; fix the keys or drop those rows (CLI: --drop-unmatched)", only_counts))
+            problems.append(
+                problem(
+                    "unmatched_key",
+                    f"{len(only_counts)} keys in the count table have no polygon; fix the keys or drop those rows (CLI: --drop-unmatched)",
+                    only_counts,
+                )
+            )
         if only_areas:
-            problems.append(problem("unmatched_key", f"{len(only_areas)} polygons have no row in the count table; add their counts or drop them (CLI: --drop-unmatched)", only_areas))
+            problems.append(
+                problem(
+                    "unmatched_key",
+                    f"{len(only_areas)} polygons have no row in the count table; add their counts or drop them (CLI: --drop-unmatched)",
+                    only_areas,
+                )
+            )
     if problems:
         raise ValidationError(problems)
-    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "__key"] + ([key] if key != bkey and key in right.columns else []), errors="ignore")
+    right = right.drop(
+        columns=[c for c in right.columns if c in left.columns and c != "__key"]
+        + ([key] if key != bkey and key in right.columns else []),
+        errors="ignore",
+    )
     merged = left.merge(right, on="__key", how="inner", validate="many_to_one")
     merged[bkey] = merged.pop("__key")
     return gpd.GeoDataFrame(merged, geometry=boundaries.geometry.name, crs=boundaries.crs)
@@ -206,13 +288,19 @@ def load_dataset(
             if vertices > max_vertices:
                 raise checks.too_complex(vertices, max_vertices)
     else:
-        gdf = read_boundaries(boundaries, boundaries_filename, max_vertices=max_vertices,
-                              max_uncompressed_bytes=max_uncompressed_bytes)
+        gdf = read_boundaries(
+            boundaries, boundaries_filename, max_vertices=max_vertices, max_uncompressed_bytes=max_uncompressed_bytes
+        )
     if counts is not None:
         if key is None:
-            raise ValidationError(problem("missing_key", "A count table needs --key: the column that joins it to the boundaries"))
-        table = counts if isinstance(counts, pd.DataFrame) else read_counts(
-            counts, key, counts_filename, max_uncompressed_bytes=max_uncompressed_bytes)
+            raise ValidationError(
+                problem("missing_key", "A count table needs --key: the column that joins it to the boundaries")
+            )
+        table = (
+            counts
+            if isinstance(counts, pd.DataFrame)
+            else read_counts(counts, key, counts_filename, max_uncompressed_bytes=max_uncompressed_bytes)
+        )
         gdf = join_counts(gdf, table, key, boundary_key, drop_unmatched)
         id_col = boundary_key or key
     else:
@@ -220,5 +308,13 @@ def load_dataset(
     if meta is None:
         src = boundaries_filename or (Path(boundaries).name if isinstance(boundaries, (str, os.PathLike)) else None)
         meta = Metadata(name=Path(src).stem if src else "dataset", source=src)
-    return validate(gdf, id_col=id_col, groups=groups, total=total, name_col=name_col, region_col=region_col, meta=meta,
-                    tolerance=tolerance)
+    return validate(
+        gdf,
+        id_col=id_col,
+        groups=groups,
+        total=total,
+        name_col=name_col,
+        region_col=region_col,
+        meta=meta,
+        tolerance=tolerance,
+    )

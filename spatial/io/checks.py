@@ -5,6 +5,7 @@ a plain 4xx says what they are); compressed and SQL content is inspected without
 zip members by their declared sizes and compression, GeoPackages by their schema, GeoJSON by counting
 positions. Nothing here follows a path or URL named inside a file.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,22 +20,65 @@ import numpy as np
 
 from ..errors import ValidationError, problem
 
-LABELS = {"GeoJSON": "GeoJSON", "GPKG": "GeoPackage", "FlatGeobuf": "FlatGeobuf", "parquet": "GeoParquet",
-          "zip": "a zipped shapefile", "ESRI Shapefile": "a shapefile", "csv": "CSV", "counts-parquet": "Parquet"}
-_SIGNATURES = [(b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"SQLite format 3\x00", "sqlite"), (b"PAR1", "parquet"),
-               (b"fgb\x03", "fgb"), (b"\x1f\x8b", "gzip"), (b"\x00\x00\x27\x0a", "shp"), (b"7z\xbc\xaf\x27\x1c", "7z"),
-               (b"Rar!", "rar"), (b"%PDF", "pdf"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"), (b"\x28\xb5\x2f\xfd", "zstd")]
-_KINDS = {"zip": "a zip archive", "sqlite": "an SQLite database (a GeoPackage?)", "parquet": "a Parquet file",
-          "fgb": "a FlatGeobuf file", "gzip": "gzip-compressed", "shp": "the .shp part of a shapefile alone",
-          "7z": "a 7-Zip archive", "rar": "a RAR archive", "pdf": "a PDF document", "bzip2": "bzip2-compressed",
-          "xz": "xz-compressed", "zstd": "zstd-compressed", "xml": "XML (an OGR VRT, GML or KML file?)",
-          "json": "JSON", "text": "text", "binary": "binary data"}
+LABELS = {
+    "GeoJSON": "GeoJSON",
+    "GPKG": "GeoPackage",
+    "FlatGeobuf": "FlatGeobuf",
+    "parquet": "GeoParquet",
+    "zip": "a zipped shapefile",
+    "ESRI Shapefile": "a shapefile",
+    "csv": "CSV",
+    "counts-parquet": "Parquet",
+}
+_SIGNATURES = [
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (b"SQLite format 3\x00", "sqlite"),
+    (b"PAR1", "parquet"),
+    (b"fgb\x03", "fgb"),
+    (b"\x1f\x8b", "gzip"),
+    (b"\x00\x00\x27\x0a", "shp"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!", "rar"),
+    (b"%PDF", "pdf"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+]
+_KINDS = {
+    "zip": "a zip archive",
+    "sqlite": "an SQLite database (a GeoPackage?)",
+    "parquet": "a Parquet file",
+    "fgb": "a FlatGeobuf file",
+    "gzip": "gzip-compressed",
+    "shp": "the .shp part of a shapefile alone",
+    "7z": "a 7-Zip archive",
+    "rar": "a RAR archive",
+    "pdf": "a PDF document",
+    "bzip2": "bzip2-compressed",
+    "xz": "xz-compressed",
+    "zstd": "zstd-compressed",
+    "xml": "XML (an OGR VRT, GML or KML file?)",
+    "json": "JSON",
+    "text": "text",
+    "binary": "binary data",
+}
 # What the content must be for each declared format (csv: anything that is not a known binary container).
-_EXPECTED = {"GeoJSON": "json", "GPKG": "sqlite", "FlatGeobuf": "fgb", "parquet": "parquet", "counts-parquet": "parquet",
-             "zip": "zip", "ESRI Shapefile": "shp"}
-_RENAME = {"zip": "If it holds a shapefile, upload it named .zip; unzip any other layer first",
-           "sqlite": "If it is a GeoPackage, name it .gpkg", "parquet": "If it is GeoParquet, name it .parquet",
-           "fgb": "If it is FlatGeobuf, name it .fgb"}
+_EXPECTED = {
+    "GeoJSON": "json",
+    "GPKG": "sqlite",
+    "FlatGeobuf": "fgb",
+    "parquet": "parquet",
+    "counts-parquet": "parquet",
+    "zip": "zip",
+    "ESRI Shapefile": "shp",
+}
+_RENAME = {
+    "zip": "If it holds a shapefile, upload it named .zip; unzip any other layer first",
+    "sqlite": "If it is a GeoPackage, name it .gpkg",
+    "parquet": "If it is GeoParquet, name it .parquet",
+    "fgb": "If it is FlatGeobuf, name it .fgb",
+}
 _FORMATS = "GeoJSON, GeoPackage, a zipped shapefile, GeoParquet or FlatGeobuf"
 MAX_ZIP_MEMBERS = 1000  # a shapefile is a handful of files; a central directory of millions costs gigabytes
 
@@ -63,14 +107,23 @@ def expect(fmt: str, head: bytes, name: str) -> None:
     if fmt == "csv":
         if kind in ("text", "json", "binary"):  # "binary" may be Latin-1 text: pandas names the encoding problem
             return
-        raise ValidationError(problem("wrong_format", f"Could not read the count table {name!r}: it is {_KINDS[kind]}, "
-                                      "not CSV text. Save the table as CSV (UTF-8) or Parquet and upload that"))
+        raise ValidationError(
+            problem(
+                "wrong_format",
+                f"Could not read the count table {name!r}: it is {_KINDS[kind]}, "
+                "not CSV text. Save the table as CSV (UTF-8) or Parquet and upload that",
+            )
+        )
     if kind == _EXPECTED[fmt] and not (fmt == "GeoJSON" and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{"):
         return
     what = "a JSON array, not a GeoJSON object" if kind == "json" else _KINDS[kind]
     advice = _RENAME.get(kind, f"Export the layer as {_FORMATS} and upload that")
-    raise ValidationError(problem("wrong_format", f"Could not read {name!r}: it is named as {LABELS[fmt]} but it is "
-                                  f"{what}, not {LABELS[fmt]}. {advice}"))
+    raise ValidationError(
+        problem(
+            "wrong_format",
+            f"Could not read {name!r}: it is named as {LABELS[fmt]} but it is {what}, not {LABELS[fmt]}. {advice}",
+        )
+    )
 
 
 def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
@@ -83,14 +136,24 @@ def head_of(source: bytes | str | Path, n: int = 1024) -> bytes:
 def too_complex(vertices: int | None, limit: int) -> ValidationError:
     """``vertices`` None: counting stopped because the parts and rings alone pass the limit."""
     have = f"{vertices:,} vertices" if vertices is not None else "more geometries, parts and rings than that"
-    return ValidationError(problem("too_complex", f"The boundaries may have at most {limit:,} vertices and have {have}; "
-                                   "simplify them first (e.g. QGIS Simplify, or mapshaper -simplify) and upload again"))
+    return ValidationError(
+        problem(
+            "too_complex",
+            f"The boundaries may have at most {limit:,} vertices and have {have}; "
+            "simplify them first (e.g. QGIS Simplify, or mapshaper -simplify) and upload again",
+        )
+    )
 
 
 def too_large(what: str, size: int, limit: int) -> ValidationError:
-    return ValidationError(problem("too_large", f"{what} expands to {size / 2**20:,.0f} MB when decoded, more than the "
-                                   f"{limit / 2**20:,.0f} MB allowed (SEGMAP_MAX_UNCOMPRESSED_MB); upload a smaller "
-                                   "layer or split it"))
+    return ValidationError(
+        problem(
+            "too_large",
+            f"{what} expands to {size / 2**20:,.0f} MB when decoded, more than the "
+            f"{limit / 2**20:,.0f} MB allowed (SEGMAP_MAX_UNCOMPRESSED_MB); upload a smaller "
+            "layer or split it",
+        )
+    )
 
 
 # -- GeoJSON -------------------------------------------------------------------------------------------------------
@@ -164,13 +227,13 @@ def check_geojson_crs(data: bytes, name: str) -> None:
     at = lowered.find(b"crs")
     while at >= 0:
         end, at = at + 3, lowered.find(b"crs", at + 3)
-        if lowered[end - 4:end - 3] not in (b'"', b"'"):
+        if lowered[end - 4 : end - 3] not in (b'"', b"'"):
             continue  # not the start of a string, e.g. "urn:ogc:def:crs:EPSG::32616"
-        if lowered[end:end + 1] not in (b'"', b"'"):
-            if lowered[end:end + 1] == b"\x00" or lowered.startswith(b"\\u0000", end):
+        if lowered[end : end + 1] not in (b'"', b"'"):
+            if lowered[end : end + 1] == b"\x00" or lowered.startswith(b"\\u0000", end):
                 return _parse_whole(data, name)  # "crs" cut by a NUL: GDAL's C strings end there
             continue
-        rest = data[end + 1:end + 65537].lstrip(_WS)
+        rest = data[end + 1 : end + 65537].lstrip(_WS)
         if rest[:1] in (b",", b"}", b"]"):
             continue  # a string value, not a key
         if rest[:1] != b":":
@@ -194,17 +257,32 @@ def _parse_whole(data: bytes, name: str) -> None:
     except _CrsLink:
         raise _refuse_link(name) from None
     except json.JSONDecodeError as exc:
-        raise ValidationError(problem("unreadable", f"Could not read {name!r}: it is not valid JSON ({exc.msg}); "
-                                      "export it again as GeoJSON and upload that")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read {name!r}: it is not valid JSON ({exc.msg}); "
+                "export it again as GeoJSON and upload that",
+            )
+        ) from None
     except (ValueError, RecursionError):
-        raise ValidationError(problem("unreadable", f"Could not read {name!r}: it is not valid JSON (nested too deeply "
-                                      "or damaged); export it again as GeoJSON and upload that")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read {name!r}: it is not valid JSON (nested too deeply "
+                "or damaged); export it again as GeoJSON and upload that",
+            )
+        ) from None
 
 
 def _refuse_link(name: str) -> ValidationError:
-    return ValidationError(problem("crs_link", f"{name!r} has a 'crs' that links to a URL, which segmap does not follow. "
-                                   "Remove the 'crs' member (GeoJSON is then longitude/latitude, EPSG:4326) or name the "
-                                   'CRS instead, e.g. "urn:ogc:def:crs:EPSG::32616"'))
+    return ValidationError(
+        problem(
+            "crs_link",
+            f"{name!r} has a 'crs' that links to a URL, which segmap does not follow. "
+            "Remove the 'crs' member (GeoJSON is then longitude/latitude, EPSG:4326) or name the "
+            'CRS instead, e.g. "urn:ogc:def:crs:EPSG::32616"',
+        )
+    )
 
 
 # -- GeoPackage ----------------------------------------------------------------------------------------------------
@@ -222,36 +300,63 @@ def check_geopackage(source: bytes | str | Path, name: str) -> None:
             con.close()
             con = sqlite3.connect(Path(source).resolve().as_uri() + "?mode=ro", uri=True)
         con.execute("PRAGMA trusted_schema = OFF")
-        objects = {r[0].lower(): (r[0], r[1], r[2] or "") for r in con.execute("SELECT name, type, sql FROM sqlite_master")}
+        objects = {
+            r[0].lower(): (r[0], r[1], r[2] or "") for r in con.execute("SELECT name, type, sql FROM sqlite_master")
+        }
         if objects.get("gpkg_contents", ("", ""))[1] != "table":
-            raise ValidationError(problem("wrong_format", f"{name!r} is an SQLite database but not a GeoPackage (it has no "
-                                          "gpkg_contents table). Export the layer as a GeoPackage and upload that"))
+            raise ValidationError(
+                problem(
+                    "wrong_format",
+                    f"{name!r} is an SQLite database but not a GeoPackage (it has no "
+                    "gpkg_contents table). Export the layer as a GeoPackage and upload that",
+                )
+            )
         layers = [str(r[0]).lower() for r in con.execute("SELECT table_name FROM gpkg_contents")]
         system = [n for n in objects if n.startswith(("gpkg", "rtree_", "sqlite_"))]  # what GDAL itself queries
         for key in dict.fromkeys([*layers, *system]):
             table, kind, sql = objects.get(key, (key, None, ""))
             if kind == "view":
-                raise ValidationError(problem("gpkg_view", f"{table!r} in {name!r} is an SQL view; segmap reads tables "
-                                              "only, because reading a view runs its SQL. Save the layer as a table "
-                                              "(e.g. ogr2ogr, or QGIS Export) and upload again"))
+                raise ValidationError(
+                    problem(
+                        "gpkg_view",
+                        f"{table!r} in {name!r} is an SQL view; segmap reads tables "
+                        "only, because reading a view runs its SQL. Save the layer as a table "
+                        "(e.g. ogr2ogr, or QGIS Export) and upload again",
+                    )
+                )
             if key in layers and kind is None:
                 raise ValidationError(problem("wrong_format", f"Layer {table!r} listed in {name!r} has no table"))
             virtual = sql.lstrip().upper().startswith("CREATE VIRTUAL")
             if virtual and (key in layers or "RTREE" not in sql.upper()):  # a spatial index is the one virtual table
-                raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} is a virtual table; segmap "
-                                              "reads plain tables only. Save it as a table and upload again"))
+                raise ValidationError(
+                    problem(
+                        "gpkg_view",
+                        f"Layer {table!r} in {name!r} is a virtual table; segmap "
+                        "reads plain tables only. Save it as a table and upload again",
+                    )
+                )
             if key in layers:
                 quoted = table.replace('"', '""')
                 computed = [r[1] for r in con.execute(f'PRAGMA table_xinfo("{quoted}")') if r[6] == 2]
                 if computed:
-                    raise ValidationError(problem("gpkg_view", f"Layer {table!r} in {name!r} has computed columns "
-                                                  f"{computed}, whose SQL runs on every read; save the layer with plain "
-                                                  "columns (e.g. ogr2ogr) and upload again"))
+                    raise ValidationError(
+                        problem(
+                            "gpkg_view",
+                            f"Layer {table!r} in {name!r} has computed columns "
+                            f"{computed}, whose SQL runs on every read; save the layer with plain "
+                            "columns (e.g. ogr2ogr) and upload again",
+                        )
+                    )
     except ValidationError:
         raise
     except (sqlite3.Error, UnicodeDecodeError, ValueError):
-        raise ValidationError(problem("unreadable", f"{name!r} is not a valid GeoPackage: its SQLite database is damaged. "
-                                      "Export the layer again and upload that")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"{name!r} is not a valid GeoPackage: its SQLite database is damaged. "
+                "Export the layer again and upload that",
+            )
+        ) from None
     finally:
         con.close()
 
@@ -270,16 +375,25 @@ def unpack_shapefile(source: bytes | str | Path, name: str, limit: int, max_vert
     """
     raw = source if isinstance(source, bytes) else Path(source).read_bytes()
     if raw.count(b"PK\x01\x02") > MAX_ZIP_MEMBERS:  # central-directory entries, counted before parsing them
-        raise ValidationError(problem("bad_zip", f"The zip holds more than {MAX_ZIP_MEMBERS:,} files; a zipped shapefile "
-                                      "needs only its .shp, .shx, .dbf and .prj"))
+        raise ValidationError(
+            problem(
+                "bad_zip",
+                f"The zip holds more than {MAX_ZIP_MEMBERS:,} files; a zipped shapefile "
+                "needs only its .shp, .shx, .dbf and .prj",
+            )
+        )
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except Exception:  # zipfile raises BadZipFile, OSError, ValueError … on damaged archives
-        raise ValidationError(problem("bad_zip", f"Could not read {name!r}: the file is damaged or not a zip "
-                                      "archive")) from None
+        raise ValidationError(
+            problem("bad_zip", f"Could not read {name!r}: the file is damaged or not a zip archive")
+        ) from None
     with zf:
-        members = [m for m in zf.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")
-                   and not m.filename.startswith("__MACOSX/")]
+        members = [
+            m
+            for m in zf.infolist()
+            if not m.is_dir() and not Path(m.filename).name.startswith(".") and not m.filename.startswith("__MACOSX/")
+        ]
         shps = [m for m in members if m.filename.lower().endswith(".shp")]
         if len(shps) != 1:
             raise ValidationError(problem("bad_zip", f"The zip must hold exactly one .shp; found {len(shps)}"))
@@ -287,23 +401,44 @@ def unpack_shapefile(source: bytes | str | Path, name: str, limit: int, max_vert
         if expanded > limit:
             raise too_large("The zip", expanded, limit)
         stem = shps[0].filename[:-4]
-        parts = {m.filename[len(stem):].lower(): m for m in members if m.filename.lower().startswith(stem.lower() + ".")}
+        parts = {
+            m.filename[len(stem) :].lower(): m for m in members if m.filename.lower().startswith(stem.lower() + ".")
+        }
         parts = {ext: m for ext, m in parts.items() if ext in SHAPEFILE_PARTS + _OPTIONAL_PARTS}
         missing = [p for p in SHAPEFILE_PARTS if p not in parts]
         if missing:
-            raise ValidationError(problem("incomplete_shapefile", f"The zipped shapefile is missing {missing}; include "
-                                          ".shp, .shx and .dbf (and .prj)"))
-        odd = sorted({zipfile.compressor_names.get(m.compress_type, str(m.compress_type)) for m in parts.values()
-                      if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)})
+            raise ValidationError(
+                problem(
+                    "incomplete_shapefile",
+                    f"The zipped shapefile is missing {missing}; include .shp, .shx and .dbf (and .prj)",
+                )
+            )
+        odd = sorted(
+            {
+                zipfile.compressor_names.get(m.compress_type, str(m.compress_type))
+                for m in parts.values()
+                if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            }
+        )
         if odd:
-            raise ValidationError(problem("bad_zip", f"The zip uses {' and '.join(odd)} compression; zip the shapefile "
-                                          "again with ordinary (deflate) compression"))
+            raise ValidationError(
+                problem(
+                    "bad_zip",
+                    f"The zip uses {' and '.join(odd)} compression; zip the shapefile "
+                    "again with ordinary (deflate) compression",
+                )
+            )
         try:
             data = {ext: zf.read(m) for ext, m in parts.items()}
         except Exception:  # zlib.error, BadZipFile, NotImplementedError, RuntimeError (encrypted) …
-            raise ValidationError(problem("bad_zip", f"Could not read {name!r}: the zip is damaged, encrypted or uses "
-                                          "a zip feature segmap cannot read; zip the shapefile parts again and upload "
-                                          "that")) from None
+            raise ValidationError(
+                problem(
+                    "bad_zip",
+                    f"Could not read {name!r}: the zip is damaged, encrypted or uses "
+                    "a zip feature segmap cannot read; zip the shapefile parts again and upload "
+                    "that",
+                )
+            ) from None
     if not data[".shp"].startswith(b"\x00\x00\x27\x0a"):
         raise ValidationError(problem("wrong_format", f"{shps[0].filename!r} in the zip is not a shapefile .shp"))
     check_shp_vertices(data[".shp"], max_vertices)

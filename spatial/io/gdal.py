@@ -6,6 +6,7 @@ pyogrio exposes, so the process keeps only the four vector drivers segmap reads 
 run-time mitigation); each has a distinct signature that :mod:`spatial.io.checks` verifies before GDAL sees
 the bytes, so the driver is the one the declared format names. None of the four opens another source.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,15 +65,24 @@ def read_vector(source: bytes | str, label: str, name: str, **open_options) -> g
     user gets a plain sentence instead.
     """
     if not set(pyogrio.list_drivers()) <= DRIVERS and not _lock_down():  # checked each time: cheap, and sure
-        raise ValidationError(problem("format_unavailable", f"This server cannot read {label} files safely; "
-                                      "upload the layer as GeoParquet instead"))
+        raise ValidationError(
+            problem(
+                "format_unavailable",
+                f"This server cannot read {label} files safely; upload the layer as GeoParquet instead",
+            )
+        )
     try:
         return pyogrio.read_dataframe(io.BytesIO(source) if isinstance(source, bytes) else source, **open_options)
     except Exception as exc:
         log.warning("GDAL could not read %r as %s: %s", name, label, exc)
-        raise ValidationError(problem("unreadable", f"Could not read {name!r} as {label}: the file is damaged or is not "
-                                      f"a valid {label} file{_json_hint(source, label)}. Check that it opens in QGIS, "
-                                      "export it again and upload that")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read {name!r} as {label}: the file is damaged or is not "
+                f"a valid {label} file{_json_hint(source, label)}. Check that it opens in QGIS, "
+                "export it again and upload that",
+            )
+        ) from None
 
 
 def _json_hint(source, label: str) -> str:
@@ -80,6 +90,7 @@ def _json_hint(source, label: str) -> str:
     if label != "GeoJSON" or not isinstance(source, bytes):
         return ""
     import json
+
     try:
         json.loads(source)
     except (ValueError, RecursionError) as exc:

@@ -6,6 +6,7 @@ are written by whoever made the file, so they are not trusted: the page headers 
 allocates from) are walked, and dictionary-coded text and binary columns are read still coded, so their
 decoded size and vertex count come from the dictionary and the index counts, without expanding them.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,7 +25,15 @@ from .checks import too_complex, too_large
 log = logging.getLogger("segmap.io")
 _MAX_PAGES = 200_000  # a 50 MB file written with the usual 1 MB pages has a few hundred
 _MAX_ELEMENTS = 10_000
-_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8, "BYTE_ARRAY": 8}  # decoded bytes/value
+_WIDTH = {
+    "BOOLEAN": 1,
+    "INT32": 4,
+    "INT64": 8,
+    "INT96": 12,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "BYTE_ARRAY": 8,
+}  # decoded bytes/value
 
 
 class _Thrift:
@@ -135,7 +144,11 @@ def decoded_sizes(buf, meta: pq.FileMetaData) -> dict[str, int]:
         group = meta.row_group(g)
         for c in range(group.num_columns):
             col = group.column(c)
-            start = col.dictionary_page_offset if col.has_dictionary_page and col.dictionary_page_offset else col.data_page_offset
+            start = (
+                col.dictionary_page_offset
+                if col.has_dictionary_page and col.dictionary_page_offset
+                else col.data_page_offset
+            )
             end = start + col.total_compressed_size
             if not 0 <= start <= end <= len(buf):
                 raise ValueError("column chunk outside the file")
@@ -208,8 +221,9 @@ def _vertices(column: pa.ChunkedArray, stop: int) -> int | None:
     try:
         for chunk in column.chunks:
             if pa.types.is_dictionary(chunk.type):
-                uses = np.bincount(chunk.indices.drop_null().to_numpy(zero_copy_only=False),
-                                   minlength=len(chunk.dictionary))
+                uses = np.bincount(
+                    chunk.indices.drop_null().to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary)
+                )
                 values = chunk.dictionary
             else:
                 uses, values = None, chunk
@@ -274,5 +288,10 @@ def check(data: bytes, name: str, limit: int, max_vertices: int | None = None) -
         raise
     except Exception as exc:
         log.warning("could not measure Parquet upload %r: %r", name, exc)
-        raise ValidationError(problem("unreadable", f"Could not read {name!r} as Parquet: the file is damaged or is not "
-                                      "Parquet. Export it again and upload that")) from None
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read {name!r} as Parquet: the file is damaged or is not "
+                "Parquet. Export it again and upload that",
+            )
+        ) from None

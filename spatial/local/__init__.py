@@ -13,6 +13,7 @@ permutations and summarises significance; :mod:`.permutation` is the conditional
 (two-sided p-values); :mod:`.statistics` holds one registered function per statistic
 (:mod:`.registry`). Labels are corrected for multiple testing (:mod:`spatial.multiple_testing`).
 """
+
 from __future__ import annotations
 
 from ..dataset import AreaDataset
@@ -33,16 +34,43 @@ from .statistics import GLOBAL_PERMUTATIONS, QUADRANTS
 
 STATISTICS = tuple(REGISTRY)  # in the order they are defined in .statistics
 
-__all__ = ["ALIASES", "CORRECTION_NAMES", "GLOBAL_PERMUTATIONS", "MAX_AUTO_PERMUTATIONS", "NO_POPULATION", "QUADRANTS",
-           "STATISTICS", "VARIATION_TOL", "LocalSpec", "conditional_permutation", "empirical_bayes", "get",
-           "global_moran", "local_statistic", "register"]
+__all__ = [
+    "ALIASES",
+    "CORRECTION_NAMES",
+    "GLOBAL_PERMUTATIONS",
+    "MAX_AUTO_PERMUTATIONS",
+    "NO_POPULATION",
+    "QUADRANTS",
+    "STATISTICS",
+    "VARIATION_TOL",
+    "LocalSpec",
+    "conditional_permutation",
+    "empirical_bayes",
+    "get",
+    "global_moran",
+    "local_statistic",
+    "register",
+]
 
 
-def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *, total: str | None = None,
-                    weights: str | SpatialWeights = "queen", k: int | None = None, distance: float | None = None,
-                    permutations: int | None = None, seed: int | None = None, alpha: float = 0.05,
-                    correction: str = "fdr", other: str | None = None, smoothing: str | None = None,
-                    groups: list[str] | None = None, max_permutations: int = MAX_AUTO_PERMUTATIONS) -> LocalResult:
+def local_statistic(
+    dataset: AreaDataset,
+    group: str,
+    statistic: str = "lisa",
+    *,
+    total: str | None = None,
+    weights: str | SpatialWeights = "queen",
+    k: int | None = None,
+    distance: float | None = None,
+    permutations: int | None = None,
+    seed: int | None = None,
+    alpha: float = 0.05,
+    correction: str = "fdr",
+    other: str | None = None,
+    smoothing: str | None = None,
+    groups: list[str] | None = None,
+    max_permutations: int = MAX_AUTO_PERMUTATIONS,
+) -> LocalResult:
     """One local statistic of ``group``'s share of ``total`` per area, labelled after multiple-testing control.
 
     ``permutations=None`` chooses them from the number of tested areas, ``alpha`` and ``correction`` (enough
@@ -50,9 +78,26 @@ def local_statistic(dataset: AreaDataset, group: str, statistic: str = "lisa", *
     reach significance is kept, with a note. Areas with no population are labelled ``no_population``.
     """
     spec = get(statistic)
-    ctx = prepare(dataset, group, spec.name, total=total, permutations=permutations, seed=seed, alpha=alpha,
-                  correction=correction, smoothing=smoothing, groups=groups)
+    ctx = prepare(
+        dataset,
+        group,
+        spec.name,
+        total=total,
+        permutations=permutations,
+        seed=seed,
+        alpha=alpha,
+        correction=correction,
+        smoothing=smoothing,
+        groups=groups,
+    )
     if spec.neighbours:
-        compare_with_neighbours(ctx, weights, k=k, distance=distance, other=other, bivariate=spec.bivariate,
-                                max_permutations=max_permutations)
+        compare_with_neighbours(
+            ctx,
+            weights,
+            k=k,
+            distance=distance,
+            other=other,
+            bivariate=spec.bivariate,
+            max_permutations=max_permutations,
+        )
     return spec.func(ctx)

@@ -6,6 +6,7 @@ of areas shared by all areas (esda's ``rids``); for equal-weight rows the counts
 neighbour count and a binary search (see :func:`conditional_permutation`), so memory grows with
 n + simulations, not n × simulations, and there is no JIT warm-up.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,14 @@ def _fold(above: np.ndarray, below: np.ndarray, permutations: int) -> np.ndarray
     return np.minimum(1.0, 2.0 * (1 + np.minimum(above, below)) / (1 + permutations))
 
 
-def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarray, scale: np.ndarray,
-                            permutations: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def conditional_permutation(
+    z: np.ndarray,
+    W: sp.csr_matrix,
+    observed: np.ndarray,
+    scale: np.ndarray,
+    permutations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided conditional-permutation p-values and null means of ``scale_i · Σ_j w_ij z[π(j)]``.
 
     Each simulation draws one row of ``kmax + 1`` distinct areas, shared by all areas (esda's
@@ -67,8 +74,13 @@ def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarra
     weights, card, _ = _neighbour_table(W)
     kmax = weights.shape[1]
     if kmax + 1 > n:
-        raise ValidationError(problem("bad_parameter", f"An area has {kmax} neighbours but there are only {n - 1} "
-                                      "other areas: the weights do not belong to these areas"))
+        raise ValidationError(
+            problem(
+                "bad_parameter",
+                f"An area has {kmax} neighbours but there are only {n - 1} "
+                "other areas: the weights do not belong to these areas",
+            )
+        )
     draws = _draw_others(rng, permutations, n, kmax + 1)
     p = np.full(n, np.nan)
     expected = np.full(n, np.nan)
@@ -80,20 +92,29 @@ def conditional_permutation(z: np.ndarray, W: sp.csr_matrix, observed: np.ndarra
     for k in np.unique(card[uniform]):
         checkpoint()
         members = np.flatnonzero(uniform & (card == k))
-        p[members], expected[members] = _equal_weight_rows(z, draws, k, members, observed[members], coef[members],
-                                                           permutations)
+        p[members], expected[members] = _equal_weight_rows(
+            z, draws, k, members, observed[members], coef[members], permutations
+        )
     rest = np.flatnonzero(~uniform & (card > 0))
     block = max(1, _BLOCK_ELEMENTS // max(1, permutations * kmax))
     for start in range(0, len(rest), block):
         checkpoint()
-        idx = rest[start:start + block]
-        p[idx], expected[idx] = _weighted_rows(z, draws, card[idx], idx, weights[idx], observed[idx], scale[idx],
-                                               permutations)
+        idx = rest[start : start + block]
+        p[idx], expected[idx] = _weighted_rows(
+            z, draws, card[idx], idx, weights[idx], observed[idx], scale[idx], permutations
+        )
     return p, expected
 
 
-def _equal_weight_rows(z: np.ndarray, draws: np.ndarray, k: int, members: np.ndarray, observed: np.ndarray,
-                       c: np.ndarray, permutations: int) -> tuple[np.ndarray, np.ndarray]:
+def _equal_weight_rows(
+    z: np.ndarray,
+    draws: np.ndarray,
+    k: int,
+    members: np.ndarray,
+    observed: np.ndarray,
+    c: np.ndarray,
+    permutations: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """p-values and null means of the ``members`` (k neighbours of equal weight, statistic ``c · S_k``)."""
     z_draw = z[draws[:, :k]]
     sums = z_draw.sum(axis=1)  # S_k[p]
@@ -126,8 +147,16 @@ def _equal_weight_rows(z: np.ndarray, draws: np.ndarray, k: int, members: np.nda
     return _fold(above, below, permutations), c * total / permutations
 
 
-def _weighted_rows(z: np.ndarray, draws: np.ndarray, card: np.ndarray, idx: np.ndarray, weights: np.ndarray,
-                   observed: np.ndarray, scale: np.ndarray, permutations: int) -> tuple[np.ndarray, np.ndarray]:
+def _weighted_rows(
+    z: np.ndarray,
+    draws: np.ndarray,
+    card: np.ndarray,
+    idx: np.ndarray,
+    weights: np.ndarray,
+    observed: np.ndarray,
+    scale: np.ndarray,
+    permutations: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """p-values and null means of the areas ``idx`` with unequal weights, every simulation evaluated."""
     kmax = weights.shape[1]
     ids = np.broadcast_to(draws[None, :, :kmax], (len(idx), permutations, kmax))
@@ -155,7 +184,11 @@ def global_moran(z: np.ndarray, W: sp.csr_matrix, permutations: int, rng: np.ran
         Z[:] = z
         for row in Z:  # in-place shuffles: ~30 % faster than Generator.permuted over an axis
             rng.shuffle(row)
-        sims[s:s + b] = n / S0 * np.einsum("bn,bn->b", Z, (W @ Z.T).T) / den
+        sims[s : s + b] = n / S0 * np.einsum("bn,bn->b", Z, (W @ Z.T).T) / den
     above, below = (sims >= moran_i).sum(), (sims <= moran_i).sum()
-    return {"moran_i": float(moran_i), "p_value": float(min(1.0, 2 * (1 + min(above, below)) / (1 + permutations))),
-            "expected": -1 / (n - 1), "permutations": permutations}
+    return {
+        "moran_i": float(moran_i),
+        "p_value": float(min(1.0, 2 * (1 + min(above, below)) / (1 + permutations))),
+        "expected": -1 / (n - 1),
+        "permutations": permutations,
+    }

@@ -5,6 +5,7 @@ permutations, and the multiple-testing summary of the result.
 statistics that compare an area with its neighbours need. A statistic then computes its values, builds its
 :class:`LocalResult` with :meth:`LocalContext.result` and passes it through :meth:`LocalContext.finish`.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,24 +80,44 @@ class LocalContext:
         return self.W
 
     def result(self, **fields) -> LocalResult:
-        common = {"statistic": self.statistic, "ids": self.dataset.ids, "alpha": self.alpha,
-                  "correction": self.correction, "permutations": self.permutations, "seed": self.seed,
-                  "group": self.group, "notes": self.notes, "columns": self.columns, "weights": self.weights}
+        common = {
+            "statistic": self.statistic,
+            "ids": self.dataset.ids,
+            "alpha": self.alpha,
+            "correction": self.correction,
+            "permutations": self.permutations,
+            "seed": self.seed,
+            "group": self.group,
+            "notes": self.notes,
+            "columns": self.columns,
+            "weights": self.weights,
+        }
         return LocalResult(**{**common, **fields})
 
     def finish(self, res: LocalResult) -> LocalResult:
         return with_significance(res, self.auto)
 
 
-def prepare(dataset: AreaDataset, group: str, statistic: str, *, total: str | None, permutations: int | None,
-            seed: int | None, alpha: float, correction: str, smoothing: str | None,
-            groups: list[str] | None) -> LocalContext:
+def prepare(
+    dataset: AreaDataset,
+    group: str,
+    statistic: str,
+    *,
+    total: str | None,
+    permutations: int | None,
+    seed: int | None,
+    alpha: float,
+    correction: str,
+    smoothing: str | None,
+    groups: list[str] | None,
+) -> LocalContext:
     """Checks the parameters and computes the share (smoothed when ``smoothing='eb'``)."""
     if not 0 < alpha < 1:
         raise ValidationError(problem("bad_parameter", f"alpha must be between 0 and 1, got {alpha}"))
     if correction not in CORRECTIONS:
-        raise ValidationError(problem("bad_parameter",
-                                      f"Unknown correction {correction!r}; choose from {list(CORRECTIONS)}"))
+        raise ValidationError(
+            problem("bad_parameter", f"Unknown correction {correction!r}; choose from {list(CORRECTIONS)}")
+        )
     auto = permutations is None
     permutations = 0 if auto else int(permutations)
     if permutations < 0:
@@ -104,8 +125,23 @@ def prepare(dataset: AreaDataset, group: str, statistic: str, *, total: str | No
     rng = np.random.default_rng(seed)
     x, t = dataset.counts(group, total)
     share = dataset.share(group, total)
-    c = LocalContext(dataset, statistic, group, total, alpha, correction, seed, rng, auto, permutations, x, t, share,
-                     groups, columns={"share": share})
+    c = LocalContext(
+        dataset,
+        statistic,
+        group,
+        total,
+        alpha,
+        correction,
+        seed,
+        rng,
+        auto,
+        permutations,
+        x,
+        t,
+        share,
+        groups,
+        columns={"share": share},
+    )
     if smoothing is not None:
         _smooth(c, smoothing)
     return c
@@ -135,27 +171,47 @@ def _smooth(c: LocalContext, smoothing: str) -> None:
     c.columns["smoothed_share"] = c.y
     affected = np.abs(c.y - share) > 0.1 * max(c.x.sum() / c.t.sum(), 1e-12)
     c.columns["smoothing_changed"] = affected
-    c.notes.append(problem("smoothed", f"Empirical Bayes smoothing moved {int(affected.sum())} areas' shares by more "
-                           "than 10 % of the city-wide share (small populations)", c.dataset.ids[affected]))
+    c.notes.append(
+        problem(
+            "smoothed",
+            f"Empirical Bayes smoothing moved {int(affected.sum())} areas' shares by more "
+            "than 10 % of the city-wide share (small populations)",
+            c.dataset.ids[affected],
+        )
+    )
 
 
-def compare_with_neighbours(c: LocalContext, weights: str | SpatialWeights, *, k: int | None, distance: float | None,
-                            other: str | None, bivariate: bool, max_permutations: int) -> None:
+def compare_with_neighbours(
+    c: LocalContext,
+    weights: str | SpatialWeights,
+    *,
+    k: int | None,
+    distance: float | None,
+    other: str | None,
+    bivariate: bool,
+    max_permutations: int,
+) -> None:
     """Weights among the populated areas, the second column of a bivariate statistic, whether there is any
     variation, and the permutations to run; each with its note."""
     dataset = c.dataset
     if dataset.n < 2:
-        raise ValidationError(problem("one_area", f"{c.statistic} compares each area with its neighbours, but the "
-                                      f"dataset has only one area ({format_ids(dataset.ids)}), which has no "
-                                      "neighbours: use a dataset of several areas (the location quotient, "
-                                      "statistic=lq, works on one)"))
+        raise ValidationError(
+            problem(
+                "one_area",
+                f"{c.statistic} compares each area with its neighbours, but the "
+                f"dataset has only one area ({format_ids(dataset.ids)}), which has no "
+                "neighbours: use a dataset of several areas (the location quotient, "
+                "statistic=lq, works on one)",
+            )
+        )
     c.sw = weights if isinstance(weights, SpatialWeights) else build_weights(dataset, weights, k=k, distance=distance)
     c.weights = c.sw.describe()
     _populated_areas(c)
     if bivariate:
         if not other:
-            raise ValidationError(problem("bad_parameter",
-                                          f"{c.statistic} needs `other`: the column to compare the share with"))
+            raise ValidationError(
+                problem("bad_parameter", f"{c.statistic} needs `other`: the column to compare the share with")
+            )
         c.other = dataset.share(other, c.total) if other in dataset.groups else dataset.column(other)
         c.columns["other"] = c.other
     _variation(c, other)
@@ -171,22 +227,39 @@ def _populated_areas(c: LocalContext) -> None:
     n_all = dataset.n
     keep = np.flatnonzero(c.t > 0)
     if len(keep) < n_all:
-        c.notes.append(problem("no_population", f"{n_all - len(keep)} areas have no population "
-                               f"({c.total or dataset.total} is 0), so their share is undefined: labelled "
-                               "no_population and left out of the statistic, of their neighbours' averages and of the "
-                               "multiple-testing family", dataset.ids[c.t <= 0]))
+        c.notes.append(
+            problem(
+                "no_population",
+                f"{n_all - len(keep)} areas have no population "
+                f"({c.total or dataset.total} is 0), so their share is undefined: labelled "
+                "no_population and left out of the statistic, of their neighbours' averages and of the "
+                "multiple-testing family",
+                dataset.ids[c.t <= 0],
+            )
+        )
     if len(keep) < 2:
-        raise ValidationError(problem("one_area", f"{'Only one area has' if len(keep) else 'No area has'} any "
-                                      f"population: {c.statistic} needs several populated areas to compare with each "
-                                      "other"))
+        raise ValidationError(
+            problem(
+                "one_area",
+                f"{'Only one area has' if len(keep) else 'No area has'} any "
+                f"population: {c.statistic} needs several populated areas to compare with each "
+                "other",
+            )
+        )
     c.keep = keep
     c.W = sw.sparse if len(keep) == n_all else sw.sparse[keep][:, keep].tocsr()
     c.islands = np.diff(c.W.indptr) == 0
     if c.islands.any():
         cut_off = int((c.islands & (sw.cardinalities[keep] > 0)).sum())
         why = f" ({cut_off} because all their neighbours have no population)" if cut_off else ""
-        c.notes.append(problem("islands", f"{int(c.islands.sum())} areas have no neighbours under {sw.kind} weights"
-                               f"{why}: labelled no_neighbours, no p-value", dataset.ids[keep][c.islands]))
+        c.notes.append(
+            problem(
+                "islands",
+                f"{int(c.islands.sum())} areas have no neighbours under {sw.kind} weights"
+                f"{why}: labelled no_neighbours, no p-value",
+                dataset.ids[keep][c.islands],
+            )
+        )
 
 
 def _variation(c: LocalContext, other: str | None) -> None:
@@ -195,9 +268,14 @@ def _variation(c: LocalContext, other: str | None) -> None:
     c.flat = constant(ys) or (c.other is not None and constant(c.other[c.keep]))
     if c.flat:
         value = f" ({ys[0]:.6g})" if constant(ys) else ""
-        c.notes.append(problem("no_variation", f"Every tested area has the same {'share' if constant(ys) else other}"
-                               f"{value}, up to float rounding: there is no variation to form clusters, so no area is "
-                               "significant" + (" and Moran's I is undefined" if c.statistic == "lisa" else "")))
+        c.notes.append(
+            problem(
+                "no_variation",
+                f"Every tested area has the same {'share' if constant(ys) else other}"
+                f"{value}, up to float rounding: there is no variation to form clusters, so no area is "
+                "significant" + (" and Moran's I is undefined" if c.statistic == "lisa" else ""),
+            )
+        )
 
 
 def constant(y: np.ndarray) -> bool:
@@ -226,8 +304,9 @@ def label_counts(labels: np.ndarray) -> dict:
     return {"labels": {str(a): int(b) for a, b in zip(names, counts, strict=True)}}
 
 
-def choose_permutations(permutations: int, auto: bool, cap: int, m: int, alpha: float,
-                        correction: str) -> tuple[int, list]:
+def choose_permutations(
+    permutations: int, auto: bool, cap: int, m: int, alpha: float, correction: str
+) -> tuple[int, list]:
     """Permutations to run and notes: enough (when not given) for the smallest p-value to pass the correction."""
     if m == 0:
         return (0 if auto else permutations), []
@@ -243,16 +322,24 @@ def choose_permutations(permutations: int, auto: bool, cap: int, m: int, alpha: 
     p_min = smallest_p(permutations)
     if correction == "fdr":
         k = math.ceil(m * p_min / alpha * (1 - 1e-12))
-        effect = (f"an area can pass only together with at least {k - 1} others as extreme, so a small cluster "
-                  "cannot be found")
+        effect = (
+            f"an area can pass only together with at least {k - 1} others as extreme, so a small cluster "
+            "cannot be found"
+        )
     else:
         effect = "no area can be significant"
     why = "the most this computation allows" if auto else "as asked"
-    return permutations, [problem("permutations_too_few", (
-        f"With {permutations:,} permutations ({why}) the smallest possible p-value is 2/({permutations:,}+1) = "
-        f"{p_min:.2g}, above {threshold:.2g}, the p-value the most extreme area needs under {how} (alpha/{m}): "
-        f"{effect}. {needed:,} permutations would be enough"
-        + ("" if auto else ", or leave permutations unset to choose them")))]
+    return permutations, [
+        problem(
+            "permutations_too_few",
+            (
+                f"With {permutations:,} permutations ({why}) the smallest possible p-value is 2/({permutations:,}+1) = "
+                f"{p_min:.2g}, above {threshold:.2g}, the p-value the most extreme area needs under {how} (alpha/{m}): "
+                f"{effect}. {needed:,} permutations would be enough"
+                + ("" if auto else ", or leave permutations unset to choose them")
+            ),
+        )
+    ]
 
 
 def with_significance(res: LocalResult, auto: bool) -> LocalResult:
@@ -268,8 +355,11 @@ def with_significance(res: LocalResult, auto: bool) -> LocalResult:
     res.columns["significant_uncorrected"] = raw
     info = {"tested": tested, "significant": int(sig.sum()), "significant_uncorrected": int(raw.sum())}
     if res.permutations:
-        info.update(permutations=res.permutations, permutations_chosen="auto" if auto else "given",
-                    smallest_possible_p=smallest_p(res.permutations))
+        info.update(
+            permutations=res.permutations,
+            permutations_chosen="auto" if auto else "given",
+            smallest_possible_p=smallest_p(res.permutations),
+        )
     if tested:
         info["first_threshold"] = first_threshold(tested, alpha, res.correction)
     info["explanation"] = _explain(res, tested, int(raw.sum()), int(sig.sum()))
@@ -282,18 +372,26 @@ def _explain(res: LocalResult, tested: int, n_raw: int, n_sig: int) -> str:
     alpha, correction, p = res.alpha, res.correction, res.p_value
     chance = f"{alpha * tested:.0f}" if alpha * tested >= 1 else f"{alpha * tested:.1g}"
     if correction == "none":
-        return (f"{n_raw} of {tested} areas have p ≤ {alpha} with no correction for testing {tested} areas at once: "
-                f"about {chance} would by chance alone even with no clusters at all.")
+        return (
+            f"{n_raw} of {tested} areas have p ≤ {alpha} with no correction for testing {tested} areas at once: "
+            f"about {chance} would by chance alone even with no clusters at all."
+        )
     if n_raw == n_sig:
-        return (f"All {n_raw} areas with p ≤ {alpha} remain significant after {CORRECTION_NAMES[correction]} "
-                f"correction for testing {tested} areas at once (about {chance} would reach p ≤ {alpha} by chance "
-                "alone).")
-    text = (f"{n_raw} areas have p ≤ {alpha} before correction, {n_sig} after {CORRECTION_NAMES[correction]} "
-            f"correction: testing {tested} areas at once, about {chance} would reach p ≤ {alpha} by chance alone "
-            "even with no clusters at all, so only the corrected labels are evidence of a cluster; the others are "
-            "places to look at, not findings.")
+        return (
+            f"All {n_raw} areas with p ≤ {alpha} remain significant after {CORRECTION_NAMES[correction]} "
+            f"correction for testing {tested} areas at once (about {chance} would reach p ≤ {alpha} by chance "
+            "alone)."
+        )
+    text = (
+        f"{n_raw} areas have p ≤ {alpha} before correction, {n_sig} after {CORRECTION_NAMES[correction]} "
+        f"correction: testing {tested} areas at once, about {chance} would reach p ≤ {alpha} by chance alone "
+        "even with no clusters at all, so only the corrected labels are evidence of a cluster; the others are "
+        "places to look at, not findings."
+    )
     if n_sig == 0:
         i = int(np.nanargmin(p))
-        text += (f" None passes: the smallest adjusted p-value is {np.nanmin(res.q_value):.2g} (above {alpha}); "
-                 f"the strongest evidence, p = {p[i]:.2g}, would have needed p ≤ {alpha / tested:.2g} on its own.")
+        text += (
+            f" None passes: the smallest adjusted p-value is {np.nanmin(res.q_value):.2g} (above {alpha}); "
+            f"the strongest evidence, p = {p[i]:.2g}, would have needed p ≤ {alpha / tested:.2g} on its own."
+        )
     return text

@@ -4,6 +4,7 @@ A statistic is a function ``f(ctx) -> LocalResult`` of a :class:`spatial.local.p
 ``neighbours=True`` the prologue has already built the weights among the populated areas, checked the variation
 and chosen the permutations; with ``bivariate=True`` it has also read the ``other`` column.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,18 +26,21 @@ REGISTRY: dict[str, LocalSpec] = {}
 ALIASES: dict[str, str] = {}
 
 
-def register(name: str, *, neighbours: bool = True, bivariate: bool = False, aliases: tuple[str, ...] = (),
-             reference: str = ""):
+def register(
+    name: str, *, neighbours: bool = True, bivariate: bool = False, aliases: tuple[str, ...] = (), reference: str = ""
+):
     def deco(func):
         REGISTRY[name] = LocalSpec(name, func, neighbours, bivariate, reference)
         ALIASES.update(dict.fromkeys(aliases, name))
         return func
+
     return deco
 
 
 def get(name: str) -> LocalSpec:
     name = ALIASES.get(name, name)
     if name not in REGISTRY:
-        raise ValidationError(problem("unknown_statistic",
-                                      f"Unknown local statistic {name!r}; choose from {list(REGISTRY)}"))
+        raise ValidationError(
+            problem("unknown_statistic", f"Unknown local statistic {name!r}; choose from {list(REGISTRY)}")
+        )
     return REGISTRY[name]

@@ -4,6 +4,7 @@ Each receives a :class:`~spatial.local.prologue.LocalContext` (validated paramet
 statistics with neighbours the weights among the populated areas and the permutations to run) and returns a
 :class:`~spatial.results.LocalResult` whose labels are corrected for multiple testing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,11 @@ QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
 GLOBAL_PERMUTATIONS = 999  # global Moran's I is one test (p to 0.002); each permutation shuffles all n areas
 
 
-@register("lisa", aliases=("moran", "local_moran"),
-          reference='Anselin (1995), "Local indicators of spatial association — LISA", Geographical Analysis 27(2)')
+@register(
+    "lisa",
+    aliases=("moran", "local_moran"),
+    reference='Anselin (1995), "Local indicators of spatial association — LISA", Geographical Analysis 27(2)',
+)
 def lisa(c: LocalContext) -> LocalResult:
     """Local Moran's I_i = (n−1) z_i Σ_j w_ij z_j / Σ z² of the standardised share on row-standardised weights,
     labelled with GeoDa's four quadrants; the summary adds global Moran's I (one test, its own permutations)."""
@@ -38,8 +42,11 @@ def lisa(c: LocalContext) -> LocalResult:
     return c.finish(res)
 
 
-@register("gi_star", aliases=("getis_ord",),
-          reference="Ord & Getis (1995), Geographical Analysis 27(4), eq. 8: binary weights with the area itself")
+@register(
+    "gi_star",
+    aliases=("getis_ord",),
+    reference="Ord & Getis (1995), Geographical Analysis 27(4), eq. 8: binary weights with the area itself",
+)
 def gi_star(c: LocalContext) -> LocalResult:
     """Getis-Ord Gi* as a z-score, labelled hot_spot / cold_spot. Tested by conditional permutation of the
     neighbours (the area's own term is fixed), or by the normal approximation with ``permutations=0``."""
@@ -63,12 +70,24 @@ def gi_star(c: LocalContext) -> LocalResult:
         pv[c.islands] = np.nan  # no test, so not in the family
     q, sig = adjust(pv, c.alpha, c.correction)
     labels = c.full(labels_for(sig, np.where(gz > 0, "hot_spot", "cold_spot"), c.islands), NO_POPULATION)
-    return c.finish(c.result(values=c.full(gz), labels=labels, z=c.full(gz), p_value=c.full(pv), q_value=c.full(q),
-                             summary=label_counts(labels)))
+    return c.finish(
+        c.result(
+            values=c.full(gz),
+            labels=labels,
+            z=c.full(gz),
+            p_value=c.full(pv),
+            q_value=c.full(q),
+            summary=label_counts(labels),
+        )
+    )
 
 
-@register("lq", neighbours=False, aliases=("location_quotient",),
-          reference="Isard (1960), Methods of Regional Analysis; exact binomial test of x_i ~ Bin(t_i, P)")
+@register(
+    "lq",
+    neighbours=False,
+    aliases=("location_quotient",),
+    reference="Isard (1960), Methods of Regional Analysis; exact binomial test of x_i ~ Bin(t_i, P)",
+)
 def location_quotient(c: LocalContext) -> LocalResult:
     """LQ_i = share_i ÷ city-wide share, with a two-sided exact binomial p-value ``min(1, 2 · min tail)``."""
     x, t, y = c.x, c.t, c.y
@@ -82,12 +101,23 @@ def location_quotient(c: LocalContext) -> LocalResult:
     names = np.where(lq > 1, "over_represented", "under_represented")
     labels = labels_for(sig, names, np.zeros(len(y), bool))
     labels[np.isnan(pv)] = NO_POPULATION
-    return c.finish(c.result(values=lq, labels=labels, p_value=pv, q_value=q, permutations=0,  # an exact test
-                             summary={"city_share": float(P), **label_counts(labels)}))
+    return c.finish(
+        c.result(
+            values=lq,
+            labels=labels,
+            p_value=pv,
+            q_value=q,
+            permutations=0,  # an exact test
+            summary={"city_share": float(P), **label_counts(labels)},
+        )
+    )
 
 
-@register("entropy", neighbours=False,
-          reference="Shannon (1948); the area's entropy E_i of Theil's H (Theil 1972; Reardon & Firebaugh 2002)")
+@register(
+    "entropy",
+    neighbours=False,
+    reference="Shannon (1948); the area's entropy E_i of Theil's H (Theil 1972; Reardon & Firebaugh 2002)",
+)
 def entropy(c: LocalContext) -> LocalResult:
     """Local diversity −Σ_k p_ik ln p_ik ÷ ln K across ``groups`` (all by default) plus, where they do not add up
     to the total, the rest as one more group; not tested."""
@@ -100,13 +130,20 @@ def entropy(c: LocalContext) -> LocalResult:
     pik = np.divide(X, ti, out=np.zeros_like(X), where=ti > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -np.where(pik > 0, pik * np.log(pik), 0).sum(axis=1) / np.log(X.shape[1])
-    return c.result(values=h, labels=np.full(len(h), "not_tested", dtype=object),
-                    summary={"groups": cols, "normalised_by": f"ln {X.shape[1]}"})
+    return c.result(
+        values=h,
+        labels=np.full(len(h), "not_tested", dtype=object),
+        summary={"groups": cols, "normalised_by": f"ln {X.shape[1]}"},
+    )
 
 
-@register("bivariate_lisa", bivariate=True, aliases=("bivariate_moran",),
-          reference='Anselin, Syabri & Smirnov (2002), "Visualizing multivariate spatial correlation with '
-                    'dynamically linked windows"')
+@register(
+    "bivariate_lisa",
+    bivariate=True,
+    aliases=("bivariate_moran",),
+    reference='Anselin, Syabri & Smirnov (2002), "Visualizing multivariate spatial correlation with '
+    'dynamically linked windows"',
+)
 def bivariate_lisa(c: LocalContext) -> LocalResult:
     """I_i = (n−1) x_i Σ_j w_ij y_j / Σ x²: the standardised share against the lag of the standardised ``other``
     column, permuting ``other``; labelled with the four quadrants."""
@@ -133,5 +170,11 @@ def _local_moran(c: LocalContext, W: sp.csr_matrix, zx: np.ndarray, zy: np.ndarr
     quad = np.select([(zx > 0) & (lag > 0), (zx <= 0) & (lag > 0), (zx <= 0) & (lag <= 0)], [0, 1, 2], 3)
     labels = c.full(labels_for(sig, QUADRANTS[quad], c.islands), NO_POPULATION)
     c.columns["lag"] = c.full(lag)
-    return c.result(values=c.full(local_i), labels=labels, z=c.full(zx), p_value=None if pv is None else c.full(pv),
-                    q_value=None if q is None else c.full(q), summary=label_counts(labels))
+    return c.result(
+        values=c.full(local_i),
+        labels=labels,
+        z=c.full(zx),
+        p_value=None if pv is None else c.full(pv),
+        q_value=None if q is None else c.full(q),
+        summary=label_counts(labels),
+    )

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps serve indices test bench clean
+.PHONY: setup system-deps serve indices test lint bench clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,12 @@ indices: setup
 serve: setup
 	$(BIN)/segmap serve
 
-test: setup system-deps
+test: setup system-deps lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	$(BIN)/python -m benchmarks

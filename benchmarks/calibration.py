@@ -18,6 +18,7 @@ null (every share P) the rejection rate of the random-allocation p-value at 0.05
     python -m benchmarks calibration            # the full grid, ~25 min on 2 cores
     python -m benchmarks.calibration --quick    # a few points, printed only, ~2 min
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,6 +78,7 @@ def beta_shares(t: np.ndarray, target: float, rng: np.random.Generator) -> np.nd
     def shares(log_k):
         k = np.exp(log_k)
         return stats.beta.ppf(z, P * k, (1 - P) * k)
+
     log_k = optimize.brentq(lambda lk: dissimilarity_of(t, shares(lk)) - target, -9.0, 16.0, xtol=1e-10)
     return shares(log_k)
 
@@ -108,12 +110,16 @@ def grid_context(areas: int):
 
     from spatial.dataset import validate
     from spatial.indices.spatial_context import SpatialContext
+
     side = int(np.ceil(np.sqrt(areas)))
     i, j = np.divmod(np.arange(areas), side)
     x0, y0 = 500_000.0, 5_000_000.0
     geoms = box(x0 + i * 200, y0 + j * 200, x0 + (i + 1) * 200, y0 + (j + 1) * 200)
-    gdf = gpd.GeoDataFrame({"id": [f"a{k}" for k in range(areas)], "total": np.ones(areas), "g": np.zeros(areas)},
-                           geometry=geoms, crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"a{k}" for k in range(areas)], "total": np.ones(areas), "g": np.zeros(areas)},
+        geometry=geoms,
+        crs="EPSG:32633",
+    )
     return SpatialContext(validate(gdf, id_col="id", groups=["g"], total="total"))
 
 
@@ -147,22 +153,46 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
         boot = boot[np.isfinite(boot)]
         q_lo, q_hi = np.quantile(boot, [a, 1 - a])
         m = boot.mean()
-        rows.append((value, cal["estimate"], cal["ci_low"], cal["ci_high"], cal["within_noise"],
-                     value + q_lo - m, value + q_hi - m, 2 * value - q_hi, 2 * value - q_lo, 2 * value - m))
+        rows.append(
+            (
+                value,
+                cal["estimate"],
+                cal["ci_low"],
+                cal["ci_high"],
+                cal["within_noise"],
+                value + q_lo - m,
+                value + q_hi - m,
+                2 * value - q_hi,
+                2 * value - q_lo,
+                2 * value - m,
+            )
+        )
     v, est, lo, hi, noise, old_lo, old_hi, sh_lo, sh_hi, sh_est = np.array(rows, dtype=float).T
 
     def cover(lo, hi):
         return float(np.mean((lo <= truth) & (truth <= hi)))
-    return {"point": point, "truth": truth, "reps": reps, "flagged": float(noise.mean()),
-            "coverage": cover(lo, hi), "below": float(np.mean(truth < lo)), "above": float(np.mean(truth > hi)),
-            "coverage_unflagged": cover(lo[noise == 0], hi[noise == 0]) if (noise == 0).any() else float("nan"),
-            "coverage_old": cover(old_lo, old_hi), "coverage_shift": cover(sh_lo, sh_hi),
-            "error_value": float(v.mean() - truth), "error_corrected": float(np.nanmean(est) - truth),
-            "error_shift": float(sh_est.mean() - truth), "half_width": float(np.mean(hi - lo) / 2)}
+
+    return {
+        "point": point,
+        "truth": truth,
+        "reps": reps,
+        "flagged": float(noise.mean()),
+        "coverage": cover(lo, hi),
+        "below": float(np.mean(truth < lo)),
+        "above": float(np.mean(truth > hi)),
+        "coverage_unflagged": cover(lo[noise == 0], hi[noise == 0]) if (noise == 0).any() else float("nan"),
+        "coverage_old": cover(old_lo, old_hi),
+        "coverage_shift": cover(sh_lo, sh_hi),
+        "error_value": float(v.mean() - truth),
+        "error_corrected": float(np.nanmean(est) - truth),
+        "error_shift": float(sh_est.mean() - truth),
+        "half_width": float(np.mean(hi - lo) / 2),
+    }
 
 
-def null_size(areas: int, people: int, reps: int = NULL_REPS, permutations: int = NULL_PERMUTATIONS,
-              seed: int = 0) -> dict:
+def null_size(
+    areas: int, people: int, reps: int = NULL_REPS, permutations: int = NULL_PERMUTATIONS, seed: int = 0
+) -> dict:
     """Rejection rate at 0.05 of the random-allocation p-value of D when every area's share is P."""
     evaluate = get("dissimilarity").evaluator()
     rng = np.random.default_rng([seed, 2, areas, people])
@@ -175,20 +205,31 @@ def null_size(areas: int, people: int, reps: int = NULL_REPS, permutations: int 
         sims = _simulate(evaluate, nulls["random_allocation"], permutations, block, None)
         ps.append(two_sided_p(float(evaluate(x, t)), sims))
     ps = np.array(ps)
-    return {"areas": areas, "people": people, "reps": reps, "rejected_05": float(np.mean(ps <= 0.05)),
-            "rejected_01": float(np.mean(ps <= 0.01))}
+    return {
+        "areas": areas,
+        "people": people,
+        "reps": reps,
+        "rejected_05": float(np.mean(ps <= 0.05)),
+        "rejected_01": float(np.mean(ps <= 0.01)),
+    }
 
 
 def grid(quick: bool = False) -> list[Point]:
     if quick:
-        return [Point(None, 30, 3000, shape="uniform"), Point(0.1, 200, 200), Point(0.4, 200, 20),
-                Point(0.05, 2000, 200)]
+        return [
+            Point(None, 30, 3000, shape="uniform"),
+            Point(0.1, 200, 200),
+            Point(0.4, 200, 20),
+            Point(0.05, 2000, 200),
+        ]
     points = [Point(None, 30, 3000, shape="uniform")]
     points += [Point(d, n, m) for d in D_GRID for n in AREAS for m in PEOPLE]
     # Every index family at two grid points (an aspatial two-group index, multigroup, spatial).
     for index in ("gini", "entropy", "atkinson", "isolation", "exposure", "spatial_dissimilarity"):
-        points += [Point(0.1, 200, 200, index, "clustered" if index == "spatial_dissimilarity" else "beta"),
-                   Point(0.4, 200, 20, index, "clustered" if index == "spatial_dissimilarity" else "beta")]
+        points += [
+            Point(0.1, 200, 200, index, "clustered" if index == "spatial_dissimilarity" else "beta"),
+            Point(0.4, 200, 20, index, "clustered" if index == "spatial_dissimilarity" else "beta"),
+        ]
     for index in ("multigroup_dissimilarity", "information_theory", "mutual_information"):
         points += [Point(None, 200, 100, index, "dirichlet"), Point(None, 30, 1000, index, "dirichlet")]
     return points
@@ -207,41 +248,65 @@ def fmt(v, digits=3) -> str:
 
 def report(cov: list[dict], size: list[dict], seconds: float, reps: int) -> str:
     from benchmarks.common import header
-    lines = [header("Calibration of intervals and p-values (issue 17)").rstrip("\n"), "",
-             (f"{reps} replicates a point, {reps // 2} at 2,000 areas (coverage standard error "
-              f"{100 * np.sqrt(0.95 * 0.05 / reps):.1f} and {100 * np.sqrt(0.95 * 0.05 / (reps // 2)):.1f} points at 95 %); "
-              "200 simulations per λ; "
-             f"{seconds / 60:.0f} min on 2 processes. Truth: the index of the expected counts. `flagged`: share of "
-             "replicates reported `within_noise`. `coverage`: the reported interval (flagged ones included, their "
-             "interval reaches no segregation); `old`: centred on the observed value (before issue 17); `shift`: "
-             "2·value − bootstrap (R `segregation`). Errors are mean estimate − truth."), "",
-             ("| index | true value | areas | people/area | flagged | coverage | below | above | old | shift | "
-              "error of value | error corrected | error shift |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    lines = [
+        header("Calibration of intervals and p-values (issue 17)").rstrip("\n"),
+        "",
+        (
+            f"{reps} replicates a point, {reps // 2} at 2,000 areas (coverage standard error "
+            f"{100 * np.sqrt(0.95 * 0.05 / reps):.1f} and {100 * np.sqrt(0.95 * 0.05 / (reps // 2)):.1f} points at 95 %); "
+            "200 simulations per λ; "
+            f"{seconds / 60:.0f} min on 2 processes. Truth: the index of the expected counts. `flagged`: share of "
+            "replicates reported `within_noise`. `coverage`: the reported interval (flagged ones included, their "
+            "interval reaches no segregation); `old`: centred on the observed value (before issue 17); `shift`: "
+            "2·value − bootstrap (R `segregation`). Errors are mean estimate − truth."
+        ),
+        "",
+        (
+            "| index | true value | areas | people/area | flagged | coverage | below | above | old | shift | "
+            "error of value | error corrected | error shift |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in cov:
         pt = c["point"]
         name = pt.index + (" (issue's city)" if pt.shape == "uniform" else "")
-        lines.append(f"| {name} | {c['truth']:.3f} | {pt.areas} | {pt.people} | {fmt(c['flagged'], 2)} | "
-                     f"**{fmt(c['coverage'])}** | {fmt(c['below'])} | {fmt(c['above'])} | {fmt(c['coverage_old'])} | "
-                     f"{fmt(c['coverage_shift'])} | {c['error_value']:+.4f} | {c['error_corrected']:+.4f} | "
-                     f"{c['error_shift']:+.4f} |")
+        lines.append(
+            f"| {name} | {c['truth']:.3f} | {pt.areas} | {pt.people} | {fmt(c['flagged'], 2)} | "
+            f"**{fmt(c['coverage'])}** | {fmt(c['below'])} | {fmt(c['above'])} | {fmt(c['coverage_old'])} | "
+            f"{fmt(c['coverage_shift'])} | {c['error_value']:+.4f} | {c['error_corrected']:+.4f} | "
+            f"{c['error_shift']:+.4f} |"
+        )
     judged = [c for c in cov if c["flagged"] < 0.5]
     inside = [c for c in judged if 0.93 <= c["coverage"] <= 0.97]
     above = [c for c in judged if c["coverage"] > 0.97]
-    lines += ["", (f"Points not within the noise (flagged in fewer than half the replicates): {len(judged)}; coverage "
-              f"{fmt(min(c['coverage'] for c in judged))}–{fmt(max(c['coverage'] for c in judged))}, median "
-              f"{fmt(float(np.median([c['coverage'] for c in judged])))}; {len(inside)} inside 93–97 %, "
-              f"{len(above)} above, {len(judged) - len(inside) - len(above)} below."), ""]
+    lines += [
+        "",
+        (
+            f"Points not within the noise (flagged in fewer than half the replicates): {len(judged)}; coverage "
+            f"{fmt(min(c['coverage'] for c in judged))}–{fmt(max(c['coverage'] for c in judged))}, median "
+            f"{fmt(float(np.median([c['coverage'] for c in judged])))}; {len(inside)} inside 93–97 %, "
+            f"{len(above)} above, {len(judged) - len(inside) - len(above)} below."
+        ),
+        "",
+    ]
     if size:
-        lines += [("Size of the random-allocation p-value of D under the null (every share 0.2), "
-                   f"{NULL_PERMUTATIONS} simulations, {size[0]['reps']} replicates:"), "",
-                  "| areas | people/area | rejected at 0.05 | rejected at 0.01 |", "|---|---|---|---|"]
+        lines += [
+            (
+                "Size of the random-allocation p-value of D under the null (every share 0.2), "
+                f"{NULL_PERMUTATIONS} simulations, {size[0]['reps']} replicates:"
+            ),
+            "",
+            "| areas | people/area | rejected at 0.05 | rejected at 0.01 |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {s['areas']} | {s['people']} | {fmt(s['rejected_05'])} | {fmt(s['rejected_01'])} |" for s in size]
     return "\n".join(lines) + "\n"
 
 
 def main(quick: bool = False, processes: int = 2) -> None:
     from benchmarks.common import write
+
     reps = 150 if quick else REPS
     jobs = [("coverage", pt, reps if pt.areas <= 200 else reps // 2) for pt in grid(quick)]
     sizes = [(n, m) for n in AREAS for m in PEOPLE] if not quick else [(30, 200)]

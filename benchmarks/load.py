@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server import LiveServer  # noqa: E402
-
 from benchmarks.common import header, table, write  # noqa: E402
+from server import LiveServer  # noqa: E402
 
 DURATION = 20
 

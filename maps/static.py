@@ -55,7 +55,23 @@ def render(
     # Titles and sources are free text: "$" is a dollar sign, not mathtext (a title "$\frac{" was a 500).
     fig.suptitle(title, x=0.02, y=0.97, ha="left", fontsize=12, fontweight="bold", parse_math=False)
 
-    # Legend: swatch with its class number and text, so it reads without colour.
+    _legend(fig, vd)
+    _scale_bar(ax)
+    _source(fig, dataset)
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title, "Description": alt, "Software": "segmap"})
+    else:
+        fig.savefig(buf, format="svg", metadata={"Title": title, "Description": alt})
+    plt.close(fig)
+    data = buf.getvalue()
+    if fmt == "svg":
+        data = _svg_accessible(data, title, alt)
+    return data, alt
+
+
+def _legend(fig, vd: ViewData) -> None:
+    # Swatch with its class number and text, so it reads without colour.
     handles = [
         Patch(facecolor=c, edgecolor="#555555", label=f"{i + 1}. {lab} ({n})")
         for i, (lab, c, n) in enumerate(vd.legend)
@@ -76,7 +92,9 @@ def render(
         alignment="left",
     )
 
-    # Scale bar in metres (the plot is in the dataset's metric CRS).
+
+def _scale_bar(ax) -> None:
+    """A scale bar in metres (the plot is in the dataset's metric CRS)."""
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     length = _scale_length(x1 - x0)
@@ -85,6 +103,8 @@ def render(
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     ax.text(bx + length / 2, by + 0.015 * (y1 - y0), label, ha="center", va="bottom", fontsize=8)
 
+
+def _source(fig, dataset: AreaDataset) -> None:
     src = dataset.meta.source or dataset.meta.name
     fig.text(
         0.02,
@@ -97,16 +117,6 @@ def render(
         color="#333333",
         parse_math=False,
     )
-    buf = io.BytesIO()
-    if fmt == "png":
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title, "Description": alt, "Software": "segmap"})
-    else:
-        fig.savefig(buf, format="svg", metadata={"Title": title, "Description": alt})
-    plt.close(fig)
-    data = buf.getvalue()
-    if fmt == "svg":
-        data = _svg_accessible(data, title, alt)
-    return data, alt
 
 
 def _svg_accessible(svg: bytes, title: str, alt: str) -> bytes:

@@ -4,6 +4,7 @@ Seeded, so the numbers are fixed; the bounds leave ~2 standard errors (400 repli
 around 95 % and would catch the 74 % of the interval centred on the observed value and the ~88 % of
 the plain bootstrap shift (both measured here on the same replicates).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,17 +77,33 @@ def test_comparison_of_cities_with_different_area_sizes_uses_corrected_values():
 def test_corrected_value_is_the_same_in_the_result_and_in_its_comparison(georgia_paths):
     from spatial.indices.compute import compute_indices
     from spatial.io import load_dataset
-    ds = load_dataset(georgia_paths["boundaries"], counts=georgia_paths["counts"], key="area_key",
-                      groups=["foreign_born", "black"], total="total_population")
-    res = compute_indices(ds, group="foreign_born", total="total_population", indices=["dissimilarity", "gini"],
-                          permutations=99, seed=4, compare_group="black")
-    other = compute_indices(ds, group="black", total="total_population", indices=["dissimilarity", "gini"],
-                            permutations=99, seed=4)
+
+    ds = load_dataset(
+        georgia_paths["boundaries"],
+        counts=georgia_paths["counts"],
+        key="area_key",
+        groups=["foreign_born", "black"],
+        total="total_population",
+    )
+    res = compute_indices(
+        ds,
+        group="foreign_born",
+        total="total_population",
+        indices=["dissimilarity", "gini"],
+        permutations=99,
+        seed=4,
+        compare_group="black",
+    )
+    other = compute_indices(
+        ds, group="black", total="total_population", indices=["dissimilarity", "gini"], permutations=99, seed=4
+    )
     for name, r in res.items():
         cmp = r.extra["comparison"]
         assert cmp["value_a_bias_corrected"] == r.value_bias_corrected
         assert cmp["value_b_bias_corrected"] == other[name].value_bias_corrected
-        assert cmp["difference_bias_corrected"] == pytest.approx(r.value_bias_corrected - other[name].value_bias_corrected)
+        assert cmp["difference_bias_corrected"] == pytest.approx(
+            r.value_bias_corrected - other[name].value_bias_corrected
+        )
         d = r.to_dict()
         assert {"value_bias_corrected", "within_noise", "interval_method"} <= set(d) and d["value"] == r.value
         assert d["ci_low"] <= d["value_bias_corrected"] <= d["ci_high"]
@@ -95,8 +112,11 @@ def test_corrected_value_is_the_same_in_the_result_and_in_its_comparison(georgia
 def test_every_kind_of_index_is_corrected():
     """Multigroup and spatial indices take the same calibration (the same family of compositions)."""
     from benchmarks.calibration import evaluator
-    for point in (Point(None, 60, 60, "multigroup_dissimilarity", "dirichlet"),
-                  Point(0.2, 64, 40, "spatial_dissimilarity", "beta")):
+
+    for point in (
+        Point(None, 60, 60, "multigroup_dissimilarity", "dirichlet"),
+        Point(0.2, 64, 40, "spatial_dissimilarity", "beta"),
+    ):
         evaluate, kind = evaluator(point)
         t, p = city(point)
         rng = np.random.default_rng(0)

@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 import shapely
-from server import LiveServer
 
+from server import LiveServer
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 

@@ -10,6 +10,7 @@ import geopandas as gpd
 import httpx
 import pandas as pd
 import pytest
+
 from conftest import BUNDLED
 from server import LiveServer
 

@@ -18,11 +18,11 @@ import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BUNDLED
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from conftest import BUNDLED
 
 KEY = "owner-key"
 HIDDEN = ["13021", "13051", "13067"]  # Bibb, Chatham, Cobb: counties with many foreign-born people

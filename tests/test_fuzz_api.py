@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from server import LiveServer
 
 pytestmark = pytest.mark.server

@@ -8,11 +8,11 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
-from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
+from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.indices import get, names

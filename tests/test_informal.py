@@ -7,9 +7,9 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
-from conftest import shared_path
 from shapely.geometry import Point, box
 
+from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.informal import overlay

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 import shapely
-from server import LiveServer
 
+from server import LiveServer
 from spatial.dataset import Metadata, validate
 
 # Each payload marks window.__xss, sets the title and opens a dialog if it ever runs.

@@ -9,9 +9,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_path
 from shapely.geometry import Polygon, box
 
+from conftest import shared_path
 from spatial import ValidationError, load_dataset, read_boundaries
 from spatial.dataset import validate
 

@@ -8,9 +8,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import shared_path
 from shapely.geometry import box
 
+from conftest import shared_path
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 from spatial.local import empirical_bayes, local_statistic

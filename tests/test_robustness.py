@@ -10,8 +10,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server import LiveServer
 
+from server import LiveServer
 from spatial.errors import ValidationError
 from spatial.io import read_boundaries, read_counts
 

@@ -81,7 +81,6 @@ class _CancelAfter(CancelToken):
 @pytest.fixture(scope="module")
 def georgia():
     from conftest import BUNDLED
-
     from spatial.dataset import Metadata
     from spatial.io import load_dataset
 

@@ -9,6 +9,7 @@ import zipfile
 import geopandas as gpd
 import httpx
 import pytest
+
 from conftest import shared_path
 from server import LiveServer
 

@@ -11,9 +11,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from conftest import ROOT, shared_path
 from shapely.geometry import box
 
+from conftest import ROOT, shared_path
 from spatial import multiple_testing as mt
 from spatial.dataset import validate
 from spatial.errors import ValidationError

@@ -1,5 +1,6 @@
 """Survey estimates whose groups exceed the total by a person or two: refused by default, clipped and
 reported with an explicit tolerance (library, CLI indices/local/map, upload field)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -76,9 +77,11 @@ def test_a_tolerance_below_the_excess_still_refuses_the_rest(chicago):
 
 
 def small_city(tmp_path, over_by=1.0):
-    gdf = gpd.GeoDataFrame({"code": ["a", "b", "c", "d"], "pop": [10.0, 20, 30, 40], "mig": [3.0, 20 + over_by, 5, 9]},
-                           geometry=[box(500_000 + 100 * i, 5_000_000, 500_100 + 100 * i, 5_000_100) for i in range(4)],
-                           crs="EPSG:32633")
+    gdf = gpd.GeoDataFrame(
+        {"code": ["a", "b", "c", "d"], "pop": [10.0, 20, 30, 40], "mig": [3.0, 20 + over_by, 5, 9]},
+        geometry=[box(500_000 + 100 * i, 5_000_000, 500_100 + 100 * i, 5_000_100) for i in range(4)],
+        crs="EPSG:32633",
+    )
     path = tmp_path / "city.gpkg"
     gdf.to_file(path)
     return path
@@ -99,14 +102,31 @@ def test_one_group_over_its_total(tmp_path):
 
 
 def segmap(*args):
-    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, check=False,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_cli_indices_refuses_then_clips_with_tolerance(chicago):
     path, _, over, _ = chicago
-    base = ["indices", path, "--key", "GEOID", "--total", "TOT_POP", *[a for g in RACE for a in ("--group", g)],
-            "--index", "multigroup_dissimilarity", "--format", "json"]
+    base = [
+        "indices",
+        path,
+        "--key",
+        "GEOID",
+        "--total",
+        "TOT_POP",
+        *[a for g in RACE for a in ("--group", g)],
+        "--index",
+        "multigroup_dissimilarity",
+        "--format",
+        "json",
+    ]
     refused = segmap(*base)
     assert refused.returncode != 0 and "27 areas" in refused.stderr and "--tolerance" in refused.stderr
     ok = segmap(*base, "--tolerance", "2")
@@ -119,7 +139,9 @@ def test_cli_local_and_map_take_the_tolerance(tmp_path):
     path = small_city(tmp_path)
     refused = segmap("local", path, "--key", "code", "--total", "pop", "--group", "mig", "--statistic", "lq")
     assert refused.returncode != 0 and "larger than total" in refused.stderr
-    ok = segmap("local", path, "--key", "code", "--total", "pop", "--group", "mig", "--statistic", "lq", "--tolerance", "1")
+    ok = segmap(
+        "local", path, "--key", "code", "--total", "pop", "--group", "mig", "--statistic", "lq", "--tolerance", "1"
+    )
     assert ok.returncode == 0, ok.stderr
     assert "clipped" in ok.stderr and "ids: b" in ok.stderr
     out = tmp_path / "map.svg"
@@ -136,9 +158,11 @@ def app_client(tmp_path_factory):
 
     import app.main
     from app.settings import Settings
+
     # Uploads only: the statistics and map routers are slow to import.
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tolerance"), api_key=KEY, cors_origins=[], statistics=False,
-                        maps=False)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("tolerance"), api_key=KEY, cors_origins=[], statistics=False, maps=False
+    )
     application = app.main.create_app(settings)
     with TestClient(application, raise_server_exceptions=False) as client:
         yield client
@@ -148,10 +172,13 @@ def test_upload_field_tolerance_reports_the_clipped_areas(chicago, app_client):
     path, _, over, _ = chicago
 
     def upload(**form):
-        return app_client.post("/v1/datasets", files={"boundaries": ("Chicago_2020.geojson", path.read_bytes(),
-                                                                     "application/geo+json")},
-                               data={"groups": ",".join(RACE), "total": "TOT_POP", "key": "GEOID", **form},
-                               headers={"X-API-Key": KEY})
+        return app_client.post(
+            "/v1/datasets",
+            files={"boundaries": ("Chicago_2020.geojson", path.read_bytes(), "application/geo+json")},
+            data={"groups": ",".join(RACE), "total": "TOT_POP", "key": "GEOID", **form},
+            headers={"X-API-Key": KEY},
+        )
+
     r = upload(id="chicago-race", tolerance="2")
     assert r.status_code == 201, r.text
     (repair,) = [p for p in r.json()["repairs"] if p["code"] == "clipped_to_total"]

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import BUNDLED
 from fastapi.testclient import TestClient
-from server import LiveServer
 from shapely.geometry import box
 
+from conftest import BUNDLED
+from server import LiveServer
 from spatial.errors import ValidationError
 from spatial.io import read_boundaries
 

@@ -39,6 +39,7 @@ allocation reaches the observed value the interval ends at the no-segregation me
 result says ``within_noise``. Indices that do not move along λ (city-wide diversity) fall back to
 the basic bootstrap of ``segregation``. benchmarks/calibration.py measures the coverage.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -70,14 +71,16 @@ def _simulate(evaluate: Callable, draw: Callable, count: int, block: int, progre
     while done < count:
         b = min(block, count - done)
         checkpoint()
-        out[done:done + b] = evaluate(*draw(b))
+        out[done : done + b] = evaluate(*draw(b))
         done += b
         if progress:
             progress(done0 + done, total or count)
     return out
 
 
-NORMAL_APPROX_MIN_VAR = 9.0  # t·p·(1−p) from which a binomial count is drawn from its normal approximation (the textbook rule)
+NORMAL_APPROX_MIN_VAR = (
+    9.0  # t·p·(1−p) from which a binomial count is drawn from its normal approximation (the textbook rule)
+)
 
 
 def binomial_counts(rng: np.random.Generator, t: np.ndarray, p: np.ndarray | float, b: int) -> np.ndarray:
@@ -226,7 +229,8 @@ def _sequence(items: np.ndarray, make: Callable) -> Callable:
     def draw(b):
         i = state["at"]
         state["at"] = i + b
-        return make(items[i:i + b])
+        return make(items[i : i + b])
+
     return draw
 
 
@@ -250,9 +254,20 @@ def _stream(seed: int | None, which: int) -> np.random.Generator:
     return np.random.default_rng(None if seed is None else [int(seed), 17, which])
 
 
-def calibrate(evaluate: Callable, data: Sequence[np.ndarray], kind: str, observed: float, *, seed: int | None = None,
-              draws: int = CAL_DRAWS, level: float = 0.95, block: int = 64, outer: int | None = None,
-              stream: int = 1, progress: Callable | None = None) -> dict:
+def calibrate(
+    evaluate: Callable,
+    data: Sequence[np.ndarray],
+    kind: str,
+    observed: float,
+    *,
+    seed: int | None = None,
+    draws: int = CAL_DRAWS,
+    level: float = 0.95,
+    block: int = 64,
+    outer: int | None = None,
+    stream: int = 1,
+    progress: Callable | None = None,
+) -> dict:
     """Bias-corrected value and interval of one index by test inversion along the scaled family.
 
     The simulations along λ come from their own stream of ``seed``, so a dataset's bias-corrected value
@@ -280,15 +295,30 @@ def calibrate(evaluate: Callable, data: Sequence[np.ndarray], kind: str, observe
     def basic(why: str, segregation: bool = True) -> dict:
         # The bootstrap at the observed compositions, reflected (Elbers' segregation: 2·value − draws).
         if len(boot) < 2 or not np.isfinite(observed):
-            return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "within_noise": False,
-                    "method": "basic_bootstrap", "why": why, "floor": float("nan"), "draws": np.array([])}
+            return {
+                "estimate": float("nan"),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "within_noise": False,
+                "method": "basic_bootstrap",
+                "why": why,
+                "floor": float("nan"),
+                "draws": np.array([]),
+            }
         m = float(boot.mean())
         lo, hi = np.quantile(boot, [a, 1 - a])
         null = sims[0]
         noise = bool(segregation and len(null) > 1 and np.quantile(null, a) <= observed <= np.quantile(null, 1 - a))
-        return {"estimate": 2 * observed - m, "ci_low": float(2 * observed - hi), "ci_high": float(2 * observed - lo),
-                "within_noise": noise, "method": "basic_bootstrap", "why": why, "floor": float(truth[0]),
-                "draws": 2 * observed - boot}
+        return {
+            "estimate": 2 * observed - m,
+            "ci_low": float(2 * observed - hi),
+            "ci_high": float(2 * observed - lo),
+            "within_noise": noise,
+            "method": "basic_bootstrap",
+            "why": why,
+            "floor": float(truth[0]),
+            "draws": 2 * observed - boot,
+        }
 
     if not np.isfinite(observed) or not np.isfinite(truth).all() or min(len(d) for d in sims) < 10:
         return basic("some simulated cities have no value")
@@ -347,11 +377,11 @@ def calibrate(evaluate: Callable, data: Sequence[np.ndarray], kind: str, observe
         checkpoint()
         b = min(block, outer - done)
         xs = fam.draw(rng, p_est, b)
-        v_star[done:done + b] = evaluate(*xs)
+        v_star[done : done + b] = evaluate(*xs)
         base, dev = fam._split(xs[0], fam.t)
         inner = evaluate(*fam.draw(rng, fam.shares(np.full(b, lam), base, dev)))
-        lam_star = np.clip(lam + sign * (v_star[done:done + b] - inner) / max(dm, 1e-12), 0.0, FINE[-1])
-        re[done:done + b] = evaluate(*fam.expected(fam.shares(lam_star, base, dev)))
+        lam_star = np.clip(lam + sign * (v_star[done : done + b] - inner) / max(dm, 1e-12), 0.0, FINE[-1])
+        re[done : done + b] = evaluate(*fam.expected(fam.shares(lam_star, base, dev)))
         done += b
         if report:
             report(len(GRID) * draws + 3 * done)
@@ -375,9 +405,18 @@ def calibrate(evaluate: Callable, data: Sequence[np.ndarray], kind: str, observe
     lo, hi = est - widen * (est - lo), est + widen * (hi - est)
     if sign * (lo - floor) < 0:  # never below no segregation
         lo = floor
-    return {"estimate": est, "ci_low": min(lo, hi), "ci_high": max(lo, hi), "within_noise": noise,
-            "method": "test_inversion", "floor": floor, "widening": widen, "sd_inversion": sd_ti,
-            "sd_nested": float(np.sqrt(real)), "draws": est + spread}
+    return {
+        "estimate": est,
+        "ci_low": min(lo, hi),
+        "ci_high": max(lo, hi),
+        "within_noise": noise,
+        "method": "test_inversion",
+        "floor": floor,
+        "widening": widen,
+        "sd_inversion": sd_ti,
+        "sd_nested": float(np.sqrt(real)),
+        "draws": est + spread,
+    }
 
 
 def two_sided_p(observed: float, simulated: np.ndarray) -> float:
@@ -391,14 +430,25 @@ def two_sided_p(observed: float, simulated: np.ndarray) -> float:
 
 def noise_note(observed: float, cal: dict) -> str:
     """The sentence that goes with ``within_noise``."""
-    return (f"The observed value {observed:.4g} is within what random allocation alone produces in areas of these "
-            f"sizes: the data are consistent with no segregation, and the interval reaches the no-segregation "
-            f"value {cal['floor']:.4g}.")
+    return (
+        f"The observed value {observed:.4g} is within what random allocation alone produces in areas of these "
+        f"sizes: the data are consistent with no segregation, and the interval reaches the no-segregation "
+        f"value {cal['floor']:.4g}."
+    )
 
 
-def infer(evaluate: Callable, data: Sequence[np.ndarray], *, kind: str, null: str = "random_allocation",
-          permutations: int = 999, seed: int | None = None, ci_level: float = 0.95,
-          block_size: int | None = None, progress: Callable | None = None) -> dict:
+def infer(
+    evaluate: Callable,
+    data: Sequence[np.ndarray],
+    *,
+    kind: str,
+    null: str = "random_allocation",
+    permutations: int = 999,
+    seed: int | None = None,
+    ci_level: float = 0.95,
+    block_size: int | None = None,
+    progress: Callable | None = None,
+) -> dict:
     """p-value, bias-corrected value and interval, and expected value of one index on one dataset.
 
     ``permutations`` draws are made under ``null`` for the p-value; the calibration adds
@@ -407,6 +457,7 @@ def infer(evaluate: Callable, data: Sequence[np.ndarray], *, kind: str, null: st
     """
     if null not in NULLS:
         from ..errors import ValidationError, problem
+
         raise ValidationError(problem("unknown_null", f"Unknown null model {null!r}; choose from {list(NULLS)}"))
     permutations = int(permutations)
     rng = np.random.default_rng(seed)
@@ -419,13 +470,31 @@ def infer(evaluate: Callable, data: Sequence[np.ndarray], *, kind: str, null: st
     steps = len(GRID) * draws + 3 * draws
     total = permutations + steps
     sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
-    cal = calibrate(evaluate, data, kind, observed, seed=seed, draws=draws, level=ci_level, block=block,
-                    progress=(lambda done, _: progress(permutations + done, total)) if progress else None)
-    out = {"value": observed, "value_bias_corrected": cal["estimate"], "bias": observed - cal["estimate"],
-           "p_value": two_sided_p(observed, sims), "ci_low": cal["ci_low"], "ci_high": cal["ci_high"],
-           "expected": float(np.nanmean(sims)) if np.isfinite(sims).any() else float("nan"),
-           "within_noise": cal["within_noise"], "interval_method": cal["method"],
-           "null": null, "permutations": permutations, "seed": seed}
+    cal = calibrate(
+        evaluate,
+        data,
+        kind,
+        observed,
+        seed=seed,
+        draws=draws,
+        level=ci_level,
+        block=block,
+        progress=(lambda done, _: progress(permutations + done, total)) if progress else None,
+    )
+    out = {
+        "value": observed,
+        "value_bias_corrected": cal["estimate"],
+        "bias": observed - cal["estimate"],
+        "p_value": two_sided_p(observed, sims),
+        "ci_low": cal["ci_low"],
+        "ci_high": cal["ci_high"],
+        "expected": float(np.nanmean(sims)) if np.isfinite(sims).any() else float("nan"),
+        "within_noise": cal["within_noise"],
+        "interval_method": cal["method"],
+        "null": null,
+        "permutations": permutations,
+        "seed": seed,
+    }
     if cal["within_noise"]:
         out["note"] = noise_note(observed, cal)
     return out
@@ -439,9 +508,19 @@ def _percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]
     return float(np.quantile(d, a)), float(np.quantile(d, 1 - a))
 
 
-def compare_samples(evaluate_a: Callable, data_a: Sequence[np.ndarray], evaluate_b: Callable,
-                    data_b: Sequence[np.ndarray], *, kind: str, permutations: int = 999, seed: int | None = None,
-                    ci_level: float = 0.95, block_size: int | None = None, progress: Callable | None = None) -> dict:
+def compare_samples(
+    evaluate_a: Callable,
+    data_a: Sequence[np.ndarray],
+    evaluate_b: Callable,
+    data_b: Sequence[np.ndarray],
+    *,
+    kind: str,
+    permutations: int = 999,
+    seed: int | None = None,
+    ci_level: float = 0.95,
+    block_size: int | None = None,
+    progress: Callable | None = None,
+) -> dict:
     """Is index(a) − index(b) different from 0, once each is corrected for its own noise bias?
 
     Each sample is calibrated as in :func:`infer` (the bias of a city of small areas is larger than
@@ -461,10 +540,33 @@ def compare_samples(evaluate_a: Callable, data_a: Sequence[np.ndarray], evaluate
 
     def part(offset):
         return (lambda done, _: progress(offset + done, 2 * half)) if progress else None
-    cal_a = calibrate(evaluate_a, data_a, kind, a, seed=seed, draws=draws, level=ci_level, block=block,
-                      outer=permutations, stream=2, progress=part(0))
-    cal_b = calibrate(evaluate_b, data_b, kind, b, seed=seed, draws=draws, level=ci_level, block=block,
-                      outer=permutations, stream=3, progress=part(half))
+
+    cal_a = calibrate(
+        evaluate_a,
+        data_a,
+        kind,
+        a,
+        seed=seed,
+        draws=draws,
+        level=ci_level,
+        block=block,
+        outer=permutations,
+        stream=2,
+        progress=part(0),
+    )
+    cal_b = calibrate(
+        evaluate_b,
+        data_b,
+        kind,
+        b,
+        seed=seed,
+        draws=draws,
+        level=ci_level,
+        block=block,
+        outer=permutations,
+        stream=3,
+        progress=part(half),
+    )
     est_a, est_b = cal_a["estimate"], cal_b["estimate"]
     diff = est_a - est_b
     m = min(len(cal_a["draws"]), len(cal_b["draws"]))
@@ -478,8 +580,20 @@ def compare_samples(evaluate_a: Callable, data_a: Sequence[np.ndarray], evaluate
         p = min(1.0, (1 + 2 * tail) / (1 + plausible.size))
     else:
         lo = hi = p = float("nan")
-    return {"value_a": a, "value_b": b, "difference": a - b, "value_a_bias_corrected": est_a,
-            "value_b_bias_corrected": est_b, "difference_bias_corrected": diff, "p_value": float(p),
-            "ci_low": float(lo), "ci_high": float(hi), "within_noise_a": cal_a["within_noise"],
-            "within_noise_b": cal_b["within_noise"], "method": "parametric_bootstrap", "bias_corrected": True,
-            "permutations": permutations, "seed": seed}
+    return {
+        "value_a": a,
+        "value_b": b,
+        "difference": a - b,
+        "value_a_bias_corrected": est_a,
+        "value_b_bias_corrected": est_b,
+        "difference_bias_corrected": diff,
+        "p_value": float(p),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "within_noise_a": cal_a["within_noise"],
+        "within_noise_b": cal_b["within_noise"],
+        "method": "parametric_bootstrap",
+        "bias_corrected": True,
+        "permutations": permutations,
+        "seed": seed,
+    }

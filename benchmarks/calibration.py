@@ -17,6 +17,7 @@ null (every share P) the rejection rate of the random-allocation p-value at 0.05
 
     python -m benchmarks calibration            # the full grid, ~25 min on 2 cores
     python -m benchmarks.calibration --quick    # a few points, printed only, ~2 min
+    python -m benchmarks.calibration --index spatial_dissimilarity   # re-measure one index's rows
 """
 
 from __future__ import annotations
@@ -124,13 +125,17 @@ def grid_context(areas: int):
 
 
 def evaluator(point: Point):
+    """(batched evaluator, kind, queen neighbour pairs or None) of the point's index."""
     spec = get(point.index)
-    return spec.evaluator(grid_context(point.areas) if spec.spatial else None), spec.kind
+    if not spec.spatial:
+        return spec.evaluator(None), spec.kind, None
+    ctx = grid_context(point.areas)
+    return spec.evaluator(ctx), spec.kind, ctx.queen
 
 
 def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) -> dict:
     """Coverage and errors of segmap's interval (and of the two it replaces) at one grid point."""
-    evaluate, kind = evaluator(point)
+    evaluate, kind, neighbours = evaluator(point)
     t, p = city(point, seed)
     if kind == "multigroup":
         truth = float(evaluate(t[:, None] * p))
@@ -146,7 +151,7 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
         else:
             data = (rng.binomial(t.astype(np.int64), p).astype(float), t)
         value = float(evaluate(*data))
-        cal = calibrate(evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block)
+        cal = calibrate(evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block, neighbours=neighbours)
         fam = _Scaled(data, kind)
         at_observed = fam.shares(1.0)
         boot = _simulate(evaluate, lambda b, fam=fam, q=at_observed: fam.draw(rng, q, b), draws, block, None)
@@ -224,14 +229,15 @@ def grid(quick: bool = False) -> list[Point]:
         ]
     points = [Point(None, 30, 3000, shape="uniform")]
     points += [Point(d, n, m) for d in D_GRID for n in AREAS for m in PEOPLE]
-    # Every index family at two grid points (an aspatial two-group index, multigroup, spatial).
-    for index in ("gini", "entropy", "atkinson", "isolation", "exposure", "spatial_dissimilarity"):
-        points += [
-            Point(0.1, 200, 200, index, "clustered" if index == "spatial_dissimilarity" else "beta"),
-            Point(0.4, 200, 20, index, "clustered" if index == "spatial_dissimilarity" else "beta"),
-        ]
+    # Every index family at two grid points (aspatial two-group, multigroup, spatial).
+    for index in ("gini", "entropy", "atkinson", "isolation", "exposure"):
+        points += [Point(0.1, 200, 200, index), Point(0.4, 200, 20, index)]
     for index in ("multigroup_dissimilarity", "information_theory", "mutual_information"):
         points += [Point(None, 200, 100, index, "dirichlet"), Point(None, 30, 1000, index, "dirichlet")]
+    # Spatial: shares sorted west to east on a grid (smooth), and the same shares at random places.
+    for shape in ("clustered", "beta"):
+        points += [Point(0.1, 200, 200, "spatial_dissimilarity", shape), Point(0.4, 200, 20, "spatial_dissimilarity", shape)]
+    points += [Point(0.1, 200, 200, name, "clustered") for name in ("boundary_spatial_dissimilarity", "delta")]
     return points
 
 
@@ -244,6 +250,57 @@ def _run(args):
 
 def fmt(v, digits=3) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def label(pt: Point) -> str:
+    where = {"uniform": " (issue's city)", "clustered": " (clustered)"}.get(pt.shape, "")
+    if pt.shape == "beta" and get(pt.index).spatial:
+        where = " (random places)"
+    return pt.index + where
+
+
+def summary(points: list[tuple[float, float]]) -> str:
+    """The sentence under the table, from (flagged, coverage) of every point."""
+    judged = [cov for flagged, cov in points if flagged < 0.5]
+    inside = [c for c in judged if 0.93 <= c <= 0.97]
+    above = [c for c in judged if c > 0.97]
+    return (
+        f"Points not within the noise (flagged in fewer than half the replicates): {len(judged)}; coverage "
+        f"{fmt(min(judged))}–{fmt(max(judged))}, median {fmt(float(np.median(judged)))}; {len(inside)} inside "
+        f"93–97 %, {len(above)} above, {len(judged) - len(inside) - len(above)} below."
+    )
+
+
+def row(c: dict) -> str:
+    pt = c["point"]
+    return (
+        f"| {label(pt)} | {c['truth']:.3f} | {pt.areas} | {pt.people} | {fmt(c['flagged'], 2)} | "
+        f"**{fmt(c['coverage'])}** | {fmt(c['below'])} | {fmt(c['above'])} | {fmt(c['coverage_old'])} | "
+        f"{fmt(c['coverage_shift'])} | {c['error_value']:+.4f} | {c['error_corrected']:+.4f} | "
+        f"{c['error_shift']:+.4f} |"
+    )
+
+
+def merge(text: str, cov: list[dict], seconds: float) -> str:
+    """Replace the rows of re-measured indices in an existing report and redo its summary."""
+    names = sorted({c["point"].index for c in cov})
+    lines = text.rstrip("\n").split("\n")
+
+    def is_row(line):
+        return line.startswith("| ") and line.count("|") == 14 and not line.startswith("| index ")
+
+    rows = [i for i, line in enumerate(lines) if is_row(line)]
+    stale = [i for i in rows if lines[i].split("|")[1].strip().split(" (")[0] in names]
+    at = stale[0] if stale else rows[-1] + 1
+    lines = [line for i, line in enumerate(lines) if i not in set(stale)]
+    lines[at:at] = [row(c) for c in cov]
+    points = [(float(line.split("|")[5]), float(line.split("|")[6].strip(" *"))) for line in lines if is_row(line)]
+    where = next(i for i, line in enumerate(lines) if line.startswith("Points not within the noise"))
+    lines[where] = summary(points) + (
+        f" Rows of {', '.join(names)} re-measured {time.strftime('%Y-%m-%d')} ({seconds / 60:.0f} min); the other "
+        "rows come from the full run above (their code path did not change)."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def report(cov: list[dict], size: list[dict], seconds: float, reps: int) -> str:
@@ -268,28 +325,8 @@ def report(cov: list[dict], size: list[dict], seconds: float, reps: int) -> str:
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for c in cov:
-        pt = c["point"]
-        name = pt.index + (" (issue's city)" if pt.shape == "uniform" else "")
-        lines.append(
-            f"| {name} | {c['truth']:.3f} | {pt.areas} | {pt.people} | {fmt(c['flagged'], 2)} | "
-            f"**{fmt(c['coverage'])}** | {fmt(c['below'])} | {fmt(c['above'])} | {fmt(c['coverage_old'])} | "
-            f"{fmt(c['coverage_shift'])} | {c['error_value']:+.4f} | {c['error_corrected']:+.4f} | "
-            f"{c['error_shift']:+.4f} |"
-        )
-    judged = [c for c in cov if c["flagged"] < 0.5]
-    inside = [c for c in judged if 0.93 <= c["coverage"] <= 0.97]
-    above = [c for c in judged if c["coverage"] > 0.97]
-    lines += [
-        "",
-        (
-            f"Points not within the noise (flagged in fewer than half the replicates): {len(judged)}; coverage "
-            f"{fmt(min(c['coverage'] for c in judged))}–{fmt(max(c['coverage'] for c in judged))}, median "
-            f"{fmt(float(np.median([c['coverage'] for c in judged])))}; {len(inside)} inside 93–97 %, "
-            f"{len(above)} above, {len(judged) - len(inside) - len(above)} below."
-        ),
-        "",
-    ]
+    lines += [row(c) for c in cov]
+    lines += ["", summary([(c["flagged"], c["coverage"]) for c in cov]), ""]
     if size:
         lines += [
             (
@@ -304,12 +341,13 @@ def report(cov: list[dict], size: list[dict], seconds: float, reps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(quick: bool = False, processes: int = 2) -> None:
-    from benchmarks.common import write
+def main(quick: bool = False, processes: int = 2, only: list[str] | None = None) -> None:
+    from benchmarks.common import RESULTS, write
 
     reps = 150 if quick else REPS
-    jobs = [("coverage", pt, reps if pt.areas <= 200 else reps // 2) for pt in grid(quick)]
+    jobs = [("coverage", pt, reps if pt.areas <= 200 else reps // 2) for pt in grid(quick) if not only or pt.index in only]
     sizes = [(n, m) for n in AREAS for m in PEOPLE] if not quick else [(30, 200)]
+    sizes = [] if only else sizes
     jobs += [("size", s, 200 if quick else NULL_REPS) for s in sizes]
     start = time.perf_counter()
     # Biggest first, so the two processes finish together.
@@ -320,6 +358,9 @@ def main(quick: bool = False, processes: int = 2) -> None:
     seconds = time.perf_counter() - start
     cov = [r for r in results if "coverage" in r]
     size = [r for r in results if "rejected_05" in r]
+    if only:  # re-measure some indices in the existing report
+        write("calibration", merge((RESULTS / "calibration.md").read_text(), cov, seconds))
+        return
     text = report(cov, size, seconds, reps)
     if quick:  # a look, not a result: results/calibration.md holds the full grid only
         print(text)
@@ -331,5 +372,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few grid points, fewer replicates")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--index", action="append", help="re-measure only this index's points in results/calibration.md")
     args = parser.parse_args()
-    main(quick=args.quick, processes=args.processes)
+    main(quick=args.quick, processes=args.processes, only=args.index)

@@ -77,7 +77,7 @@ Speed is measured here, not in timed tests. Each module runs segmap and its anch
 listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
 
 ```sh
-make bench                                 # all of them (about 15 minutes on 2 cores)
+make bench                                 # all of them (about 15 minutes on 2 cores, plus ~40 for the calibration)
 .venv/bin/python -m benchmarks tiles load  # some of them
 ```
 

@@ -117,7 +117,7 @@ def test_every_kind_of_index_is_corrected():
         Point(None, 60, 60, "multigroup_dissimilarity", "dirichlet"),
         Point(0.2, 64, 40, "spatial_dissimilarity", "beta"),
     ):
-        evaluate, kind = evaluator(point)
+        evaluate, kind, neighbours = evaluator(point)
         t, p = city(point)
         rng = np.random.default_rng(0)
         truth = float(evaluate(t[:, None] * p)) if kind == "multigroup" else float(evaluate(t * p, t))
@@ -128,7 +128,7 @@ def test_every_kind_of_index_is_corrected():
             else:
                 data = (rng.binomial(t.astype(int), p).astype(float), t)
             value = float(evaluate(*data))
-            cal = calibrate(evaluate, data, kind, value, seed=r)
+            cal = calibrate(evaluate, data, kind, value, seed=r, neighbours=neighbours)
             assert cal["method"] == "test_inversion"
             assert cal["ci_low"] <= cal["estimate"] <= cal["ci_high"]
             errors.append(value - truth)

@@ -184,6 +184,7 @@ def compute_indices(
                 seed=seed,
                 ci_level=ci_level,
                 progress=_scaled(progress, step, len(specs)),
+                neighbours=ctx.queen if spec.spatial else None,
             )
             res.p_value, res.ci_low, res.ci_high, res.expected = (
                 out["p_value"],
@@ -212,6 +213,7 @@ def compute_indices(
                 permutations or 999,
                 seed,
                 ci_level,
+                ctx_a=ctx,
             )
         results[spec.name] = res
     return results
@@ -232,6 +234,7 @@ def _compare(
     permutations,
     seed,
     ci_level,
+    ctx_a=None,
 ) -> dict:
     from .inference import compare_samples
 
@@ -250,7 +253,8 @@ def _compare(
         label = other.meta.name
     evaluate_b = spec.evaluator(ctx_b, **params.get(spec.name, {})) if spec.spatial else evaluate
     out = compare_samples(
-        evaluate, data, evaluate_b, data_b, kind=spec.kind, permutations=permutations, seed=seed, ci_level=ci_level
+        evaluate, data, evaluate_b, data_b, kind=spec.kind, permutations=permutations, seed=seed, ci_level=ci_level,
+        neighbours_a=ctx_a.queen if spec.spatial else None, neighbours_b=ctx_b.queen if spec.spatial else None,
     )
     out["against"] = label
     return out

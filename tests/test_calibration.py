@@ -135,3 +135,11 @@ def test_every_kind_of_index_is_corrected():
             corrected.append(cal["estimate"] - truth)
             covered += cal["ci_low"] <= truth <= cal["ci_high"]
         assert abs(np.mean(corrected)) < 0.4 * abs(np.mean(errors)) and covered >= 8, (point, errors, corrected)
+
+
+def test_spatial_index_on_a_smooth_city():
+    """Shares rising west to east: noise makes neighbours differ, so raw shares mis-measure the bias of SD."""
+    c = coverage(Point(0.1, 100, 200, "spatial_dissimilarity", "clustered"), reps=200, seed=3)
+    assert c["coverage_shift"] < 0.8  # simulating from raw shares corrects the wrong way
+    assert 0.9 <= c["coverage"] <= 0.985, c
+    assert abs(c["error_corrected"]) < 0.3 * abs(c["error_value"])

@@ -151,7 +151,9 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
         else:
             data = (rng.binomial(t.astype(np.int64), p).astype(float), t)
         value = float(evaluate(*data))
-        cal = calibrate(evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block, neighbours=neighbours)
+        cal = calibrate(
+            evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block, neighbours=neighbours
+        )
         fam = _Scaled(data, kind)
         at_observed = fam.shares(1.0)
         boot = _simulate(evaluate, lambda b, fam=fam, q=at_observed: fam.draw(rng, q, b), draws, block, None)
@@ -236,7 +238,10 @@ def grid(quick: bool = False) -> list[Point]:
         points += [Point(None, 200, 100, index, "dirichlet"), Point(None, 30, 1000, index, "dirichlet")]
     # Spatial: shares sorted west to east on a grid (smooth), and the same shares at random places.
     for shape in ("clustered", "beta"):
-        points += [Point(0.1, 200, 200, "spatial_dissimilarity", shape), Point(0.4, 200, 20, "spatial_dissimilarity", shape)]
+        points += [
+            Point(0.1, 200, 200, "spatial_dissimilarity", shape),
+            Point(0.4, 200, 20, "spatial_dissimilarity", shape),
+        ]
     points += [Point(0.1, 200, 200, name, "clustered") for name in ("boundary_spatial_dissimilarity", "delta")]
     return points
 
@@ -345,7 +350,9 @@ def main(quick: bool = False, processes: int = 2, only: list[str] | None = None)
     from benchmarks.common import RESULTS, write
 
     reps = 150 if quick else REPS
-    jobs = [("coverage", pt, reps if pt.areas <= 200 else reps // 2) for pt in grid(quick) if not only or pt.index in only]
+    jobs = [
+        ("coverage", pt, reps if pt.areas <= 200 else reps // 2) for pt in grid(quick) if not only or pt.index in only
+    ]
     sizes = [(n, m) for n in AREAS for m in PEOPLE] if not quick else [(30, 200)]
     sizes = [] if only else sizes
     jobs += [("size", s, 200 if quick else NULL_REPS) for s in sizes]
@@ -372,6 +379,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few grid points, fewer replicates")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--index", action="append", help="re-measure only this index's points in results/calibration.md")
+    parser.add_argument(
+        "--index", action="append", help="re-measure only this index's points in results/calibration.md"
+    )
     args = parser.parse_args()
     main(quick=args.quick, processes=args.processes, only=args.index)

@@ -253,8 +253,16 @@ def _compare(
         label = other.meta.name
     evaluate_b = spec.evaluator(ctx_b, **params.get(spec.name, {})) if spec.spatial else evaluate
     out = compare_samples(
-        evaluate, data, evaluate_b, data_b, kind=spec.kind, permutations=permutations, seed=seed, ci_level=ci_level,
-        neighbours_a=ctx_a.queen if spec.spatial else None, neighbours_b=ctx_b.queen if spec.spatial else None,
+        evaluate,
+        data,
+        evaluate_b,
+        data_b,
+        kind=spec.kind,
+        permutations=permutations,
+        seed=seed,
+        ci_level=ci_level,
+        neighbours_a=ctx_a.queen if spec.spatial else None,
+        neighbours_b=ctx_b.queen if spec.spatial else None,
     )
     out["against"] = label
     return out

@@ -167,9 +167,7 @@ def _neighbourhoods(n: int, neighbours: tuple[np.ndarray, np.ndarray]):
     import scipy.sparse as sp
 
     rows, cols = (np.asarray(a, dtype=np.int64) for a in neighbours)
-    A = sp.csr_matrix(
-        (np.ones(len(rows) + n), (np.r_[rows, np.arange(n)], np.r_[cols, np.arange(n)])), shape=(n, n)
-    )
+    A = sp.csr_matrix((np.ones(len(rows) + n), (np.r_[rows, np.arange(n)], np.r_[cols, np.arange(n)])), shape=(n, n))
     A.data[:] = 1.0
     return A
 

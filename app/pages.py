@@ -105,9 +105,9 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
     return page.encode()
 
 
-def view_file(src: Source, p: MapParams, format: str, max_permutations: int) -> tuple[bytes, str, str]:
-    """The numbers behind a view as CSV or GeoJSON: body, media type and file name."""
-    vd = view_data(
+def _view(src: Source, p: MapParams, max_permutations: int):
+    """The view ``p`` asks for, from the protected table."""
+    return view_data(
         src.data,
         p.group,
         p.view,
@@ -117,6 +117,11 @@ def view_file(src: Source, p: MapParams, format: str, max_permutations: int) -> 
         seed=p.seed,
         max_permutations=max_permutations,
     )
+
+
+def view_file(src: Source, p: MapParams, format: str, max_permutations: int) -> tuple[bytes, str, str]:
+    """The numbers behind a view as CSV or GeoJSON: body, media type and file name."""
+    vd = _view(src, p, max_permutations)
     name = f"{src.id}-{vd.group}-{p.view}"
     if format == "csv":
         from spatial.export import csv_safe
@@ -135,16 +140,7 @@ def image(
     """A PNG or SVG of a view, and its alt text folded for an HTTP header (Latin-1, no control characters)."""
     from maps.static import render as render_image
 
-    vd = view_data(
-        src.data,
-        p.group,
-        p.view,
-        scheme=p.scheme,
-        k=p.k,
-        permutations=p.permutations,
-        seed=p.seed,
-        max_permutations=max_permutations,
-    )
+    vd = _view(src, p, max_permutations)
     body, alt = render_image(src.data, vd, fmt, width=width, height=height, dpi=dpi)
     # The alt text travels ASCII-folded in a header and in full inside the file; no CR/LF: h11 drops the connection.
     return body, re.sub(r"[\x00-\x1f\x7f]+", " ", alt).encode("ascii", "replace").decode()[:2000]

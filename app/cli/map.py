@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
-from .indices import add_tolerance_argument, report_repairs
+from .indices import add_tolerance_argument, load_from_args
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
@@ -59,25 +59,13 @@ def _load(args):
         return args.dataset, _registered(args.dataset)
     if not args.boundaries:
         raise ValidationError(problem("bad_parameter", "Give a BOUNDARIES file or --dataset ID"))
-    from spatial.io import load_dataset
 
     groups = [args.group] if args.group else None
     if groups is None:
         raise ValidationError(problem("no_group", "Name the group to map with --group COL"))
     if args.view == "informal" and "informal" not in groups:
         groups.append("informal")
-    ds = load_dataset(
-        args.boundaries,
-        groups=groups,
-        total=args.total,
-        counts=args.counts,
-        key=args.key,
-        boundary_key=args.boundary_key,
-        name_col=args.name_col,
-        drop_unmatched=args.drop_unmatched,
-        tolerance=args.tolerance,
-    )
-    report_repairs(ds)
+    ds = load_from_args(args, groups)
     return Path(args.boundaries).stem, ds
 
 

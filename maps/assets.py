@@ -29,6 +29,7 @@ OTHER = (
     f"{LEAFLET}/images/layers-2x.png",
     f"{LEAFLET}/LICENSE",
     f"{VECTORGRID}/LICENSE",
+    *(f"maplibre-gl/{f}" for f in ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css", "LICENSE.txt")),
 )
 
 

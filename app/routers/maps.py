@@ -20,7 +20,12 @@ from ..settings import Settings
 from ..tileservice import TileService
 
 router = APIRouter(tags=["maps"])
-_MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
+_MEDIA = {
+    "js": "text/javascript; charset=utf-8",
+    "mjs": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "png": "image/png",
+}
 
 # Our pages run only our own (inline + same-origin) scripts; the embed may be framed by any site.
 _CSP = (

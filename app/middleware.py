@@ -184,7 +184,7 @@ class CachedTiles:
     cannot reach the public, nor a public one an owner. Bounded by the bytes of the tiles it holds.
     """
 
-    PATH = re.compile(r"^/v1/datasets/([^/]+)/tiles/\d+/\d+/\d+\.mvt$")
+    PATH = re.compile(r"^/v1/datasets/([^/]+)/tiles/(?:[0-9a-f]+/)?\d+/\d+/\d+\.mvt$")  # current or versioned
 
     def __init__(self, app, max_bytes: int = 256 * 2**20):
         self.app, self.max_bytes = app, max_bytes

@@ -10,6 +10,8 @@ thread. Encoded tiles go to the disk cache shared by workers; the ASGI layer in 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,11 +24,23 @@ from spatial.disclosure import PublicData
 from spatial.lru import LRU
 
 from .cache import DiskCache
-from .deps import Source
+from .deps import Source, method_for, threshold_for
 from .http import HeavyWork
 from .tiles import AGGREGATE_PX, LAYER, TileAttributes, TileIndex, offline_tiles
 
 MVT = "application/vnd.mapbox-vector-tile"
+IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned tile URL never changes meaning
+
+
+def tile_version(src: Source, settings) -> str:
+    """The version token tile URLs carry: the dataset's content digest and its public disclosure rule (tiles
+    change with either), the same for every caller, so replacing a dataset changes every tile URL."""
+    rule = [src.version, threshold_for(src.info, settings, False), method_for(src.info, settings)]
+    return hashlib.sha256(json.dumps(rule).encode()).hexdigest()[:16]
+
+
+def tile_path(src: Source, version: str) -> str:
+    return f"/v1/datasets/{src.id}/tiles/{version}/{{z}}/{{x}}/{{y}}.mvt"
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,8 @@ def _is_lq(statistic: str) -> bool:
     return ALIASES.get(statistic, statistic) == "lq"
 
 
-def tilejson(src: Source, base_url: str, group: str | None, statistic: str | None) -> dict:
-    """TileJSON 3.0.0 of a dataset's tiles (for ``group``'s ``statistic`` when given)."""
+def tilejson(src: Source, base_url: str, group: str | None, statistic: str | None, version: str) -> dict:
+    """TileJSON 3.0.0 of a dataset's tiles (for ``group``'s ``statistic`` when given), at versioned URLs."""
     info, data = src.info, src.data
     if group is not None:
         src.dataset.require_declared(group, "group")
@@ -102,7 +116,7 @@ def tilejson(src: Source, base_url: str, group: str | None, statistic: str | Non
         "name": info["title"],
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [f"{base_url}/v1/datasets/{src.id}/tiles/{{z}}/{{x}}/{{y}}.mvt" + (f"?{query}" if query else "")],
+        "tiles": [base_url + tile_path(src, version) + (f"?{query}" if query else "")],
         "bounds": [w, s, e, n],
         "center": [(w + e) / 2, (s + n) / 2, 8],
         "minzoom": 0,

@@ -70,12 +70,15 @@ def local_statistic(
     smoothing: str | None = None,
     groups: list[str] | None = None,
     max_permutations: int = MAX_AUTO_PERMUTATIONS,
+    global_test: str = "randomisation",
 ) -> LocalResult:
     """One local statistic of ``group``'s share of ``total`` per area, labelled after multiple-testing control.
 
     ``permutations=None`` chooses them from the number of tested areas, ``alpha`` and ``correction`` (enough
     that the smallest possible p-value can pass, at most ``max_permutations``); a given number that cannot
     reach significance is kept, with a note. Areas with no population are labelled ``no_population``.
+    LISA's global Moran's I is tested with its randomisation moments, or by permutation with
+    ``global_test='permutation'`` (summary ``global_moran.test`` names the one ``p_value`` comes from).
     """
     spec = get(statistic)
     ctx = prepare(
@@ -89,6 +92,7 @@ def local_statistic(
         correction=correction,
         smoothing=smoothing,
         groups=groups,
+        global_test=global_test,
     )
     if spec.neighbours:
         compare_with_neighbours(

@@ -23,6 +23,7 @@ from ..weights import SpatialWeights, build_weights
 MAX_AUTO_PERMUTATIONS = 99_999  # chosen permutations stop here (10,000 areas: see benchmarks/README.md)
 VARIATION_TOL = 1e-9  # relative sd below which values count as equal (float noise, not variation)
 NO_POPULATION = "no_population"
+GLOBAL_TESTS = ("randomisation", "permutation")  # how LISA tests global Moran's I
 CORRECTION_NAMES = {"fdr": "FDR (Benjamini–Hochberg)", "bonferroni": "Bonferroni", "none": "no"}
 
 
@@ -58,6 +59,7 @@ class LocalContext:
     islands: np.ndarray | None = None
     other: np.ndarray | None = None  # a bivariate statistic's second column, every area
     flat: bool = False
+    global_test: str = "randomisation"  # LISA's global Moran's I: analytic moments, or "permutation"
 
     @property
     def n(self) -> int:
@@ -110,8 +112,13 @@ def prepare(
     correction: str,
     smoothing: str | None,
     groups: list[str] | None,
+    global_test: str = "randomisation",
 ) -> LocalContext:
     """Checks the parameters and computes the share (smoothed when ``smoothing='eb'``)."""
+    if global_test not in GLOBAL_TESTS:
+        raise ValidationError(
+            problem("bad_parameter", f"Unknown global_test {global_test!r}; choose from {list(GLOBAL_TESTS)}")
+        )
     if not 0 < alpha < 1:
         raise ValidationError(problem("bad_parameter", f"alpha must be between 0 and 1, got {alpha}"))
     if correction not in CORRECTIONS:
@@ -141,6 +148,7 @@ def prepare(
         share,
         groups,
         columns={"share": share},
+        global_test=global_test,
     )
     if smoothing is not None:
         _smooth(c, smoothing)

@@ -18,7 +18,7 @@ from .prologue import NO_POPULATION, LocalContext, label_counts, labels_for, sta
 from .registry import register
 
 QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
-GLOBAL_PERMUTATIONS = 999  # global Moran's I is one test (p to 0.002); each permutation shuffles all n areas
+GLOBAL_PERMUTATIONS = 999  # global Moran's I permutation test, on request (p to 0.002; each permutes all n areas)
 
 
 @register(
@@ -28,17 +28,18 @@ GLOBAL_PERMUTATIONS = 999  # global Moran's I is one test (p to 0.002); each per
 )
 def lisa(c: LocalContext) -> LocalResult:
     """Local Moran's I_i = (n−1) z_i Σ_j w_ij z_j / Σ z² of the standardised share on row-standardised weights,
-    labelled with GeoDa's four quadrants; the summary adds global Moran's I (one test, its own permutations)."""
+    labelled with GeoDa's four quadrants; the summary adds global Moran's I with its randomisation test
+    (``global_test='permutation'``: a permutation test, drawn after the local ones)."""
     W = c.row_standardised()
     z = standardise(c.ys)
     res = _local_moran(c, W, z, z)
-    n, den = c.n, (z * z).sum()
     if c.flat:
-        res.summary["global_moran"] = {"moran_i": None, "p_value": None, "expected": -1 / (n - 1)}
-    elif c.permutations:  # one test: 999 resolve p to 0.002, and n × N shuffles would dominate the time
-        res.summary["global_moran"] = global_moran(z, W, min(c.permutations, GLOBAL_PERMUTATIONS), c.rng)
-    else:
-        res.summary["global_moran"] = {"moran_i": float(n / W.sum() * (z @ (W @ z)) / den) if den and W.sum() else None}
+        res.summary["global_moran"] = {"moran_i": None, "p_value": None, "expected": -1 / (c.n - 1)}
+    else:  # analytic randomisation moments; a permutation test (up to 999: one test, p to 0.002) when asked
+        perms = (
+            (min(c.permutations, GLOBAL_PERMUTATIONS) or GLOBAL_PERMUTATIONS) if c.global_test == "permutation" else 0
+        )
+        res.summary["global_moran"] = global_moran(z, W, perms, c.rng)
     return c.finish(res)
 
 

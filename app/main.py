@@ -92,9 +92,9 @@ def routers(settings: Settings) -> list[APIRouter]:
 
         out += [indices.router, local.router]
     if settings.maps:
-        from .routers import maps, tiles
+        from .routers import batch, maps, tiles
 
-        out += [tiles.router, maps.router]
+        out += [tiles.router, maps.router, batch.router]
     return out
 
 

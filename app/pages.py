@@ -7,13 +7,15 @@ import json
 import re
 from urllib.parse import quote
 
-from fastapi import Depends, Query
+from fastapi import Depends, Header, Query
 
 from maps.data import SCHEMES, VIEW_STATISTIC, VIEWS, view_data
+from maps.i18n import LANGUAGES, negotiate, tr_for
 from spatial.errors import ValidationError, problem
 
 from .deps import Source
 from .params import local_permutations
+from .problems import ProblemError
 from .settings import Settings
 from .tileservice import Layer, TileService
 
@@ -43,7 +45,11 @@ class MapParams:
         seed: int = Query(0, ge=0, le=2**32 - 1),
         at: str | None = Query(None, description="map position: lat,lon,zoom"),
         tiles: str = Query("auto", description="auto (vector tiles above 3,000 areas), on or off"),
+        lang: str | None = Query(None, max_length=35, description=f"page language: {', '.join(LANGUAGES)}"),
+        accept_language: str | None = Header(None, include_in_schema=False),
     ):
+        # Language of what the page shows (default: the browser's Accept-Language, else English)
+        self.lang = negotiate(lang, accept_language)
         if tiles not in ("auto", "on", "off"):
             raise ValidationError(problem("bad_parameter", "tiles must be auto, on or off"))
         self.tiles = None if tiles == "auto" else tiles == "on"
@@ -100,6 +106,7 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
         vector_tiles=vector,
         embedded_tiles=embedded,
         embedded_zooms=zooms,
+        lang=p.lang,
     )
     page, _ = render_page(data, opts)
     return page.encode()
@@ -141,9 +148,42 @@ def image(
     from maps.static import render as render_image
 
     vd = _view(src, p, max_permutations)
-    body, alt = render_image(src.data, vd, fmt, width=width, height=height, dpi=dpi)
+    body, alt = render_image(src.data, vd, fmt, width=width, height=height, dpi=dpi, tr=tr_for(p.lang))
     # The alt text travels ASCII-folded in a header and in full inside the file; no CR/LF: h11 drops the connection.
     return body, re.sub(r"[\x00-\x1f\x7f]+", " ", alt).encode("ascii", "replace").decode()[:2000]
+
+
+def area(src: Source, p: MapParams, area_id: str, max_permutations: int) -> bytes:
+    """One area's panel (counts, share, LQ, the view's label and p before/after correction, neighbours) as JSON,
+    for pages drawn from vector tiles, which carry no per-area data."""
+    from maps.data import HOTSPOTS, LISA
+    from maps.linked import area_info
+
+    CLASS_NAMES = {**LISA, **HOTSPOTS}  # noqa: N806
+
+    views = {}
+    for view in dict.fromkeys([p.view, "lq"]):
+        q = MapParams.__new__(MapParams)
+        q.__dict__.update({**p.__dict__, "view": view})
+        views[view] = _view(src, q, max_permutations)
+    info = area_info(src.data, views, area_id)
+    if info is None:
+        raise ProblemError(404, "Not found", f"No area {area_id!r} in this dataset.", code="not_found")
+    tr = tr_for(p.lang)
+    from maps.text import label_map
+
+    for view, vd in views.items():
+        shown = label_map(vd, tr)
+        row = info["views"][view]
+        row["label"] = shown.get(row["label"], tr(row["label"]))
+        row["uncorrected"] = tr(CLASS_NAMES[row["uncorrected"]][0]) if row["uncorrected"] else ""
+    return json.dumps(info).encode()
+
+
+def search(src: Source, q: str) -> bytes:
+    from maps.linked import search as find
+
+    return json.dumps(find(src.data, q)).encode()
 
 
 def attachment(filename: str) -> dict:

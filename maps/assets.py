@@ -20,6 +20,7 @@ VECTORGRID = "leaflet.vectorgrid-1.3.0"
 JS = {
     "leaflet": f"{LEAFLET}/leaflet.js",
     "vectorgrid": f"{VECTORGRID}/Leaflet.VectorGrid.bundled.min.js",
+    "linked": f"{OWN}/linked.js",
     "segmap": f"{OWN}/segmap.js",
 }
 CSS = {"leaflet_css": f"{LEAFLET}/leaflet.css", "segmap_css": f"{OWN}/segmap.css"}
@@ -30,6 +31,7 @@ OTHER = (
     f"{LEAFLET}/LICENSE",
     f"{VECTORGRID}/LICENSE",
     *(f"maplibre-gl/{f}" for f in ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css", "LICENSE.txt")),
+    *(f"pmtiles/{f}" for f in ("pmtiles.js", "LICENSE")),
 )
 
 
@@ -64,7 +66,7 @@ def url(base: str, rel: str) -> str:
 
 
 def js_assets(base: str, vector_tiles: bool) -> list[tuple[str, str]]:
-    names = ["leaflet", *(["vectorgrid"] if vector_tiles else []), "segmap"]
+    names = ["leaflet", *(["vectorgrid"] if vector_tiles else []), "linked", "segmap"]
     return [(n, url(base, JS[n])) for n in names]
 
 

@@ -228,7 +228,14 @@ def _local(s: _Start, o: _Options, permutations: int | None):
     s.notes += [n.message for n in res.notes]
     s.base["value"] = data.expand(np.asarray(res.values, dtype=float))
     s.base["p_value"] = data.expand(np.asarray(res.p_value, dtype=float)) if res.p_value is not None else np.nan
+    # p after the correction, and what the Moran scatter plot and the area panel show (all from the public table)
+    s.base["q_value"] = data.expand(np.asarray(res.q_value, dtype=float)) if res.q_value is not None else np.nan
+    if res.z is not None:
+        s.base["z"] = data.expand(np.asarray(res.z, dtype=float))
+    if "lag" in res.columns:
+        s.base["lag"] = data.expand(np.asarray(res.columns["lag"], dtype=float))
     labels = data.labels(res.labels).astype(str)
+    s.base["label_key"] = labels
     return res, labels
 
 
@@ -264,34 +271,44 @@ def _clusters(s: _Start, o: _Options) -> ViewData:
     base["colour"] = [table.get(lab, (lab, "#eeeeee"))[1] for lab in labels]
     legend = [(name, colour, int((labels == key).sum())) for key, (name, colour) in table.items()]
     legend = [row for row in legend if row[2] or row[0] not in ("No neighbours", "No population", SUPPRESSED[0])]
+    _uncorrected(s, base, labels, table)
     return ViewData(s.view, s.group, base, legend, meta=s.meta, notes=s.notes)
+
+
+def _quadrants(view: str, frame: pd.DataFrame) -> np.ndarray:
+    """The class each tested area would have if it were significant: LISA quadrant or Gi* sign."""
+    z = frame["z"].to_numpy(dtype=float)
+    if view == "hotspots":
+        return np.where(z > 0, "hot_spot", "cold_spot")
+    lag = frame["lag"].to_numpy(dtype=float)
+    return np.select(
+        [(z > 0) & (lag > 0), (z <= 0) & (lag > 0), (z <= 0) & (lag <= 0)],
+        ["high_high", "low_high", "low_low"],
+        "high_low",
+    )
+
+
+def _uncorrected(s: _Start, base: pd.DataFrame, labels: np.ndarray, table: dict) -> None:
+    """Areas with p < alpha before the correction that do not pass it: their would-be class (``uncorrected``,
+    empty for the others) and one hatched legend row per class in ``meta["uncorrected"]``."""
+    p = base["p_value"].to_numpy(dtype=float)
+    raw = np.isfinite(p) & (p <= s.meta["alpha"]) & (labels == "not_significant")
+    would = _quadrants(s.view, base) if "z" in base else np.full(len(base), "")
+    base["uncorrected"] = np.where(raw, would, "")
+    s.meta["uncorrected"] = [
+        {"key": key, "label": name, "colour": colour, "count": int((base["uncorrected"] == key).sum())}
+        for key, (name, colour) in table.items()
+        if key in ("high_high", "low_low", "high_low", "low_high", "hot_spot", "cold_spot")
+    ]
 
 
 # One classification per view: a new view is one function and one line here.
 _CLASSIFY = {"share": _shares, "informal": _shares, "lq": _lq, "lisa": _clusters, "hotspots": _clusters}
 
 
-def summary_text(vd: ViewData, top: int = 3) -> str:
-    """A text alternative for the map: what a sighted reader would take from it."""
-    f = vd.frame
-    n = len(f)
-    parts = [f"Map of {VIEW_TITLES[vd.view].lower()} for {vd.group} across {n} areas."]
-    if vd.view in ("share", "informal", "lq"):
-        col = "share" if vd.view != "lq" else "value"
-        best = f.dropna(subset=[col]).nlargest(top, col)
-        fmt = (lambda v: f"{v:.1%}") if col == "share" else (lambda v: f"{v:.2f}")
-        if vd.view != "lq" and "city_share" in vd.meta:
-            parts.append(f"City-wide share {vd.meta['city_share']:.1%}.")
-        parts.append("Highest: " + ", ".join(f"{r['name']} ({fmt(r[col])})" for _, r in best.iterrows()) + ".")
-    else:
-        sig = [(lab, c) for lab, _, c in vd.legend if lab not in UNTESTED]
-        total_sig = sum(c for _, c in sig)
-        parts.append(
-            f"{total_sig} areas are significant at alpha {vd.meta.get('alpha')} after "
-            f"{vd.meta.get('correction')} correction: " + ", ".join(f"{c} {lab}" for lab, c in sig) + "."
-        )
-        significance = vd.meta.get("summary", {}).get("significance")
-        if significance:  # the areas with p ≤ alpha before correction, marked apart, and what the difference means
-            parts.append(significance["explanation"])
-    parts.append("Classes: " + "; ".join(f"{lab} ({c} areas)" for lab, _, c in vd.legend) + ".")
-    return " ".join(parts)
+def summary_text(vd: ViewData, top: int = 3, tr=None) -> str:
+    """A text alternative for the map (English unless ``tr`` is given): see :func:`maps.text.summary_text`."""
+    from .text import ENGLISH
+    from .text import summary_text as text
+
+    return text(vd, tr or ENGLISH, top)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import folium
+import numpy as np
 
 from spatial.cancel import checkpoint
 from spatial.dataset import AreaDataset
@@ -21,7 +22,7 @@ from spatial.disclosure import PublicData, as_public
 from spatial.errors import ValidationError
 from spatial.indices.compute import compute_indices
 
-from . import assets, panels
+from . import assets, linked, panels, text
 from .data import (
     CLUSTER_VIEWS,
     HOTSPOTS,
@@ -29,12 +30,12 @@ from .data import (
     LQ_BREAKS,
     SUPPRESSED,
     VIEW_STATISTIC,
-    VIEW_TITLES,
     ViewData,
     check,
     view_data,
 )
 from .geo import geojson, page_geojson
+from .i18n import Tr, tr_for
 from .templating import RenderOnce, Text, Wiring, json_for_script, render_html
 
 __all__ = ["PageOptions", "build_map", "geojson", "json_for_script", "render_page"]
@@ -42,7 +43,6 @@ __all__ = ["PageOptions", "build_map", "geojson", "json_for_script", "render_pag
 STATIC_PREFIX = "/maps/static"  # where app/routers/maps.py serves the assets
 VECTOR_TILE_THRESHOLD = 3000  # above this many areas the page draws the app's vector tiles
 INDICES = ("dissimilarity", "isolation", "exposure", "gini", "entropy")
-STATISTIC_NAMES = {"lq": "Location quotient", "lisa": "Local Moran's I", "hotspots": "Gi* z"}
 
 
 @dataclass
@@ -65,18 +65,23 @@ class PageOptions:
     # Offline pages of large cities: tiles carried in the page ({"z/x/y": MVT bytes}) and their zoom range.
     embedded_tiles: dict | None = None
     embedded_zooms: tuple[int, int] | None = None
+    lang: str = "en"  # page language (maps/i18n.py)
+
+    @property
+    def tr(self) -> Tr:
+        return tr_for(self.lang)
 
 
 class _GeoJson(folium.GeoJson, RenderOnce):
     """folium's GeoJSON layer, rendered once: area names are data, never template code."""
 
 
-def _indices(dataset: AreaDataset, group: str, permutations: int, seed: int) -> tuple[list[dict], str | None]:
+def _indices(dataset: AreaDataset, group: str, permutations: int, seed: int, tr: Tr) -> tuple[list[dict], str | None]:
     """City-wide indices for the side panel, or a note when the data leave them undefined."""
     try:
         res = compute_indices(dataset, group=group, indices=list(INDICES), permutations=permutations, seed=seed)
     except ValidationError as exc:  # e.g. a group with no members: the map stands without the indices
-        return [], f"City-wide indices could not be computed: {exc}"
+        return [], tr("City-wide indices could not be computed: {reason}", reason=exc.problems[0].message)
     rows = [
         {
             "name": name,
@@ -118,7 +123,9 @@ def _compute_views(dataset: PublicData, group: str, views, opts: PageOptions) ->
         except ValidationError as exc:  # e.g. too few populated areas for local statistics: say so, show the rest
             if v == opts.view:
                 raise
-            notes.append(f"{VIEW_TITLES[v]} not shown: {exc.problems[0].message}")
+            notes.append(
+                opts.tr("{view} not shown: {reason}", view=text.view_title(v, opts.tr), reason=exc.problems[0].message)
+            )
     return data, notes
 
 
@@ -151,9 +158,10 @@ def _informal_overlay(dataset: PublicData, opts: PageOptions) -> folium.FeatureG
     gj = geojson(dataset.subset(mask), vd)
     for feature in gj["features"]:  # folium's GeoJsonTooltip writes properties as HTML: names go in escaped
         feature["properties"]["name"] = html.escape(str(feature["properties"].get("name", "")))
-    group = folium.FeatureGroup(name=panels.INFORMAL_OVERLAY, overlay=True, show=opts.view == "informal")
+    tr = opts.tr
+    group = folium.FeatureGroup(name=tr(panels.INFORMAL_OVERLAY), overlay=True, show=opts.view == "informal")
     tooltip = folium.GeoJsonTooltip(
-        ["name", "count", "share"], aliases=["Area", "People in informal settlements", "Share of area"]
+        ["name", "count", "share"], aliases=[tr("Area"), tr("People in informal settlements"), tr("Share of area")]
     )
     _GeoJson(
         gj,
@@ -177,40 +185,80 @@ def _add_areas(fmap: folium.Map, dataset: PublicData, opts: PageOptions, data: d
     areas.add_to(fmap)
     # Switching views restyles the same areas: one copy of the geometry whatever the number of views.
     for v in data:
-        folium.FeatureGroup(name=VIEW_TITLES[v], overlay=False, show=v == opts.view).add_to(fmap)
+        folium.FeatureGroup(name=text.view_title(v, opts.tr), overlay=False, show=v == opts.view).add_to(fmap)
     overlay = _informal_overlay(dataset, opts)
     if overlay is not None:
         overlay.add_to(fmap)
     if len(data) > 1:
         folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
+    tr = opts.tr
+    for v, vd in data.items():  # the palettes' labels as the page shows them
+        shown = text.label_map(vd, tr)
+        palettes[v] = [[shown.get(label, tr(label)), colour] for label, colour in palettes[v]]
     config = {
-        "view": opts.view,
+        **_common(dataset, opts, data),
         "mode": opts.mode,
         "bounds": bounds,
-        "at": list(opts.at) if opts.at else None,
-        "names": {VIEW_TITLES[v]: v for v in data},
+        "names": {text.view_title(v, tr): v for v in data},
         "palettes": palettes,
-        "statistic": STATISTIC_NAMES,
+        "nb": linked.neighbours(dataset),
+        "per_area": linked.per_area(data),
     }
     fmap.add_child(Wiring(fmap, config, layer=areas))
 
 
-def _tile_classes(view: str, legend: list) -> dict:
+def _share_mean(vd: ViewData | None) -> float | None:
+    """The mean share of the areas LISA tested: above it an area's standardised share is positive (tiles' hatching)."""
+    if vd is None or "z" not in vd.frame:
+        return None
+    f = vd.frame[np.isfinite(vd.frame["z"].to_numpy(dtype=float))]
+    return float(f["share"].mean()) if len(f) else None
+
+
+def _common(dataset: PublicData, opts: PageOptions, data: dict[str, ViewData]) -> dict:
+    """What both kinds of page tell the script: state, language, the linked views' binned and sampled data."""
+    tr = opts.tr
+    lisa = data.get("lisa")
+    return {
+        "view": opts.view,
+        "at": list(opts.at) if opts.at else None,
+        "dataset": opts.dataset_id,
+        "lang": opts.lang,
+        "live": opts.mode != "download",
+        "t": panels.js_strings(tr),
+        "statistic": {v: tr(s) for v, s in text.STATISTICS.items()},
+        "view_titles": {v: text.view_title(v, tr) for v in data},
+        "hist": {v: linked.histogram(vd) for v, vd in data.items()},
+        "scatter": linked.scatter(lisa, opts.seed),
+        "hatch": {
+            v: [{**row, "label_shown": tr(row["label"])} for row in vd.meta.get("uncorrected", [])]
+            for v, vd in data.items()
+            if v in CLUSTER_VIEWS
+        },
+        "group": next(iter(data.values())).group,
+        "share_mean": _share_mean(lisa),
+        "alpha": next((vd.meta["alpha"] for vd in data.values() if "alpha" in vd.meta), 0.05),
+        "overlay_name": tr(panels.INFORMAL_OVERLAY),
+    }
+
+
+def _tile_classes(vd: ViewData, tr: Tr) -> dict:
     """How the page classes an area from its tile properties: by label (clusters), LQ breaks or share bins."""
+    view, shown_as = vd.view, text.label_map(vd, tr)
     if view in CLUSTER_VIEWS:
         table = LISA if view == "lisa" else HOTSPOTS
         return {
             "kind": "labels",
             "label_keys": list(table),
             "colours": [c for _, c in table.values()],
-            "labels": [name for name, _ in table.values()],
+            "labels": [tr(name) for name, _ in table.values()],
         }
-    shown = [(label, colour) for label, colour, _ in legend if label != SUPPRESSED[0]]
+    shown = [(label, colour) for label, colour, _ in vd.legend if label != SUPPRESSED[0]]
     return {
         "kind": "lq" if view == "lq" else "share",
         "label_keys": [],
         "colours": [c for _, c in shown],
-        "labels": [label for label, _ in shown],
+        "labels": [shown_as.get(label, label) for label, _ in shown],
     }
 
 
@@ -224,16 +272,14 @@ def _tiles_config(dataset: PublicData, opts: PageOptions, vd: ViewData, bounds) 
     cfg = {
         "url": f"/v1/datasets/{opts.dataset_id}/tiles/{{z}}/{{x}}/{{y}}.mvt?{urlencode(query)}",
         "bounds": bounds,
-        "view": opts.view,
-        "at": list(opts.at) if opts.at else None,
         "share_field": f"{vd.group}_share",
         "name_field": dataset.name_col or "id",
         "bins": vd.meta.get("bins", []),
         "breaks": LQ_BREAKS,
-        **_tile_classes(opts.view, vd.legend),
+        **_tile_classes(vd, opts.tr),
         "hidden_colour": SUPPRESSED[1],
-        "hidden_label": SUPPRESSED[0],
-        "statistic": STATISTIC_NAMES.get(opts.view, ""),
+        "hidden_label": opts.tr(SUPPRESSED[0]),
+        **_common(dataset, opts, {opts.view: vd}),
     }
     if opts.embedded_tiles is not None:  # the offline file answers the tile requests itself
         cfg.update(
@@ -271,12 +317,14 @@ def render_page(dataset: AreaDataset | PublicData, opts: PageOptions) -> tuple[s
     if opts.mode == "page":
         # Bootstrap CIs over a large city would hold the page up: values only there (the indices API has CIs).
         perms = opts.index_permutations if dataset.n <= VECTOR_TILE_THRESHOLD else 0
-        indices = _indices(dataset.dataset, info["group"], perms, opts.seed)
+        indices = _indices(dataset.dataset, info["group"], perms, opts.seed, opts.tr)
     root = fmap.get_root()
-    title = f"{dataset.meta.name} — {info['views'][opts.view].title}"
+    title = f"{dataset.meta.name} — {text.title(info['views'][opts.view], opts.tr)}"
     root.header.add_child(Text(render_html("head.html", title=title, full_page=opts.mode == "page")))
     root.html.add_child(Text(panels.render(dataset, opts, info, indices)))
-    page = root.render()
+    page = root.render().replace(
+        "<html>", f'<html lang="{opts.tr.lang}">', 1
+    )  # screen readers speak the page's language
     if opts.mode == "download":
         page = assets.inline_assets(page, STATIC_PREFIX)
     return page, info

@@ -20,6 +20,7 @@ from ..settings import Settings
 from ..tileservice import TileService
 
 router = APIRouter(tags=["maps"])
+CLIENT_STATE = ("area", "pattern")  # held in the URL for the page's script; the server's page is the same
 _MEDIA = {
     "js": "text/javascript; charset=utf-8",
     "mjs": "text/javascript; charset=utf-8",
@@ -64,7 +65,8 @@ class Page:
             "map",
             mode,
             self.src.key(),
-            sorted(self.request.query_params.multi_items()),
+            sorted((k, v) for k, v in self.request.query_params.multi_items() if k not in CLIENT_STATE),
+            self.p.lang,  # negotiated from lang= or Accept-Language
             self.settings.basemap_url,
             assets.RENDER_VERSION,
         )
@@ -74,7 +76,7 @@ class Page:
             lambda: pages.render(self.src, self.p, self.settings, mode, self.tiles),
             source=self.src,
             media_type="text/html",
-            headers=headers,
+            headers={**headers, "Vary": "Accept-Language", "Content-Language": self.p.lang},
         )
 
 
@@ -128,6 +130,29 @@ async def data(
     return Response(body, media_type=media, headers=pages.attachment(name))
 
 
+@router.get("/maps/{dataset_id}/area", summary="One area's panel: counts, share, LQ, label, p-values, neighbours")
+async def area(
+    request: Request,
+    area: str = Query(..., max_length=200, description="area id"),
+    p: MapParams = Depends(),
+    src: Source = Depends(get_source),
+    settings: Settings = Depends(get_settings),
+    heavy: HeavyWork = Depends(get_heavy),
+):
+    body = await heavy.run(
+        pages.area, src, p, area, settings.max_permutations, key=("area", src.key(), str(request.url), p.lang)
+    )
+    return Response(body, media_type="application/json", headers={"Vary": "Accept-Language"})
+
+
+@router.get("/maps/{dataset_id}/search", summary="Areas whose name or id contains q, with bounds to zoom to")
+async def search(
+    q: str = Query(..., min_length=1, max_length=100, description="part of a name or id"),
+    src: Source = Depends(get_source),
+):
+    return Response(pages.search(src, q), media_type="application/json")
+
+
 @router.get(
     "/v1/datasets/{dataset_id}/map.{fmt}",
     summary="Static PNG or SVG map (title, legend, attribution, scale bar)",
@@ -154,10 +179,10 @@ async def map_image(
         height,
         dpi or (150 if fmt == "png" else 100),
         settings.max_permutations,
-        key=("image", src.key(), str(request.url)),
+        key=("image", src.key(), str(request.url), p.lang),
     )
     return Response(
         body,
         media_type="image/png" if fmt == "png" else "image/svg+xml",
-        headers={"X-Alt-Text": alt, "Cache-Control": "public, max-age=300"},
+        headers={"X-Alt-Text": alt, "Cache-Control": "public, max-age=300", "Vary": "Accept-Language"},
     )

@@ -34,6 +34,8 @@ PUBLIC_FIELDS = (
     "description",
     "derived_from",
     "version",
+    "series",
+    "date",
 )
 
 
@@ -50,6 +52,8 @@ def describe(info: dict, settings: Settings, base_url: str) -> dict:
         "tilejson": f"{here}/tilejson.json",
         "map": f"{base_url}/maps/{info['id']}",
     }
+    if info.get("series"):
+        out["links"]["series"] = f"{base_url}/v1/series/{info['series']}"
     return out
 
 
@@ -77,6 +81,17 @@ def check_new_id(registry: Registry, new_id: str | None, hint: str) -> None:
         raise ValidationError(problem("exists", f"Dataset {new_id!r} exists; {hint}"), code="exists")
 
 
+def check_series(registry: Registry, up: Upload) -> None:
+    """Refuse a series upload whose date another dataset of the series has, before reading any file."""
+    from .registry import check_series_fields, series_date_taken
+
+    series, date = check_series_fields(up.series, up.date, up.year)
+    other = registry.date_taken(series, date) if series else None
+    if other:
+        raise ValidationError(series_date_taken(series, date, other))
+    up.date = date
+
+
 @dataclass
 class Upload:
     """The fields of POST /v1/datasets (see routers.datasets)."""
@@ -96,6 +111,8 @@ class Upload:
     drop_unmatched: bool = False
     disclosure: dict | None = None
     tolerance: float = 0
+    series: str | None = None
+    date: str | None = None
 
 
 def _limits(settings: Settings) -> dict:
@@ -119,6 +136,7 @@ async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWo
         region_col=up.region_col,
     )
     check_new_id(registry, up.id, "choose another id or DELETE it first")
+    check_series(registry, up)
     bbytes = await up.boundaries.read()
     cbytes = await up.counts.read() if cname else None
     if not bbytes:
@@ -146,8 +164,9 @@ async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWo
         )
         new_id = up.id or registry.new_id(meta.name)
         checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
+        owner = "api_key" if settings.api_key else None
         return registry.put(
-            new_id, ds, owner_key="api_key" if settings.api_key else None, disclosure=up.disclosure
+            new_id, ds, owner_key=owner, disclosure=up.disclosure, series=up.series, date=up.date
         ), ds.repairs
 
     return await heavy.run(build)

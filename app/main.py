@@ -86,11 +86,13 @@ def routers(settings: Settings) -> list[APIRouter]:
     only when on: they load the statistics and map libraries, seconds at start)."""
     from .routers import datasets, health, informal, ogc
 
-    out = [health.router, datasets.router, informal.router, ogc.router]
+    from .routers import series
+
+    out = [health.router, datasets.router, informal.router, ogc.router, series.router]
     if settings.statistics:
         from .routers import indices, local
 
-        out += [indices.router, local.router]
+        out += [indices.router, local.router, series.stats_router]
     if settings.maps:
         from .routers import batch, maps, tiles
 
@@ -101,6 +103,7 @@ def routers(settings: Settings) -> list[APIRouter]:
 # Bodies FastAPI cannot infer because the handler returns a Response: (method, path) -> media types of its 200.
 CONTENT_200 = {
     ("get", "/v1/datasets/{dataset_id}/local"): ("application/geo+json", "text/csv"),
+    ("get", "/v1/series/{series_id}/indices"): ("application/json", "text/csv"),
     ("get", "/maps/{dataset_id}/data"): ("text/csv", "application/geo+json"),
     ("get", "/ogc/collections/{collection_id}/items"): ("application/geo+json",),
 }

@@ -8,6 +8,7 @@ this safe across threads and worker processes sharing the data directory.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -20,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 
 from spatial.dataset import AreaDataset, Metadata
 from spatial.disclosure import PublicData, protect
@@ -34,6 +36,12 @@ CREATE TABLE IF NOT EXISTS datasets (
   licence TEXT, description TEXT, derived_from TEXT, owner_key TEXT, created REAL, disclosure TEXT);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT);
 """
+# Columns added after the first release: (name, type), added to older catalogues at start (see _migrate).
+ADDED_COLUMNS = (("series", "TEXT"), ("date", "TEXT"), ("geography", "TEXT"))
+COLUMNS = (
+    "id version file title source year crs n_areas total groups name_col region_col bounds licence description "
+    "derived_from owner_key created disclosure"
+).split() + [c for c, _ in ADDED_COLUMNS]
 
 
 def slugify(text: str) -> str:
@@ -73,10 +81,19 @@ class Registry:
         # Datasets read from their files and their protected tables, by version (and threshold, method).
         self._memory = LRU(memory_entries)
         self._db().conn.executescript(SCHEMA)
+        self._migrate()
         if sweep:
             self.sweep()
 
     # -- storage ------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Add the columns a catalogue made by an older version lacks (in one transaction: workers race here)."""
+        with self._db() as db:
+            have = {r["name"] for r in db.execute("PRAGMA table_info(datasets)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE datasets ADD COLUMN {name} {kind}")
+
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -117,6 +134,18 @@ class Registry:
     def list(self) -> list[dict]:
         with self._db() as db:
             return [self._row(r) for r in db.execute("SELECT * FROM datasets ORDER BY id")]
+
+    def series(self, series_id: str | None = None) -> list[dict]:
+        """The datasets of one series (or of every series) by series, then date."""
+        where, args = ("WHERE series = ?", (series_id,)) if series_id else ("WHERE series IS NOT NULL", ())
+        with self._db() as db:
+            rows = db.execute(f"SELECT * FROM datasets {where} ORDER BY series, date, id", args)
+            return [self._row(r) for r in rows]
+
+    def date_taken(self, series_id: str, date: str, dataset_id: str | None = None) -> str | None:
+        """The id of another dataset of ``series_id`` dated ``date``, if any."""
+        with self._db() as db:
+            return _date_taken(db, series_id, date, dataset_id)
 
     def info(self, dataset_id: str) -> dict | None:
         with self._db() as db:
@@ -212,12 +241,16 @@ class Registry:
         derived_from: str | None = None,
         owner_key: str | None = None,
         disclosure: dict | None = None,
+        series: str | None = None,
+        date: str | None = None,
     ) -> dict:
-        """Store ``ds`` under ``dataset_id`` atomically; fails if it exists unless ``replace``."""
+        """Store ``ds`` under ``dataset_id`` atomically; fails if it exists unless ``replace``, or if another
+        dataset of ``series`` has the same ``date`` (checked in the transaction that writes the row)."""
         if not ID_PATTERN.match(dataset_id):
             raise ValidationError(
                 problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'")
             )
+        series, date = check_series_fields(series, date, ds.meta.year)
         areas = ds.areas
         tmp = self.files / f".{dataset_id}.{os.getpid()}.{uuid.uuid4().hex}.tmp"  # the pid: see sweep()
         try:
@@ -253,16 +286,24 @@ class Registry:
             owner_key,
             time.time(),
             json.dumps(disclosure) if disclosure else None,
+            series,
+            date,
+            geography_fingerprint(ds),
         )
         with self._db() as db:
             old = db.execute("SELECT file FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-            if old and not replace:
-                (self.files / final_name).unlink(missing_ok=True) if old["file"] != final_name else None
+            taken = _date_taken(db, series, date, dataset_id) if series else None
+            if (old and not replace) or taken:
+                (self.files / final_name).unlink(missing_ok=True) if not old or old["file"] != final_name else None
+                if taken:
+                    raise ValidationError(series_date_taken(series, date, taken), code="exists")
                 raise ValidationError(
                     problem("exists", f"Dataset {dataset_id!r} exists; choose another id or delete it first"),
                     code="exists",
                 )
-            db.execute("INSERT OR REPLACE INTO datasets VALUES (" + ",".join("?" * len(row)) + ")", row)
+            db.execute(
+                f"INSERT OR REPLACE INTO datasets ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(row))})", row
+            )
         if old and old["file"] != final_name:
             (self.files / old["file"]).unlink(missing_ok=True)
         return self.info(dataset_id)
@@ -283,6 +324,61 @@ class Registry:
             return cur.rowcount == 1
 
 
+DATE_PATTERN = re.compile(r"^\d{4}(-\d{2}-\d{2})?$")
+
+
+def check_series_fields(series: str | None, date: str | None, year: int | None) -> tuple[str | None, str | None]:
+    """A series id and its date (``YYYY`` or ``YYYY-MM-DD``; the year when no date is given), checked."""
+    if series is None:
+        return None, date
+    if not ID_PATTERN.match(series):
+        raise ValidationError(
+            problem("bad_series", f"Series id {series!r} must be 1–63 lower-case letters, digits, '-' or '_'")
+        )
+    if date is None and year is not None:
+        date = f"{int(year):04d}"
+    if date is None:
+        raise ValidationError(problem("missing_date", f"A dataset of series {series!r} needs a `date` or a `year`"))
+    try:
+        ok = bool(DATE_PATTERN.match(date)) and (len(date) == 4 or bool(datetime.date.fromisoformat(date)))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValidationError(problem("bad_date", f"Date {date!r} must be a year (2020) or a day (2020-12-31)"))
+    if year is not None and int(date[:4]) != int(year):
+        raise ValidationError(
+            problem("bad_date", f"Date {date} and year {year} disagree: give one, or make them agree")
+        )
+    return series, date
+
+
+def geography_fingerprint(ds: AreaDataset) -> str:
+    """Equal for datasets with the same area ids and shapes in the same CRS: a series shows where geography changed."""
+    import shapely
+
+    order = np.argsort(ds.ids, kind="stable")
+    h = hashlib.sha256(str(ds.areas.crs.to_epsg() if ds.areas.crs else None).encode())
+    h.update("\x1f".join(map(str, ds.ids[order])).encode())
+    for wkb in shapely.to_wkb(ds.areas.geometry.values[order]):
+        h.update(wkb)
+    return h.hexdigest()[:16]
+
+
+def _date_taken(db, series: str, date: str, dataset_id: str | None) -> str | None:
+    row = db.execute(
+        "SELECT id FROM datasets WHERE series = ? AND date = ? AND id != ?", (series, date, dataset_id or "")
+    ).fetchone()
+    return row["id"] if row else None
+
+
+def series_date_taken(series: str, date: str, other: str):
+    return problem(
+        "duplicate_date",
+        f"Series {series!r} already has a dataset dated {date} ({other!r}); give this one another date, "
+        f"or DELETE {other!r} first",
+    )
+
+
 class _Tx:
     """``with registry._db() as db``: one IMMEDIATE transaction, committed or rolled back."""
 
@@ -299,7 +395,11 @@ class _Tx:
 
 
 def register_bundled(registry: Registry, bundled_dir: Path) -> None:
-    """Register the bundled Georgia sample once, at the first start of a fresh data directory."""
+    """Register the bundled samples once, at the first start of a fresh data directory: Berlin first (the series
+    a new user sees), then Georgia (the pysal cross-checks)."""
+    from .bundled import register_berlin
+
+    register_berlin(registry, bundled_dir)
     boundaries = bundled_dir / "boundaries" / "georgia_counties.gpkg"
     counts = bundled_dir / "census" / "georgia_counties_1990.csv"
     if not boundaries.exists() or not registry.claim("bundled:georgia-1990"):

@@ -56,6 +56,8 @@ def upload_form(
     region_col: str | None = Form(None),
     title: str | None = Form(None),
     year: int | None = Form(None, ge=1000, le=3000),
+    series: str | None = Form(None, description="series id: the datasets of one place at several dates"),
+    date: str | None = Form(None, description="date of the counts, YYYY or YYYY-MM-DD (default: `year`)"),
     source: str | None = Form(None),
     id: str | None = Form(None, description="dataset id (default: from the title)"),
     drop_unmatched: bool = Form(False),
@@ -100,6 +102,8 @@ def upload_form(
         drop_unmatched,
         disclosure,
         tolerance,
+        series or None,
+        date or None,
     )
 
 

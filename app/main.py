@@ -84,9 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def routers(settings: Settings) -> list[APIRouter]:
     """Every router the app serves. The statistics and map routers are switched by settings flags (and imported
     only when on: they load the statistics and map libraries, seconds at start)."""
-    from .routers import datasets, health, informal, ogc
-
-    from .routers import series
+    from .routers import datasets, health, informal, ogc, series
 
     out = [health.router, datasets.router, informal.router, ogc.router, series.router]
     if settings.statistics:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_cell
-
 from spatial.trend import Dated, split_indices, trend
 
 from .deps import Source, load_source
@@ -153,7 +152,9 @@ def pick(members: list[Member], date: str, role: str) -> Member:
         if date in (m.date, m.date[:4], m.info["id"]):
             return m
     dates = ", ".join(m.date for m in members)
-    raise ValidationError(problem("unknown_date", f"`{role}` {date!r} is not a date of this series; its dates: {dates}"))
+    raise ValidationError(
+        problem("unknown_date", f"`{role}` {date!r} is not a date of this series; its dates: {dates}")
+    )
 
 
 def check_groups(members: list[Member], groups: list[str], total: str | None) -> None:
@@ -172,9 +173,7 @@ def check_groups(members: list[Member], groups: list[str], total: str | None) ->
                 )
             )
         if total is not None and total != m.info["total"] and total not in declared:
-            problems.append(
-                problem("missing_total", f"{m.date} (dataset {m.info['id']!r}) has no total {total!r}")
-            )
+            problems.append(problem("missing_total", f"{m.date} (dataset {m.info['id']!r}) has no total {total!r}"))
     if problems:
         raise ValidationError(problems)
 

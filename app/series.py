@@ -158,24 +158,36 @@ def pick(members: list[Member], date: str, role: str) -> Member:
 
 
 def check_groups(members: list[Member], groups: list[str], total: str | None) -> None:
-    """Every date must carry every group (and the total) under the same name: name each date that does not."""
+    """Every date must carry every group (and the total) under the same name: name the dates that do not."""
     problems = []
-    for m in members:
-        declared = m.info["groups"]
-        missing = [g for g in groups if g not in declared]
-        if missing:
+    for g in groups:
+        lacking = [m for m in members if g not in m.info["groups"]]
+        if len(lacking) == len(members):
+            problems.append(
+                problem(
+                    "unknown_column", f"No date of the series has a group {g!r}; its groups are {_declared(members)}"
+                )
+            )
+        elif lacking:
+            where = "; ".join(f"{m.date} (dataset {m.info['id']!r}, groups {m.info['groups']})" for m in lacking)
             problems.append(
                 problem(
                     "missing_group",
-                    f"{m.date} (dataset {m.info['id']!r}) has no group {', '.join(map(repr, missing))}; its groups "
-                    f"are {declared}. A group renamed between dates must carry one name across the series: "
-                    "upload that date again with the same column names",
+                    f"Group {g!r} is missing at {where}. A group renamed between dates must carry one name across "
+                    "the series: upload that date again with the same column name",
                 )
             )
-        if total is not None and total != m.info["total"] and total not in declared:
-            problems.append(problem("missing_total", f"{m.date} (dataset {m.info['id']!r}) has no total {total!r}"))
+    if total is not None:
+        lacking = [m for m in members if total != m.info["total"] and total not in m.info["groups"]]
+        if lacking:
+            where = ", ".join(f"{m.date} ({m.info['id']!r}, total {m.info['total']!r})" for m in lacking)
+            problems.append(problem("missing_total", f"Total {total!r} is missing at {where}"))
     if problems:
         raise ValidationError(problems)
+
+
+def _declared(members: list[Member]) -> list[str]:
+    return list(dict.fromkeys(g for m in members for g in m.info["groups"]))
 
 
 def to_csv(rows: list[dict]) -> bytes:

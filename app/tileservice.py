@@ -23,6 +23,7 @@ from spatial.dataset import ID
 from spatial.disclosure import PublicData
 from spatial.lru import LRU
 
+from . import archive
 from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
 from .http import HeavyWork
@@ -129,6 +130,32 @@ def tilejson(src: Source, base_url: str, group: str | None, statistic: str | Non
     }
 
 
+def export_archive(
+    src: Source,
+    layer: Layer,
+    path,
+    zooms: tuple[int | None, int | None],
+    version: str,
+    *,
+    index: TileIndex,
+    attributes: TileAttributes,
+    max_tiles: int = archive.MAX_TILES,
+) -> archive.Plan:
+    """A PMTiles archive of the source's tiles for ``layer`` (see :mod:`app.archive`), refused when too large.
+    Its metadata is the TileJSON without tile URLs (the archive is the tiles), plus the dataset and version."""
+    first, last = archive.default_zooms(index)
+    plan = archive.plan(
+        index, attributes, first if zooms[0] is None else zooms[0], last if zooms[1] is None else zooms[1]
+    )
+    archive.check(plan, max_tiles)
+    meta = tilejson(src, "", layer.group, layer.statistic, version)
+    del meta["tiles"]
+    meta.update(minzoom=plan.minzoom, maxzoom=plan.maxzoom, dataset=src.id, dataset_version=version)
+    meta["vector_layers"][0].update(minzoom=plan.minzoom, maxzoom=plan.maxzoom)
+    archive.write(path, index, attributes, plan, meta, src.info.get("bounds") or [-180, -85, 180, 85])
+    return plan
+
+
 class TileService:
     """Tiles of every dataset version, with what they share kept in bounded caches."""
 
@@ -185,6 +212,11 @@ class TileService:
 
             body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
         return body
+
+    def export(self, src: Source, layer: Layer, path, zooms: tuple, version: str) -> archive.Plan:
+        """Build an archive from this service's own index and attributes: the bytes its tiles have."""
+        index, attributes = self.index(src), self.attributes(src, layer)
+        return export_archive(src, layer, path, zooms, version, index=index, attributes=attributes)
 
     def offline(self, src: Source, layer: Layer) -> tuple[dict[str, bytes], tuple[int, int]]:
         """The tiles an offline page of a large city carries, and their zoom range (see tiles.offline_tiles)."""

@@ -6,15 +6,19 @@ version, cached for an hour, for pages and clients that do not read TileJSON).""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse, Response
+import hashlib
+import json
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from .. import tileservice
-from ..deps import Source, get_settings, get_source, get_tiles
-from ..http import cached, etag_for
+from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
+from ..http import HeavyWork, cached, etag_for
 from ..params import tile_address, tile_layer
 from ..problems import ProblemError
 from ..settings import Settings
+from ..tiles import MAX_ZOOM
 from ..tileservice import IMMUTABLE, MVT, Layer, TileService, tile_version
 
 router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
@@ -83,3 +87,58 @@ def tilejson(
     body = tileservice.tilejson(src, base, group, statistic, tile_version(src, settings))
     # Short-lived: it names the current version, which changes when the dataset is replaced.
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+PMTILES = "application/vnd.pmtiles"
+
+
+@router.get(
+    "/{dataset_id}/export.pmtiles",
+    summary="PMTiles archive of the dataset's vector tiles (HTTP Range requests supported)",
+    response_class=Response,
+    responses={200: {"content": {PMTILES: {}}}, 206: {"description": "the requested byte range"}, 416: {}},
+)
+async def export_pmtiles(
+    request: Request,
+    minzoom: int | None = Query(None, ge=0, le=MAX_ZOOM, description="default 0"),
+    maxzoom: int | None = Query(None, ge=0, le=MAX_ZOOM, description="default: 4 past the zoom that fits, at most 14"),
+    layer: Layer = Depends(tile_layer),
+    src: Source = Depends(get_source),
+    tiles: TileService = Depends(get_tiles),
+    heavy: HeavyWork = Depends(get_heavy),
+    settings: Settings = Depends(get_settings),
+):
+    version = tile_version(src, settings)
+    wanted = json.dumps([src.key(), layer.group, layer.statistic, layer.permutations, layer.seed, minzoom, maxzoom])
+    folder = settings.data_dir / "exports"
+    path = folder / f"{src.id}.{version}.{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.pmtiles"
+    if not path.is_file():
+
+        def build():
+            folder.mkdir(parents=True, exist_ok=True)
+            tiles.export(src, layer, path, (minzoom, maxzoom), version)
+            for old in folder.glob(f"{src.id}.*.pmtiles"):  # a replaced version's archives are never served again
+                if old.name.split(".")[1] != version:
+                    old.unlink(missing_ok=True)
+
+        await heavy.run(build, key=("export", path.name))
+    size = path.stat().st_size
+    headers = {"Cache-Control": "public, max-age=60", "Content-Disposition": f'inline; filename="{src.id}.pmtiles"'}
+    start = _range_start(request.headers.get("range"))
+    if start is not None and start >= size:
+        raise ProblemError(
+            416,
+            "Range not satisfiable",
+            f"The archive has {size} bytes (0-{size - 1}); the requested range starts at byte {start}.",
+            code="range_not_satisfiable",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return FileResponse(path, media_type=PMTILES, headers=headers)
+
+
+def _range_start(header: str | None) -> int | None:
+    """The first byte a ``bytes=START-…`` range asks for (Starlette serves ranges; this makes its 416 a problem)."""
+    if not header or not header.startswith("bytes="):
+        return None
+    first = header[6:].split(",")[0].strip().split("-")[0].strip()
+    return int(first) if first.isdigit() else None

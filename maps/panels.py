@@ -17,6 +17,7 @@ from .templating import render_html
 
 INFORMAL_OVERLAY = _("Informal settlements")
 LIST_LIMIT = 500  # areas listed per view in the side panel
+NULLS = {"random_allocation": _("random allocation"), "permutation": _("permutation of areas")}
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "es": "Español", "pt": "Português", "fr": "Français"}
 INDEX_NAMES = {
     "dissimilarity": _("Dissimilarity"),
@@ -139,7 +140,7 @@ def _indices(rows: list[dict], note: str | None, views: dict, tr: Tr) -> dict:
         "rows": [{**r, "label": tr(INDEX_NAMES.get(r["name"], r["name"]))} for r in rows],
         "note": note,
         "corrections": corrections,
-        "null": next((r["null"] for r in rows if r.get("null")), None),
+        "null": tr(NULLS.get(null, null)) if (null := next((r["null"] for r in rows if r.get("null")), None)) else None,
         "permutations": max((r["permutations"] for r in rows), default=0),
     }
 

@@ -12,7 +12,8 @@ import numpy as np
 from .data import CLUSTER_VIEWS, LQ_BREAKS, LQ_LABELS, SUPPRESSED, UNTESTED, VIEW_TITLES, ViewData
 from .i18n import ENGLISH, Tr, _
 
-CORRECTIONS = {"fdr": _("FDR (Benjamini–Hochberg)"), "bonferroni": _("Bonferroni"), "none": _("no")}
+CORRECTIONS = {"fdr": _("FDR (Benjamini–Hochberg)"), "bonferroni": _("Bonferroni"), "none": ""}
+_("{n} areas have p ≤ {alpha} with no correction: {classes}.")  # chosen in _cluster_summary
 SCHEME_NAMES = {
     "quantiles": _("quantiles"),
     "natural_breaks": _("natural breaks"),
@@ -76,6 +77,12 @@ def label_map(vd: ViewData, tr: Tr = ENGLISH) -> dict[str, str]:
 
 def legend_subtitle(vd: ViewData, tr: Tr = ENGLISH) -> str:
     m = vd.meta
+    if vd.view in CLUSTER_VIEWS and m["correction"] == "none":
+        return tr(
+            "α = {alpha}, no correction, {permutations} permutations",
+            alpha=tr.num(m["alpha"], 2),
+            permutations=tr.int(m["permutations"]),
+        )
     if vd.view in CLUSTER_VIEWS:
         return tr(
             "α = {alpha}, {correction} correction, {permutations} permutations",
@@ -182,9 +189,14 @@ def summary_text(vd: ViewData, tr: Tr = ENGLISH, top: int = 3) -> str:
 def _cluster_summary(vd: ViewData, tr: Tr, labels: dict) -> list[str]:
     sig = [(lab, c) for lab, _, c in vd.legend if lab not in UNTESTED]
     m = vd.meta
+    message = (
+        "{n} areas have p ≤ {alpha} with no correction: {classes}."
+        if m.get("correction") == "none"
+        else "{n} areas are significant at alpha {alpha} after {correction} correction: {classes}."
+    )
     parts = [
         tr(
-            "{n} areas are significant at alpha {alpha} after {correction} correction: {classes}.",
+            message,
             n=tr.int(sum(c for _, c in sig)),
             alpha=tr.num(m.get("alpha"), 2),
             correction=tr(CORRECTIONS.get(m.get("correction"), "")),

@@ -11,9 +11,9 @@ import sys
 
 from spatial.errors import ValidationError
 
-from . import batch, export, indices, informal, local, map, series, serve, trend
+from . import batch, export, harmonize, indices, informal, local, map, series, serve, trend
 
-COMMANDS = (indices, local, informal, map, export, batch, series, trend, serve)  # in the order `segmap --help` lists them
+COMMANDS = (indices, local, informal, map, export, batch, series, trend, harmonize, serve)  # in the order `segmap --help` lists them
 EXIT_INPUT = 2
 
 

@@ -13,7 +13,8 @@ from spatial.errors import ValidationError
 
 from . import batch, export, harmonize, indices, informal, local, map, series, serve, trend
 
-COMMANDS = (indices, local, informal, map, export, batch, series, trend, harmonize, serve)  # in the order `segmap --help` lists them
+# in the order `segmap --help` lists them
+COMMANDS = (indices, local, informal, map, export, batch, series, trend, harmonize, serve)
 EXIT_INPUT = 2
 
 

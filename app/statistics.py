@@ -17,22 +17,21 @@ from .params import IndicesQuery, LocalQuery
 
 def indices_json(q: IndicesQuery) -> bytes:
     """The indices with inference, named and shaped as `segmap indices --format json` prints them."""
-    from spatial.indices.compute import compute_indices
+    from spatial.indices.compute import IndexOptions, compute_indices
 
-    res = compute_indices(
-        q.src.dataset,
-        group=q.groups[0],
-        groups=q.groups,
+    options = IndexOptions(
+        groups=tuple(q.groups),  # the first is the focal one
         total=q.total,
-        indices=q.index,
+        indices=tuple(q.index or ()),
         region=q.region,
         permutations=q.permutations,
         seed=q.seed,
         null=q.null,
         compare=q.other and q.other.dataset,
         compare_group=q.compare_group,
-        multiscalar=q.distances,
+        multiscalar=tuple(q.distances or ()),
     )
+    res = compute_indices(q.src.dataset, options)
     out = {name: r.to_dict() for name, r in res.items()}
     if q.src.data.report:
         for r in out.values():

@@ -12,66 +12,19 @@ import time
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_cell
 from spatial.indices import names
-from spatial.indices.compute import compute_indices
-from spatial.io import load_dataset
+from spatial.indices.compute import IndexOptions, compute_indices
 
+from .common import (
+    add_dataset_arguments,
+    add_group_arguments,
+    add_simulation_arguments,
+    groups_from_args,
+    load_from_args,
+    report_repairs,
+)
 
-def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments every command that reads boundaries + counts shares."""
-    p.add_argument(
-        "boundaries",
-        metavar="BOUNDARIES",
-        help="GeoPackage, GeoJSON, Shapefile (.shp or .zip), GeoParquet or FlatGeobuf",
-    )
-    p.add_argument(
-        "--counts",
-        metavar="TABLE",
-        help="CSV or Parquet of counts joined on --key (default: the boundary file's own columns)",
-    )
-    p.add_argument("--key", metavar="COL", help="join key in the count table (and the area id)")
-    p.add_argument("--boundary-key", metavar="COL", help="join key in the boundaries when named differently from --key")
-    p.add_argument("--total", metavar="COL", help="total population column (default: the sum of the groups)")
-    p.add_argument("--name-col", metavar="COL", help="column with area names, for labels")
-    p.add_argument(
-        "--drop-unmatched", action="store_true", help="drop areas or rows whose key has no partner instead of failing"
-    )
-    add_tolerance_argument(p)
-
-
-def add_tolerance_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=0,
-        metavar="N",
-        help="survey estimates: let groups exceed the total by up to N people per area (alone or added up); "
-        "those areas are clipped to the total and listed on stderr (default 0: refuse)",
-    )
-
-
-def report_repairs(ds, stream=sys.stderr) -> None:
-    """Say on stderr what loading changed (clipped counts, repaired geometry), with the ids."""
-    for r in ds.repairs:
-        stream.write(
-            f"note: {r.message}\n" if len(r.ids) <= 10 else f"note: {r.message}; all ids: {', '.join(r.ids)}\n"
-        )
-
-
-def load_from_args(args, groups) -> object:
-    ds = load_dataset(
-        args.boundaries,
-        groups=groups,
-        total=args.total,
-        counts=args.counts,
-        key=args.key,
-        boundary_key=args.boundary_key,
-        name_col=args.name_col,
-        region_col=getattr(args, "region", None),
-        drop_unmatched=args.drop_unmatched,
-        tolerance=args.tolerance,
-    )
-    report_repairs(ds)
-    return ds
+# Kept importable from here for older callers; they live in .common.
+__all__ = ["format_table", "load_from_args", "register", "report_repairs", "run"]
 
 
 def register(subparsers) -> None:
@@ -82,12 +35,8 @@ def register(subparsers) -> None:
         "and multigroup indices over several groups.",
     )
     add_dataset_arguments(p)
-    p.add_argument(
-        "--group",
-        metavar="COL",
-        action="append",
-        required=True,
-        help="group column; repeat for multigroup indices (two-group indices use the first)",
+    add_group_arguments(
+        p, many=True, help="group column; repeat for multigroup indices (the first is the focal one: two-group indices)"
     )
     p.add_argument("--region", metavar="COL", help="region column: decomposes mutual_information into between/within")
     p.add_argument(
@@ -97,14 +46,9 @@ def register(subparsers) -> None:
         help=f"index to compute (repeatable; default: all aspatial). One of: {', '.join(names())}",
     )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument(
-        "--permutations",
-        type=int,
-        default=0,
-        metavar="N",
-        help="simulations for p-values and bootstrap intervals (0: none)",
+    add_simulation_arguments(
+        p, permutations=0, seed=None, help="simulations for p-values and bias-corrected intervals (0: none)"
     )
-    p.add_argument("--seed", type=int, metavar="S", help="random seed: the same seed gives the same numbers")
     p.add_argument(
         "--null", metavar="NAME", help="null model: random_allocation (default) or permutation (spatial indices)"
     )
@@ -154,83 +98,73 @@ class Progress:
 
 
 def run(args) -> int:
-    groups = list(dict.fromkeys(args.group))
-    if args.compare_group:
-        groups.append(args.compare_group)
-    ds = load_from_args(args, groups)
-    other = None
-    if args.compare:
-        other = load_dataset(
-            args.compare,
-            groups=[args.group[0]],
-            total=args.total,
-            counts=args.compare_counts,
-            key=args.key,
-            boundary_key=args.boundary_key,
-            drop_unmatched=args.drop_unmatched,
-            tolerance=args.tolerance,
-        )
-        report_repairs(other)
-    elif args.compare_counts:
-        raise ValidationError(
-            problem("bad_parameter", "--compare-counts needs --compare (the boundaries of the other dataset)")
-        )
-    results = compute_indices(
-        ds,
-        group=args.group[0],
-        groups=list(dict.fromkeys(args.group)),
+    groups = groups_from_args(args, required=True)
+    ds, other = _load(args, groups)
+    options = IndexOptions(
+        groups=tuple(groups),
         total=args.total,
-        indices=args.index,
+        indices=tuple(args.index or ()),
         region=args.region,
         permutations=args.permutations,
         seed=args.seed,
         null=args.null,
         compare=other,
         compare_group=args.compare_group,
-        progress=Progress() if args.permutations else None,
-        multiscalar=args.multiscalar,
+        multiscalar=tuple(args.multiscalar or ()),
     )
-    out = sys.stdout
-    if args.format == "json":
-        json.dump({name: r.to_dict() for name, r in results.items()}, out, indent=2)
-        out.write("\n")
-    elif args.format == "csv":
-        fields = [
-            "index",
-            "value",
-            "p_value",
-            "ci_low",
-            "ci_high",
-            "expected",
-            "groups",
-            "total",
-            "value_bias_corrected",
-            "within_noise",
-        ]
-        w = csv.writer(out)
-        w.writerow(fields)
-        for name, r in results.items():
-            d = r.to_dict()
-            w.writerow(
-                [
-                    csv_cell(v)
-                    for v in (
-                        name,
-                        d["value"],
-                        d.get("p_value"),
-                        d.get("ci_low"),
-                        d.get("ci_high"),
-                        d.get("expected"),
-                        "+".join(d["groups"]),
-                        d["total"],
-                        d.get("value_bias_corrected"),
-                        d.get("within_noise"),
-                    )
-                ]
-            )
-    else:
-        out.write(format_table(results, ds))
+    results = compute_indices(ds, options, progress=Progress() if args.permutations else None)
+    WRITERS[args.format](results, ds, sys.stdout)
     return 0
+
+
+def _load(args, groups: list[str]):
+    """This dataset (with the group compared with, if any) and the dataset compared with, if any."""
+    if args.compare_counts and not args.compare:
+        raise ValidationError(
+            problem("bad_parameter", "--compare-counts needs --compare (the boundaries of the other dataset)")
+        )
+    ds = load_from_args(args, groups + ([args.compare_group] if args.compare_group else []))
+    other = None
+    if args.compare:
+        other = load_from_args(
+            args, groups[:1], boundaries=args.compare, counts=args.compare_counts, name_col=None, region_col=None
+        )
+    return ds, other
+
+
+CSV_FIELDS = (
+    "index",
+    "value",
+    "p_value",
+    "ci_low",
+    "ci_high",
+    "expected",
+    "groups",
+    "total",
+    "value_bias_corrected",
+    "within_noise",
+)
+
+
+def write_json(results, ds, out) -> None:
+    json.dump({name: r.to_dict() for name, r in results.items()}, out, indent=2)
+    out.write("\n")
+
+
+def write_csv(results, ds, out) -> None:
+    w = csv.writer(out)
+    w.writerow(CSV_FIELDS)
+    for name, r in results.items():
+        d = {**r.to_dict(), "index": name}
+        d["groups"] = "+".join(d["groups"])
+        w.writerow([csv_cell(d.get(f)) for f in CSV_FIELDS])
+
+
+def write_table(results, ds, out) -> None:
+    out.write(format_table(results, ds))
+
+
+WRITERS = {"json": write_json, "csv": write_csv, "table": write_table}
 
 
 def _f(v) -> str:

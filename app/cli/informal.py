@@ -7,7 +7,9 @@ import sys
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_safe
 from spatial.informal import load_settlements, overlay
-from spatial.io import load_dataset, read_boundaries
+from spatial.io import read_boundaries
+
+from .common import add_dataset_arguments, add_group_arguments, groups_from_args, load_from_args
 
 
 def register(subparsers) -> None:
@@ -16,15 +18,11 @@ def register(subparsers) -> None:
         help="informal settlements per unit (area, count, population)",
         description="Overlay settlements on units in an equal-area CRS; population split by area.",
     )
-    p.add_argument("units", metavar="UNITS", help="unit boundaries (any supported format)")
+    add_dataset_arguments(p, metavar="UNITS", keys=False)  # the units: boundaries, --counts, --key, --total
     p.add_argument("--settlements", required=True, metavar="FILE", help="settlement polygons or points")
     p.add_argument("--population", metavar="COL", help="population column of the settlements")
     p.add_argument("--unit-key", metavar="COL", help="id column of the units (default: --key, or 'id')")
-    p.add_argument("--name-col", metavar="COL", help="unit name column")
-    p.add_argument("--counts", metavar="TABLE", help="census counts of the units, joined on --key")
-    p.add_argument("--key", metavar="COL")
-    p.add_argument("--total", metavar="COL", help="unit total population (gives informal_share)")
-    p.add_argument("--group", metavar="COL", action="append", default=[], help="migrant group columns to keep")
+    add_group_arguments(p, many=True, help="migrant group columns to keep (with --total)")
     p.add_argument("--sliver-m2", type=float, default=1.0, help="ignore settlement pieces smaller than this")
     p.add_argument("-o", "--output", metavar="FILE", help=".gpkg, .geojson or .csv (default: CSV on stdout)")
     p.set_defaults(func=run)
@@ -34,17 +32,10 @@ def run(args) -> int:
     if args.total or args.counts:
         if not args.total:
             raise ValidationError(problem("missing_total", "--counts needs --total: the units' population column"))
-        units = load_dataset(
-            args.units,
-            counts=args.counts,
-            key=args.key or args.unit_key,
-            boundary_key=args.unit_key,
-            groups=args.group or [args.total],
-            total=args.total,
-            name_col=args.name_col,
-        )
+        groups = groups_from_args(args, required=False) or [args.total]
+        units = load_from_args(args, groups, key=args.key or args.unit_key, boundary_key=args.unit_key)
     else:
-        units = read_boundaries(args.units)
+        units = read_boundaries(args.boundaries)
     sett = load_settlements(args.settlements, population=args.population)
     res = overlay(
         units,

@@ -10,7 +10,7 @@ from spatial.local import ALIASES, STATISTICS, local_statistic
 from spatial.multiple_testing import CORRECTIONS
 from spatial.weights import KINDS
 
-from .indices import add_dataset_arguments, load_from_args
+from .common import add_dataset_arguments, add_group_arguments, add_simulation_arguments, load_from_args
 
 
 def register(subparsers) -> None:
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
         description="Local statistics of a group's share per area, with multiple-testing control.",
     )
     add_dataset_arguments(p)
-    p.add_argument("--group", required=True, metavar="COL")
+    add_group_arguments(p, many=False, required=True, help="group column whose share per area is tested")
     p.add_argument(
         "--statistic",
         choices=STATISTICS + tuple(ALIASES),
@@ -30,13 +30,12 @@ def register(subparsers) -> None:
     p.add_argument("--weights", choices=KINDS, default="queen")
     p.add_argument("--k", type=int, help="neighbours for knn/kernel weights")
     p.add_argument("--distance", type=float, help="metres, for distance-band weights")
-    p.add_argument(
-        "--permutations",
-        type=int,
-        default=None,
+    add_simulation_arguments(
+        p,
+        permutations=None,
+        seed=None,
         help="default: enough that the smallest p-value can pass --correction over these areas (at most 99,999)",
     )
-    p.add_argument("--seed", type=int)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
     p.add_argument("--other", metavar="COL", help="second variable for bivariate_lisa")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
-from .indices import add_tolerance_argument, load_from_args
+from .common import add_dataset_arguments, add_group_arguments, add_simulation_arguments, load_from_args
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
@@ -22,23 +22,15 @@ def register(subparsers) -> None:
         description="Map a group's share, location quotient, LISA clusters, Gi* hot spots or informal "
         "settlements. The output type follows the -o extension.",
     )
-    p.add_argument("boundaries", metavar="BOUNDARIES", nargs="?", help="boundary file (or use --dataset)")
+    add_dataset_arguments(p, optional=True)
     p.add_argument(
         "--dataset", metavar="ID", help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR)"
     )
-    p.add_argument("--counts", metavar="TABLE")
-    p.add_argument("--key", metavar="COL")
-    p.add_argument("--boundary-key", metavar="COL")
-    p.add_argument("--total", metavar="COL")
-    p.add_argument("--name-col", metavar="COL")
-    p.add_argument("--drop-unmatched", action="store_true")
-    add_tolerance_argument(p)
-    p.add_argument("--group", metavar="COL", help="group column (default: the dataset's first)")
+    add_group_arguments(p, many=False, help="group column (with --dataset, default: the dataset's first)")
     p.add_argument("--view", choices=VIEWS, default="share")
     p.add_argument("--scheme", choices=SCHEMES, default="quantiles", help="classification of shares")
     p.add_argument("--classes", type=int, default=5, metavar="K", help="number of classes, 3–7")
-    p.add_argument("--permutations", type=int, default=999)
-    p.add_argument("--seed", type=int, default=0)
+    add_simulation_arguments(p, permutations=999, seed=0, help="permutations for LISA and hot spots")
     p.add_argument("--width", type=int, default=1200, help="PNG/SVG width in pixels")
     p.add_argument("--height", type=int, default=900, help="PNG/SVG height in pixels")
     p.add_argument("--dpi", type=int, default=150, help="PNG/SVG resolution (at most 300)")

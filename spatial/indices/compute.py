@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from ..dataset import TOLERANCE_HINT, AreaDataset
 from ..errors import ValidationError, format_ids, problem
 from ..results import IndexResult
 from . import IndexSpec, get, names
+from .options import IndexOptions
+
+__all__ = ["IndexOptions", "compute_indices", "default_indices"]
 
 DECAY_INDICES = {"spatial_proximity", "relative_clustering", "distance_decay_isolation", "distance_decay_exposure"}
 REST = "rest"  # remainder column added to multigroup data when the groups don't fill the total
@@ -70,198 +74,179 @@ def _multigroup_data(ds: AreaDataset, groups: Sequence[str], total: str | None) 
 
 def compute_indices(
     dataset: AreaDataset,
+    options: IndexOptions | None = None,
     *,
-    group: str | None = None,
-    groups: Sequence[str] | None = None,
-    total: str | None = None,
-    indices: Sequence[str] | None = None,
-    params: dict | None = None,
-    region: str | None = None,
-    permutations: int = 0,
-    seed: int | None = None,
-    null: str | None = None,
-    compare: AreaDataset | None = None,
-    compare_group: str | None = None,
     progress: Callable | None = None,
-    ci_level: float = 0.95,
-    multiscalar: Sequence[float] | None = None,
+    **fields,
 ) -> dict[str, IndexResult]:
-    """Compute indices of ``group`` against the rest of ``total`` (two-group) and of ``groups`` (multigroup).
+    """Every index asked for in ``options`` (an :class:`IndexOptions`, or its fields as keywords), by name.
 
-    ``params`` maps an index name to its parameters (e.g. ``{"atkinson": {"b": 0.3}}``).
-    Multigroup data are the ``groups`` columns, plus a ``rest`` column for whatever part of the
-    total (when one is given, or when only one group is) they don't cover.
-    With ``permutations > 0`` every result carries a p-value against ``null``, a bootstrap
-    interval and the expected value under the null; ``compare`` (another dataset) or
-    ``compare_group`` (another group here) adds a two-sample comparison in ``extra["comparison"]``.
-    ``multiscalar`` (distances in metres) adds each aspatial two-group index's multiscalar profile
-    in ``extra["multiscalar"]`` (distance → value, 0 being the unsmoothed areas).
+    ``groups`` names the group columns, the first being the focal one: two-group indices measure it
+    against the rest of ``total``, multigroup indices use them all, plus a ``rest`` column for whatever
+    part of the total (when one is given, or when only one group is) they don't cover. ``group=`` (the
+    older form) is put first in ``groups``. ``params`` maps an index name to its parameters (e.g.
+    ``{"atkinson": {"b": 0.3}}``). With ``permutations > 0`` every result carries a p-value against
+    ``null``, a bias-corrected value and interval and the expected value under the null; ``compare``
+    (another dataset) or ``compare_group`` (another group here) adds a two-sample comparison in
+    ``extra["comparison"]``; ``multiscalar`` (metres) adds each aspatial two-group index's profile in
+    ``extra["multiscalar"]`` (distance → value, 0 being the unsmoothed areas).
     """
-    groups = list(groups or ([group] if group else dataset.groups))
-    group = group or groups[0]
-    wanted = list(indices) if indices else default_indices(len(groups) + (1 if total else 0))
+    if options is not None and fields:
+        raise TypeError("give compute_indices either an IndexOptions or its fields as keywords, not both")
+    opts = (options or IndexOptions.of(**fields)).resolved(dataset)
+    wanted = opts.indices or default_indices(len(opts.groups) + (1 if opts.total else 0))
     specs = [get(name) for name in wanted]
-    params = params or {}
-    permutations = int(permutations or 0)
-    if permutations < 0:
-        raise ValidationError(problem("bad_parameter", "permutations must be 0 or more"))
-    region = region or dataset.region_col
-
-    ctx = None
-    if any(s.spatial for s in specs):
-        from .spatial_context import SpatialContext
-
-        ctx = SpatialContext(dataset)
-        other_ctx = SpatialContext(compare) if compare is not None else None
-
-    two = _two_group_data(dataset, group, total) if any(s.kind == "two_group" for s in specs) else None
-    multi, labels = (
-        _multigroup_data(dataset, groups, total) if any(s.kind == "multigroup" for s in specs) else (None, [])
-    )
-    total_name = total or dataset.total
-
+    sample = _Sample.of(dataset, specs, opts.groups, opts.total)
+    other_ctx = _context(opts.compare) if opts.compare is not None and sample.ctx is not None else sample.ctx
     results: dict[str, IndexResult] = {}
-    smoothed = None
     for step, spec in enumerate(specs):
         checkpoint()
-        evaluate = spec.evaluator(ctx, **params.get(spec.name, {}))
-        data = two if spec.kind == "two_group" else (multi,)
-        value = float(evaluate(*data))
-        res = IndexResult(
-            name=spec.name,
-            value=value,
-            groups=(group,) if spec.kind == "two_group" else tuple(labels),
-            total=total_name,
-            params={**spec.defaults, **params.get(spec.name, {})},
-        )
-        if spec.name in DECAY_INDICES:
-            # What the dropped far pairs can change (rigorous), not just where they were cut.
-            res.params["decay_cutoff_km"] = round(ctx.decay_cutoff_km, 3)
-            res.params.update(ctx.decay_truncation(spec.name, *two))
-            bound = res.params["decay_max_relative_error"]
-            if bound is None or bound > 1e-6:
-                res.notes.append(
-                    problem(
-                        "decay_truncated",
-                        (
-                            f"{spec.name} is computed on the nearest pairs of areas only"
-                            + (f" (memory limit {ctx.pair_budget:,} pairs)" if ctx.decay_budget_applied else "")
-                            + ": it may differ from the full formula by "
-                            + (
-                                f"up to {bound:.2g} of its value"
-                                if bound is not None and bound < 1
-                                else "as much as the value itself"
-                            )
-                            + " (params.decay_max_abs_error); larger areas, or fewer of them, give the exact value"
-                        ),
-                    )
-                )
-        if getattr(evaluate, "undefined", None):
-            res.notes.append(problem("undefined", evaluate.undefined))
-        if spec.name == "mutual_information" and region:
-            from .multigroup import mutual_information_decomposition
-
-            res.extra["decomposition"] = mutual_information_decomposition(multi, dataset.areas[region].to_numpy())
-        if multiscalar and spec.kind == "two_group" and not spec.spatial:
-            from .spatial_indices import multiscalar_profile, smoothed_counts
-
-            if smoothed is None:  # the distance pairs are built once for every index
-                smoothed = smoothed_counts(dataset, group, total, multiscalar)
-            profile = multiscalar_profile(dataset, spec.name, smoothed=smoothed)
-            res.extra["multiscalar"] = {f"{d:g}": v for d, v in profile.items()}
-        if permutations:
-            from .inference import infer
-
-            chosen = null or ("permutation" if spec.spatial else "random_allocation")
-            if chosen == "permutation" and not spec.spatial:
-                chosen = "random_allocation"  # aspatial indices don't change when areas are shuffled
-            out = infer(
-                evaluate,
-                data,
-                kind=spec.kind,
-                null=chosen,
-                permutations=permutations,
-                seed=seed,
-                ci_level=ci_level,
-                progress=_scaled(progress, step, len(specs)),
-                neighbours=ctx.queen if spec.spatial else None,
-            )
-            res.p_value, res.ci_low, res.ci_high, res.expected = (
-                out["p_value"],
-                out["ci_low"],
-                out["ci_high"],
-                out["expected"],
-            )
-            res.null, res.permutations, res.seed = out["null"], permutations, seed
-            res.value_bias_corrected, res.within_noise = out["value_bias_corrected"], out["within_noise"]
-            res.interval_method = out["interval_method"]
-            if out["within_noise"]:
-                res.notes.append(problem("within_noise", out["note"]))
-        if compare is not None or compare_group is not None:
-            res.extra["comparison"] = _compare(
-                spec,
-                evaluate,
-                data,
-                dataset,
-                group,
-                groups,
-                total,
-                params,
-                compare,
-                compare_group,
-                other_ctx if compare is not None and ctx else ctx,
-                permutations or 999,
-                seed,
-                ci_level,
-                ctx_a=ctx,
-            )
-        results[spec.name] = res
+        results[spec.name] = _index(spec, sample, opts, other_ctx, _scaled(progress, step, len(specs)))
     return results
 
 
-def _compare(
-    spec: IndexSpec,
-    evaluate,
-    data,
-    dataset,
-    group,
-    groups,
-    total,
-    params,
-    compare,
-    compare_group,
-    ctx_b,
-    permutations,
-    seed,
-    ci_level,
-    ctx_a=None,
-) -> dict:
+@dataclass
+class _Sample:
+    """One dataset made ready once for every index: the focal counts, the multigroup matrix, spatial context."""
+
+    dataset: AreaDataset
+    ctx: object | None  # a SpatialContext when a spatial index is asked for
+    two: tuple[np.ndarray, np.ndarray] | None
+    multi: np.ndarray | None
+    labels: list[str]
+    smoothed: dict | None = None  # multiscalar populations, built once for every index
+
+    @classmethod
+    def of(cls, dataset, specs, groups, total) -> _Sample:
+        ctx = _context(dataset) if any(s.spatial for s in specs) else None
+        two = _two_group_data(dataset, groups[0], total) if any(s.kind == "two_group" for s in specs) else None
+        multi, labels = (None, [])
+        if any(s.kind == "multigroup" for s in specs):
+            multi, labels = _multigroup_data(dataset, groups, total)
+        return cls(dataset, ctx, two, multi, labels)
+
+    def data(self, spec: IndexSpec) -> tuple:
+        return self.two if spec.kind == "two_group" else (self.multi,)
+
+
+def _context(dataset: AreaDataset):
+    from .spatial_context import SpatialContext
+
+    return SpatialContext(dataset)
+
+
+def _index(spec: IndexSpec, sample: _Sample, opts: IndexOptions, other_ctx, progress) -> IndexResult:
+    """One index: its value, what limits it (notes), and the extras and inference asked for."""
+    ds = sample.dataset
+    params = opts.params.get(spec.name, {})
+    evaluate = spec.evaluator(sample.ctx, **params)
+    data = sample.data(spec)
+    res = IndexResult(
+        name=spec.name,
+        value=float(evaluate(*data)),
+        groups=(opts.focal,) if spec.kind == "two_group" else tuple(sample.labels),
+        total=opts.total or ds.total,
+        params={**spec.defaults, **params},
+    )
+    if spec.name in DECAY_INDICES:
+        _decay_truncation(res, sample)
+    if getattr(evaluate, "undefined", None):
+        res.notes.append(problem("undefined", evaluate.undefined))
+    region = opts.region or ds.region_col
+    if spec.name == "mutual_information" and region:
+        from .multigroup import mutual_information_decomposition
+
+        res.extra["decomposition"] = mutual_information_decomposition(sample.multi, ds.areas[region].to_numpy())
+    if opts.multiscalar and spec.kind == "two_group" and not spec.spatial:
+        res.extra["multiscalar"] = _multiscalar(spec, sample, opts)
+    if opts.permutations:
+        _infer(res, spec, evaluate, sample, opts, progress)
+    if opts.comparing:
+        res.extra["comparison"] = _compare(spec, evaluate, sample, opts, other_ctx)
+    return res
+
+
+def _decay_truncation(res: IndexResult, sample: _Sample) -> None:
+    """What the dropped far pairs can change (rigorous), not just where they were cut."""
+    ctx, name = sample.ctx, res.name
+    res.params["decay_cutoff_km"] = round(ctx.decay_cutoff_km, 3)
+    res.params.update(ctx.decay_truncation(name, *sample.two))
+    bound = res.params["decay_max_relative_error"]
+    if bound is not None and bound <= 1e-6:
+        return
+    budget = f" (memory limit {ctx.pair_budget:,} pairs)" if ctx.decay_budget_applied else ""
+    size = f"up to {bound:.2g} of its value" if bound is not None and bound < 1 else "as much as the value itself"
+    res.notes.append(
+        problem(
+            "decay_truncated",
+            f"{name} is computed on the nearest pairs of areas only{budget}: it may differ from the full formula by "
+            f"{size} (params.decay_max_abs_error); larger areas, or fewer of them, give the exact value",
+        )
+    )
+
+
+def _multiscalar(spec: IndexSpec, sample: _Sample, opts: IndexOptions) -> dict:
+    from .spatial_indices import multiscalar_profile, smoothed_counts
+
+    if sample.smoothed is None:  # the distance pairs are built once for every index
+        sample.smoothed = smoothed_counts(sample.dataset, opts.focal, opts.total, list(opts.multiscalar))
+    profile = multiscalar_profile(sample.dataset, spec.name, smoothed=sample.smoothed)
+    return {f"{d:g}": v for d, v in profile.items()}
+
+
+def _infer(res: IndexResult, spec: IndexSpec, evaluate, sample: _Sample, opts: IndexOptions, progress) -> None:
+    from .inference import infer
+
+    chosen = opts.null or ("permutation" if spec.spatial else "random_allocation")
+    if chosen == "permutation" and not spec.spatial:
+        chosen = "random_allocation"  # aspatial indices don't change when areas are shuffled
+    out = infer(
+        evaluate,
+        sample.data(spec),
+        kind=spec.kind,
+        null=chosen,
+        permutations=opts.permutations,
+        seed=opts.seed,
+        ci_level=opts.ci_level,
+        progress=progress,
+        neighbours=sample.ctx.queen if spec.spatial else None,
+    )
+    for name in ("p_value", "ci_low", "ci_high", "expected", "null", "value_bias_corrected", "within_noise"):
+        setattr(res, name, out[name])
+    res.permutations, res.seed, res.interval_method = opts.permutations, opts.seed, out["interval_method"]
+    if out["within_noise"]:
+        res.notes.append(problem("within_noise", out["note"]))
+
+
+def _compare(spec: IndexSpec, evaluate, sample: _Sample, opts: IndexOptions, ctx_b) -> dict:
+    """The same index on the other sample (``compare``, else ``compare_group`` here), and the difference."""
     from .inference import compare_samples
 
-    other = compare if compare is not None else dataset
+    other = opts.compare if opts.compare is not None else sample.dataset
     if spec.kind == "two_group":
-        data_b = _two_group_data(other, compare_group or group, total if compare is None else None)
-        label = f"{other.meta.name}:{compare_group or group}"
+        group = opts.compare_group or opts.focal
+        data_b = _two_group_data(other, group, opts.total if opts.compare is None else None)
+        label = f"{other.meta.name}:{group}"
     else:
-        if compare_group is not None:
+        if opts.compare_group is not None:
             raise ValidationError(
                 problem(
                     "bad_parameter", f"{spec.name} compares datasets, not groups: use compare with a multigroup index"
                 )
             )
-        data_b = (_multigroup_data(other, groups, None)[0],)
+        data_b = (_multigroup_data(other, opts.groups, None)[0],)
         label = other.meta.name
-    evaluate_b = spec.evaluator(ctx_b, **params.get(spec.name, {})) if spec.spatial else evaluate
+    evaluate_b = spec.evaluator(ctx_b, **opts.params.get(spec.name, {})) if spec.spatial else evaluate
     out = compare_samples(
         evaluate,
-        data,
+        sample.data(spec),
         evaluate_b,
         data_b,
         kind=spec.kind,
-        permutations=permutations,
-        seed=seed,
-        ci_level=ci_level,
-        neighbours_a=ctx_a.queen if spec.spatial else None,
+        permutations=opts.compare_permutations,
+        seed=opts.seed,
+        ci_level=opts.ci_level,
+        neighbours_a=sample.ctx.queen if spec.spatial else None,
         neighbours_b=ctx_b.queen if spec.spatial else None,
     )
     out["against"] = label

@@ -101,10 +101,35 @@ def _geometry(geoms: np.ndarray):
     else:
         ring_off, part_off, geom_off = offsets
     x, y = np.rint(coords.T).astype(np.int64)
-    nrings, nparts = len(ring_off) - 1, len(part_off) - 1
+    nrings = len(ring_off) - 1
     ring_of = np.repeat(np.arange(nrings), np.diff(ring_off))
+    x, y, ring_of, rings = _open_rings(x, y, ring_of, nrings)
+    area2 = _ring_area2(x, y, rings, nrings)
+    exterior, ring_keep, feat_of_ring = _ring_roles(part_off, geom_off, rings[0], area2, n)
+    # Spec 4.3.4.4: exterior rings have positive surveyor's area in y-down tile coordinates,
+    # interior rings negative. Reverse the others in place.
+    rev = np.where(exterior, area2 < 0, area2 > 0)
+    if rev.any():
+        cnt, start = rings[0], rings[1]
+        idx, r = np.arange(len(x)), ring_of
+        src = np.where(rev[r], 2 * start[r] + cnt[r] - 1 - idx, idx)
+        x, y = x[src], y[src]
+    if not ring_keep.all():
+        pk = ring_keep[ring_of]
+        x, y, ring_of = x[pk], y[pk], ring_of[pk]
+    return _commands(x, y, ring_of, ring_keep, rings[0], feat_of_ring, n)
 
-    # Drop consecutive duplicates (snapping makes them) and each ring's closing point.
+
+def _ring_index(ring_of: np.ndarray, nrings: int):
+    """(points per ring, first point of each ring, non-empty rings, last point of each non-empty ring)."""
+    cnt = np.bincount(ring_of, minlength=nrings)
+    start = np.cumsum(cnt) - cnt
+    ne = cnt > 0
+    return cnt, start, ne, start[ne] + cnt[ne] - 1
+
+
+def _open_rings(x: np.ndarray, y: np.ndarray, ring_of: np.ndarray, nrings: int):
+    """Rings without consecutive duplicates (snapping makes them) nor their closing point, and their index."""
     keep = np.ones(len(x), bool)
     keep[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1]) | (ring_of[1:] != ring_of[:-1])
     keep[:-1] &= ring_of[1:] == ring_of[:-1]
@@ -112,27 +137,31 @@ def _geometry(geoms: np.ndarray):
     if not keep.all():
         x, y, ring_of = x[keep], y[keep], ring_of[keep]
     # A ring whose closing point was repeated (..., C, A, A) still ends on a copy of its first point.
-    cnt = np.bincount(ring_of, minlength=nrings)
-    start = np.cumsum(cnt) - cnt
-    ne = cnt > 0
-    tail = start[ne] + cnt[ne] - 1
+    cnt, start, ne, tail = rings = _ring_index(ring_of, nrings)
     dup = (x[tail] == x[start[ne]]) & (y[tail] == y[start[ne]]) & (cnt[ne] > 1)
     if dup.any():
         drop = np.ones(len(x), bool)
         drop[tail[dup]] = False
         x, y, ring_of = x[drop], y[drop], ring_of[drop]
-        cnt = np.bincount(ring_of, minlength=nrings)
-        start = np.cumsum(cnt) - cnt
-        ne = cnt > 0
-        tail = start[ne] + cnt[ne] - 1
-    idx = np.arange(len(x))
-    nxt = idx + 1
+        rings = _ring_index(ring_of, nrings)
+    return x, y, ring_of, rings
+
+
+def _ring_area2(x: np.ndarray, y: np.ndarray, rings, nrings: int) -> np.ndarray:
+    """Twice each ring's signed (surveyor's) area, exact in integers."""
+    _, start, ne, tail = rings
+    nxt = np.arange(len(x)) + 1
     nxt[tail] = start[ne]
     cross = x * y[nxt] - x[nxt] * y
     area2 = np.zeros(nrings, np.int64)
     if len(x):
         area2[ne] = np.add.reduceat(cross, start[ne])
+    return area2
 
+
+def _ring_roles(part_off: np.ndarray, geom_off: np.ndarray, cnt: np.ndarray, area2: np.ndarray, n: int):
+    """(exterior ring?, ring kept?, feature of each ring). A part goes with its exterior ring."""
+    nrings, nparts = len(cnt), len(part_off) - 1
     # Zero-area rings (collapsed, or fewer than 3 points) have no winding a decoder could classify.
     ring_ok = (cnt >= 3) & (area2 != 0)
     part_of_ring = np.repeat(np.arange(nparts), np.diff(part_off))
@@ -143,18 +172,11 @@ def _geometry(geoms: np.ndarray):
     part_ok[part_nonempty] = ring_ok[part_off[:-1][part_nonempty]]
     ring_keep = ring_ok & part_ok[part_of_ring]
     feat_of_ring = np.repeat(np.arange(n), np.diff(geom_off))[part_of_ring]
+    return exterior, ring_keep, feat_of_ring
 
-    # Spec 4.3.4.4: exterior rings have positive surveyor's area in y-down tile coordinates,
-    # interior rings negative. Reverse the others in place.
-    rev = np.where(exterior, area2 < 0, area2 > 0)
-    if rev.any():
-        r = ring_of
-        src = np.where(rev[r], 2 * start[r] + cnt[r] - 1 - idx, idx)
-        x, y = x[src], y[src]
-    if not ring_keep.all():
-        pk = ring_keep[ring_of]
-        x, y, ring_of = x[pk], y[pk], ring_of[pk]
 
+def _commands(x, y, ring_of, ring_keep, cnt, feat_of_ring, n: int):
+    """MoveTo, LineTo and ClosePath per kept ring, with zigzag deltas; (stream, count per geometry)."""
     kept = np.flatnonzero(ring_keep)
     k = (np.cumsum(ring_keep) - 1)[ring_of]  # kept-ring number of each point
     m = cnt[kept]
@@ -235,6 +257,23 @@ def _values(col: np.ndarray):
     return ~missing, inv.reshape(-1), nu, msgs
 
 
+def _tags(columns: dict[str, np.ndarray], sel: np.ndarray):
+    """(Feature.tags parts, Layer.keys, Layer.values) of the selected rows' properties."""
+    cols = [(name, *_values(np.asarray(col)[sel])) for name, col in columns.items()]
+    cols = [c for c in cols if c[3] > 0]  # a column with no value anywhere gets no key
+    # Low-cardinality columns first in the values table: their (frequent) indices get short varints.
+    order = sorted(range(len(cols)), key=lambda c: cols[c][3])
+    base = np.zeros(len(cols), np.int64)
+    base[order] = np.cumsum([0] + [cols[c][3] for c in order])[:-1]
+    # Feature.tags, packed: per column, the key index then the value index where the value is present.
+    tag_parts = []
+    for c, (_, ok, inv, _, _) in enumerate(cols):
+        tag_parts += [_masked_varint(np.full(len(inv), c), ok), _masked_varint(inv + base[c], ok)]
+    keys = [_field(0x1A, c[0].encode()) for c in cols]
+    values = [cols[c][4].tobytes() for c in order]
+    return tag_parts, keys, values
+
+
 def encode_polygons(
     geoms: np.ndarray, columns: dict[str, np.ndarray], *, layer: str = "areas", extent: int = 4096
 ) -> bytes:
@@ -255,19 +294,8 @@ def encode_polygons(
         return b""
     gcount = gcount[has]
 
-    cols = [(name, *_values(np.asarray(col)[sel])) for name, col in columns.items()]
-    cols = [c for c in cols if c[3] > 0]  # a column with no value anywhere gets no key
-    # Low-cardinality columns first in the values table: their (frequent) indices get short varints.
-    order = sorted(range(len(cols)), key=lambda c: cols[c][3])
-    base = np.zeros(len(cols), np.int64)
-    base[order] = np.cumsum([0] + [cols[c][3] for c in order])[:-1]
-    # Feature.tags, packed: per column, the key index then the value index where the value is present.
-    tag_parts = []
-    for c, (_, ok, inv, _, _) in enumerate(cols):
-        tag_parts += [_masked_varint(np.full(len(inv), c), ok), _masked_varint(inv + base[c], ok)]
+    tag_parts, keys, values = _tags(columns, sel)
     tag_bytes = sum((ln for _, ln in tag_parts), np.zeros(nf, np.int64))
-    keys = [_field(0x1A, c[0].encode()) for c in cols]
-    values = [cols[c][4].tobytes() for c in order]
     has_tags = tag_bytes > 0
     tlen_data, tlen_lens = _masked_varint(tag_bytes[has_tags], has_tags)
 

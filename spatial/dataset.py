@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from .coords import coordinate_problems
+from .counts import TOLERANCE_HINT, as_counts, clip_to_total
 from .crs import to_metric
 from .errors import Problem, ValidationError, format_ids, problem
 from .lru import LRU
@@ -155,45 +156,6 @@ class AreaDataset:
         return replace(self, areas=self.areas.loc[np.asarray(mask)].reset_index(drop=True))
 
 
-def _as_counts(df: pd.DataFrame, col: str, ids: pd.Series, problems: list[Problem], role: str = "Column") -> pd.Series:
-    raw = df[col]
-    values = pd.to_numeric(raw, errors="coerce")
-    text = raw.astype(str).str.strip()
-    # "nan" written as text is a number that is not one: said so, not "non-numeric" (NaN read as a float is missing)
-    nan_text = raw.notna() & text.str.lower().isin(["nan", "+nan", "-nan"])
-    bad = values.isna() & raw.notna() & (text != "") & ~nan_text
-    if bad.any():
-        problems.append(
-            problem(
-                "non_numeric_count",
-                f"{role} {col!r} has non-numeric values; use plain numbers (no thousands separators or text)",
-                ids[bad],
-            )
-        )
-    missing = (raw.isna() | (text == "")) & ~nan_text
-    if missing.any():
-        problems.append(
-            problem(
-                "missing_count",
-                f"{role} {col!r} has missing values (empty, NA or NaN); fill them (0 if nobody lives there) or drop those areas",
-                ids[missing],
-            )
-        )
-    neg = values < 0
-    if neg.any():
-        problems.append(problem("negative_count", f"{role} {col!r} has negative counts; counts must be ≥ 0", ids[neg]))
-    infinite = np.isinf(values.to_numpy(dtype=float)) | nan_text.to_numpy()
-    if infinite.any():
-        problems.append(
-            problem(
-                "non_finite_count",
-                f"{role} {col!r} has infinite or NaN values; counts must be finite numbers",
-                ids[infinite],
-            )
-        )
-    return values.astype(float)
-
-
 def validate(
     gdf: gpd.GeoDataFrame,
     *,
@@ -214,9 +176,44 @@ def validate(
     tolerance = float(tolerance or 0)
     if not np.isfinite(tolerance) or tolerance < 0:
         raise ValidationError(problem("bad_parameter", f"tolerance must be a number of people ≥ 0, got {tolerance:g}"))
+    groups = list(dict.fromkeys(groups))
+    _check_layer(gdf, groups)
     problems: list[Problem] = []
     repairs: list[Problem] = []
-    groups = list(dict.fromkeys(groups))
+    gdf = _with_ids(gdf.copy(), id_col, problems)
+    ids = gdf[ID]
+    roles = _roles(gdf, groups, total, name_col, region_col)
+    for role, col in roles[: len(groups) + (1 if total else 0)]:
+        gdf[col] = as_counts(gdf, col, ids, problems, role)
+    if total is None:
+        total = "total" if "total" not in groups else "total_population"
+        gdf[total] = gdf[groups].sum(axis=1)
+    else:
+        repairs += clip_to_total(gdf, [g for g in groups if g != total], total, tolerance, ids, problems)
+    problems += _geometry_problems(gdf.geometry, ids)
+    if problems:
+        raise ValidationError(problems)
+    repairs += _repair_geometry(gdf, ids)
+    if gdf.geometry.name != "geometry":
+        gdf = gdf.rename_geometry("geometry")
+    keep = [ID, *([name_col] if name_col else []), *([region_col] if region_col else []), total]
+    keep += [g for g in groups if g != total]
+    extra = [c for c in gdf.columns if c not in keep and c != "geometry"]
+    gdf = gdf[keep + extra + ["geometry"]].reset_index(drop=True)
+    meta = meta or Metadata()
+    return AreaDataset(
+        gdf,
+        total=total,
+        groups=tuple(g for g in groups if g != total),
+        meta=replace(meta, crs=meta.crs or gdf.crs.to_string()),
+        name_col=name_col,
+        region_col=region_col,
+        repairs=repairs,
+    )
+
+
+def _check_layer(gdf: gpd.GeoDataFrame, groups: list[str]) -> None:
+    """What stops validation before any column is read: no group, no feature, no CRS."""
     if not groups:
         raise ValidationError(problem("no_group", "Name at least one group column (e.g. --group foreign_born)"))
     if len(gdf) == 0:
@@ -229,61 +226,55 @@ def validate(
             )
         )
 
-    gdf = gdf.copy()
+
+def _with_ids(gdf: gpd.GeoDataFrame, id_col: str | None, problems: list[Problem]) -> gpd.GeoDataFrame:
+    """The areas with a string ``id`` column (1, 2, … without ``id_col``); missing and duplicate ids are problems."""
     if id_col is None:
         gdf[ID] = [str(i) for i in range(1, len(gdf) + 1)]
-    else:
-        if id_col not in gdf.columns:
-            raise ValidationError(
-                problem(
-                    "missing_key", f"No id column {id_col!r}; columns are {[c for c in gdf.columns if c != 'geometry']}"
-                )
+        return gdf
+    if id_col not in gdf.columns:
+        raise ValidationError(
+            problem(
+                "missing_key", f"No id column {id_col!r}; columns are {[c for c in gdf.columns if c != 'geometry']}"
             )
-        raw = gdf[id_col]
-        missing = raw.isna() | (raw.astype(str).str.strip() == "")
-        if missing.any():
-            rows = np.flatnonzero(missing.to_numpy())
-            problems.append(
-                problem(
-                    "missing_id",
-                    f"{len(rows)} areas have no id in {id_col!r}; give every area an id (rows, 0-based)",
-                    rows,
-                )
+        )
+    raw = gdf[id_col]
+    missing = raw.isna() | (raw.astype(str).str.strip() == "")
+    if missing.any():
+        rows = np.flatnonzero(missing.to_numpy())
+        problems.append(
+            problem(
+                "missing_id", f"{len(rows)} areas have no id in {id_col!r}; give every area an id (rows, 0-based)", rows
             )
-        ids = raw.astype(str).str.strip()
-        ids = ids.str.replace(r"\.0$", "", regex=True) if pd.api.types.is_float_dtype(raw) else ids
-        gdf = gdf.drop(columns=[id_col]) if id_col != ID else gdf
-        gdf[ID] = ids
-        dup = gdf[ID].duplicated(keep=False) & ~missing
-        if dup.any():
-            problems.append(
-                problem(
-                    "duplicate_id",
-                    f"Id column {id_col!r} has duplicate ids; each area needs a unique id",
-                    sorted(set(gdf.loc[dup, ID])),
-                )
+        )
+    ids = raw.astype(str).str.strip()
+    ids = ids.str.replace(r"\.0$", "", regex=True) if pd.api.types.is_float_dtype(raw) else ids
+    gdf = gdf.drop(columns=[id_col]) if id_col != ID else gdf
+    gdf[ID] = ids
+    dup = gdf[ID].duplicated(keep=False) & ~missing
+    if dup.any():
+        problems.append(
+            problem(
+                "duplicate_id",
+                f"Id column {id_col!r} has duplicate ids; each area needs a unique id",
+                sorted(set(gdf.loc[dup, ID])),
             )
-    ids = gdf[ID]
+        )
+    return gdf
 
-    absent = [
-        c
-        for c in [
-            *groups,
-            *([total] if total else []),
-            *([name_col] if name_col else []),
-            *([region_col] if region_col else []),
-        ]
-        if c not in gdf.columns
-    ]
-    if absent:
-        cols = [c for c in gdf.columns if c not in ("geometry", ID)]
-        raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
+
+def _roles(gdf, groups, total, name_col, region_col) -> list[tuple[str, str]]:
+    """(role, column) of every declared column, groups first then the total; absent or misused columns refused."""
     roles = [
         *(("Group", g) for g in groups),
         *([("Total", total)] if total else []),
         *([("Name column", name_col)] if name_col else []),
         *([("Region column", region_col)] if region_col else []),
     ]
+    absent = [c for _, c in roles if c not in gdf.columns]
+    if absent:
+        cols = [c for c in gdf.columns if c not in ("geometry", ID)]
+        raise ValidationError(problem("unknown_column", f"Columns {absent} not found; available columns are {cols}"))
     misused = [
         f"{role.lower()} {c!r} is the areas' " + ("shapes" if c != ID else "ids")
         for role, c in roles
@@ -293,17 +284,11 @@ def validate(
         raise ValidationError(
             problem("bad_column_role", f"{'; '.join(misused)}: name a column of counts (or of names, regions) instead")
         )
+    return roles
 
-    for role, col in roles[: len(groups) + (1 if total else 0)]:
-        gdf[col] = _as_counts(gdf, col, ids, problems, role)
 
-    if total is None:
-        total = "total" if "total" not in groups else "total_population"
-        gdf[total] = gdf[groups].sum(axis=1)
-    else:
-        repairs += _clip_to_total(gdf, [g for g in groups if g != total], total, tolerance, ids, problems)
-
-    geom = gdf.geometry
+def _geometry_problems(geom: gpd.GeoSeries, ids: pd.Series) -> list[Problem]:
+    problems = []
     empty = geom.isna() | geom.is_empty
     if empty.any():
         problems.append(
@@ -316,112 +301,27 @@ def validate(
         problems.append(problem("not_polygon", "Areas must be polygons; these are points or lines", ids[~polygonal]))
     # NaN, 1e15, metres labelled as degrees: refused before repair, reprojection or storage choke on them.
     # (Degrees labelled as metres are caught when a file is read: in-memory grids of unit squares are legitimate.)
-    problems += coordinate_problems(geom.values, gdf.crs, ids.to_numpy(), degrees_as_metres=False)
+    return problems + coordinate_problems(geom.values, geom.crs, ids.to_numpy(), degrees_as_metres=False)
 
-    if problems:
-        raise ValidationError(problems)
 
+def _repair_geometry(gdf: gpd.GeoDataFrame, ids: pd.Series) -> list[Problem]:
+    """Invalid polygons made valid in place (their polygonal part); refused if nothing is left."""
+    geom = gdf.geometry
     invalid = ~geom.is_valid
-    if invalid.any():
-        fixed = shapely.make_valid(geom[invalid].to_numpy())
-        # make_valid can return collections with stray lines: keep the polygonal part.
-        fixed = [shapely.force_2d(_polygonal_part(g)) for g in fixed]
-        gdf.loc[invalid, gdf.geometry.name] = fixed
-        repairs.append(
-            problem(
-                "repaired_geometry", f"Repaired {int(invalid.sum())} invalid geometries with make_valid", ids[invalid]
-            )
-        )
-        still_empty = gdf.geometry.is_empty
-        if still_empty.any():
-            raise ValidationError(
-                problem(
-                    "empty_geometry",
-                    "Geometries are empty after repair (degenerate polygons); fix them",
-                    ids[still_empty],
-                )
-            )
-
-    if gdf.geometry.name != "geometry":
-        gdf = gdf.rename_geometry("geometry")
-    keep = [
-        ID,
-        *([name_col] if name_col else []),
-        *([region_col] if region_col else []),
-        total,
-        *[g for g in groups if g != total],
-    ]
-    extra = [c for c in gdf.columns if c not in keep and c != "geometry"]
-    gdf = gdf[keep + extra + ["geometry"]].reset_index(drop=True)
-    meta = meta or Metadata()
-    meta = replace(meta, crs=meta.crs or gdf.crs.to_string())
-    return AreaDataset(
-        gdf,
-        total=total,
-        groups=tuple(g for g in groups if g != total),
-        meta=meta,
-        name_col=name_col,
-        region_col=region_col,
-        repairs=repairs,
-    )
-
-
-TOLERANCE_HINT = (
-    "survey estimates that differ by a person or two can be clipped to the total with a tolerance "
-    "(CLI --tolerance N, upload field tolerance)"
-)
-
-
-def _clip_to_total(
-    gdf: pd.DataFrame, members: list[str], total: str, tolerance: float, ids: pd.Series, problems: list[Problem]
-) -> list[Problem]:
-    """Refuse groups above the total, except excesses up to ``tolerance``: those are clipped and reported."""
-    touched = pd.Series(False, index=gdf.index)
-    worst = 0.0
-    finite = np.isfinite(gdf[total])
-    for g in members:
-        excess = gdf[g] - gdf[total]
-        over = (excess > 1e-9) & np.isfinite(gdf[g]) & finite  # inf: said above
-        fits = over & (excess <= tolerance)
-        if fits.any():
-            gdf.loc[fits, g] = gdf.loc[fits, total]
-            touched |= fits
-            worst = max(worst, float(excess[fits].max()))
-        if (over & ~fits).any():
-            problems.append(
-                problem(
-                    "group_exceeds_total",
-                    f"Group {g!r} is larger than total {total!r}; check that the "
-                    f"total counts everyone in the group ({TOLERANCE_HINT})",
-                    ids[over & ~fits],
-                )
-            )
-    if tolerance > 0 and len(members) > 1:
-        # Groups that add up to a little more than the total (ACS estimates): larger excesses are left
-        # alone, as the groups may overlap on purpose; multigroup indices refuse those themselves.
-        excess = gdf[members].sum(axis=1) - gdf[total]
-        fits = (excess > 1e-9) & (excess <= tolerance) & finite
-        for i in np.flatnonzero(fits.to_numpy()):
-            row, left = gdf.index[i], float(excess.iloc[i])
-            for g in sorted(members, key=lambda c: -gdf.at[row, c]):
-                take = min(left, float(gdf.at[row, g]))
-                gdf.at[row, g] -= take
-                left -= take
-                if left <= 1e-12:
-                    break
-        if fits.any():
-            touched |= fits
-            worst = max(worst, float(excess[fits].max()))
-    if not touched.any():
+    if not invalid.any():
         return []
-    return [
-        problem(
-            "clipped_to_total",
-            f"Groups exceeded total {total!r} by at most {worst:g} in {int(touched.sum())} "
-            f"areas, within the tolerance of {tolerance:g}: clipped to the total (the excess taken from the "
-            "largest groups)",
-            ids[touched],
+    fixed = shapely.make_valid(geom[invalid].to_numpy())
+    # make_valid can return collections with stray lines: keep the polygonal part.
+    gdf.loc[invalid, gdf.geometry.name] = [shapely.force_2d(_polygonal_part(g)) for g in fixed]
+    still_empty = gdf.geometry.is_empty
+    if still_empty.any():
+        raise ValidationError(
+            problem(
+                "empty_geometry", "Geometries are empty after repair (degenerate polygons); fix them", ids[still_empty]
+            )
         )
+    return [
+        problem("repaired_geometry", f"Repaired {int(invalid.sum())} invalid geometries with make_valid", ids[invalid])
     ]
 
 
@@ -432,4 +332,4 @@ def _polygonal_part(g):
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-__all__ = ["AreaDataset", "Metadata", "validate", "ID", "format_ids"]
+__all__ = ["AreaDataset", "Metadata", "validate", "ID", "format_ids", "TOLERANCE_HINT"]

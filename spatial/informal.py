@@ -114,25 +114,71 @@ def overlay(
     name_col: str | None = None,
 ) -> InformalOverlay:
     """Measure settlements per unit and return an ordinary dataset with an ``informal`` group."""
-    if isinstance(units, gpd.GeoDataFrame):
-        if units.crs is None:
-            raise ValidationError(problem("no_crs", "The units layer has no CRS"))
-        key = unit_key or ID
-        if key not in units.columns:
-            raise ValidationError(
-                problem(
-                    "missing_key",
-                    f"Unit key {key!r} is not in the units layer; columns are {[c for c in units.columns if c != 'geometry']}",
-                )
-            )
-        base = units.rename(columns={key: ID}) if key != ID else units.copy()
-        base[ID] = base[ID].astype(str)
-        groups, total, meta = (), None, Metadata(name=name or "units")
-    else:
-        base = units.areas.copy()
-        groups, total, name_col, meta = units.groups, units.total, units.name_col, units.meta
+    base, groups, total, name_col, meta = _units(units, unit_key, name, name_col)
     notes: list[Problem] = []
-    sett = load_settlements(settlements, population=population)
+    sett, empty, repaired = _clean_settlements(load_settlements(settlements, population=population), notes)
+    checkpoint()
+    crs = equal_area_crs(base)
+    ugeo = np.asarray(base.geometry.to_crs(crs).values, dtype=object)  # plain arrays: no pandas ufunc dispatch
+    sgeo = np.asarray(sett.geometry.to_crs(crs).values, dtype=object)
+    sgeo = np.where(shapely.is_valid(sgeo), sgeo, shapely.make_valid(sgeo))  # reprojection can pinch rings
+    pop = sett[population].to_numpy(float) if population else np.zeros(len(sett))
+    alloc = _Allocation.of(ugeo, sgeo, pop, sliver_m2)
+    checkpoint()
+    informal = _unit_columns(base, alloc, total, notes)
+    ds = validate(
+        base,
+        id_col=ID,
+        groups=[*groups, INFORMAL] if INFORMAL not in groups else list(groups),
+        total=total or INFORMAL,
+        name_col=name_col,
+        meta=meta,
+    )
+    if not total:
+        notes.append(
+            problem(
+                "no_total",
+                "The units have no population total: informal population and area are measured, "
+                "but shares of population need a total (join census counts to the units)",
+            )
+        )
+    outside = sett.loc[alloc.inside_share == 0].assign(population=pop[alloc.inside_share == 0])
+    if len(outside):
+        notes.append(
+            problem(
+                "outside",
+                f"{len(outside)} settlements lie outside every unit ({outside['population'].sum():,.0f} people): "
+                "reported, not allocated",
+                outside.index,
+            )
+        )
+    summary = alloc.summary(crs, pop, informal, len(outside))
+    summary.update(repaired=repaired, empty_skipped=empty)
+    return InformalOverlay(ds, summary, outside, notes)
+
+
+def _units(units: AreaDataset | gpd.GeoDataFrame, unit_key, name, name_col):
+    """The units' frame (string ``id``), groups, total, name column and metadata."""
+    if not isinstance(units, gpd.GeoDataFrame):
+        return units.areas.copy(), units.groups, units.total, units.name_col, units.meta
+    if units.crs is None:
+        raise ValidationError(problem("no_crs", "The units layer has no CRS"))
+    key = unit_key or ID
+    if key not in units.columns:
+        raise ValidationError(
+            problem(
+                "missing_key",
+                f"Unit key {key!r} is not in the units layer; columns are "
+                f"{[c for c in units.columns if c != 'geometry']}",
+            )
+        )
+    base = units.rename(columns={key: ID}) if key != ID else units.copy()
+    base[ID] = base[ID].astype(str)
+    return base, (), None, name_col, Metadata(name=name or "units")
+
+
+def _clean_settlements(sett: gpd.GeoDataFrame, notes: list[Problem]) -> tuple[gpd.GeoDataFrame, int, int]:
+    """Settlements without empty geometries, invalid ones repaired; how many of each, said in ``notes``."""
     empty = sett.geometry.is_empty | sett.geometry.isna()
     if empty.any():
         notes.append(
@@ -154,24 +200,37 @@ def overlay(
                 sett.index[invalid],
             )
         )
+    return sett, int(empty.sum()), int(invalid.sum())
 
-    checkpoint()
-    crs = equal_area_crs(base)
-    ugeo = np.asarray(base.geometry.to_crs(crs).values, dtype=object)  # plain arrays: no pandas ufunc dispatch
-    sgeo = np.asarray(sett.geometry.to_crs(crs).values, dtype=object)
-    sgeo = np.where(shapely.is_valid(sgeo), sgeo, shapely.make_valid(sgeo))  # reprojection can pinch rings
-    pop = sett[population].to_numpy(float) if population else np.zeros(len(sett))
-    is_point = shapely.get_type_id(sgeo) == 0  # Point
-    n = len(ugeo)
-    allocated = np.zeros(n)
-    n_touch = np.zeros(n, dtype=int)
-    inside_share = np.zeros(len(sgeo))
 
-    # Polygons: pieces = settlement ∩ unit for every intersecting pair (STRtree, vectorised).
-    poly = np.flatnonzero(~is_point)
-    slivers = 0
-    if len(poly):
+@dataclass
+class _Allocation:
+    """Settlements measured per unit (equal-area geometries): union area, population, settlements touching."""
+
+    ugeo: np.ndarray
+    sgeo: np.ndarray
+    is_point: np.ndarray
+    area: np.ndarray  # union of settlement pieces per unit, m²
+    allocated: np.ndarray  # population per unit, not yet rounded
+    n_touch: np.ndarray
+    inside_share: np.ndarray  # per settlement: the part of its area (points: 1) inside some unit
+    slivers: int = 0
+
+    @classmethod
+    def of(cls, ugeo: np.ndarray, sgeo: np.ndarray, pop: np.ndarray, sliver_m2: float) -> _Allocation:
+        n = len(ugeo)
+        is_point = shapely.get_type_id(sgeo) == 0  # Point
+        out = cls(ugeo, sgeo, is_point, np.zeros(n), np.zeros(n), np.zeros(n, dtype=int), np.zeros(len(sgeo)))
         tree = shapely.STRtree(ugeo)
+        if (~is_point).any():
+            out._polygons(tree, np.flatnonzero(~is_point), pop, sliver_m2)
+        if is_point.any():
+            out._points(tree, np.flatnonzero(is_point), pop)
+        return out
+
+    def _polygons(self, tree, poly: np.ndarray, pop: np.ndarray, sliver_m2: float) -> None:
+        """Pieces = settlement ∩ unit for every intersecting pair (STRtree, vectorised); population by area."""
+        ugeo, sgeo, n = self.ugeo, self.sgeo, len(self.ugeo)
         s_idx, u_idx = tree.query(sgeo[poly], predicate="intersects")
         # Where a settlement covers a whole unit the piece is the unit: no intersection to compute.
         cover_s, cover_u = tree.query(sgeo[poly], predicate="contains_properly")
@@ -184,39 +243,57 @@ def overlay(
         covered = np.zeros(n, dtype=bool)
         covered[u_idx[whole]] = True
         checkpoint()
-        area = _union_area_per_unit(piece_geoms, pieces, u_idx, n, covered, shapely.area(ugeo))
+        self.area = _union_area_per_unit(piece_geoms, pieces, u_idx, n, covered, shapely.area(ugeo))
         small = pieces < sliver_m2
-        slivers = int(small.sum())
+        self.slivers = int(small.sum())
         pieces = np.where(small, 0.0, pieces)
         s_area = shapely.area(sgeo)
         inside = np.bincount(s_idx, weights=pieces, minlength=len(sgeo))
-        inside_share[poly] = np.divide(inside[poly], s_area[poly], out=np.zeros(len(poly)), where=s_area[poly] > 0)
+        self.inside_share[poly] = np.divide(inside[poly], s_area[poly], out=np.zeros(len(poly)), where=s_area[poly] > 0)
         # A settlement's whole population goes to its pieces inside units, by area: a sliver of it
         # over water or beyond the city edge has no units to live in, and nobody is lost.
         with np.errstate(divide="ignore", invalid="ignore"):
             weight = np.where(inside[s_idx] > 0, pieces / inside[s_idx], 0.0)
-        np.add.at(allocated, u_idx, pop[s_idx] * weight)
-        np.add.at(n_touch, u_idx, (pieces > 0).astype(int))
-    else:
-        area = np.zeros(n)
-    pts = np.flatnonzero(is_point)
-    if len(pts):
-        tree = shapely.STRtree(ugeo)
-        p_idx, u_idx = tree.query(sgeo[pts], predicate="within")
-        first = pd.Series(u_idx).groupby(p_idx).first()  # a point on a shared border goes to one unit
-        np.add.at(allocated, first.to_numpy(), pop[pts[first.index.to_numpy()]])
-        np.add.at(n_touch, first.to_numpy(), 1)
-        inside_share[pts[first.index.to_numpy()]] = 1.0
-    checkpoint()
-    lost = np.where(inside_share == 0, pop, 0.0)
-    outside = sett.loc[inside_share == 0].assign(population=pop[inside_share == 0])
-    partial = (inside_share > 0) & (inside_share < 1 - 1e-9)
+        np.add.at(self.allocated, u_idx, pop[s_idx] * weight)
+        np.add.at(self.n_touch, u_idx, (pieces > 0).astype(int))
 
-    unit_area = shapely.area(ugeo)
-    base["informal_area_m2"] = area
-    base["informal_area_share"] = np.divide(area, unit_area, out=np.zeros(n), where=unit_area > 0)
-    base["n_settlements"] = n_touch
-    informal = _largest_remainder(allocated)
+    def _points(self, tree, pts: np.ndarray, pop: np.ndarray) -> None:
+        p_idx, u_idx = tree.query(self.sgeo[pts], predicate="within")
+        first = pd.Series(u_idx).groupby(p_idx).first()  # a point on a shared border goes to one unit
+        np.add.at(self.allocated, first.to_numpy(), pop[pts[first.index.to_numpy()]])
+        np.add.at(self.n_touch, first.to_numpy(), 1)
+        self.inside_share[pts[first.index.to_numpy()]] = 1.0
+
+    def summary(self, crs, pop: np.ndarray, informal: np.ndarray, n_outside: int) -> dict:
+        unit_area, city_area = shapely.area(self.ugeo), float(shapely.area(self.ugeo).sum())
+        partial = (self.inside_share > 0) & (self.inside_share < 1 - 1e-9)
+        outside_area = (shapely.area(self.sgeo) * (1 - self.inside_share))[~self.is_point]
+        return {
+            "units": len(unit_area),
+            "settlements": len(self.sgeo),
+            "polygons": int((~self.is_point).sum()),
+            "points": int(self.is_point.sum()),
+            "crs": crs.to_string() if hasattr(crs, "to_string") else str(crs),
+            "informal_area_m2": float(self.area.sum()),
+            "city_area_m2": city_area,
+            "area_share_of_city": float(self.area.sum() / city_area) if city_area else 0.0,
+            "population_input": float(pop.sum()),
+            "population_allocated": float(informal.sum()),
+            "population_outside_units": float(np.where(self.inside_share == 0, pop, 0.0).sum()),
+            "settlements_outside": n_outside,
+            "settlements_partly_outside": int(partial.sum()),
+            "area_outside_units_m2": float(outside_area.sum()),
+            "slivers_ignored": self.slivers,
+        }
+
+
+def _unit_columns(base: gpd.GeoDataFrame, alloc: _Allocation, total: str | None, notes: list[Problem]) -> np.ndarray:
+    """Add the per-unit columns to ``base``; the integer informal population (clipped to ``total``)."""
+    n, unit_area = len(base), shapely.area(alloc.ugeo)
+    base["informal_area_m2"] = alloc.area
+    base["informal_area_share"] = np.divide(alloc.area, unit_area, out=np.zeros(n), where=unit_area > 0)
+    base["n_settlements"] = alloc.n_touch
+    informal = _largest_remainder(alloc.allocated)
     if total:
         t = base[total].to_numpy(float)
         over = informal > t
@@ -232,48 +309,4 @@ def overlay(
             informal = np.minimum(informal, t)
         base["informal_share"] = np.divide(informal, t, out=np.zeros(n), where=t > 0)
     base[INFORMAL] = informal
-    ds = validate(
-        base,
-        id_col=ID,
-        groups=[*groups, INFORMAL] if INFORMAL not in groups else list(groups),
-        total=total or INFORMAL,
-        name_col=name_col,
-        meta=meta,
-    )
-    if not total:
-        notes.append(
-            problem(
-                "no_total",
-                "The units have no population total: informal population and area are measured, "
-                "but shares of population need a total (join census counts to the units)",
-            )
-        )
-    city_area = unit_area.sum()
-    summary = {
-        "units": n,
-        "settlements": int(len(sett)),
-        "polygons": int(len(poly)),
-        "points": int(len(pts)),
-        "crs": crs.to_string() if hasattr(crs, "to_string") else str(crs),
-        "informal_area_m2": float(area.sum()),
-        "city_area_m2": float(city_area),
-        "area_share_of_city": float(area.sum() / city_area) if city_area else 0.0,
-        "population_input": float(pop.sum()),
-        "population_allocated": float(informal.sum()),
-        "population_outside_units": float(lost.sum()),
-        "settlements_outside": int(len(outside)),
-        "settlements_partly_outside": int(partial.sum()),
-        "area_outside_units_m2": float((shapely.area(sgeo) * (1 - inside_share))[~is_point].sum()),
-        "slivers_ignored": slivers,
-        "repaired": int(invalid.sum()),
-        "empty_skipped": int(empty.sum()),
-    }
-    if len(outside):
-        notes.append(
-            problem(
-                "outside",
-                f"{len(outside)} settlements lie outside every unit ({outside['population'].sum():,.0f} people): reported, not allocated",
-                outside.index,
-            )
-        )
-    return InformalOverlay(ds, summary, outside, notes)
+    return informal

@@ -30,6 +30,8 @@ from ..dataset import AreaDataset, Metadata, validate
 from ..errors import ValidationError, problem
 from . import checks, parquet
 from .gdal import read_vector
+from .geopackage import check_geopackage
+from .shapefile import unpack_shapefile
 
 log = logging.getLogger("segmap.io")
 
@@ -44,8 +46,9 @@ BOUNDARY_FORMATS = {
     ".fgb": "FlatGeobuf",
 }
 COUNT_FORMATS = {".csv", ".txt", ".parquet"}
-SHAPEFILE_PARTS = checks.SHAPEFILE_PARTS
-MAX_UNCOMPRESSED_BYTES = 1 << 30  # what a zip or Parquet file may decode to; the service lowers it
+# What a zip or Parquet file may decode to when the caller names no limit; the service passes its own setting
+# (max_uncompressed_bytes) on every call, and nothing assigns this.
+MAX_UNCOMPRESSED_BYTES = 1 << 30
 
 
 def _suffix(name: str) -> str:
@@ -74,66 +77,82 @@ def read_boundaries(
                 f"Unsupported boundary format {ext or name!r}; use one of {sorted(BOUNDARY_FORMATS)}",
             )
         )
-    fmt, label, shown = BOUNDARY_FORMATS[ext], checks.LABELS[BOUNDARY_FORMATS[ext]], Path(name).name
+    fmt, shown = BOUNDARY_FORMATS[ext], Path(name).name
     limit = MAX_UNCOMPRESSED_BYTES if max_uncompressed_bytes is None else max_uncompressed_bytes
     if not isinstance(source, bytes):
         source = os.fspath(source)
         if not os.path.isfile(source):
             raise ValidationError(problem("not_found", f"File not found: {name}"))
     if fmt == "ESRI Shapefile":
-        if isinstance(source, bytes):
-            raise ValidationError(
-                problem(
-                    "incomplete_shapefile",
-                    "A shapefile needs its .shx and .dbf too: upload them zipped together (.zip)",
-                )
-            )
-        missing = [p for p in (".shx", ".dbf") if not Path(source).with_suffix(p).exists()]
-        if missing:
-            raise ValidationError(
-                problem(
-                    "incomplete_shapefile",
-                    f"Shapefile {shown!r} is missing {missing}; upload all parts, ideally zipped together",
-                )
-            )
+        _check_shapefile_parts(source, shown)
     checks.expect(fmt, checks.head_of(source), shown)
-
     if fmt == "parquet":
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        parquet.check(data, shown, limit, max_vertices)
-        try:
-            gdf = gpd.read_parquet(io.BytesIO(data))
-        except Exception as exc:
-            log.warning("could not read GeoParquet %r: %r", shown, exc)
-            raise ValidationError(
-                problem(
-                    "unreadable",
-                    f"Could not read {shown!r} as GeoParquet: the file is damaged or "
-                    "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
-                    "upload that",
-                )
-            ) from None
+        gdf = _read_geoparquet(source, shown, limit, max_vertices)
     elif fmt == "zip":
-        gdf = read_vector(checks.unpack_shapefile(source, shown, limit, max_vertices), label, shown)
+        gdf = read_vector(unpack_shapefile(source, shown, limit, max_vertices), checks.LABELS[fmt], shown)
     else:
-        if fmt == "GeoJSON":  # GDAL holds a whole GeoJSON in memory anyway: read it once, check it, hand it over
-            source = source if isinstance(source, bytes) else Path(source).read_bytes()
-            checks.check_geojson_vertices(source, max_vertices)
-            checks.check_geojson_crs(source, shown)
-        if fmt == "GPKG":
-            checks.check_geopackage(source, shown)
-        # LIST_ALL_TABLES=NO: only the layers gpkg_contents registers (checked above), never other tables or views.
-        gdf = read_vector(source, label, shown, **({"LIST_ALL_TABLES": "NO"} if fmt == "GPKG" else {}))
+        gdf = _read_with_gdal(source, fmt, shown, max_vertices)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise ValidationError(problem("no_geometry", f"{shown!r} has no geometry column; upload a layer with polygons"))
-    if max_vertices is not None:
-        vertices = int(shapely.get_num_coordinates(gdf.geometry.values).sum())
-        if vertices > max_vertices:
-            raise checks.too_complex(vertices, max_vertices)
+    _check_vertices(gdf, max_vertices)
     problems = coordinate_problems(gdf.geometry.values, gdf.crs)
     if problems:
         raise ValidationError(problems)
     return gdf
+
+
+def _check_shapefile_parts(source: str | bytes, shown: str) -> None:
+    """A plain .shp is read from disk beside its .shx and .dbf; alone (as bytes, or without them) it is refused."""
+    if isinstance(source, bytes):
+        raise ValidationError(
+            problem(
+                "incomplete_shapefile", "A shapefile needs its .shx and .dbf too: upload them zipped together (.zip)"
+            )
+        )
+    missing = [p for p in (".shx", ".dbf") if not Path(source).with_suffix(p).exists()]
+    if missing:
+        raise ValidationError(
+            problem(
+                "incomplete_shapefile",
+                f"Shapefile {shown!r} is missing {missing}; upload all parts, ideally zipped together",
+            )
+        )
+
+
+def _read_geoparquet(source: str | bytes, shown: str, limit: int, max_vertices: int | None) -> gpd.GeoDataFrame:
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    parquet.check(data, shown, limit, max_vertices)
+    try:
+        return gpd.read_parquet(io.BytesIO(data))
+    except Exception as exc:
+        log.warning("could not read GeoParquet %r: %r", shown, exc)
+        raise ValidationError(
+            problem(
+                "unreadable",
+                f"Could not read {shown!r} as GeoParquet: the file is damaged or "
+                "has no geometry column (GeoParquet 'geo' metadata). Export it again and "
+                "upload that",
+            )
+        ) from None
+
+
+def _read_with_gdal(source: str | bytes, fmt: str, shown: str, max_vertices: int | None) -> gpd.GeoDataFrame:
+    """GeoJSON, GeoPackage, Shapefile or FlatGeobuf, after the checks GDAL would not make."""
+    if fmt == "GeoJSON":  # GDAL holds a whole GeoJSON in memory anyway: read it once, check it, hand it over
+        source = source if isinstance(source, bytes) else Path(source).read_bytes()
+        checks.check_geojson_vertices(source, max_vertices)
+        checks.check_geojson_crs(source, shown)
+    if fmt == "GPKG":
+        check_geopackage(source, shown)
+    # LIST_ALL_TABLES=NO: only the layers gpkg_contents registers (checked above), never other tables or views.
+    return read_vector(source, checks.LABELS[fmt], shown, **({"LIST_ALL_TABLES": "NO"} if fmt == "GPKG" else {}))
+
+
+def _check_vertices(gdf: gpd.GeoDataFrame, max_vertices: int | None) -> None:
+    if max_vertices is not None:
+        vertices = int(shapely.get_num_coordinates(gdf.geometry.values).sum())
+        if vertices > max_vertices:
+            raise checks.too_complex(vertices, max_vertices)
 
 
 def read_counts(
@@ -283,10 +302,7 @@ def load_dataset(
     """
     if isinstance(boundaries, gpd.GeoDataFrame):
         gdf = boundaries
-        if max_vertices is not None:
-            vertices = int(shapely.get_num_coordinates(gdf.geometry.values).sum())
-            if vertices > max_vertices:
-                raise checks.too_complex(vertices, max_vertices)
+        _check_vertices(gdf, max_vertices)
     else:
         gdf = read_boundaries(
             boundaries, boundaries_filename, max_vertices=max_vertices, max_uncompressed_bytes=max_uncompressed_bytes
@@ -302,9 +318,7 @@ def load_dataset(
             else read_counts(counts, key, counts_filename, max_uncompressed_bytes=max_uncompressed_bytes)
         )
         gdf = join_counts(gdf, table, key, boundary_key, drop_unmatched)
-        id_col = boundary_key or key
-    else:
-        id_col = boundary_key or key
+    id_col = boundary_key or key
     if meta is None:
         src = boundaries_filename or (Path(boundaries).name if isinstance(boundaries, (str, os.PathLike)) else None)
         meta = Metadata(name=Path(src).stem if src else "dataset", source=src)

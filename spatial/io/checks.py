@@ -3,17 +3,14 @@
 The file name only says which format the user means. The bytes must carry that format's signature (else
 a plain 4xx says what they are); compressed and SQL content is inspected without being decoded or run:
 zip members by their declared sizes and compression, GeoPackages by their schema, GeoJSON by counting
-positions. Nothing here follows a path or URL named inside a file.
+positions. Nothing here follows a path or URL named inside a file. GeoPackages are checked in
+:mod:`.geopackage`, zipped shapefiles in :mod:`.shapefile`, GeoParquet in :mod:`.parquet`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sqlite3
-import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +77,6 @@ _RENAME = {
     "fgb": "If it is FlatGeobuf, name it .fgb",
 }
 _FORMATS = "GeoJSON, GeoPackage, a zipped shapefile, GeoParquet or FlatGeobuf"
-MAX_ZIP_MEMBERS = 1000  # a shapefile is a handful of files; a central directory of millions costs gigabytes
 
 
 def sniff(head: bytes) -> str:
@@ -283,198 +279,3 @@ def _refuse_link(name: str) -> ValidationError:
             'CRS instead, e.g. "urn:ogc:def:crs:EPSG::32616"',
         )
     )
-
-
-# -- GeoPackage ----------------------------------------------------------------------------------------------------
-def check_geopackage(source: bytes | str | Path, name: str) -> None:
-    """Refuse a GeoPackage whose layers GDAL would read by running SQL: views, virtual or computed columns.
-
-    Read with SQLite on a private in-memory copy (or read-only on a local path); only the schema is read,
-    no view or table of the file is queried. Triggers run only on writes, and GDAL opens uploads read-only.
-    """
-    con = sqlite3.connect(":memory:")
-    try:
-        if isinstance(source, bytes):
-            con.deserialize(source)
-        else:
-            con.close()
-            con = sqlite3.connect(Path(source).resolve().as_uri() + "?mode=ro", uri=True)
-        con.execute("PRAGMA trusted_schema = OFF")
-        objects = {
-            r[0].lower(): (r[0], r[1], r[2] or "") for r in con.execute("SELECT name, type, sql FROM sqlite_master")
-        }
-        if objects.get("gpkg_contents", ("", ""))[1] != "table":
-            raise ValidationError(
-                problem(
-                    "wrong_format",
-                    f"{name!r} is an SQLite database but not a GeoPackage (it has no "
-                    "gpkg_contents table). Export the layer as a GeoPackage and upload that",
-                )
-            )
-        layers = [str(r[0]).lower() for r in con.execute("SELECT table_name FROM gpkg_contents")]
-        system = [n for n in objects if n.startswith(("gpkg", "rtree_", "sqlite_"))]  # what GDAL itself queries
-        for key in dict.fromkeys([*layers, *system]):
-            table, kind, sql = objects.get(key, (key, None, ""))
-            if kind == "view":
-                raise ValidationError(
-                    problem(
-                        "gpkg_view",
-                        f"{table!r} in {name!r} is an SQL view; segmap reads tables "
-                        "only, because reading a view runs its SQL. Save the layer as a table "
-                        "(e.g. ogr2ogr, or QGIS Export) and upload again",
-                    )
-                )
-            if key in layers and kind is None:
-                raise ValidationError(problem("wrong_format", f"Layer {table!r} listed in {name!r} has no table"))
-            virtual = sql.lstrip().upper().startswith("CREATE VIRTUAL")
-            if virtual and (key in layers or "RTREE" not in sql.upper()):  # a spatial index is the one virtual table
-                raise ValidationError(
-                    problem(
-                        "gpkg_view",
-                        f"Layer {table!r} in {name!r} is a virtual table; segmap "
-                        "reads plain tables only. Save it as a table and upload again",
-                    )
-                )
-            if key in layers:
-                quoted = table.replace('"', '""')
-                computed = [r[1] for r in con.execute(f'PRAGMA table_xinfo("{quoted}")') if r[6] == 2]
-                if computed:
-                    raise ValidationError(
-                        problem(
-                            "gpkg_view",
-                            f"Layer {table!r} in {name!r} has computed columns "
-                            f"{computed}, whose SQL runs on every read; save the layer with plain "
-                            "columns (e.g. ogr2ogr) and upload again",
-                        )
-                    )
-    except ValidationError:
-        raise
-    except (sqlite3.Error, UnicodeDecodeError, ValueError):
-        raise ValidationError(
-            problem(
-                "unreadable",
-                f"{name!r} is not a valid GeoPackage: its SQLite database is damaged. "
-                "Export the layer again and upload that",
-            )
-        ) from None
-    finally:
-        con.close()
-
-
-# -- zipped shapefiles ---------------------------------------------------------------------------------------------
-SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
-_OPTIONAL_PARTS = (".prj", ".cpg")
-
-
-def unpack_shapefile(source: bytes | str | Path, name: str, limit: int, max_vertices: int | None) -> bytes:
-    """The shapefile parts of a zip, re-packed flat and uncompressed for GDAL.
-
-    Members are checked before any is decompressed: their number, their compression (deflate or stored:
-    bzip2 and lzma expand a few KB into gigabytes in one step) and their declared sizes, which zipfile
-    enforces while inflating.
-    """
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if raw.count(b"PK\x01\x02") > MAX_ZIP_MEMBERS:  # central-directory entries, counted before parsing them
-        raise ValidationError(
-            problem(
-                "bad_zip",
-                f"The zip holds more than {MAX_ZIP_MEMBERS:,} files; a zipped shapefile "
-                "needs only its .shp, .shx, .dbf and .prj",
-            )
-        )
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(raw))
-    except Exception:  # zipfile raises BadZipFile, OSError, ValueError … on damaged archives
-        raise ValidationError(
-            problem("bad_zip", f"Could not read {name!r}: the file is damaged or not a zip archive")
-        ) from None
-    with zf:
-        members = [
-            m
-            for m in zf.infolist()
-            if not m.is_dir() and not Path(m.filename).name.startswith(".") and not m.filename.startswith("__MACOSX/")
-        ]
-        shps = [m for m in members if m.filename.lower().endswith(".shp")]
-        if len(shps) != 1:
-            raise ValidationError(problem("bad_zip", f"The zip must hold exactly one .shp; found {len(shps)}"))
-        expanded = sum(m.file_size for m in members)
-        if expanded > limit:
-            raise too_large("The zip", expanded, limit)
-        stem = shps[0].filename[:-4]
-        parts = {
-            m.filename[len(stem) :].lower(): m for m in members if m.filename.lower().startswith(stem.lower() + ".")
-        }
-        parts = {ext: m for ext, m in parts.items() if ext in SHAPEFILE_PARTS + _OPTIONAL_PARTS}
-        missing = [p for p in SHAPEFILE_PARTS if p not in parts]
-        if missing:
-            raise ValidationError(
-                problem(
-                    "incomplete_shapefile",
-                    f"The zipped shapefile is missing {missing}; include .shp, .shx and .dbf (and .prj)",
-                )
-            )
-        odd = sorted(
-            {
-                zipfile.compressor_names.get(m.compress_type, str(m.compress_type))
-                for m in parts.values()
-                if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-            }
-        )
-        if odd:
-            raise ValidationError(
-                problem(
-                    "bad_zip",
-                    f"The zip uses {' and '.join(odd)} compression; zip the shapefile "
-                    "again with ordinary (deflate) compression",
-                )
-            )
-        try:
-            data = {ext: zf.read(m) for ext, m in parts.items()}
-        except Exception:  # zlib.error, BadZipFile, NotImplementedError, RuntimeError (encrypted) …
-            raise ValidationError(
-                problem(
-                    "bad_zip",
-                    f"Could not read {name!r}: the zip is damaged, encrypted or uses "
-                    "a zip feature segmap cannot read; zip the shapefile parts again and upload "
-                    "that",
-                )
-            ) from None
-    if not data[".shp"].startswith(b"\x00\x00\x27\x0a"):
-        raise ValidationError(problem("wrong_format", f"{shps[0].filename!r} in the zip is not a shapefile .shp"))
-    check_shp_vertices(data[".shp"], max_vertices)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:  # flat: GDAL reads the parts at the zip's root
-        for ext, content in data.items():
-            out.writestr("layer" + ext, content)
-    return buf.getvalue()
-
-
-def shp_vertices(shp: bytes, stop: int) -> int | None:
-    """Points in a .shp from its record headers, without reading a coordinate; stops once past ``stop``.
-
-    None when the records alone pass ``stop`` (each costs a step, whatever it claims to hold).
-    """
-    pos, total, records, end = 100, 0, 0, len(shp)
-    while pos + 12 <= end and total <= stop:
-        records += 1
-        if records > stop:
-            return None
-        (length,) = struct.unpack_from(">i", shp, pos + 4)
-        body = pos + 8
-        (kind,) = struct.unpack_from("<i", shp, body)
-        if kind in (3, 5, 13, 15, 23, 25, 31) and body + 44 <= end:  # poly-lines/-gons, multipatch: box, parts, points
-            total += max(struct.unpack_from("<i", shp, body + 40)[0], 0)
-        elif kind in (8, 18, 28) and body + 40 <= end:  # multipoint: box, points
-            total += max(struct.unpack_from("<i", shp, body + 36)[0], 0)
-        elif kind in (1, 11, 21):
-            total += 1
-        pos = body + max(2 * length, 4)
-    return total
-
-
-def check_shp_vertices(shp: bytes, limit: int | None) -> None:
-    if limit is None or len(shp) // 16 <= limit:  # a vertex takes 16 bytes at least
-        return
-    n = shp_vertices(shp, limit)
-    if n is None or n > limit:
-        raise too_complex(n, limit)

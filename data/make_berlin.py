@@ -28,10 +28,11 @@ T1 = {
     "inhabitants_germans_with_migration_background": "germans_with_migration_background",
     "inhabitants_germans_without_migration_background": "no_migration_background",
 }
-# t4 top-level origin regions only: the others are nested in these (France in the EU, Russia in the former
-# Soviet Union, Turkey in the Islamic countries, ...).
-T4 = ["european_union", "former_yugoslavia", "former_soviet_union", "islamic_countries", "vietnam", "united_states"]
-T4 += ["undefined"]
+# t4 origin regions that do not overlap. The publisher's regions are nested (France in the EU, Russia in the former
+# Soviet Union, Syria in the Arab countries) and "Islamic countries" also holds Kazakhstan and Bosnia, counted in
+# the former Soviet Union and Yugoslavia: Turkey, Iran and the Arab countries are kept in its place.
+T4 = ["european_union", "former_yugoslavia", "former_soviet_union", "turkey", "iran", "arabic_countries", "vietnam"]
+T4 += ["united_states", "undefined"]
 LEVELS = {"planning_areas": "planning-areas", "forecast_areas": "forecast-areas"}
 PA_YEARS, FA_YEARS = range(2015, 2021), range(2015, 2025)
 # 09041403 was carved out of 09041301 (Adlershof) at the end of 2019; before, its people were counted there.

@@ -28,7 +28,7 @@ def files(tmp_path_factory):
         d / "target.geojson"
     )
     gpd.GeoDataFrame(
-        {"id": ["f1", "f2", "f3"], "n": [900, 100, 400]},
+        {"id": ["f1", "f2", "f3"], "n": [900, 100, 400], "total": [900, 100, 400], "migrants": [100, 200, 100]},
         geometry=[sq(0, 0, 25, 100), sq(25, 0, 75, 100), sq(100, 0, 100, 100)],
         crs=CRS,
     ).to_file(d / "fine.geojson")
@@ -55,7 +55,18 @@ def test_area_and_population_methods_write_integer_counts(files, capsys):
                out="pop.gpkg") == 0  # fmt: skip
     pop = gpd.read_file(files / "pop.gpkg").set_index("code")
     assert pop["total"].to_dict() == {"W": 933, "E": 467}
+    assert pop["migrants"].to_dict() == {"W": 280, "E": 120}  # 300 · 933.3/1000 west: they follow everybody
     assert pop.crs == CRS
+
+
+def test_by_group_each_count_follows_its_own_group(files):
+    """The finer layer's migrants live 100 in the western quarter and 200 in the rest of the left square, so
+    100 + 200 · 25/75 = 166.7 of its 300 are west of x = 50."""
+    assert run(files, "--method", "population", "--weights", str(files / "fine.geojson"), "--by-group",
+               out="groups.csv") == 0  # fmt: skip
+    out = pd.read_csv(files / "groups.csv").set_index("code")
+    assert out["migrants"].to_dict() == {"W": 167, "E": 233}
+    assert out["total"].to_dict() == {"W": 933, "E": 467}
 
 
 @pytest.mark.parametrize(

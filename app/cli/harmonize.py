@@ -33,6 +33,11 @@ def register(subparsers) -> None:
     p.add_argument("--method", choices=METHODS, default="area", help="area (default) or population (needs --weights)")
     p.add_argument("--weights", metavar="FINER_LAYER", help="finer areas with counts, for --method population")
     p.add_argument("--weight-column", metavar="COL", help="the finer layer's population column")
+    p.add_argument(
+        "--by-group",
+        action="store_true",
+        help="each count follows the finer layer's column of the same name (foreigners where foreigners live)",
+    )
     p.add_argument("--weights-counts", metavar="TABLE", help="count table of the finer layer, joined on --weights-key")
     p.add_argument("--weights-key", metavar="COL", help="join key of the finer layer (default: id)")
     p.add_argument(
@@ -46,20 +51,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _finer_layer(args):
+def _finer_layer(args, counts: list[str]):
     if args.method != "population":
         if args.weights:
             raise ValidationError(problem("bad_parameter", "--weights is only used with --method population"))
-        return None
-    if not args.weights or not args.weight_column:
+        return None, None
+    if not args.weights or not (args.weight_column or args.by_group):
         raise ValidationError(
             problem(
                 "missing_weights",
-                "--method population needs --weights FINER_LAYER and --weight-column COL (its population)",
+                "--method population needs --weights FINER_LAYER and --weight-column COL (its population) "
+                "or --by-group",
             )
         )
-    ds = load_dataset(args.weights, groups=[args.weight_column], counts=args.weights_counts, key=args.weights_key or ID)
-    return ds.areas
+    columns = counts if args.by_group else [args.weight_column]
+    ds = load_dataset(args.weights, groups=columns, counts=args.weights_counts, key=args.weights_key or ID)
+    return ds.areas, (dict(zip(counts, counts)) if args.by_group else args.weight_column)
 
 
 def _write(frame, out: str) -> None:
@@ -92,13 +99,14 @@ def run(args) -> int:
     ds = load_from_args(args, groups or [args.total])
     counts = list(dict.fromkeys([*groups, *([ds.total] if args.total else [])]))
     target = read_boundaries(args.to)
+    fine, weight_column = _finer_layer(args, counts)
     res = harmonize(
         ds.areas,
         target,
         counts,
         method=args.method,
-        weights=_finer_layer(args),
-        weight_column=args.weight_column,
+        weights=fine,
+        weight_column=weight_column,
         source_key=ID,
         target_key=args.target_key,
         total=ds.total if ds.total in counts else None,

@@ -18,6 +18,7 @@ from a source area split between several targets) rather than carried whole.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -61,14 +62,16 @@ def harmonize(
     *,
     method: str = "area",
     weights: gpd.GeoDataFrame | None = None,
-    weight_column: str | None = None,
+    weight_column: str | Mapping[str, str] | None = None,
     source_key: str = "id",
     target_key: str = "id",
     total: str | None = None,
     match_tolerance: float = MATCH_TOLERANCE,
 ) -> Harmonized:
     """Carry ``counts`` (columns of ``source``) onto ``target``. ``total`` (default: the first count) is the
-    population whose estimated share is reported."""
+    population whose estimated share is reported. With ``method="population"``, ``weight_column`` names the
+    finer layer's people: one column for every count, or a mapping count → column so that each group follows
+    where that group lives (e.g. foreigners through the finer layer's foreigners)."""
     if method not in METHODS:
         raise ValidationError(problem("bad_parameter", f"Unknown method {method!r}; choose from {list(METHODS)}"))
     counts = list(counts)
@@ -81,21 +84,23 @@ def harmonize(
     tids, tgeo = _layer(target, target_key, "target", crs)
     checkpoint()
     si, ti, a, pieces = _overlaps(sgeo, tgeo, keep_pieces=method == "population")
-    people = values.sum(axis=1)
-    _check_overlap(si, sids, people)
+    _check_overlap(si, sids, values.sum(axis=1))
     notes: list[Problem] = []
     if method == "population":
-        fine = _fine_layer(weights, weight_column, crs)
-        w = _dasymetric_weights(si, a, pieces, fine, sids, people, notes)
+        columns = _weight_columns(weight_column, counts)
+        fine = _fine_layer(weights, sorted(set(columns.values())), crs)
+        by_column = _dasymetric_weights(si, a, pieces, fine, sids, values, notes)
+        shares = [by_column[columns[c]] for c in counts]
     else:
-        w = _row_shares(si, a, len(sids))
+        shares = [_row_shares(si, a, len(sids))] * len(counts)
     matched = _matches(si, ti, a, shapely.area(sgeo), shapely.area(tgeo), match_tolerance)
-    w = _one_to_one(si, ti, w, matched, len(sids))
-    table = sp.csr_matrix((w, (si, ti)), shape=(len(sids), len(tids)))
-    est = np.asarray(table.T @ values)
+    shares = [_one_to_one(si, ti, w, matched, len(sids)) for w in shares]
+    est = np.column_stack(
+        [np.bincount(ti, weights=w * values[si, k], minlength=len(tids)) for k, w in enumerate(shares)]
+    )
     checkpoint()
-    share, city = _estimated_share(si, ti, w, values[:, counts.index(total)], len(tids))
-    frame = _frame(target, target_key, tids, counts, _integers(est), share)
+    w_total = shares[counts.index(total)]
+    share, city = _estimated_share(si, ti, w_total, values[:, counts.index(total)], len(tids))
     outside = np.bincount(ti, minlength=len(tids)) == 0
     if outside.any():
         notes.append(
@@ -103,17 +108,36 @@ def harmonize(
                 "target_outside_source", f"{int(outside.sum())} target areas overlap no source area: 0", tids[outside]
             )
         )
+    index = pd.Index(tids, name=target_key)
     return Harmonized(
-        frame=frame,
-        estimates=pd.DataFrame(est, index=pd.Index(tids, name=target_key), columns=counts),
-        estimated_share=pd.Series(share, index=pd.Index(tids, name=target_key), name="estimated_share"),
+        frame=_frame(target, target_key, tids, counts, _integers(est), share),
+        estimates=pd.DataFrame(est, index=index, columns=counts),
+        estimated_share=pd.Series(share, index=index, name="estimated_share"),
         city_estimated_share=city,
         matched=pd.DataFrame({"source_id": sids[si[matched]], "target_id": tids[ti[matched]]}),
         method=method,
         crs=crs,
-        table=table,
+        table=sp.csr_matrix((w_total, (si, ti)), shape=(len(sids), len(tids))),
         notes=notes,
     )
+
+
+def _weight_columns(weight_column, counts: list[str]) -> dict[str, str]:
+    """count → finer-layer column."""
+    if weight_column is None:
+        raise ValidationError(
+            problem(
+                "missing_weights",
+                "The population method needs a finer layer with counts (weights) and its count column "
+                "(weight_column), e.g. the old planning areas and their inhabitants",
+            )
+        )
+    if isinstance(weight_column, str):
+        return dict.fromkeys(counts, weight_column)
+    missing = [c for c in counts if c not in weight_column]
+    if missing:
+        raise ValidationError(problem("missing_weights", f"No finer-layer column given for the counts {missing}"))
+    return {c: str(weight_column[c]) for c in counts}
 
 
 def _counts(source, counts: list[str]) -> np.ndarray:
@@ -249,39 +273,39 @@ def _one_to_one(si, ti, w, matched, n_sources: int) -> np.ndarray:
     return _row_shares(si, w2, n_sources)
 
 
-def _fine_layer(weights, column: str | None, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
-    """(polygons in ``crs``, people per polygon) of the finer layer the population method spreads through."""
-    if weights is None or column is None:
+def _fine_layer(weights, columns: list[str], crs: CRS) -> tuple[np.ndarray, pd.DataFrame]:
+    """(polygons in ``crs``, people per polygon in each of ``columns``) of the finer layer."""
+    if weights is None:
         raise ValidationError(
-            problem(
-                "missing_weights",
-                "The population method needs a finer layer with counts (weights) and its count column "
-                "(weight_column), e.g. the old planning areas and their inhabitants",
-            )
+            problem("missing_weights", "The population method needs a finer layer with counts (weights)")
         )
-    if column not in getattr(weights, "columns", ()):
-        raise ValidationError(problem("unknown_column", f"No count column {column!r} in the finer layer"))
-    pop = pd.to_numeric(weights[column], errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(pop) | (pop < 0)
+    missing = [c for c in columns if c not in getattr(weights, "columns", ())]
+    if missing:
+        raise ValidationError(problem("unknown_column", f"No count column {missing} in the finer layer"))
+    pop = weights[columns].apply(pd.to_numeric, errors="coerce").astype(float)
+    bad = ~np.isfinite(pop.to_numpy()).all(axis=1) | (pop.to_numpy() < 0).any(axis=1)
     if bad.any():
         raise ValidationError(
-            problem("bad_count", f"{int(bad.sum())} units of the finer layer have a missing or negative {column!r}")
+            problem("bad_count", f"{int(bad.sum())} units of the finer layer have a missing or negative {columns}")
         )
     _, geo = _layer(weights.assign(_row=np.arange(len(weights))), "_row", "finer layer", crs)
     return geo, pop
 
 
-def _dasymetric_weights(si, a, pieces, fine, sids, people, notes) -> np.ndarray:
-    """Each piece's share of its source area's people, judged by the finer layer's people living in it."""
-    fgeo, fpop = fine
-    tree = shapely.STRtree(fgeo)
-    pi, fi = tree.query(pieces, predicate="intersects")
-    fa = shapely.area(shapely.intersection(pieces[pi], fgeo[fi]))
-    farea = shapely.area(fgeo)
-    density = np.divide(fpop, farea, out=np.zeros_like(fpop), where=farea > 0)
-    piece_pop = np.bincount(pi, weights=fa * density[fi], minlength=len(pieces))
+def _piece_areas(pieces, fgeo, pi, fi, farea) -> np.ndarray:
+    """Area of piece ∩ finer unit for each pair; a unit wholly inside its piece needs no intersection."""
+    shapely.prepare(pieces)
+    inside = shapely.contains_properly(pieces[pi], fgeo[fi])
+    fa = farea[fi].copy()
+    cut = ~inside
+    fa[cut] = shapely.area(shapely.intersection(pieces[pi[cut]], fgeo[fi[cut]]))
+    return fa
+
+
+def _check_cover(si, a, pi, fa, n_pieces, sids, people) -> None:
+    """Refuse a finer layer that leaves part of a populated source area uncovered (nobody could live there)."""
     n = len(sids)
-    covered = np.bincount(si, weights=np.bincount(pi, weights=fa, minlength=len(pieces)), minlength=n)
+    covered = np.bincount(si, weights=np.bincount(pi, weights=fa, minlength=n_pieces), minlength=n)
     inside = np.bincount(si, weights=a, minlength=n)
     cover = np.divide(covered, inside, out=np.ones(n), where=inside > 0)
     short = (cover < 1 - COVER_TOLERANCE) & (people > 0)
@@ -295,18 +319,37 @@ def _dasymetric_weights(si, a, pieces, fine, sids, people, notes) -> np.ndarray:
                 sids[short],
             )
         )
-    w = _row_shares(si, piece_pop, n)
-    empty = (np.bincount(si, weights=piece_pop, minlength=n) == 0) & (people > 0)
-    if empty.any():
-        w = np.where(empty[si], _row_shares(si, a, n), w)
-        notes.append(
-            problem(
-                "area_fallback",
-                f"{int(empty.sum())} source areas have people but nobody in the finer layer lives there: split by area",
-                sids[empty],
+
+
+def _dasymetric_weights(si, a, pieces, fine, sids, values, notes) -> dict[str, np.ndarray]:
+    """Per finer-layer column, each piece's share of its source area: by that column's people living in it,
+    each finer unit's people spread evenly over it. Source areas where nobody of the column lives fall back
+    to area shares (a note names them)."""
+    fgeo, fpop = fine
+    pi, fi = shapely.STRtree(fgeo).query(pieces, predicate="intersects")
+    farea = shapely.area(fgeo)
+    fa = _piece_areas(pieces, fgeo, pi, fi, farea)
+    n = len(sids)
+    _check_cover(si, a, pi, fa, len(pieces), sids, values.sum(axis=1))
+    populated = values.sum(axis=1) > 0
+    out = {}
+    for col in fpop.columns:
+        pop = fpop[col].to_numpy()
+        density = np.divide(pop, farea, out=np.zeros_like(pop), where=farea > 0)
+        piece_pop = np.bincount(pi, weights=fa * density[fi], minlength=len(pieces))
+        w = _row_shares(si, piece_pop, n)
+        empty = (np.bincount(si, weights=piece_pop, minlength=n) == 0) & populated
+        if empty.any():
+            w = np.where(empty[si], _row_shares(si, a, n), w)
+            notes.append(
+                problem(
+                    "area_fallback",
+                    f"{int(empty.sum())} source areas have people but no {col!r} in the finer layer: split by area",
+                    sids[empty],
+                )
             )
-        )
-    return w
+        out[col] = w
+    return out
 
 
 def _estimated_share(si, ti, w, pop, n_targets: int) -> tuple[np.ndarray, float]:

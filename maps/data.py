@@ -68,6 +68,7 @@ HOTSPOTS = {
 # Legend rows that are no finding.
 UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")
 SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
+FIRST_COLUMNS = (ID, "name", "total", "count", "share", "value", "p_value", "label", "significance", "class", "colour")
 
 
 @dataclass
@@ -145,7 +146,10 @@ def view_data(
     data = dataset if isinstance(dataset, PublicData) else protect(dataset, disclosure_threshold)
     group = check(data.dataset, group, view, scheme, k)  # every statistic of the view uses the published areas
     options = _Options(scheme, k, permutations, seed, alpha, correction, max_permutations)
-    return _CLASSIFY[view](_start(data, group, view), options)
+    vd = _CLASSIFY[view](_start(data, group, view), options)
+    first = [c for c in FIRST_COLUMNS if c in vd.frame]  # the download's columns keep their order; new ones go last
+    vd.frame = vd.frame[first + [c for c in vd.frame if c not in first]]
+    return vd
 
 
 def _start(data: PublicData, group: str, view: str) -> _Start:

@@ -112,3 +112,18 @@ ENGLISH = Tr()
 
 def tr_for(lang: str | None) -> Tr:
     return Tr(lang if lang in LANGUAGES else DEFAULT)
+
+
+def extract() -> dict[str, list[str]]:
+    """Every message of the map code and templates (msgid → where it is): what each catalogue must translate."""
+    from babel.messages.extract import extract_from_dir
+
+    root = Path(__file__).parent
+    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
+    found: dict[str, list[str]] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        root, method_map, keywords={"_": None, "tr": None}, comment_tags=(), strip_comment_tags=True
+    ):
+        if isinstance(message, str) and not filename.startswith(("vendor", "batch")):
+            found.setdefault(message, []).append(f"maps/{filename}:{lineno}")
+    return found

@@ -44,6 +44,13 @@ def view_title(view: str, tr: Tr = ENGLISH) -> str:
     return tr(VIEW_TITLES[view])
 
 
+def in_sentence(title: str, tr: Tr) -> str:
+    """A view title inside a sentence: lower-case first letter except in German and for acronyms ("LISA")."""
+    if tr.lang == "de" or len(title) < 2 or title[1].isupper():
+        return title
+    return title[0].lower() + title[1:]
+
+
 def title(vd: ViewData, tr: Tr = ENGLISH) -> str:
     return f"{view_title(vd.view, tr)}: {vd.group}"
 
@@ -166,7 +173,7 @@ def summary_text(vd: ViewData, tr: Tr = ENGLISH, top: int = 3) -> str:
     parts = [
         tr(
             "Map of {title} for {group} across {n} areas.",
-            title=view_title(vd.view, tr),
+            title=in_sentence(view_title(vd.view, tr), tr),
             group=vd.group,
             n=tr.int(len(f)),
         )

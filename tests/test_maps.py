@@ -158,9 +158,10 @@ def test_endpoints(live_server):
     )
     assert "https://" not in re.sub(r"https://leafletjs\.com", "", page.text.split("<body")[0])
     srcs = re.findall(r'<script src="([^"]+)"', page.text)
-    # Leaflet, then our own script (its URL carries a hash of its content: a page never meets a stale copy).
-    assert srcs[0] == "/maps/static/leaflet-1.9.4/leaflet.js" and len(srcs) == 2
-    assert re.fullmatch(r"/maps/static/segmap/segmap\.js\?v=[0-9a-f]{12}", srcs[1])
+    # Leaflet, then our own scripts (their URLs carry a hash of their content: a page never meets a stale copy).
+    assert srcs[0] == "/maps/static/leaflet-1.9.4/leaflet.js" and len(srcs) == 3
+    assert re.fullmatch(r"/maps/static/segmap/linked\.js\?v=[0-9a-f]{12}", srcs[1])
+    assert re.fullmatch(r"/maps/static/segmap/segmap\.js\?v=[0-9a-f]{12}", srcs[2])
     styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
     assert styles[0] == "/maps/static/leaflet-1.9.4/leaflet.css" and len(styles) == 2
     assert re.fullmatch(r"/maps/static/segmap/segmap\.css\?v=[0-9a-f]{12}", styles[1])

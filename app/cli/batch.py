@@ -60,20 +60,26 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _jobs(args, done: set):
+def _manifest(args):
+    """The manifest's jobs (refused as a whole, naming lines, before anything is written), or None for a national
+    file, which is split into the output folder."""
     path = Path(args.input)
     if path.suffix.lower() in MANIFESTS:
         return read_manifest(path)
     if path.is_dir() or path.suffix.lower() in NATIONAL:
         if not args.group:
             raise ValidationError(problem("no_group", "A national file needs --group (and --total, --key as needed)"))
-        return split_national(
-            path, args.out, groups=args.group, total=args.total, key=args.key,
-            place_col=args.place_col, date_col=args.date_col, skip=done,
-        )  # fmt: skip
+        return None
     raise ValidationError(
         problem("unsupported_format", f"INPUT {path.name!r}: give a manifest (.csv, .yaml) or a national .parquet")
     )
+
+
+def _national(args, done: set):
+    return split_national(
+        args.input, args.out, groups=args.group, total=args.total, key=args.key,
+        place_col=args.place_col, date_col=args.date_col, skip=done,
+    )  # fmt: skip
 
 
 def _options(args) -> Options:
@@ -123,6 +129,7 @@ class Progress:
 
 def run(args) -> int:
     opts = _options(args)
+    jobs = _manifest(args)
     store = Store(args.out)
     done = store.done()
     if done and not args.resume:
@@ -132,7 +139,7 @@ def run(args) -> int:
                 f"{args.out} already holds results of {len(done)} jobs: add --resume, or choose another -o",
             )
         )
-    jobs = _jobs(args, done)
+    jobs = jobs if jobs is not None else _national(args, done)
     pending = [j for j in jobs if j.key_id not in done]
     progress = Progress(len(pending))
     writer = None

@@ -11,8 +11,10 @@ declares that much (``dask worker --resources MEMORY=64e9``), and never beside o
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
@@ -50,6 +52,8 @@ def local_cluster(workers: int | None = None, memory_limit: str | int = "auto"):
     from dask.utils import parse_bytes
     from distributed.system import MEMORY_LIMIT
 
+    # No dashboard; the scheduler's small HTTP server binds 127.0.0.1 (host), on another port when 8787 is taken.
+    warnings.filterwarnings("ignore", message="Port 8787 is already in use")
     n = workers or default_workers()
     limit = MEMORY_LIMIT // n if memory_limit == "auto" else parse_bytes(memory_limit)
     return LocalCluster(
@@ -61,6 +65,7 @@ def local_cluster(workers: int | None = None, memory_limit: str | int = "auto"):
         memory_limit=limit,
         resources={"MEMORY": limit},
         env=THREAD_ENV,
+        silence_logs=logging.ERROR,
     )
 
 

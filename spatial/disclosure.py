@@ -284,5 +284,8 @@ def protect_frame(frame: pd.DataFrame, data: PublicData) -> pd.DataFrame:
     if "label" in out.columns:
         out["label"] = out["label"].astype(object).where(~data.withheld, WITHHELD)
     if isinstance(frame, gpd.GeoDataFrame) and "geometry" in out.columns:
-        out = gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs)
+        # The outlines come from ``data.areas``: in its CRS, then into the frame's (a WGS84 frame stays WGS84).
+        out = gpd.GeoDataFrame(out, geometry="geometry", crs=data.areas.crs)
+        if frame.crs is not None and out.crs is not None and out.crs != frame.crs:
+            out = out.to_crs(frame.crs)
     return out

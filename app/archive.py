@@ -37,7 +37,7 @@ class Plan:
     estimated_bytes: int
 
 
-def _ranges(bounds_3857, z: int) -> tuple[range, range]:
+def tile_ranges(bounds_3857, z: int) -> tuple[range, range]:
     minx, miny, maxx, maxy = bounds_3857
     size = WORLD / 2**z
     last = 2**z - 1
@@ -68,7 +68,7 @@ def plan(index: TileIndex, attributes: TileAttributes, minzoom: int, maxzoom: in
         )
     count, size = 0, 0.0
     for z in range(minzoom, maxzoom + 1):
-        xs, ys = _ranges(index.bounds_3857, z)
+        xs, ys = tile_ranges(index.bounds_3857, z)
         n = len(xs) * len(ys)
         count += n
         if count > 50 * MAX_TILES:  # far too large already: the estimate would cost more than it tells
@@ -116,7 +116,7 @@ def write(path: Path, index: TileIndex, attributes: TileAttributes, p: Plan, met
     number of non-empty tiles."""
     addresses = []
     for z in range(p.minzoom, p.maxzoom + 1):
-        xs, ys = _ranges(index.bounds_3857, z)
+        xs, ys = tile_ranges(index.bounds_3857, z)
         addresses += [(zxy_to_tileid(z, x, y), z, x, y) for x in xs for y in ys]
     addresses.sort()
     path = Path(path)

@@ -92,9 +92,9 @@ def routers(settings: Settings) -> list[APIRouter]:
 
         out += [indices.router, local.router, series.stats_router]
     if settings.maps:
-        from .routers import batch, maps, tiles
+        from .routers import batch, maps, ogc_tiles, tiles
 
-        out += [tiles.router, maps.router, batch.router]
+        out += [tiles.router, ogc_tiles.router, maps.router, batch.router]
     return out
 
 

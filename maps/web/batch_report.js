@@ -72,6 +72,7 @@
     rows.forEach(function (r, k) {
       var y = 10 + k * rowH;
       var g = el("g", { "class": "row" + (matches(r[P]) ? " match" : ""), "data-place": D.places[r[P]] });
+      g.appendChild(el("rect", { x: 0, y: y - rowH / 2, width: width, height: rowH, fill: "transparent" }));  // the whole row clicks
       g.appendChild(el("text", { x: left - 8, y: y + 4, "text-anchor": "end" }, (k + 1) + ". " + D.places[r[P]]));
       if (r[LO] !== null && r[HI] !== null) g.appendChild(el("line", { "class": "interval", x1: x(r[LO]), x2: x(r[HI]), y1: y, y2: y }));
       g.appendChild(el("circle", { "class": "observed", cx: x(r[V]), cy: y, r: 4 }));

@@ -133,6 +133,13 @@ def read_table(data: bytes, name: str = "table") -> pd.DataFrame:
         raise ValidationError(problem("bad_table", f"The table lacks columns {missing}; upload results.parquet"))
     if len(df) > MAX_ROWS:
         raise ValidationError(problem("too_large", f"The table has {len(df):,} rows; at most {MAX_ROWS:,}"))
+    wrong = [
+        c for c in (*NUMBERS, "n_areas") if c in df and not (pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().all())
+    ]
+    if wrong:
+        raise ValidationError(
+            problem("bad_table", f"The table's columns have the wrong types: {wrong} must be numbers")
+        )
     try:
         df = frame(df.reindex(columns=list(COLUMNS)).to_dict("records"))
     except (TypeError, ValueError) as exc:

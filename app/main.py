@@ -84,13 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def routers(settings: Settings) -> list[APIRouter]:
     """Every router the app serves. The statistics and map routers are switched by settings flags (and imported
     only when on: they load the statistics and map libraries, seconds at start)."""
-    from .routers import datasets, health, informal, ogc, series
+    from .routers import datasets, downloads, health, informal, ogc, series
 
-    out = [health.router, datasets.router, informal.router, ogc.router, series.router]
+    out = [health.router, datasets.router, informal.router, ogc.router, series.router, downloads.router]
     if settings.statistics:
         from .routers import indices, local
 
-        out += [indices.router, local.router, series.stats_router]
+        out += [indices.router, local.router, series.stats_router, downloads.local_router]
     if settings.maps:
         from .routers import batch, maps, ogc_tiles, tiles
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import geopandas as gpd
@@ -50,3 +51,30 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
                 out[col] = text.where(~risky, "'" + text.astype(str))
     # Column names are cells too (the header row): a column named "=1+2" must not run.
     return out.rename(columns={c: csv_cell(c) for c in out.columns if isinstance(c, str) and _risky(c)})
+
+
+# Download formats: extension → (GDAL driver or writer, media type). All four are read by GDAL (ogrinfo, pyogrio).
+FORMATS = {
+    "gpkg": ("GPKG", "application/geopackage+sqlite3"),
+    "fgb": ("FlatGeobuf", "application/flatgeobuf"),
+    "parquet": ("GeoParquet", "application/vnd.apache.parquet"),
+    "csv": ("CSV", "text/csv; charset=utf-8"),
+}
+
+
+def table_bytes(frame: gpd.GeoDataFrame, fmt: str, layer: str) -> bytes:
+    """``frame`` as one file of ``fmt`` (a key of :data:`FORMATS`). CSV has no geometry and is made inert for
+    spreadsheets (:func:`csv_safe`); the others keep the outlines in the frame's CRS."""
+    if fmt == "csv":
+        return csv_safe(pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))).to_csv(index=False).encode()
+    buf = io.BytesIO()
+    if fmt == "parquet":
+        frame.to_parquet(buf, index=False, geometry_encoding="WKB", write_covering_bbox=True)
+    else:
+        # Nullable booleans go as integers 0/1 (GPKG/FGB have no null-able boolean through every GDAL version).
+        out = frame.copy()
+        for col in out.columns:
+            if isinstance(out[col].dtype, pd.BooleanDtype):
+                out[col] = out[col].astype("Int8")
+        out.to_file(buf, driver=FORMATS[fmt][0], layer=layer, engine="pyogrio")
+    return buf.getvalue()

@@ -3,6 +3,8 @@ area method, hand-computed dasymetric numbers, identical areas one to one, integ
 
 from __future__ import annotations
 
+import importlib
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -83,6 +85,16 @@ def test_area_equals_tobler_on_irregular_areas_in_degrees():
     np.testing.assert_allclose(res.estimates.to_numpy(), exact[COUNTS].to_numpy(), rtol=1e-9, atol=1e-9)
     own = area_interpolate(s, t, extensive_variables=COUNTS)
     np.testing.assert_allclose(res.estimates.to_numpy(), own[COUNTS].to_numpy(), rtol=1e-6)
+
+
+def test_pieces_cut_on_threads_are_the_same(source, monkeypatch):
+    module = importlib.import_module("spatial.change.harmonize")  # the package's `harmonize` is the function
+
+    target = grid(17, 17, 5, dx=2, dy=-3, prefix="t")
+    one = harmonize(source, target, COUNTS).estimates
+    monkeypatch.setattr(module, "THREADS", 3)
+    monkeypatch.setattr(module, "CHUNK", 50)
+    pd.testing.assert_frame_equal(harmonize(source, target, COUNTS).estimates, one)
 
 
 def test_integers_conserve_totals_and_stay_within_one(source):

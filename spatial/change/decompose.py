@@ -63,7 +63,8 @@ def _table(counts, name: str, total: str | None) -> pd.DataFrame:
     if total is not None:
         if total not in df.columns:
             raise ValidationError(problem("unknown_column", f"No total column {total!r} in {name}"))
-        df = df.assign(other=df[total] - df.drop(columns=total).sum(axis=1)).drop(columns=total)
+        rest = "other" if "other" not in df.columns else "_other"
+        df = df.assign(**{rest: df[total] - df.drop(columns=total).sum(axis=1)}).drop(columns=total)
     v = df.to_numpy()
     bad = ~np.isfinite(v).all(axis=1) | (v < 0).any(axis=1)
     if bad.any():

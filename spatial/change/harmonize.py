@@ -18,7 +18,9 @@ from a source area split between several targets) rather than carried whole.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -36,6 +38,8 @@ from ..informal import _largest_remainder
 METHODS = ("area", "population")
 MATCH_TOLERANCE = 1e-6  # symmetric difference ÷ area under which two polygons are the same area
 WHOLE = 1 - 1e-6  # a source area with this share of itself in one target is carried whole
+THREADS = min(4, os.cpu_count() or 1)
+CHUNK = 20_000  # pieces per thread at least: below that, threads cost more than they save
 COVER_TOLERANCE = 0.01  # the finer layer may miss this share of a source area (edges drawn differently)
 
 
@@ -214,10 +218,23 @@ def _overlaps(sgeo, tgeo, keep_pieces: bool = False):
     """Every (source, target) pair with a piece of positive area: indices, piece area, pieces (if asked)."""
     tree = shapely.STRtree(tgeo)
     si, ti = tree.query(sgeo, predicate="intersects")
-    pieces = shapely.intersection(sgeo[si], tgeo[ti])
+    pieces = _intersection(sgeo[si], tgeo[ti])
     a = shapely.area(pieces)
     keep = a > 0
     return si[keep], ti[keep], a[keep], (pieces[keep] if keep_pieces else None)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersections, in chunks on several threads when there are many (GEOS releases the GIL)."""
+    workers = min(THREADS, len(a) // CHUNK)
+    if workers < 2:
+        return shapely.intersection(a, b)
+    edges = np.linspace(0, len(a), workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(
+            lambda i: shapely.intersection(a[edges[i] : edges[i + 1]], b[edges[i] : edges[i + 1]]), range(workers)
+        )
+        return np.concatenate(list(parts))
 
 
 def _check_overlap(si: np.ndarray, sids: np.ndarray, people: np.ndarray) -> None:

@@ -92,9 +92,9 @@ def routers(settings: Settings) -> list[APIRouter]:
 
         out += [indices.router, local.router, series.stats_router, downloads.local_router]
     if settings.maps:
-        from .routers import batch, maps, ogc_tiles, tiles
+        from .routers import batch, maps, ogc_tiles, style, tiles
 
-        out += [tiles.router, ogc_tiles.router, maps.router, batch.router]
+        out += [tiles.router, ogc_tiles.router, maps.router, batch.router, style.router]
     return out
 
 

@@ -31,9 +31,9 @@ import shapely
 from pyproj import CRS
 
 from ..cancel import checkpoint
-from ..crs import equal_area_crs
 from ..errors import Problem, ValidationError, problem
 from ..informal import _largest_remainder
+from .layers import area_crs, count_matrix, fine_layer, layer, weight_columns
 
 METHODS = ("area", "population")
 MATCH_TOLERANCE = 1e-6  # symmetric difference ÷ area under which two polygons are the same area
@@ -45,8 +45,10 @@ COVER_TOLERANCE = 0.01  # the finer layer may miss this share of a source area (
 
 @dataclass
 class Harmonized:
-    """Counts on the target areas. ``estimates`` are the floats before rounding (tobler's numbers for
-    ``area``); ``table`` holds the weights (source × target, each populated row sums to 1)."""
+    """Counts on the target areas (``frame``: the target's columns, the counts as integers, estimated_share).
+    ``estimates`` are the floats before rounding (tobler's numbers for ``area``); ``table`` holds the weights
+    of the ``total`` column (source × target, each populated row sums to 1); ``crs`` is where areas were
+    measured; ``matched`` lists the (source_id, target_id) pairs of unchanged areas."""
 
     frame: gpd.GeoDataFrame
     estimates: pd.DataFrame
@@ -78,140 +80,58 @@ def harmonize(
     where that group lives (e.g. foreigners through the finer layer's foreigners)."""
     if method not in METHODS:
         raise ValidationError(problem("bad_parameter", f"Unknown method {method!r}; choose from {list(METHODS)}"))
+    if not 0 <= match_tolerance < 1:
+        raise ValidationError(problem("bad_parameter", f"match_tolerance must lie in [0, 1), not {match_tolerance}"))
     counts = list(counts)
     total = total or (counts[0] if counts else None)
-    values = _counts(source, counts)
+    values = count_matrix(source, counts)
     if total not in counts:
         raise ValidationError(problem("unknown_column", f"total {total!r} must be one of the counts {counts}"))
-    crs = _area_crs(source)
-    sids, sgeo = _layer(source, source_key, "source", crs)
-    tids, tgeo = _layer(target, target_key, "target", crs)
+    crs = area_crs(source)
+    sids, sgeo = layer(source, source_key, "source", crs)
+    tids, tgeo = layer(target, target_key, "target", crs)
     checkpoint()
     si, ti, a, pieces = _overlaps(sgeo, tgeo, keep_pieces=method == "population")
     _check_overlap(si, sids, values.sum(axis=1))
     notes: list[Problem] = []
     if method == "population":
-        columns = _weight_columns(weight_column, counts)
-        fine = _fine_layer(weights, sorted(set(columns.values())), crs)
+        columns = weight_columns(weight_column, counts)
+        fine = fine_layer(weights, sorted(set(columns.values())), crs)
         by_column = _dasymetric_weights(si, a, pieces, fine, sids, values, notes)
         shares = [by_column[columns[c]] for c in counts]
     else:
         shares = [_row_shares(si, a, len(sids))] * len(counts)
     matched = _matches(si, ti, a, shapely.area(sgeo), shapely.area(tgeo), match_tolerance)
     shares = [_one_to_one(si, ti, w, matched, len(sids)) for w in shares]
-    est = np.column_stack(
-        [np.bincount(ti, weights=w * values[si, k], minlength=len(tids)) for k, w in enumerate(shares)]
-    )
     checkpoint()
-    w_total = shares[counts.index(total)]
-    share, city = _estimated_share(si, ti, w_total, values[:, counts.index(total)], len(tids))
-    outside = np.bincount(ti, minlength=len(tids)) == 0
+    pairs = (si, ti, sids, tids)
+    return _result(target, target_key, pairs, counts, values, shares, counts.index(total), matched, method, crs, notes)
+
+
+def _result(target, key, pairs, counts, values, shares, k_total, matched, method, crs, notes) -> Harmonized:
+    si, ti, sids, tids = pairs
+    n = len(tids)
+    est = np.column_stack([np.bincount(ti, weights=w * values[si, k], minlength=n) for k, w in enumerate(shares)])
+    share, city = _estimated_share(si, ti, shares[k_total], values[:, k_total], n)
+    outside = np.bincount(ti, minlength=n) == 0
     if outside.any():
         notes.append(
             problem(
                 "target_outside_source", f"{int(outside.sum())} target areas overlap no source area: 0", tids[outside]
             )
         )
-    index = pd.Index(tids, name=target_key)
+    index = pd.Index(tids, name=key)
     return Harmonized(
-        frame=_frame(target, target_key, tids, counts, _integers(est), share),
+        frame=_frame(target, key, tids, counts, _integers(est), share),
         estimates=pd.DataFrame(est, index=index, columns=counts),
         estimated_share=pd.Series(share, index=index, name="estimated_share"),
         city_estimated_share=city,
         matched=pd.DataFrame({"source_id": sids[si[matched]], "target_id": tids[ti[matched]]}),
         method=method,
         crs=crs,
-        table=sp.csr_matrix((w_total, (si, ti)), shape=(len(sids), len(tids))),
+        table=sp.csr_matrix((shares[k_total], (si, ti)), shape=(len(sids), n)),
         notes=notes,
     )
-
-
-def _weight_columns(weight_column, counts: list[str]) -> dict[str, str]:
-    """count → finer-layer column."""
-    if weight_column is None:
-        raise ValidationError(
-            problem(
-                "missing_weights",
-                "The population method needs a finer layer with counts (weights) and its count column "
-                "(weight_column), e.g. the old planning areas and their inhabitants",
-            )
-        )
-    if isinstance(weight_column, str):
-        return dict.fromkeys(counts, weight_column)
-    missing = [c for c in counts if c not in weight_column]
-    if missing:
-        raise ValidationError(problem("missing_weights", f"No finer-layer column given for the counts {missing}"))
-    return {c: str(weight_column[c]) for c in counts}
-
-
-def _counts(source, counts: list[str]) -> np.ndarray:
-    if not isinstance(source, gpd.GeoDataFrame):
-        raise ValidationError(problem("not_a_layer", "The source must be a layer with geometry"))
-    if not counts:
-        raise ValidationError(problem("no_counts", "Name at least one count column to carry"))
-    missing = [c for c in counts if c not in source.columns]
-    if missing:
-        cols = [c for c in source.columns if c != source.geometry.name]
-        raise ValidationError(problem("unknown_column", f"No count column {missing} in the source; columns are {cols}"))
-    out = np.empty((len(source), len(counts)))
-    for k, c in enumerate(counts):
-        v = pd.to_numeric(source[c], errors="coerce").to_numpy(float)
-        bad = ~np.isfinite(v) | (v < 0)
-        if bad.any():
-            raise ValidationError(
-                problem("bad_count", f"{int(bad.sum())} source areas have a missing, non-numeric or negative {c!r}")
-            )
-        out[:, k] = v
-    return out
-
-
-def _is_equal_area(crs: CRS) -> bool:
-    op = crs.coordinate_operation
-    name = (op.method_name if op is not None else "").lower()
-    return crs.is_projected and ("equal area" in name or name in ("mollweide", "sinusoidal", "equal earth"))
-
-
-def _area_crs(source: gpd.GeoDataFrame) -> CRS:
-    if source.crs is None:
-        raise ValidationError(problem("no_crs", "The source layer has no CRS; set one (e.g. EPSG:4326)"))
-    crs = CRS.from_user_input(source.crs)
-    return crs if _is_equal_area(crs) else equal_area_crs(source)
-
-
-def _polygonal(geo: np.ndarray) -> np.ndarray:
-    """Valid polygons: invalid ones (often pinched by reprojection) repaired, keeping only their areas."""
-    bad = ~shapely.is_valid(geo)
-    if bad.any():
-        geo = geo.copy()
-        geo[bad] = shapely.make_valid(geo[bad], method="structure", keep_collapsed=False)
-    return geo
-
-
-def _layer(gdf, key: str, role: str, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
-    """(ids as strings, polygons in ``crs``), refusing what cannot be measured."""
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise ValidationError(problem("not_a_layer", f"The {role} must be a layer with geometry"))
-    if gdf.crs is None:
-        raise ValidationError(problem("no_crs", f"The {role} layer has no CRS; set one (e.g. EPSG:4326)"))
-    if len(gdf) == 0:
-        raise ValidationError(problem("empty", f"The {role} layer has no areas"))
-    if key not in gdf.columns:
-        cols = [c for c in gdf.columns if c != gdf.geometry.name]
-        raise ValidationError(problem("missing_key", f"No id column {key!r} in the {role}; columns are {cols}"))
-    ids = gdf[key].astype(str).to_numpy()
-    dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise ValidationError(problem("duplicate_id", f"{role} ids must be unique; repeated", np.unique(ids[dup])))
-    geo = np.asarray(gdf.geometry.values, dtype=object)
-    empty = shapely.is_missing(geo) | shapely.is_empty(geo)
-    polygon = np.isin(shapely.get_type_id(geo), (3, 6))  # Polygon, MultiPolygon
-    if (empty | ~polygon).any():
-        raise ValidationError(
-            problem("not_polygons", f"{role} areas must be non-empty polygons; these are not", ids[empty | ~polygon])
-        )
-    if CRS.from_user_input(gdf.crs) != crs:
-        geo = np.asarray(gdf.geometry.to_crs(crs).values, dtype=object)
-    return ids, _polygonal(geo)
 
 
 def _overlaps(sgeo, tgeo, keep_pieces: bool = False):
@@ -288,25 +208,6 @@ def _one_to_one(si, ti, w, matched, n_sources: int) -> np.ndarray:
     emptied = np.bincount(si, weights=w2, minlength=n_sources)[si] == 0
     w2 = np.where(emptied, w, w2)
     return _row_shares(si, w2, n_sources)
-
-
-def _fine_layer(weights, columns: list[str], crs: CRS) -> tuple[np.ndarray, pd.DataFrame]:
-    """(polygons in ``crs``, people per polygon in each of ``columns``) of the finer layer."""
-    if weights is None:
-        raise ValidationError(
-            problem("missing_weights", "The population method needs a finer layer with counts (weights)")
-        )
-    missing = [c for c in columns if c not in getattr(weights, "columns", ())]
-    if missing:
-        raise ValidationError(problem("unknown_column", f"No count column {missing} in the finer layer"))
-    pop = weights[columns].apply(pd.to_numeric, errors="coerce").astype(float)
-    bad = ~np.isfinite(pop.to_numpy()).all(axis=1) | (pop.to_numpy() < 0).any(axis=1)
-    if bad.any():
-        raise ValidationError(
-            problem("bad_count", f"{int(bad.sum())} units of the finer layer have a missing or negative {columns}")
-        )
-    _, geo = _layer(weights.assign(_row=np.arange(len(weights))), "_row", "finer layer", crs)
-    return geo, pop
 
 
 def _piece_areas(pieces, fgeo, pi, fi, farea) -> np.ndarray:

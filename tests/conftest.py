@@ -3,6 +3,9 @@ tests that need it skip with a clear reason when it is absent."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,51 @@ def georgia_paths() -> dict:
         "key": "area_key",
         "total": "total_population",
     }
+
+
+@pytest.fixture(scope="session")
+def georgia_args(georgia_paths) -> list[str]:
+    """The bundled Georgia inputs as `segmap` arguments: BOUNDARIES --counts … --key … --total …"""
+    p = georgia_paths
+    return [str(p["boundaries"]), "--counts", str(p["counts"]), "--key", p["key"], "--total", p["total"]]
+
+
+SEGMAP = [sys.executable, "-m", "app.cli"]
+
+
+def run_segmap(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`segmap ARGS…` as a real process from the project root (text stdout and stderr captured)."""
+    return subprocess.run([*SEGMAP, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def segmap():
+    """The command line as a real process: ``segmap("indices", *georgia_args, "--group", "black")``."""
+    return run_segmap
+
+
+@contextmanager
+def in_process(data_dir: Path, **settings):
+    """The app in this process, over httpx's ASGI transport (fastapi's TestClient): no socket, no uvicorn.
+
+    The lifespan runs (bundled data registered unless ``register_bundled=False``); ``settings`` are
+    :class:`app.settings.Settings` fields, the same as the ``SEGMAP_*`` environment of a real server.
+    """
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(data_dir=data_dir, **settings))) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def app_client(tmp_path_factory):
+    """One in-process app with the default settings for the session, on a fresh data directory: for checks of
+    requests and responses. Tests that need a socket, a worker process or a browser use ``live_server``."""
+    with in_process(tmp_path_factory.mktemp("app")) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

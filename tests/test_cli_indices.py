@@ -5,35 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-SEGMAP = [sys.executable, "-m", "app.cli"]
+from conftest import run_segmap as segmap
 
 
-def segmap(*args):
-    return subprocess.run([*SEGMAP, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120)
-
-
-@pytest.fixture
-def georgia(georgia_paths):
-    return [
-        georgia_paths["boundaries"],
-        "--counts",
-        georgia_paths["counts"],
-        "--key",
-        "area_key",
-        "--total",
-        "total_population",
-    ]
-
-
-def test_json_has_every_index_with_value(georgia):
-    out = segmap("indices", *georgia, "--group", "foreign_born", "--format", "json")
+def test_json_has_every_index_with_value(georgia_args):
+    out = segmap("indices", *georgia_args, "--group", "foreign_born", "--format", "json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert "dissimilarity" in data and "mutual_information" in data
@@ -41,10 +20,10 @@ def test_json_has_every_index_with_value(georgia):
     assert "p_value" not in data["dissimilarity"]
 
 
-def test_permutations_add_inference_fields_and_seed_reproduces(georgia):
+def test_permutations_add_inference_fields_and_seed_reproduces(georgia_args):
     args = (
         "indices",
-        *georgia,
+        *georgia_args,
         "--group",
         "black",
         "--index",
@@ -66,18 +45,18 @@ def test_permutations_add_inference_fields_and_seed_reproduces(georgia):
     assert 0 < d["p_value"] <= 1 and d["expected"] < d["value"]
 
 
-def test_csv_and_table_formats(georgia):
-    out = segmap("indices", *georgia, "--group", "foreign_born", "--group", "native_born", "--format", "csv")
+def test_csv_and_table_formats(georgia_args):
+    out = segmap("indices", *georgia_args, "--group", "foreign_born", "--group", "native_born", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert {r["index"] for r in rows} >= {"dissimilarity", "multigroup_dissimilarity"}
-    table = segmap("indices", *georgia, "--group", "foreign_born")
+    table = segmap("indices", *georgia_args, "--group", "foreign_born")
     assert table.returncode == 0 and "dissimilarity" in table.stdout and "159 areas" in table.stdout
 
 
-def test_compare_group_reports_a_difference(georgia):
+def test_compare_group_reports_a_difference(georgia_args):
     out = segmap(
         "indices",
-        *georgia,
+        *georgia_args,
         "--group",
         "black",
         "--compare-group",
@@ -103,8 +82,8 @@ def test_compare_group_reports_a_difference(georgia):
         (["--group", "black", "--index", "nope"], "Unknown index"),
     ],
 )
-def test_errors_go_to_stderr_with_nonzero_exit(georgia, bad, message):
-    out = segmap("indices", *georgia, *bad)
+def test_errors_go_to_stderr_with_nonzero_exit(georgia_args, bad, message):
+    out = segmap("indices", *georgia_args, *bad)
     assert out.returncode == 2
     assert out.stdout == ""
     assert message in out.stderr
@@ -115,10 +94,10 @@ def test_missing_file_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and out.stdout == "" and "missing.gpkg" in out.stderr
 
 
-def test_multiscalar_profile_in_json_and_table(georgia):
+def test_multiscalar_profile_in_json_and_table(georgia_args):
     out = segmap(
         "indices",
-        *georgia,
+        *georgia_args,
         "--group",
         "foreign_born",
         "--index",
@@ -131,7 +110,9 @@ def test_multiscalar_profile_in_json_and_table(georgia):
     assert out.returncode == 0, out.stderr
     profile = json.loads(out.stdout)["dissimilarity"]["multiscalar"]
     assert list(profile) == ["0", "20000", "50000"] and profile["0"] > profile["50000"] > 0
-    table = segmap("indices", *georgia, "--group", "foreign_born", "--index", "dissimilarity", "--multiscalar", "20000")
+    table = segmap(
+        "indices", *georgia_args, "--group", "foreign_born", "--index", "dissimilarity", "--multiscalar", "20000"
+    )
     assert "multiscalar: 0 m" in table.stdout
-    bad = segmap("indices", *georgia, "--group", "foreign_born", "--multiscalar", "far")
+    bad = segmap("indices", *georgia_args, "--group", "foreign_born", "--multiscalar", "far")
     assert bad.returncode == 2 and "metres" in bad.stderr and bad.stdout == ""

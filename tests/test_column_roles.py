@@ -1,17 +1,17 @@
 """Real columns in the wrong role (shapes, ids, text, undeclared counts as group / total / other / region) and
-non-finite numbers get a clear 4xx naming the column and its role, from every endpoint and the CLI; never a 500."""
+non-finite numbers get a clear 4xx naming the column and its role, from every endpoint (in process) and the CLI;
+never a 500."""
 
 from __future__ import annotations
 
 import io
 
 import geopandas as gpd
-import httpx
 import numpy as np
 import pytest
 import shapely
 
-from server import LiveServer
+from conftest import in_process
 from spatial.dataset import validate
 from spatial.errors import ValidationError
 
@@ -39,24 +39,23 @@ def _grid() -> gpd.GeoDataFrame:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with LiveServer(env={"SEGMAP_REGISTER_BUNDLED": "false"}) as url:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            grid = _grid().to_json().encode()
-            r = client.post(
-                "/v1/datasets",
-                files={"boundaries": ("grid.geojson", grid, "application/geo+json")},
-                data={
-                    "groups": "g1,g2",
-                    "total": "total_population",
-                    "key": "area_key",
-                    "name_col": "area_name",
-                    "id": "grid",
-                    "title": "Grid",
-                },
-            )
-            assert r.status_code == 201, r.text
-            yield client
+def server(tmp_path_factory):
+    with in_process(tmp_path_factory.mktemp("roles"), register_bundled=False) as client:
+        grid = _grid().to_json().encode()
+        r = client.post(
+            "/v1/datasets",
+            files={"boundaries": ("grid.geojson", grid, "application/geo+json")},
+            data={
+                "groups": "g1,g2",
+                "total": "total_population",
+                "key": "area_key",
+                "name_col": "area_name",
+                "id": "grid",
+                "title": "Grid",
+            },
+        )
+        assert r.status_code == 201, r.text
+        yield client
 
 
 def assert_role_problem(r, *words, status=422):
@@ -73,7 +72,6 @@ D = "/v1/datasets/grid"
 # -- HTTP: only declared columns, each in its role ---------------------------------------------------------------------
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(
     "params,words",
     [
@@ -94,21 +92,18 @@ def test_indices_refuse_columns_in_the_wrong_role(server, params, words):
     assert_role_problem(server.get(f"{D}/indices", params=params), *words)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "500,nan", "-5", "0", ","])
 def test_multiscalar_must_be_finite_positive_metres(server, value):
     r = server.get(f"{D}/indices", params={"group": "g1", "index": "dissimilarity", "multiscalar": value})
     assert_role_problem(r, "multiscalar", "finite positive")  # nan was accepted with a 200
 
 
-@pytest.mark.server
 def test_multiscalar_still_works(server):
     r = server.get(f"{D}/indices", params={"group": "g1", "index": "dissimilarity", "multiscalar": "5000,10000"})
     assert r.status_code == 200, r.text
     assert set(r.json()["dissimilarity"]["multiscalar"]) == {"0", "5000", "10000"}
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(
     "params,words",
     [
@@ -127,7 +122,6 @@ def test_local_refuses_columns_in_the_wrong_role(server, params, words):
     assert_role_problem(server.get(f"{D}/local", params={"permutations": 0, **params}), *words)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(
     "path",
     [
@@ -150,13 +144,11 @@ def test_tiles_and_maps_take_declared_groups_only(server, path, group):
     assert "group" in r.json()["detail"].lower()
 
 
-@pytest.mark.server
 def test_ogc_has_no_collection_for_an_undeclared_group(server):
     r = server.get("/ogc/collections/grid~lisa~geometry/items")
     assert_role_problem(r, "grid~lisa~geometry", status=404)
 
 
-@pytest.mark.server
 def test_declared_columns_still_work(server):
     assert (
         server.get(
@@ -181,7 +173,6 @@ def test_declared_columns_still_work(server):
 # -- uploads and the library: roles checked while validating ----------------------------------------------------------
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(
     "form,words",
     [
@@ -202,7 +193,6 @@ def test_upload_refuses_columns_in_the_wrong_role(server, form, words):
     assert_role_problem(r, *words)
 
 
-@pytest.mark.server
 def test_upload_with_an_infinite_count_says_so(server):
     g = _grid()
     table = g.drop(columns="geometry")

@@ -1,4 +1,5 @@
-"""The HTTP service over a real socket: registry, indices, errors as problem+json, caching."""
+"""The HTTP service in process (ASGI, no socket): registry, indices, errors as problem+json, caching; a burst of
+concurrent requests over a real socket."""
 
 from __future__ import annotations
 
@@ -10,26 +11,22 @@ import geopandas as gpd
 import httpx
 import pytest
 
-from conftest import shared_path
-from server import LiveServer
+from conftest import in_process, shared_path
 
-pytestmark = pytest.mark.server
 KEY = "s3cret"
 
 
 @pytest.fixture(scope="module")
-def server():
-    with LiveServer(
-        env={
-            "SEGMAP_API_KEY": KEY,
-            "SEGMAP_MAX_UPLOAD_MB": "8",
-            "SEGMAP_MAX_UNCOMPRESSED_MB": "50",
-            "SEGMAP_CORS_ORIGINS": '["https://city.example"]',
-            "SEGMAP_MAX_DOWNLOAD_AREAS": "100",
-        }
-    ) as url:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            yield client
+def server(tmp_path_factory):
+    with in_process(
+        tmp_path_factory.mktemp("service"),
+        api_key=KEY,
+        max_upload_mb=8,
+        max_uncompressed_mb=50,
+        cors_origins=["https://city.example"],
+        max_download_areas=100,
+    ) as client:
+        yield client
 
 
 def ids(client):
@@ -377,18 +374,21 @@ def test_cached_tiles_follow_a_replaced_dataset(server, georgia_paths):
     assert server.delete("/v1/datasets/tile-cache-check", headers={"X-API-Key": KEY}).status_code == 204
 
 
-def test_a_burst_of_identical_map_requests_is_computed_once_and_revalidates(server):
+@pytest.mark.server
+def test_a_burst_of_identical_map_requests_is_computed_once_and_revalidates(live_server):
     import concurrent.futures
 
-    url = "/maps/georgia-1990"
-    params = {"group": "black", "view": "lisa", "permutations": 299, "seed": 7}
-    with concurrent.futures.ThreadPoolExecutor(24) as pool:  # more than the queue would take if each were its own job
-        statuses = list(pool.map(lambda _: server.get(url, params=params).status_code, range(24)))
-    assert statuses == [200] * 24
-    first = server.get(url, params=params)
-    assert first.status_code == 200 and first.headers["etag"]
-    assert server.get(url, params=params, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
-    assert server.get(url, params=params).text == first.text
+    with httpx.Client(base_url=live_server, timeout=120) as server:  # concurrent clients on a real socket
+        url = "/maps/georgia-1990"
+        params = {"group": "black", "view": "lisa", "permutations": 299, "seed": 7}
+        # More requests than the queue would take if each were its own job.
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            statuses = list(pool.map(lambda _: server.get(url, params=params).status_code, range(24)))
+        assert statuses == [200] * 24
+        first = server.get(url, params=params)
+        assert first.status_code == 200 and first.headers["etag"]
+        assert server.get(url, params=params, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        assert server.get(url, params=params).text == first.text
 
 
 def test_an_offline_map_of_a_large_city_carries_tiles_not_geojson(server):

@@ -4,7 +4,6 @@ degenerate inputs said out loud, and significance a planner can use."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import warnings
 
 import geopandas as gpd
@@ -13,7 +12,7 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, SEGMAP, shared_path
 from spatial import multiple_testing as mt
 from spatial.dataset import validate
 from spatial.errors import ValidationError
@@ -269,24 +268,8 @@ def test_concentration_on_equal_areas_says_why_it_is_undefined():
     assert np.isfinite(r["delta"].value) and not r["delta"].notes
 
 
-def test_cli_local_into_a_closed_pipe_ends_quietly(georgia_paths):
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "local",
-        str(georgia_paths["boundaries"]),
-        "--counts",
-        str(georgia_paths["counts"]),
-        "--key",
-        "area_key",
-        "--group",
-        "foreign_born",
-        "--total",
-        "total_population",
-        "--permutations",
-        "99",
-    ]
+def test_cli_local_into_a_closed_pipe_ends_quietly(georgia_args):
+    cmd = [*SEGMAP, "local", *georgia_args, "--group", "foreign_born", "--permutations", "99"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before anything is written, like `| head` after its lines
     err = proc.stderr.read().decode()
@@ -354,13 +337,9 @@ def test_map_view_and_summary_show_the_uncorrected_count(georgia):
     assert f"{info['significant_uncorrected']} areas have p ≤ 0.05 before correction" in summary_text(vd)
 
 
-def test_http_local_defaults_to_enough_permutations_capped_by_the_server(live_server):
-    import httpx
-
-    body = httpx.get(
-        f"{live_server}/v1/datasets/georgia-1990/local",
-        params={"group": "foreign_born", "statistic": "lisa"},
-        timeout=120,
+def test_http_local_defaults_to_enough_permutations_capped_by_the_server(app_client):
+    body = app_client.get(
+        "/v1/datasets/georgia-1990/local", params={"group": "foreign_born", "statistic": "lisa"}
     ).json()
     meta = body["segmap"]
     info = meta["summary"]["significance"]

@@ -1,4 +1,4 @@
-"""Vector tiles over a real server: decoded, checked against the data, read by GDAL as a real client."""
+"""Vector tiles over HTTP (in process): decoded, checked against the data, read by GDAL as a real client."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import geopandas as gpd
-import httpx
 import mapbox_vector_tile
 import numpy as np
 import pytest
@@ -14,8 +13,6 @@ import shapely
 
 from app.tiles import EXTENT, TileAttributes, TileIndex, tile_bounds
 from spatial.io import load_dataset
-
-pytestmark = pytest.mark.server
 
 
 def lonlat_tile(lon, lat, z):
@@ -66,10 +63,11 @@ def test_shared_borders_stay_shared_when_simplified(georgia):
     assert shapely.get_num_coordinates(low).sum() < shapely.get_num_coordinates(index.geoms).sum()
 
 
-def test_tiles_over_http(live_server):
+def test_tiles_over_http(app_client):
+    http = app_client
     z, x, y = lonlat_tile(-84.39, 33.75, 6)
-    url = f"{live_server}/v1/datasets/georgia-1990/tiles/{z}/{x}/{y}.mvt"
-    r = httpx.get(url, params={"group": "black", "statistic": "lisa", "permutations": 99}, timeout=60)
+    url = f"/v1/datasets/georgia-1990/tiles/{z}/{x}/{y}.mvt"
+    r = http.get(url, params={"group": "black", "statistic": "lisa", "permutations": 99})
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     props = [f["properties"] for f in mapbox_vector_tile.decode(r.content)["areas"]["features"]]
     assert props and {"id", "total_population", "black", "black_share", "value", "label"} <= set().union(*props)
@@ -82,25 +80,25 @@ def test_tiles_over_http(live_server):
         "no_neighbours",
         "suppressed",
     }
-    again = httpx.get(
+    again = http.get(
         url,
         params={"group": "black", "statistic": "lisa", "permutations": 99},
         headers={"If-None-Match": r.headers["etag"]},
     )
     assert again.status_code == 304
-    bad = httpx.get(f"{live_server}/v1/datasets/georgia-1990/tiles/3/8/1.mvt")
+    bad = http.get("/v1/datasets/georgia-1990/tiles/3/8/1.mvt")
     assert bad.status_code == 404 and bad.headers["content-type"] == "application/problem+json"
-    assert httpx.get(f"{live_server}/v1/datasets/nope/tiles/0/0/0.mvt").status_code == 404
-    tj = httpx.get(f"{live_server}/v1/datasets/georgia-1990/tilejson.json").json()
+    assert http.get("/v1/datasets/nope/tiles/0/0/0.mvt").status_code == 404
+    tj = http.get("/v1/datasets/georgia-1990/tilejson.json").json()
     assert tj["tilejson"] == "3.0.0" and tj["vector_layers"][0]["id"] == "areas"
     assert "foreign_born_share" in tj["vector_layers"][0]["fields"]
 
 
 @pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo (Debian gdal-bin) is not installed")
-def test_gdal_reads_a_tile(live_server, tmp_path):
+def test_gdal_reads_a_tile(app_client, tmp_path):
     z, x, y = lonlat_tile(-84.39, 33.75, 6)
     path = tmp_path / f"{y}.mvt"
-    path.write_bytes(httpx.get(f"{live_server}/v1/datasets/georgia-1990/tiles/{z}/{x}/{y}.mvt").content)
+    path.write_bytes(app_client.get(f"/v1/datasets/georgia-1990/tiles/{z}/{x}/{y}.mvt").content)
     out = subprocess.run(
         ["ogrinfo", "-ro", "-al", "-so", "-oo", f"X={x}", "-oo", f"Y={y}", "-oo", f"Z={z}", f"MVT:{path}"],
         capture_output=True,

@@ -3,15 +3,12 @@ reported with an explicit tolerance (library, CLI indices/local/map, upload fiel
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import geopandas as gpd
 import numpy as np
 import pytest
 from shapely.geometry import box
 
-from conftest import ROOT, shared_path
+from conftest import run_segmap, shared_path
 from spatial.errors import ValidationError
 from spatial.indices.compute import compute_indices
 from spatial.io import load_dataset
@@ -102,14 +99,7 @@ def test_one_group_over_its_total(tmp_path):
 
 
 def segmap(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=300,
-    )
+    return run_segmap(*args, timeout=300)
 
 
 def test_cli_indices_refuses_then_clips_with_tolerance(chicago):

@@ -174,6 +174,20 @@ def test_population_method_follows_where_people_live():
     assert res.frame.set_index("id")["people"].to_dict() == {"W": 933, "E": 467}
 
 
+def test_groups_stay_within_the_total_when_each_follows_its_own_layer():
+    """Totals follow a finer layer where 90 % live east, migrants one where all live west: by their own weights
+    the west would get 900 migrants among 100 people. The integers keep migrants ≤ total and both sums."""
+    sq = lambda x, w: box(X0 + x, Y0, X0 + x + w, Y0 + 100)  # noqa: E731
+    src = gpd.GeoDataFrame({"id": ["L"], "people": [1000], "migrants": [900]}, geometry=[sq(0, 100)], crs=LAEA_EUROPE)
+    tgt = gpd.GeoDataFrame({"id": ["W", "E"]}, geometry=[sq(0, 50), sq(50, 50)], crs=LAEA_EUROPE)
+    fine = gpd.GeoDataFrame({"n": [100, 900], "m": [900, 0]}, geometry=[sq(0, 50), sq(50, 50)], crs=LAEA_EUROPE)
+    res = harmonize(src, tgt, COUNTS, method="population", weights=fine, weight_column={"people": "n", "migrants": "m"})
+    assert res.estimates.loc["W", "migrants"] == pytest.approx(900)
+    out = res.frame.set_index("id")
+    assert out["people"].to_dict() == {"W": 100, "E": 900}
+    assert out["migrants"].to_dict() == {"W": 100, "E": 800}
+
+
 @pytest.mark.parametrize(
     ("change", "code"),
     [

@@ -122,7 +122,7 @@ def _result(target, key, pairs, counts, values, shares, k_total, matched, method
         )
     index = pd.Index(tids, name=key)
     return Harmonized(
-        frame=_frame(target, key, tids, counts, _integers(est), share),
+        frame=_frame(target, key, tids, counts, _within_total(_integers(est), est, values, k_total), share),
         estimates=pd.DataFrame(est, index=index, columns=counts),
         estimated_share=pd.Series(share, index=index, name="estimated_share"),
         city_estimated_share=city,
@@ -287,6 +287,29 @@ def _integers(est: np.ndarray) -> np.ndarray:
     near = np.round(est)
     snapped = np.where(np.abs(est - near) < 1e-6, near, est)
     return np.column_stack([_largest_remainder(snapped[:, k]) for k in range(est.shape[1])]).astype(np.int64)
+
+
+def _within_total(ints: np.ndarray, est: np.ndarray, values: np.ndarray, k_total: int) -> np.ndarray:
+    """A group that never exceeds the total in a source area must not exceed it in a target area either (the
+    datasets built from the result refuse that). Rounding, or a group spread by its own finer-layer counts,
+    can break it by a few people: those are moved to the target areas with room that were rounded down most,
+    so the column's total is unchanged."""
+    t = ints[:, k_total]
+    for k in range(ints.shape[1]):
+        c = ints[:, k]
+        if k == k_total or (values[:, k] > values[:, k_total]).any() or (c <= t).all():
+            continue
+        excess = int(np.maximum(c - t, 0).sum())
+        c[:] = np.minimum(c, t)
+        room = np.flatnonzero(c < t)
+        order = room[np.argsort(-(est[room, k] - c[room]), kind="stable")]
+        while excess:  # each pass gives one person to each area with room, most short-changed first
+            take = order[c[order] < t[order]][:excess]
+            if not len(take):  # cannot happen when the column's total is within the total's; never loop
+                break
+            c[take] += 1
+            excess -= len(take)
+    return ints
 
 
 def _frame(target, key, tids, counts, ints, share) -> gpd.GeoDataFrame:

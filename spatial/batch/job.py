@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+import pandas as pd
 
 from ..disclosure import protect, protect_frame
 from ..errors import ValidationError, problem
@@ -151,7 +152,7 @@ def _high_high(job: Job, ds, group: str, opts: Options):
         correction="fdr",
     )
     x, t = ds.counts(group, job.total)
-    inside = np.isin(ds.ids, res.ids[np.asarray(res.labels) == "high_high"])
+    inside = pd.Index(ds.ids).isin(res.ids[np.asarray(res.labels) == "high_high"])  # hashed: np.isin sorts text
     row = {
         "group": group,
         "index": HIGH_HIGH,

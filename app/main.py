@@ -94,7 +94,7 @@ def routers(settings: Settings) -> list[APIRouter]:
     if settings.maps:
         from .routers import batch, maps, ogc_tiles, style, tiles
 
-        out += [tiles.router, ogc_tiles.router, maps.router, batch.router, style.router]
+        out += [tiles.router, ogc_tiles.router, series.page_router, maps.router, batch.router, style.router]
     return out
 
 

@@ -32,6 +32,7 @@ OTHER = (
     f"{VECTORGRID}/LICENSE",
     *(f"maplibre-gl/{f}" for f in ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css", "LICENSE.txt")),
     *(f"pmtiles/{f}" for f in ("pmtiles.js", "LICENSE")),
+    *(f"{OWN}/{f}" for f in ("series.js", "series.css")),  # the series page (app/series_page.py)
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 
 from spatial.errors import ValidationError, problem
 
 from .. import series, series_change
+from .. import series_page as series_page_module
 from ..deps import get_registry, get_settings, is_owner, load_source
 from ..http import cached, etag_for, json_bytes
 from ..params import SEED, simulations
@@ -179,3 +181,39 @@ async def harmonize(
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
     etag = _etag("series-harmonize", request, found, extra)
     return await cached(request, etag, make, source=found[-1].source, media_type=media)
+
+
+page_router = APIRouter(tags=["maps"])  # mounted with the maps (settings.maps), before /maps/{dataset_id}
+
+
+@page_router.get("/maps/series/{series_id}", response_class=HTMLResponse, summary="Map page of a series")
+def series_page(
+    series_id: str,
+    found: list[series.Member] = Depends(members),
+    registry: Registry = Depends(get_registry),
+    settings: Settings = Depends(get_settings),
+):
+    from .maps import _headers  # the map pages' content security policy
+
+    html = series_page_module.page(registry, series_id, found)
+    return HTMLResponse(html, headers=_headers(settings, "'self'"))
+
+
+@page_router.get("/maps/series/{series_id}/areas", summary="One date's areas with a group's share, as GeoJSON")
+async def series_areas(
+    request: Request,
+    series_id: str,
+    date: str = Query(..., max_length=40, description="a date of the series"),
+    group: str | None = Query(None, description="group column (default: the first)"),
+    found: list[series.Member] = Depends(members),
+):
+    member = series.pick(found, date, "date")
+    group = group or member.info["groups"][0]
+    series.check_groups([member], [group], None)
+    return await cached(
+        request,
+        etag_for("series-areas", member.source.key(), group),
+        lambda: series_page_module.areas_geojson(member, group),
+        source=member.source,
+        media_type="application/geo+json",
+    )

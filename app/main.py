@@ -102,6 +102,9 @@ def routers(settings: Settings) -> list[APIRouter]:
 CONTENT_200 = {
     ("get", "/v1/datasets/{dataset_id}/local"): ("application/geo+json", "text/csv"),
     ("get", "/v1/series/{series_id}/indices"): ("application/json", "text/csv"),
+    ("get", "/v1/series/{series_id}/change"): ("application/json", "application/geo+json", "text/csv"),
+    ("get", "/v1/series/{series_id}/harmonize"): ("application/json", "text/csv"),
+    ("get", "/maps/series/{series_id}/areas"): ("application/geo+json",),
     ("get", "/maps/{dataset_id}/data"): ("text/csv", "application/geo+json"),
     ("get", "/ogc/collections/{collection_id}/items"): ("application/geo+json",),
 }

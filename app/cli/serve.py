@@ -25,7 +25,7 @@ def run(args) -> int:
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     print(
         f"segmap: serving {settings.data_dir} on http://{args.host}:{args.port}/ (API docs at /docs, "
-        "maps at /maps/georgia-1990)",
+        "maps at /maps/berlin-2020 and /maps/series/berlin)",
         flush=True,
     )
     if args.workers == 1:

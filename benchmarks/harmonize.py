@@ -57,7 +57,7 @@ def main(n: int = 100_000) -> None:
             "ratio": t_tobler / t_ours,
             "segmap CPU s": c_ours,
             "tobler CPU s": c_tobler,
-            "max |segmap − tobler| people": float(diff),
+            "largest difference from tobler (people)": float(diff),
             "total kept": bool(res.frame["total"].sum() == source["total"].sum()),
         }
     ]

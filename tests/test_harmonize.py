@@ -174,6 +174,34 @@ def test_population_method_follows_where_people_live():
     assert res.frame.set_index("id")["people"].to_dict() == {"W": 933, "E": 467}
 
 
+def test_a_population_raster_works_as_the_finer_layer():
+    """The finer layer of the test above as a raster of 25 m × 100 m cells: the same numbers. A no-data cell
+    under a source area is refused."""
+    from spatial.change.layers import raster_cells
+
+    crs = LAEA_EUROPE
+    sq = lambda x, y, w, h: box(X0 + x, Y0 + y, X0 + x + w, Y0 + y + h)  # noqa: E731
+    src = gpd.GeoDataFrame(
+        {"id": ["L", "R"], "people": [1000, 400]}, geometry=[sq(0, 0, 100, 100), sq(100, 0, 100, 100)], crs=crs
+    )
+    tgt = gpd.GeoDataFrame({"id": ["W", "E"]}, geometry=[sq(0, 0, 50, 100), sq(50, 0, 150, 100)], crs=crs)
+    grid = np.array([[900, 100 / 3, 100 / 3, 100 / 3, 100, 100, 100, 100]])
+    cells = raster_cells(grid, (X0, Y0 + 100), (25, 100), crs)
+    res = harmonize(src, tgt, ["people"], method="population", weights=cells, weight_column="population")
+    assert res.frame.set_index("id")["people"].to_dict() == {"W": 933, "E": 467}
+    grid[0, 5] = np.nan
+    with pytest.raises(ValidationError) as err:
+        harmonize(
+            src,
+            tgt,
+            ["people"],
+            method="population",
+            weights=raster_cells(grid, (X0, Y0 + 100), (25, 100), crs),
+            weight_column="population",
+        )
+    assert err.value.code == "weights_do_not_cover"
+
+
 def test_groups_stay_within_the_total_when_each_follows_its_own_layer():
     """Totals follow a finer layer where 90 % live east, migrants one where all live west: by their own weights
     the west would get 900 migrants among 100 people. The integers keep migrants ≤ total and both sums."""

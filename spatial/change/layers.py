@@ -117,3 +117,20 @@ def fine_layer(weights, columns: list[str], crs: CRS) -> tuple[np.ndarray, pd.Da
         )
     _, geo = layer(weights.assign(_row=np.arange(len(weights))), "_row", "finer layer", crs)
     return geo, pop
+
+
+def raster_cells(values, origin: tuple[float, float], cell_size: tuple[float, float], crs, column: str = "population"):
+    """A population raster as a finer layer for the population method: one square per cell with a value, in
+    ``column``. ``origin`` is the top-left corner (x, y) and ``cell_size`` (width, height) in the CRS's units,
+    as a north-up GeoTIFF's transform gives them (rows run south). NaN cells (no data) are left out, so a
+    source area over them is refused as not covered; cells of 0 are kept: nobody lives there."""
+    v = np.asarray(values, dtype=float)
+    w, h = (float(c) for c in cell_size)
+    if v.ndim != 2 or not (w > 0 and h > 0):
+        raise ValidationError(problem("bad_raster", "A population raster is a 2-D array with positive cell sizes"))
+    if (v[np.isfinite(v)] < 0).any() or np.isinf(v).any():
+        raise ValidationError(problem("bad_raster", "The population raster has negative or infinite cells"))
+    rows, cols = np.nonzero(np.isfinite(v))
+    x0, y0 = (float(c) for c in origin)
+    cells = shapely.box(x0 + cols * w, y0 - (rows + 1) * h, x0 + (cols + 1) * w, y0 - rows * h)
+    return gpd.GeoDataFrame({column: v[rows, cols]}, geometry=cells, crs=crs)

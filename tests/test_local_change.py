@@ -118,3 +118,43 @@ def test_lisa_transitions_count_significance_changes_and_align_series():
     assert res.per_area["z"] == "high_high→not_significant"
     with pytest.raises(ValidationError):
         lisa_transitions(a, b.iloc[:3])
+
+
+def test_segmap_lisa_labels_tabulate_as_giddy_where_quadrants_agree():
+    """segmap's own LISA labels (every area labelled by its quadrant: alpha near 1, no correction) at two dates
+    of a 12 × 12 grid, against giddy's LISA_Markov on the same shares and queen weights: the areas whose
+    quadrant segmap and esda agree on (all of them here) have the same transition counts."""
+    giddy = pytest.importorskip("giddy.markov")
+    import geopandas as gpd
+    from libpysal.weights import lat2W
+    from shapely.geometry import box
+
+    from spatial.dataset import validate
+    from spatial.local import local_statistic
+
+    rng = np.random.default_rng(6)
+    side = 12
+    cells = [box(i, -j - 1, i + 1, -j) for j in range(side) for i in range(side)]  # row-major, as lat2W
+    total = rng.integers(200, 800, side * side)
+    trend = np.add.outer(np.arange(side), np.arange(side)).ravel() / (2 * side)
+    labels, shares = [], []
+    for k in range(2):
+        x = rng.binomial(total, np.clip(0.1 + 0.5 * trend + rng.normal(0, 0.08, side * side) * (k + 1), 0, 1))
+        gdf = gpd.GeoDataFrame(
+            {"id": [f"c{i}" for i in range(side * side)], "g": x, "t": total}, geometry=cells, crs=3857
+        )
+        ds = validate(gdf, id_col="id", groups=["g"], total="t")
+        res = local_statistic(ds, "g", "lisa", permutations=99, seed=1, alpha=0.999, correction="none")
+        labels.append(pd.Series(res.labels, index=res.ids))
+        shares.append(x / total)
+    ref = giddy.LISA_Markov(np.column_stack(shares), lat2W(side, side, rook=False))
+    esda = [pd.Series(QUADRANTS[ref.q[:, k] - 1], index=labels[0].index) for k in range(2)]
+    agree = (labels[0] == esda[0]) & (labels[1] == esda[1])
+    assert agree.mean() > 0.9, agree.mean()  # 100 % on this grid
+    ours = lisa_transitions(labels[0][agree], labels[1][agree]).counts.loc[list(QUADRANTS), list(QUADRANTS)]
+    theirs = pd.crosstab(ref.q[agree.to_numpy(), 0], ref.q[agree.to_numpy(), 1]).reindex(
+        index=[1, 2, 3, 4], columns=[1, 2, 3, 4], fill_value=0
+    )
+    np.testing.assert_array_equal(ours.to_numpy(), theirs.to_numpy())
+    if agree.all():
+        np.testing.assert_array_equal(ours.to_numpy(), ref.transitions)

@@ -197,8 +197,17 @@ def test_dissimilarity_decomposition_equals_pysal(approach):
     assert res["spatial"] + res["attribute"] == pytest.approx(res["diff"], abs=1e-12)
 
 
-def test_dissimilarity_decomposition_refuses_groups_above_totals():
+def test_dissimilarity_decomposition_refuses_what_it_cannot_measure():
     x1, t1, x2, t2 = two_dates()
-    x1[10] = t1[10] + 1
+    bad = x1.copy()
+    bad[10] = t1[10] + 1
+    for args, code in (
+        ((bad, t1, x2, t2), "bad_count"),
+        ((x1, t1[:-1], x2, t2), "bad_shape"),
+        ((x1 * 0, t1, x2, t2), "no_population"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            decompose_dissimilarity(*args)
+        assert err.value.code == code
     with pytest.raises(ValidationError):
-        decompose_dissimilarity(x1, t1, x2, t2)
+        shapley_decomposition(R_DATA1, R_DATA2, n_boot=10**6)

@@ -32,6 +32,7 @@ INDICES = {"M": mutual_information, "H": information_theory}
 PARTS = ("additions", "removals", "group_marginal", "unit_marginal", "structural")
 STATS = ("value1", "value2", "diff", *PARTS)
 FILL = 1e-10  # stands in for empty cells so IPF can reach every margin (the R package's choice)
+MAX_BOOT = 9_999
 BLOCK_CELLS = 4_000_000  # bootstrap draws per block: about this many table cells at once
 
 
@@ -190,8 +191,10 @@ def shapley_decomposition(
     dates; with ``total`` the groups are completed by its remainder, ``other``) into the parts of :data:`PARTS`."""
     if index not in INDICES:
         raise ValidationError(problem("bad_parameter", f"index must be one of {list(INDICES)}, not {index!r}"))
-    if not 0 < ci < 1 or n_boot < 0:
-        raise ValidationError(problem("bad_parameter", "ci must lie between 0 and 1 and n_boot be 0 or more"))
+    if not 0 < ci < 1 or not 0 <= n_boot <= MAX_BOOT:
+        raise ValidationError(
+            problem("bad_parameter", f"ci must lie between 0 and 1 and n_boot between 0 and {MAX_BOOT}")
+        )
     a, b = _aligned(counts1, counts2, total)
     X1, X2 = a.to_numpy(), b.to_numpy()
     if X1.sum() == 0 or X2.sum() == 0:
@@ -265,8 +268,15 @@ def decompose_dissimilarity(x1, t1, x2, t2, approach: str = "composition") -> di
         if not np.isfinite(v).all() or (v < 0).any():
             raise ValidationError(problem("bad_count", f"argument {k + 1} has missing or negative counts"))
     x1, t1, x2, t2 = arrs
+    if x1.ndim != 1 or x1.shape != t1.shape or x2.ndim != 1 or x2.shape != t2.shape or min(len(x1), len(x2)) < 2:
+        raise ValidationError(
+            problem("bad_shape", "Each date needs one group count and one total per area (two areas at least)")
+        )
     if (x1 > t1).any() or (x2 > t2).any():
         raise ValidationError(problem("bad_count", "A group count exceeds its area's total"))
+    for x, t in ((x1, t1), (x2, t2)):
+        if x.sum() == 0 or x.sum() == t.sum():
+            raise ValidationError(problem("no_population", "D needs people in and out of the group at both dates"))
     d = {"s1_a1": dissimilarity(x1, t1), "s2_a2": dissimilarity(x2, t2)}
     d["s1_a2"] = dissimilarity(*_counterfactual(x1, t1, x2, t2, approach))
     d["s2_a1"] = dissimilarity(*_counterfactual(x2, t2, x1, t1, approach))

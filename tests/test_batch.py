@@ -299,3 +299,40 @@ def test_national_file_is_split_by_place_and_date(inputs, killed_run, tmp_path):
         for col in ("value", "ci_low", "ci_high", "p_value", "n_areas", "population"):
             assert row[col] == pytest.approx(ref.loc[key, col], nan_ok=True), (key, col)
     assert np.isfinite(rows["value"]).all()
+
+
+def test_per_place_outputs_and_fsspec_urls(inputs, killed_run, tmp_path):
+    """--outputs: the LISA result as GeoParquet (withheld areas kept, labelled suppressed) and a PNG map; a file://
+    URL is read through fsspec, as bytes, with the same checks and the same rows."""
+    from dataclasses import replace
+
+    from maps.batch_report import place_map
+    from spatial.batch.national import part_name
+
+    job = next(j for j in inputs["jobs"] if j.place == "Georgia band 03")
+    job = replace(job, boundaries=Path(job.boundaries).as_uri())
+    rows = run_job(job, replace(OPTIONS, outputs=str(tmp_path)), writer=place_map)
+    ref = killed_run["table"].set_index(["place", "date", "group", "index"])
+    for row in rows:
+        key = (row["place"], row["date"], row["group"], row["index"])
+        assert row["value"] == pytest.approx(ref.loc[key, "value"]), key
+    folder = tmp_path / part_name(job.place, job.date).removesuffix(".parquet")
+    local = gpd.read_parquet(folder / "lisa_black.parquet")
+    public = protect(load(job, OPTIONS), 10)
+    assert len(local) == public.n and local.crs == public.areas.crs
+    assert (local["label"] == "suppressed").sum() == public.withheld.sum()
+    assert local.loc[local["label"] == "suppressed", "value"].isna().all()
+    assert (folder / "lisa_black.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_job_asking_more_memory_than_any_worker_fails_alone(inputs, client):
+    """A manifest `memory` is a Dask resource: a job no worker can hold is recorded, not left waiting forever."""
+    from dataclasses import replace
+
+    from spatial.batch.engine import run
+
+    jobs = [replace(inputs["jobs"][0], memory=2**50), replace(inputs["jobs"][1], memory=2**20)]
+    got = {}
+    run(jobs, lambda job: [{"place": job.place, "date": job.date, "status": "ok"}], lambda j, r: got.update({j.place: r}), client=client)  # fmt: skip
+    assert "needs 1,125,899,906,842,624 bytes" in got[jobs[0].place][0]["error"]
+    assert got[jobs[1].place][0]["status"] == "ok"  # fits: runs with its resource

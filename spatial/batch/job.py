@@ -173,7 +173,7 @@ def _group(job: Job, public, group: str, two: list[str], opts: Options, base: di
         rows = []
         if two:
             res = compute_indices(
-                ds, group=group, total=job.total, indices=two, permutations=opts.permutations, seed=opts.seed
+                ds, groups=(group,), total=job.total, indices=two, permutations=opts.permutations, seed=opts.seed
             )
             rows = _index_rows(job, base, group, res)
         row, local = _high_high(job, ds, group, opts)

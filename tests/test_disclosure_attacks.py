@@ -91,6 +91,14 @@ def _public_outputs(c: TestClient, ident: str) -> dict[str, bytes]:
         "ogc_items": f"/ogc/collections/{ident}/items?limit=1000",
         "ogc_lisa": f"/ogc/collections/{ident}~lisa~foreign_born/items?limit=1000",
         "ogc_gi": f"/ogc/collections/{ident}~gi_star~foreign_born/items?limit=1000",
+        "ogc_filter": f"/ogc/collections/{ident}/items?limit=1000&filter=foreign_born%20%3E%203&sortby=-foreign_born",
+        "ogc_queryables": f"/ogc/collections/{ident}~lisa~foreign_born/queryables",
+        "style_lisa": f"{base}/style.json?view=lisa&group=foreign_born",
+        "style_share": f"{base}/style.json?view=share&group=foreign_born",
+        "download_csv": f"{base}/download.csv",
+        "download_fgb": f"{base}/download.fgb",
+        "download_local_csv": f"{base}/local/lisa/download.csv?group=foreign_born&permutations=99",
+        "download_local_fgb": f"{base}/local/gi_star/download.fgb?group=foreign_born&permutations=99",
     }
     for statistic in ("lisa", "gi_star", "lq", "entropy"):
         urls[f"local_{statistic}"] = f"{base}/local?group=foreign_born&statistic={statistic}&permutations=99"

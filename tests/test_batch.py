@@ -283,7 +283,7 @@ def test_yaml_manifest_names_lines_and_resolves_paths(tmp_path):
     assert job.boundaries == str(tmp_path / "a.gpkg")
 
 
-def test_national_file_is_split_by_place_and_date(inputs, killed_run, tmp_path):
+def test_national_file_is_split_by_place_and_date(inputs, killed_run, client, tmp_path):
     """One national GeoParquet with place and date columns gives the same rows as the manifest's files."""
     gdf = inputs["georgia"].copy()
     gdf["place"] = [f"Georgia band {b:02d}" for b in gdf.pop("band")]
@@ -299,6 +299,15 @@ def test_national_file_is_split_by_place_and_date(inputs, killed_run, tmp_path):
         for col in ("value", "ci_low", "ci_high", "p_value", "n_areas", "population"):
             assert row[col] == pytest.approx(ref.loc[key, col], nan_ok=True), (key, col)
     assert np.isfinite(rows["value"]).all()
+
+    # The same file through `segmap batch`: the table equals the manifest run's rows of those places.
+    args = [str(national), "-o", str(tmp_path / "cli"), "--scheduler", client.scheduler.address, *CLI_OPTIONS]
+    status, stdout, err = _cli(*args, "--group", "black", "--total", "total_population", "--key", "area_key")
+    assert status == 0, err
+    table = pd.read_parquet(tmp_path / "cli" / "results.parquet")
+    ref = killed_run["table"]
+    ref = ref[ref["place"].str.startswith("Georgia band")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, ref)
 
 
 def test_per_place_outputs_and_fsspec_urls(inputs, killed_run, tmp_path):

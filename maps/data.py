@@ -67,7 +67,7 @@ HOTSPOTS = {
 }
 # Legend rows that are no finding.
 UNTESTED = ("Not significant", "No neighbours", "No population", "Hidden (small counts)")
-SUPPRESSED = ("Hidden (small counts)", "#bdbdbd")
+SUPPRESSED = ("Hidden (small counts)", "#6b6b6b")  # apart from every class, also in simulated CVD
 FIRST_COLUMNS = (ID, "name", "total", "count", "share", "value", "p_value", "label", "significance", "class", "colour")
 
 

@@ -180,7 +180,7 @@ def _add_areas(fmap: folium.Map, dataset: PublicData, opts: PageOptions, data: d
         name="Areas",
         control=False,
         attr=attribution,
-        style_function=lambda feat: {"fillColor": "#bdbdbd", "weight": 0.5},
+        style_function=lambda feat: {"fillColor": SUPPRESSED[1], "weight": 0.5},
     )
     areas.add_to(fmap)
     # Switching views restyles the same areas: one copy of the geometry whatever the number of views.

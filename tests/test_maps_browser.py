@@ -120,7 +120,7 @@ def test_full_page_offline_legend_hover_and_link(live_server, browser):
             assert hexes and colours[hexes[0]] == counts[i]
 
         # Hover an area: its tooltip shows name, counts, share and class.
-        page.evaluate("window.segmap.map.setZoom(window.segmap.map.getZoom())")
+        page.evaluate("() => { window.segmap.map.setZoom(window.segmap.map.getZoom()); }")
         # A point inside some county that no control or legend covers.
         x, y, name = page.evaluate("""() => { for (const l of window.segmap.areas.getLayers()) {
             const pt = window.segmap.map.latLngToContainerPoint(l.getCenter()), r = l.getElement().ownerSVGElement

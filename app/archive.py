@@ -127,7 +127,7 @@ def write(path: Path, index: TileIndex, attributes: TileAttributes, p: Plan, met
             writer = Writer(f)
             for tile_id, z, x, y in addresses:
                 checkpoint()
-                body = index.tile(z, x, y, attributes)
+                body = index.tile(z, x, y, attributes, final=True)
                 if body:
                     writer.write_tile(tile_id, gzip.compress(body, mtime=0))
                     written += 1

@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             register_bundled(app.state.registry, settings.bundled_dir)
         app.state.heavy = HeavyWork(settings.max_heavy, settings.compute_timeout_s, settings.heavy_queue)
         app.state.cache = DiskCache(settings.data_dir / "cache.sqlite", settings.cache_entries)
-        app.state.tiles = TileService(app.state.cache, app.state.heavy, settings.max_permutations)
+        app.state.tiles = TileService(
+            app.state.cache, app.state.heavy, settings.max_permutations, store=settings.data_dir / "tiles"
+        )
         app.state.features = Features(app.state.heavy, max_permutations=settings.max_permutations)
         sweeper = asyncio.create_task(_sweep_periodically(app.state.registry))
         yield

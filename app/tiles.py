@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -62,7 +63,10 @@ def offline_tiles(
     used, last = 0, first
     for z in range(first, min(first + 5, 17)):
         checkpoint()
-        level = {f"{z}/{x}/{y}": index.tile(z, x, y, attributes) for z, x, y in tiles_covering(index.bounds_3857, z)}
+        level = {
+            f"{z}/{x}/{y}": index.tile(z, x, y, attributes, final=True)
+            for z, x, y in tiles_covering(index.bounds_3857, z)
+        }
         size = sum(len(b) for b in level.values())
         if tiles and used + size > budget_bytes:
             break
@@ -76,6 +80,34 @@ def valid_tile(z: int, x: int, y: int) -> bool:
 
 
 AGGREGATE_PX = 2  # areas smaller than this many display pixels square merge into grid cells of that size
+SIMPLIFIED_BELOW = 14  # zooms below this draw simplified coverage; from it on, the original vertices
+
+
+class Provisional(bytes):
+    """A tile drawn while its zoom's shared simplification is being built: right, but not the final bytes, so
+    it is neither cached nor served as immutable."""
+
+
+def cell_size(z: int) -> float:
+    return AGGREGATE_PX * WORLD / (256 * 2**z)
+
+
+def simplify_level(geoms: np.ndarray, area: np.ndarray, z: int) -> np.ndarray:
+    """Zoom ``z``'s geometries: the drawn areas' coverage simplified at half a pixel (shared borders stay shared),
+    the merged ones (smaller than a cell) as they are. Deterministic: every process computes the same."""
+    tolerance = 0.5 * WORLD / (256 * 2**z)
+    out = geoms.copy()
+    drawn = np.flatnonzero(area >= cell_size(z) ** 2)  # merged areas are never drawn as polygons
+    if len(drawn):
+        try:
+            simplified = shapely.coverage_simplify(geoms[drawn], tolerance)
+        except shapely.errors.GEOSException:
+            simplified = shapely.simplify(geoms[drawn], tolerance, preserve_topology=True)
+        # A tiny area may vanish at a low zoom; keep it visible as its own outline.
+        empty = shapely.is_empty(simplified)
+        simplified[empty] = geoms[drawn][empty]
+        out[drawn] = simplified
+    return out
 
 
 @dataclass
@@ -120,61 +152,58 @@ class TileIndex:
         thread.start()
         return thread
 
-    @staticmethod
-    def cell_size(z: int) -> float:
-        return AGGREGATE_PX * WORLD / (256 * 2**z)
+    cell_size = staticmethod(cell_size)
 
     def small(self, z: int) -> np.ndarray:
         """Areas drawn as merged pixel cells at zoom ``z`` (smaller than one cell)."""
-        return self.area < self.cell_size(z) ** 2
+        return self.area < cell_size(z) ** 2
 
     def geometries(self, z: int) -> np.ndarray:
-        if z >= 14:  # at street scale the original vertices are what the eye needs
+        if z >= SIMPLIFIED_BELOW:  # at street scale the original vertices are what the eye needs
             return self.geoms
         with self._lock:
             if z not in self._by_zoom:
-                tolerance = 0.5 * WORLD / (256 * 2**z)
-                out = self.geoms.copy()
-                drawn = np.flatnonzero(~self.small(z))  # merged areas are never drawn as polygons
-                if len(drawn):
-                    try:
-                        simplified = shapely.coverage_simplify(self.geoms[drawn], tolerance)
-                    except shapely.errors.GEOSException:
-                        simplified = shapely.simplify(self.geoms[drawn], tolerance, preserve_topology=True)
-                    # A tiny area may vanish at a low zoom; keep it visible as its own outline.
-                    empty = shapely.is_empty(simplified)
-                    simplified[empty] = self.geoms[drawn][empty]
-                    out[drawn] = simplified
-                self._by_zoom[z] = out
+                self._by_zoom[z] = simplify_level(self.geoms, self.area, z)
             return self._by_zoom[z]
 
-    def tile(self, z: int, x: int, y: int, attributes: TileAttributes) -> bytes:
+    def select(self, z: int, box: tuple, final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable]:
+        """The areas whose boxes meet ``box`` (sorted), their areas and centroids, and a function giving the
+        zoom's geometries of a subset of them (``mask`` over the hits)."""
+        hits = self.tree.query(shapely.box(*box))
+        hits.sort()
+        return hits, self.area[hits], self.centroids[hits], lambda mask: self.geometries(z)[hits[mask]]
+
+    def tile(self, z: int, x: int, y: int, attributes: TileAttributes, final: bool = False) -> bytes:
+        """One encoded tile; ``final``: never :class:`Provisional` (an export waits for, or makes, the level)."""
         minx, miny, maxx, maxy = tile_bounds(z, x, y)
         pad = (maxx - minx) * BUFFER / EXTENT
-        hits = self.tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad))
+        box = (minx - pad, miny - pad, maxx + pad, maxy + pad)
+        hits, area, centroids, level = self.select(z, box, final)
         if len(hits) == 0:
             return b""
-        hits.sort()
-        small = self.small(z)[hits]
+        small = area < self.cell_size(z) ** 2
         drawn = hits[~small]
         scale = EXTENT / (maxx - minx)
-        geoms = shapely.clip_by_rect(self.geometries(z)[drawn], minx - pad, miny - pad, maxx + pad, maxy + pad)
+        geoms = shapely.clip_by_rect(level(~small), *box)
         # To tile units (y down), rounded to the integer grid. Not shapely.set_precision: it is ~20 µs a polygon
         # (a GEOS overlay per geometry), and the encoder already drops the rings rounding collapses.
         geoms = shapely.transform(
             geoms, lambda c: np.rint(np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale)))
         )
         columns = {name: values[drawn] for name, values in attributes.columns.items()}
-        merged = self._merge(hits[small], z, minx, maxy, scale, attributes)
+        merged = self._merge(hits[small], centroids[small], z, minx, maxy, scale, attributes)
         if merged is not None:
             cells, merged_columns = merged
             geoms = np.concatenate([geoms, cells])
             columns = _concat_columns(columns, merged_columns, len(drawn), len(cells))
-        return encode_polygons(geoms, columns, layer=LAYER, extent=EXTENT)
+        body = encode_polygons(geoms, columns, layer=LAYER, extent=EXTENT)
+        return Provisional(body) if getattr(level, "provisional", False) else body
 
-    def _merge(self, members: np.ndarray, z: int, minx: float, maxy: float, scale: float, attributes: TileAttributes):
+    def _merge(
+        self, members: np.ndarray, centroids, z: int, minx: float, maxy: float, scale: float, attributes: TileAttributes
+    ):
         """Areas under a pixel cell become one square per cell of the global grid (same cells in every tile)."""
-        cx, cy = self.centroids[members, 0], self.centroids[members, 1]
+        cx, cy = centroids[:, 0], centroids[:, 1]
         tile_size = EXTENT / scale
         inside = (
             (cx >= minx) & (cx < minx + tile_size) & (cy <= maxy) & (cy > maxy - tile_size)

@@ -15,9 +15,11 @@ import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
+from fastapi import Request, Response
 
 from spatial.dataset import ID
 from spatial.disclosure import PublicData
@@ -26,8 +28,9 @@ from spatial.lru import LRU
 from . import archive
 from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
-from .http import HeavyWork
-from .tiles import AGGREGATE_PX, LAYER, TileAttributes, TileIndex, offline_tiles
+from .http import HeavyWork, etag_for, etag_matches
+from .tiles import AGGREGATE_PX, LAYER, Provisional, TileAttributes, TileIndex, offline_tiles
+from .tilestore import SharedTileIndex
 
 MVT = "application/vnd.mapbox-vector-tile"
 IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned tile URL never changes meaning
@@ -168,8 +171,10 @@ class TileService:
         datasets: int = 16,
         attributes: int = 8,
         queue: int = 64,
+        store: Path | None = None,
     ):
         self.cache, self.heavy, self.max_permutations = cache, heavy, max_permutations
+        self.store = store  # where versions' indexes are shared by workers (app.tilestore); None: in memory
         self._indexes = LRU(datasets)  # dataset id -> (version, TileIndex)
         self._attributes = LRU(attributes)  # per-area columns of a query: ~10 MB each at 100,000 areas
         # Encoding is CPU-bound: one thread per worker keeps it off FastAPI's 40-thread pool and the heavy pool.
@@ -182,6 +187,10 @@ class TileService:
         hit = self._indexes.get(src.id)
         if hit is not None and hit[0] == src.version:
             return hit[1]
+        if self.store is not None:
+            index = SharedTileIndex(src.data.areas, self.store / f"{src.id}.{src.version}")
+            self._indexes.put(src.id, (src.version, index))
+            return index
         index = TileIndex(src.data.areas)
         self._indexes.put(src.id, (src.version, index))
         index.warm(on_done=self._freeze)
@@ -207,7 +216,8 @@ class TileService:
 
             def encode() -> bytes:
                 data = self.index(src).tile(z, x, y, self.attributes(src, layer))
-                self.cache.put(key, src.id, src.version, data)  # off the event loop
+                if not isinstance(data, Provisional):  # a warm-up tile is answered, never kept
+                    self.cache.put(key, src.id, src.version, data)  # off the event loop
                 return data
 
             body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
@@ -226,3 +236,18 @@ class TileService:
         self._encoder.shutdown(wait=False, cancel_futures=True)
         if self._froze:
             gc.unfreeze()
+
+
+async def tile_response(
+    request: Request, tiles: TileService, src: Source, zxy: tuple, layer: Layer, max_age: int | None
+) -> Response:
+    """A tile with its ETag (304 when the client holds it), immutable when ``max_age`` is None. A tile drawn while
+    the version's index is still built goes out ``no-store`` without an ETag, so no cache (ours included) keeps it."""
+    etag = etag_for("tile", src.key(), *zxy, (layer.group, layer.statistic, layer.permutations, layer.seed))
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if max_age is None else f"public, max-age={max_age}"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    body = await tiles.tile(src, *zxy, layer, key=etag)
+    if isinstance(body, Provisional):
+        return Response(bytes(body), media_type=MVT, headers={"Cache-Control": "no-store"})
+    return Response(body, media_type=MVT, headers=headers)

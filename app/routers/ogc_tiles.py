@@ -17,12 +17,11 @@ from .. import tileservice
 from ..archive import tile_ranges
 from ..deps import Source, get_registry, get_settings, get_tiles, is_owner, load_source
 from ..features import CollectionId
-from ..http import cached, etag_for
 from ..problems import not_found
 from ..registry import Registry
 from ..settings import Settings
 from ..tiles import valid_tile
-from ..tileservice import MVT, Layer, TileService, tile_version
+from ..tileservice import MVT, Layer, TileService, tile_response, tile_version
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Tiles"])
 TMS_ID = "WebMercatorQuad"
@@ -163,11 +162,7 @@ async def tile(
     z, x, y = tileMatrix, tileCol, tileRow
     if not valid_tile(z, x, y):
         raise not_found("tile", f"{z}/{y}/{x}", f"At tile matrix {z}, rows and columns run from 0 to {2**z - 1}.")
-    layer = c.layer
-    etag = etag_for("tile", c.src.key(), z, x, y, (layer.group, layer.statistic, layer.permutations, layer.seed))
-    return await cached(
-        request, etag, lambda: tiles.tile(c.src, z, x, y, layer, key=etag), media_type=MVT, max_age=3600
-    )
+    return await tile_response(request, tiles, c.src, (z, x, y), c.layer, max_age=3600)
 
 
 @router.get("/tileMatrixSets", summary="Tile matrix sets")

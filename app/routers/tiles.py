@@ -14,19 +14,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from .. import tileservice
 from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
-from ..http import HeavyWork, cached, etag_for
+from ..http import HeavyWork
 from ..params import tile_address, tile_layer
 from ..problems import ProblemError
 from ..settings import Settings
 from ..tiles import MAX_ZOOM
-from ..tileservice import IMMUTABLE, MVT, Layer, TileService, tile_version
+from ..tileservice import MVT, Layer, TileService, tile_response, tile_version
 
 router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
-
-
-async def _tile(request: Request, zxy: tuple, layer: Layer, src: Source, tiles: TileService, max_age: int) -> Response:
-    etag = etag_for("tile", src.key(), *zxy, (layer.group, layer.statistic, layer.permutations, layer.seed))
-    return await cached(request, etag, lambda: tiles.tile(src, *zxy, layer, key=etag), media_type=MVT, max_age=max_age)
 
 
 @router.get(
@@ -42,7 +37,7 @@ async def tile(
     src: Source = Depends(get_source),
     tiles: TileService = Depends(get_tiles),
 ):
-    return await _tile(request, zxy, layer, src, tiles, max_age=3600)
+    return await tile_response(request, tiles, src, zxy, layer, max_age=3600)
 
 
 @router.get(
@@ -70,9 +65,7 @@ async def versioned_tile(
             code="replaced_version",
             current_version=current,
         )
-    response = await _tile(request, zxy, layer, src, tiles, max_age=3600)
-    response.headers["Cache-Control"] = IMMUTABLE
-    return response
+    return await tile_response(request, tiles, src, zxy, layer, max_age=None)
 
 
 @router.get("/{dataset_id}/tilejson.json", summary="TileJSON 3.0.0 describing the dataset's vector tiles")

@@ -259,6 +259,8 @@ def test_malformed_manifest_is_refused_before_anything_starts(tmp_path):
         assert expected in text, text
     status, _, stderr = _cli(str(bad), "-o", str(tmp_path / "out"))
     assert status == 2 and "line 3: place is empty" in stderr
+    status, _, stderr = _cli(str(bad), "-o", str(tmp_path / "out"), "--index", "nope", "--alpha", "2")
+    assert status == 2 and "--alpha must be between 0 and 1" in stderr
     assert not (tmp_path / "out" / "results.parquet").exists()
 
     head = tmp_path / "head.csv"

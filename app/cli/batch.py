@@ -11,6 +11,7 @@ from spatial.batch import read_manifest, split_national
 from spatial.batch.job import Options, run_job
 from spatial.batch.table import Store
 from spatial.errors import ValidationError, problem
+from spatial.indices import get as get_index
 from spatial.indices import names
 
 MANIFESTS = (".csv", ".yaml", ".yml")
@@ -92,6 +93,20 @@ def _options(args) -> Options:
         raise ValidationError(problem("bad_parameter", "--permutations must be at least 1: the table has p-values"))
     if args.maps and not args.outputs:
         raise ValidationError(problem("bad_parameter", "--maps draws per-place maps: add --outputs"))
+    bad = [
+        what
+        for what, wrong in (
+            ("--alpha must be between 0 and 1", not 0 < args.alpha < 1),
+            ("--workers must be at least 1", args.workers is not None and args.workers < 1),
+            ("--local-permutations must be 0 or more", (args.local_permutations or 0) < 0),
+            ("--disclosure-threshold must be 0 or more", threshold < 0),
+        )
+        if wrong
+    ]
+    if bad:
+        raise ValidationError([problem("bad_parameter", b) for b in bad])
+    for name in args.index or ():  # an unknown index is refused here, not in every job
+        get_index(name)
     return Options(
         indices=tuple(args.index) if args.index else None,
         permutations=args.permutations,

@@ -347,3 +347,21 @@ def test_a_job_asking_more_memory_than_any_worker_fails_alone(inputs, client):
     run(jobs, lambda job: [{"place": job.place, "date": job.date, "status": "ok"}], lambda j, r: got.update({j.place: r}), client=client)  # fmt: skip
     assert "needs 1,125,899,906,842,624 bytes" in got[jobs[0].place][0]["error"]
     assert got[jobs[1].place][0]["status"] == "ok"  # fits: runs with its resource
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from app.cli.batch import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(2, stream)
+        bar([{"status": "ok", "group": "g"}])
+        bar([{"status": "failed", "group": None, "error": "x"}])
+    assert "1/2 jobs, 0 failed" in tty.getvalue() and "2/2 jobs, 1 failed" in tty.getvalue()
+    assert tty.getvalue().endswith("\n") and pipe.getvalue() == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -315,7 +316,6 @@ def test_national_file_is_split_by_place_and_date(inputs, killed_run, client, tm
 def test_per_place_outputs_and_fsspec_urls(inputs, killed_run, tmp_path):
     """--outputs: the LISA result as GeoParquet (withheld areas kept, labelled suppressed) and a PNG map; a file://
     URL is read through fsspec, as bytes, with the same checks and the same rows."""
-    from dataclasses import replace
 
     from maps.batch_report import place_map
     from spatial.batch.national import part_name
@@ -338,7 +338,6 @@ def test_per_place_outputs_and_fsspec_urls(inputs, killed_run, tmp_path):
 
 def test_a_job_asking_more_memory_than_any_worker_fails_alone(inputs, client):
     """A manifest `memory` is a Dask resource: a job no worker can hold is recorded, not left waiting forever."""
-    from dataclasses import replace
 
     from spatial.batch.engine import run
 
@@ -365,3 +364,19 @@ def test_progress_bar_only_on_a_terminal():
         bar([{"status": "failed", "group": None, "error": "x"}])
     assert "1/2 jobs, 0 failed" in tty.getvalue() and "2/2 jobs, 1 failed" in tty.getvalue()
     assert tty.getvalue().endswith("\n") and pipe.getvalue() == ""
+
+
+def test_partitioned_national_folder(inputs, tmp_path):
+    """A Hive-partitioned folder (place=…/date=…/part.parquet) splits like one file."""
+    gdf = inputs["georgia"]
+    root = tmp_path / "national"
+    for band, part in gdf.groupby("band"):
+        folder = root / f"place=Georgia band {band:02d}" / "date=1990"
+        folder.mkdir(parents=True)
+        part.drop(columns="band").to_parquet(folder / "part-0.parquet")
+    jobs = split_national(root, tmp_path / "out", groups=["black"], total="total_population", key="area_key")
+    assert [(j.place, j.date) for j in jobs] == [(f"Georgia band {b:02d}", "1990") for b in range(12)]
+    piece = gpd.read_parquet(jobs[2].boundaries)
+    assert len(piece) == (gdf["band"] == 2).sum() and piece.crs == gdf.crs
+    rows = run_job(jobs[2], replace(OPTIONS, indices=("dissimilarity",), permutations=9))
+    assert rows[0]["status"] == "ok" and rows[0]["n_areas"] > 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import geopandas as gpd
@@ -36,22 +38,68 @@ def grid_city(n_areas: int, cell: float = 200.0, seed: int = 0):
     return validate(gdf, id_col="id", groups=["migrants"], total="total")
 
 
+QUICK = os.environ.get("SEGMAP_BENCH_QUICK") == "1"  # `python -m benchmarks --quick`: fewer sizes and repeats
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def timed(fn, *args, **kwargs):
-    """(result, seconds, peak MB of Python allocations) of one call."""
-    tracemalloc.start()
+    """(result, seconds) of one call: wall clock, no tracer (tracemalloc slowed pysal 2.5-3.8x, segmap ~1.05x)."""
     start = time.perf_counter()
     out = fn(*args, **kwargs)
-    seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return out, seconds, peak
+    return out, time.perf_counter() - start
+
+
+def alternate(calls: dict, repeats: int) -> dict:
+    """Seconds of each named call, run in turn A, B, A, B, ... (after one warm-up call each) so drift in the
+    machine's load hits every side alike."""
+    for fn in calls.values():
+        fn()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            times[name].append(timed(fn)[1])
+    return times
+
+
+def median(ts) -> float:
+    return float(np.median(ts))
+
+
+def spread(ts) -> str:
+    """Median with the range of the runs, e.g. ``1.23 s (1.19–1.31)``."""
+    ts = list(ts)
+    if len(ts) == 1:
+        return f"{ts[0]:.3g} s"
+    return f"{np.median(ts):.3g} s ({min(ts):.3g}–{max(ts):.3g})"
+
+
+def child(script: str, *args, timeout: float = 900) -> dict:
+    """Run ``script`` in a fresh Python process (bytecode cached as for any install) and return the JSON dict
+    its last line prints; the script can add ``peak_mb``, its own peak RSS, with :data:`PEAK_RSS`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# In a child script: the process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB).
+PEAK_RSS = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss / 1024"
 
 
 def header(title: str) -> str:
     return (
         f"# {title}\n\nMeasured {dt.date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; other work may have been running. Peak memory is Python's "
-        "(tracemalloc), numpy buffers included.\n\n"
+        f"Python {platform.python_version()}{', quick mode' if QUICK else ''}; other work may have been running. "
+        "Times are wall clock with no tracer on either side; where runs were repeated, the median and (range) of "
+        "alternating runs. Memory is the peak RSS of a fresh process doing that task (data set-up included).\n\n"
     )
 
 
@@ -69,15 +117,17 @@ def write(topic: str, text: str) -> None:
     print(text)
 
 
-ORDER = ["indices", "local", "mvt", "tiles", "maps", "informal", "load", "calibration"]
+ORDER = ["indices", "local", "scale", "mvt", "tiles", "maps", "informal", "load", "calibration"]
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
-`segregation`, esda, mapbox-vector-tile, folium) in the same process run and prints ratios; servers
+`segregation`, esda, libpysal, mapbox-vector-tile, folium) in the same run, with equal work on both sides,
+and prints ratios; no tracer runs while timing; memory is measured in separate fresh processes; servers
 listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
 
 ```sh
-make bench                                 # all of them (about 15 minutes on 2 cores, plus ~40 for the calibration)
+make bench                                 # all of them, quick mode (fewer sizes and repeats; < 20 minutes)
+.venv/bin/python -m benchmarks --full      # every size, full anchors and the calibration (hours)
 .venv/bin/python -m benchmarks tiles load  # some of them
 ```
 

@@ -1,166 +1,175 @@
-"""City-scale spatial indices and 999-simulation inference: segmap vs pysal `segregation`, same process."""
+"""City-wide indices and 999-simulation inference: segmap vs pysal `segregation` with equal work.
+
+Both sides timed in the same process without a tracer, alternating runs; pysal's ``SingleValueTest`` with its
+full 999 simulations and ``n_jobs=1`` wherever it finishes in under 2 minutes (the 100,000-area run in --full
+mode only). Memory: peak RSS of a fresh process per task.
+"""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from benchmarks.common import grid_city, header, table, timed, write
-from spatial.indices.compute import compute_indices
+from benchmarks.common import PEAK_RSS, QUICK, alternate, child, grid_city, header, median, spread, table, timed, write
 
 warnings.filterwarnings("ignore")
 
+CHICAGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago" / "Chicago_2020.geojson"
 
-def main(sizes=(1_000, 10_000), big=100_000) -> None:
-    import segregation.singlegroup as sg
-    from segregation.inference import SingleValueTest
+MEMORY = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from benchmarks.common import grid_city
+from spatial.indices.compute import compute_indices
+ds = grid_city(int(sys.argv[1]))
+before = PEAK
+opts = {"permutations": 999, "seed": 1} if sys.argv[2] == "dissimilarity" else {}
+compute_indices(ds, group="migrants", indices=[sys.argv[2]], **opts)
+print(json.dumps({"before": before, "peak": PEAK}))
+""".replace("PEAK", PEAK_RSS)
 
-    rows = []
-    for n in sizes:
-        ds = grid_city(n)
-        ours, t_ours, m_ours = timed(compute_indices, ds, group="migrants", indices=["spatial_dissimilarity"])
-        ref, t_ref, m_ref = timed(sg.SpatialDissim, ds.areas, "migrants", "total")
-        rows.append(
-            {
-                "task": "spatial_dissimilarity",
-                "areas": n,
-                "segmap s": t_ours,
-                "pysal s": t_ref,
-                "speed-up": t_ref / t_ours,
-                "segmap MB": m_ours,
-                "pysal MB": m_ref,
-                "abs diff": abs(ours["spatial_dissimilarity"].value - ref.statistic),
-            }
-        )
-    for n in sizes[:1]:
-        ds = grid_city(n)
-        _, t_ours, m_ours = timed(
-            compute_indices, ds, group="migrants", indices=["dissimilarity"], permutations=999, seed=1
-        )
-        idx = sg.Dissim(ds.areas, "migrants", "total")
-        sims = 99  # pysal rebuilds the index per simulation: 99 of them, scaled to 999
-        _, t_ref, m_ref = timed(SingleValueTest, idx, iterations_under_null=sims, null_approach="systematic", n_jobs=1)
-        rows.append(
-            {
-                "task": "dissimilarity + 999 sims",
-                "areas": n,
-                "segmap s": t_ours,
-                "pysal s": t_ref * 999 / sims,
-                "speed-up": t_ref * 999 / sims / t_ours,
-                "segmap MB": m_ours,
-                "pysal MB": m_ref,
-                "abs diff": "n/a",
-            }
-        )
-    ds = grid_city(big)
-    x, t = ds.counts("migrants")
-    from spatial.indices import get, names
 
-    slowest = max((timed(get(n).evaluator(), x, t)[1], n) for n in names(kind="two_group", spatial=False))
-    rows.append(
-        {
-            "task": f"slowest aspatial two-group index ({slowest[1]})",
-            "areas": big,
-            "segmap s": slowest[0],
-            "pysal s": "",
-            "speed-up": "",
-            "segmap MB": "",
-            "pysal MB": "",
-            "abs diff": "",
-        }
-    )
-    _, t_sd, m_sd = timed(compute_indices, ds, group="migrants", indices=["spatial_dissimilarity"])
-    rows.append(
-        {
-            "task": "spatial_dissimilarity (incl. contiguity set-up)",
-            "areas": big,
-            "segmap s": t_sd,
-            "pysal s": "not run (n×n dense: ~80 GB)",
-            "speed-up": "",
-            "segmap MB": m_sd,
-            "pysal MB": "",
-            "abs diff": "",
-        }
-    )
+def _null_test(x, t):
+    """segmap's 999-simulation p-value alone (what pysal's SingleValueTest computes)."""
     import numpy as np
 
-    from spatial.indices.inference import _block_size, _drawers, _simulate
+    from spatial.indices import get
+    from spatial.indices.inference import _block_size, _drawers, _simulate, two_sided_p
 
     evaluate = get("dissimilarity").evaluator()
     nulls, _ = _drawers((x, t), "two_group", np.random.default_rng(1))
-    _, t_null, m_null = timed(_simulate, evaluate, nulls["random_allocation"], 999, _block_size(len(t), 1, None), None)
-    rows.append(
-        {
-            "task": "dissimilarity, 999 null sims (the test alone)",
-            "areas": big,
-            "segmap s": t_null,
-            "pysal s": "~360 (issue's measurement)",
-            "speed-up": f"~{360 / t_null:.0f}",
-            "segmap MB": m_null,
-            "pysal MB": "",
-            "abs diff": "",
-        }
-    )
-    _, t_inf, m_inf = timed(compute_indices, ds, group="migrants", indices=["dissimilarity"], permutations=999, seed=1)
-    rows.append(
-        {
-            "task": "dissimilarity, 999 null sims + 999 bootstrap draws",
-            "areas": big,
-            "segmap s": t_inf,
-            "pysal s": "",
-            "speed-up": "",
-            "segmap MB": m_inf,
-            "pysal MB": "",
-            "abs diff": "",
-        }
-    )
-    chicago = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago" / "Chicago_2020.geojson"
-    if chicago.exists():  # real data: Chicago's 2020 community data snapshot
-        from spatial.io import load_dataset
+    sims = _simulate(evaluate, nulls["random_allocation"], 999, _block_size(len(t), 2, None), None)
+    return two_sided_p(float(evaluate(x, t)), sims)
 
-        ds = load_dataset(chicago, key="GEOID", groups=["FOR_BORN"], total="TOT_POP")
-        ours, t_ours, m_ours = timed(compute_indices, ds, group="FOR_BORN", indices=["spatial_dissimilarity"])
-        ref, t_ref, m_ref = timed(sg.SpatialDissim, ds.metric, "FOR_BORN", "TOT_POP")
-        rows.append(
+
+def _row(task, areas, ours, ref=None, note=""):
+    return {
+        "task": task,
+        "areas": f"{areas:,}",
+        "segmap": spread(ours),
+        "pysal": spread(ref) if ref else note,
+        "speed-up": f"{median(ref) / median(ours):,.0f}×" if ref else "",
+    }
+
+
+def main(quick: bool = QUICK) -> None:
+    import segregation.singlegroup as sg
+    from segregation.inference import SingleValueTest
+
+    from spatial.indices import names
+    from spatial.indices.compute import compute_indices
+
+    reps = 3 if quick else 5
+    rows = []
+    for n in (1_000, 10_000):
+        ds = grid_city(n)
+        times = alternate(
             {
-                "task": "spatial_dissimilarity, Chicago 2020 (real)",
-                "areas": ds.n,
-                "segmap s": t_ours,
-                "pysal s": t_ref,
-                "speed-up": t_ref / t_ours,
-                "segmap MB": m_ours,
-                "pysal MB": m_ref,
-                "abs diff": abs(ours["spatial_dissimilarity"].value - ref.statistic),
-            }
+                "ours": lambda ds=ds: compute_indices(ds, group="migrants", indices=["spatial_dissimilarity"]),
+                "ref": lambda ds=ds: sg.SpatialDissim(ds.areas, "migrants", "total"),
+            },
+            reps if n < 10_000 else 2,
         )
-        _, t_ours, m_ours = timed(
-            compute_indices, ds, group="FOR_BORN", indices=["dissimilarity"], permutations=999, seed=1
-        )
-        _, t_ref, m_ref = timed(
+        rows.append(_row("spatial_dissimilarity", n, times["ours"], times["ref"]))
+    ds = grid_city(1_000)
+    x, t = ds.counts("migrants")
+    ours = [timed(_null_test, x, t)[1] for _ in range(reps)]
+    ref = [
+        timed(
             SingleValueTest,
-            sg.Dissim(ds.metric, "FOR_BORN", "TOT_POP"),
-            iterations_under_null=99,
+            sg.Dissim(ds.areas, "migrants", "total"),
+            iterations_under_null=999,
             null_approach="systematic",
             n_jobs=1,
+        )[1]
+        for _ in range(1 if quick else 2)
+    ]
+    rows.append(_row("D test, 999 random-allocation simulations (equal work)", 1_000, ours, ref))
+    big = 100_000
+    ds = grid_city(big)
+    x, t = ds.counts("migrants")
+    aspatial = names(kind="two_group", spatial=False)
+    rows.append(
+        _row(
+            f"all {len(aspatial)} aspatial two-group indices",
+            big,
+            [timed(compute_indices, ds, group="migrants", indices=aspatial)[1] for _ in range(reps)],
         )
-        rows.append(
+    )
+    rows.append(
+        _row(
+            "spatial_dissimilarity (contiguity included)",
+            big,
+            [timed(compute_indices, ds, group="migrants", indices=["spatial_dissimilarity"])[1] for _ in range(reps)],
+            note="not run (n×n dense matrix: ~80 GB)",
+        )
+    )
+    pysal_big = None
+    if not quick:
+        pysal_big = [
+            timed(
+                SingleValueTest,
+                sg.Dissim(ds.areas, "migrants", "total"),
+                iterations_under_null=999,
+                null_approach="systematic",
+                n_jobs=1,
+            )[1]
+        ]
+    rows.append(
+        _row(
+            "D test, 999 simulations (equal work)",
+            big,
+            [timed(_null_test, x, t)[1] for _ in range(reps)],
+            pysal_big,
+            note="--full only (76 s when measured for issue 18)",
+        )
+    )
+    rows.append(
+        _row(
+            "D test, 999 simulations + calibrated interval",
+            big,
+            [
+                timed(compute_indices, ds, group="migrants", indices=["dissimilarity"], permutations=999, seed=1)[1]
+                for _ in range(2)
+            ],
+            note="no interval in pysal",
+        )
+    )
+    if CHICAGO.exists():  # real data: Chicago's 2020 community data snapshot
+        from spatial.io import load_dataset
+
+        ch = load_dataset(CHICAGO, key="GEOID", groups=["FOR_BORN"], total="TOT_POP")
+        times = alternate(
             {
-                "task": "dissimilarity + 999 sims, Chicago 2020 (real)",
-                "areas": ds.n,
-                "segmap s": t_ours,
-                "pysal s": t_ref * 999 / 99,
-                "speed-up": t_ref * 999 / 99 / t_ours,
-                "segmap MB": m_ours,
-                "pysal MB": m_ref,
-                "abs diff": "n/a",
-            }
+                "ours": lambda: compute_indices(ch, group="FOR_BORN", indices=["spatial_dissimilarity"]),
+                "ref": lambda: sg.SpatialDissim(ch.metric, "FOR_BORN", "TOT_POP"),
+            },
+            reps,
         )
+        rows.append(_row("spatial_dissimilarity, Chicago 2020 (real)", ch.n, times["ours"], times["ref"]))
+        cx, ct = ch.counts("FOR_BORN")
+        ours = [timed(_null_test, cx, ct)[1] for _ in range(reps)]
+        ref = [
+            timed(
+                SingleValueTest,
+                sg.Dissim(ch.metric, "FOR_BORN", "TOT_POP"),
+                iterations_under_null=999,
+                null_approach="systematic",
+                n_jobs=1,
+            )[1]
+        ]
+        rows.append(_row("D test, 999 simulations, Chicago 2020 (real)", ch.n, ours, ref))
+    mem = {task: child(MEMORY, big, task) for task in ("spatial_dissimilarity", "dissimilarity")}
     write(
         "indices",
-        header("Indices: segmap vs pysal segregation 2.5.4")
+        header("Indices: segmap vs pysal segregation 2.5.4, equal work")
         + table(rows)
-        + "\npysal's SingleValueTest was timed on 99 simulations and scaled to 999 (it rebuilds the index object "
-        "per simulation); segmap draws the 999 random-allocation simulations plus 999 bootstrap draws in blocks.\n",
+        + "\npysal: `SpatialDissim`, and `SingleValueTest(Dissim, iterations_under_null=999, "
+        "null_approach='systematic', n_jobs=1)`, its full 999 simulations (it rebuilds the index object per "
+        "simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. Peak RSS of a "
+        f"fresh process at {big:,} areas (data set-up included, in brackets what the task added): "
+        + "; ".join(f"{k} {m['peak']:,.0f} MB (+{m['peak'] - m['before']:,.0f})" for k, m in mem.items())
+        + " (`dissimilarity` with its 999-simulation test and interval).\n",
     )
 
 

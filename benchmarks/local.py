@@ -1,70 +1,153 @@
-"""Local Moran and Gi* with 999 permutations: segmap vs esda, cold (fresh process) and warm."""
+"""Local Moran and Gi* with 999 permutations: segmap vs esda with equal work, warm and cold, and memory.
+
+Equal work: segmap's LISA reports global Moran's I with its randomisation test, so esda runs ``Moran_Local``
+plus ``Moran(permutations=0)`` (the same analytic test); with ``global_test='permutation'`` esda runs
+``Moran(permutations=999)``. esda in its best configuration: ``n_jobs=1``, numba warmed for warm runs.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from benchmarks.common import PEAK_RSS, QUICK, child, header, median, spread, write
 
-from benchmarks.common import header, table, write
-
-SCRIPT = r"""
-import json, sys, time, warnings, tracemalloc
+SETUP = r"""
+import json, sys, time, warnings
 warnings.filterwarnings("ignore")
-from benchmarks.common import grid_city
-n, who, stat = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ds = grid_city(n)
+from benchmarks.local import dataset
 from spatial.weights import build_weights
+where, mode, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ds = dataset(where)
 w = build_weights(ds, "queen")
-y = ds.share("migrants")
-def run():
-    if who == "segmap":
-        from spatial.local import local_statistic
-        local_statistic(ds, "migrants", stat, weights=w, permutations=999, seed=1)
-    else:
-        import esda
+y = ds.share(ds.groups[0])
+g = ds.groups[0]
+def segmap(stat, global_test="randomisation"):
+    from spatial.local import local_statistic
+    return lambda: local_statistic(ds, g, stat, weights=w, permutations=999, seed=1, global_test=global_test)
+def esda_(stat, global_perms=0):
+    import esda
+    def run():
         if stat == "lisa":
-            esda.Moran_Local(y, w.graph, permutations=999, seed=1, keep_simulations=False)
+            esda.Moran_Local(y, w.graph, permutations=999, seed=1, keep_simulations=False, n_jobs=1)
+            esda.Moran(y, w.graph, permutations=global_perms)
         else:
-            esda.G_Local(y, w.graph.transform("b"), transform="B", star=True, permutations=999, seed=1, keep_simulations=False)
-tracemalloc.start()
-t0 = time.perf_counter(); run(); cold = time.perf_counter() - t0
-t0 = time.perf_counter(); run(); warm = time.perf_counter() - t0
-print(json.dumps({"cold": cold, "warm": warm, "peak_mb": tracemalloc.get_traced_memory()[1] / 2**20}))
+            esda.G_Local(y, w.graph.transform("b"), transform="B", star=True, permutations=999, seed=1,
+                         keep_simulations=False, n_jobs=1)
+    return run
+w.graph  # libpysal's Graph made before any timing (esda's input)
 """
 
+WARM = (
+    SETUP
+    + r"""
+from benchmarks.common import alternate
+calls = {
+    "segmap lisa": segmap("lisa"), "esda lisa": esda_("lisa"),
+    "segmap gi_star": segmap("gi_star"), "esda gi_star": esda_("gi_star"),
+}
+if len(ds.ids) <= 10_000:  # the permutation global test: same on both sides
+    calls.update({"segmap lisa_perm": segmap("lisa", "permutation"), "esda lisa_perm": esda_("lisa", 999)})
+print(json.dumps(alternate(calls, reps)))
+"""
+)
 
-def measure(n, who, stat):
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(n), who, stat], capture_output=True, text=True, timeout=900)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+COLD = (
+    SETUP
+    + r"""
+side, stat = sys.argv[4], sys.argv[5]
+t0 = time.perf_counter()
+(segmap if side == "segmap" else esda_)(stat)()  # imports the library, then the first call
+print(json.dumps({"cold": time.perf_counter() - t0}))
+"""
+)
+
+MEMORY = (
+    SETUP
+    + r"""
+side, stat = sys.argv[4], sys.argv[5]
+before = PEAK
+(segmap if side == "segmap" else esda_)(stat)()
+print(json.dumps({"before": before, "peak": PEAK}))
+""".replace("PEAK", PEAK_RSS)
+)
 
 
-def main(sizes=(1_000, 10_000, 100_000)) -> None:
+def dataset(where: str):
+    """A grid city of ``where`` areas, or Berlin's 448 planning areas (foreigners' share) from ../shared."""
+    if where != "berlin":
+        from benchmarks.common import grid_city
+
+        return grid_city(int(where))
+    import geopandas as gpd
+
+    from benchmarks.common import ROOT
+    from spatial.io import load_dataset
+
+    base = ROOT.parent / "shared" / "data" / "berlin"
+    gdf = gpd.read_file(base / "berlin-lor-planning-areas-until-2020.geojson")
+    return load_dataset(
+        gdf[~gdf["id"].duplicated(keep=False)],
+        counts=base / "berlin-lor-population-2020-02-t1-planning-areas.csv",
+        key="id",
+        drop_unmatched=True,
+        total="inhabitants",
+        groups=["inhabitants_foreigners"],
+    )
+
+
+def places() -> list[str]:
+    from benchmarks.common import ROOT
+
+    berlin = (ROOT.parent / "shared" / "data" / "berlin").exists()
+    return ["1000", "10000", "100000"] + (["berlin"] if berlin else [])
+
+
+def main(quick: bool = QUICK) -> None:
+    reps = 3 if quick else 7
     rows = []
-    for n in sizes:
-        for stat in ("lisa", "gi_star"):
-            ours, ref = measure(n, "segmap", stat), measure(n, "esda", stat)
-            rows.append(
-                {
-                    "statistic": stat,
-                    "areas": n,
-                    "segmap cold s": ours["cold"],
-                    "esda cold s": ref["cold"],
-                    "cold speed-up": ref["cold"] / ours["cold"],
-                    "segmap warm s": ours["warm"],
-                    "esda warm s": ref["warm"],
-                    "warm speed-up": ref["warm"] / ours["warm"],
-                    "segmap MB": ours["peak_mb"],
-                    "esda MB": ref["peak_mb"],
-                }
-            )
+    for where in places():
+        warm = child(WARM, where, "warm", reps if where != "100000" else max(2, reps - 2), timeout=3600)
+        cold_here = not quick or where == "10000"
+        for stat in ("lisa", "gi_star", "lisa_perm"):
+            if f"segmap {stat}" not in warm:
+                continue
+            row = {
+                "statistic": {"lisa_perm": "lisa, global by 999 permutations"}.get(stat, stat),
+                "areas": "Berlin planning areas" if where == "berlin" else f"{int(where):,}",
+                "segmap warm": spread(warm[f"segmap {stat}"]),
+                "esda warm": spread(warm[f"esda {stat}"]),
+                "warm speed-up": f"{median(warm[f'esda {stat}']) / median(warm[f'segmap {stat}']):.2f}×",
+            }
+            if cold_here and stat != "lisa_perm":
+                runs = {"segmap": [], "esda": []}
+                for _ in range(1 if quick else 3):  # alternating fresh processes
+                    for side in runs:
+                        runs[side].append(child(COLD, where, "cold", 1, side, stat, timeout=900)["cold"])
+                row.update(
+                    {
+                        "segmap cold": spread(runs["segmap"]),
+                        "esda cold": spread(runs["esda"]),
+                        "cold speed-up": f"{median(runs['esda']) / median(runs['segmap']):.1f}×",
+                    }
+                )
+            if where == "100000" and stat != "lisa_perm":
+                mem = {side: child(MEMORY, where, "memory", 1, side, stat, timeout=900) for side in ("segmap", "esda")}
+                row["segmap / esda peak RSS MB"] = " / ".join(
+                    f"{m['peak']:,.0f} (+{m['peak'] - m['before']:,.0f})" for m in mem.values()
+                )
+            rows.append(row)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     write(
         "local",
-        header("Local statistics: segmap vs esda 2.9.0 (999 permutations, one core, keep_simulations=False)")
-        + table(rows)
-        + "\nCold = first call in a fresh process (esda includes numba compilation). Same queen weights.\n",
+        header("Local statistics: segmap vs esda 2.9.0, 999 permutations, equal work")
+        + "\n".join(lines)
+        + "\n\nesda: `Moran_Local` + `Moran(permutations=0)` (segmap's LISA includes global Moran's I with its "
+        "randomisation test, the same analytic test), `G_Local(star=True)`; `n_jobs=1`, `keep_simulations=False`, "
+        "same queen weights (libpysal's Graph, made before timing). Warm: one process, numba compiled by a "
+        f"first call, then {reps} alternating runs per side (median and range). Cold: a fresh process per run "
+        "(bytecode cached on both sides), timed from importing the library to the end of its first call, data and "
+        "weights built before; cold runs only at 10,000 areas in quick mode. Peak RSS: a fresh process per side "
+        "(data set-up included; in brackets what the call added).\n",
     )
 
 

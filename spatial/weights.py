@@ -184,9 +184,9 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
 
 
 def _row_standardise(m: sp.csr_matrix) -> sp.csr_matrix:
-    rs = np.asarray(m.sum(axis=1)).ravel()
-    m = m.copy()
-    m.data /= np.repeat(np.where(rs > 0, rs, 1.0), np.diff(m.indptr))
+    """Rows of a binary matrix divided by their counts, in place."""
+    card = np.diff(m.indptr)
+    m.data /= np.repeat(np.where(card > 0, card, 1), card)
     return m
 
 
@@ -226,7 +226,7 @@ def build_weights(
     checkpoint()
     if kind in ("queen", "rook"):
         sparse = contiguity_matrix(np.asarray(dataset.metric.geometry.values), rook=(kind == "rook"))
-        sparse = _row_standardise(sparse) if row_standardise else sparse
+        sparse = _row_standardise(sparse) if row_standardise else sparse  # binary: rows divided by their counts
         weights = SpatialWeights(sparse, kind, params, dataset.ids, row_standardise)
     else:
         gdf = dataset.metric.set_index(dataset.areas["id"].to_numpy())

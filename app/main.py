@@ -90,13 +90,13 @@ def routers(settings: Settings) -> list[APIRouter]:
 
     out = [health.router, datasets.router, informal.router, ogc.router, series.router, downloads.router]
     if settings.statistics:
-        from .routers import indices, local
+        from .routers import indices, local, series_stats
 
-        out += [indices.router, local.router, series.stats_router, downloads.local_router]
+        out += [indices.router, local.router, series_stats.router, downloads.local_router]
     if settings.maps:
-        from .routers import batch, maps, ogc_tiles, style, tiles
+        from .routers import batch, maps, ogc_tiles, series_maps, style, tiles
 
-        out += [tiles.router, ogc_tiles.router, series.page_router, maps.router, batch.router, style.router]
+        out += [tiles.router, ogc_tiles.router, series_maps.router, maps.router, batch.router, style.router]
     return out
 
 

@@ -13,12 +13,14 @@ import io
 import math
 from dataclasses import dataclass
 
+from fastapi import Depends, Request
+
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_cell
 from spatial.trend import Dated, split_indices, trend
 
-from .deps import Source, load_source
-from .http import json_bytes
+from .deps import Source, get_registry, get_settings, is_owner, load_source
+from .http import etag_for, json_bytes
 from .problems import not_found
 from .registry import Registry, geography_fingerprint
 from .settings import Settings
@@ -253,3 +255,19 @@ def trend_body(series_id: str, members: list[Member], q: TrendQuery) -> bytes:
     if q.format == "csv":
         return to_csv(table["rows"])
     return json_bytes({"series": series_id, **table})
+
+
+def members(
+    series_id: str,
+    registry: Registry = Depends(get_registry),
+    settings: Settings = Depends(get_settings),
+    owner: bool = Depends(is_owner),
+) -> list[Member]:
+    """Every date of the series in the path, each as this caller may see it (a request dependency)."""
+    return load_members(registry, settings, series_id, owner)
+
+
+def request_etag(what: str, request: Request, found: list[Member], extra: list | None = None) -> str:
+    """The ETag of a series output: every date's version and protection, and the query."""
+    keys = [m.source.key() for m in found] + (extra or [])
+    return etag_for(what, keys, sorted(request.query_params.multi_items()))

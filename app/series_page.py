@@ -17,6 +17,12 @@ from .registry import Registry
 from .series import Member, describe_series
 
 STATIC = "/maps/static"
+# Our own script and Leaflet, from this server only; Leaflet sets inline styles; the page is not to be framed.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
 TREND_PERMUTATIONS = 99  # the chart's interval band: enough for a 95% interval, seconds per date
 WEB_SIMPLIFY_M = 10.0  # drawn areas only; every number comes from the full geometry
 

@@ -23,8 +23,8 @@ system-deps:
 	fi
 
 indices: setup
-	$(BIN)/segmap indices data/boundaries/georgia_counties.gpkg --counts data/census/georgia_counties_1990.csv \
-	  --key area_key --total total_population --group foreign_born
+	$(BIN)/segmap indices data/boundaries/berlin_planning_areas_2019.parquet \
+	  --counts data/census/berlin/planning_areas_2020.csv --key area_id --total inhabitants --group foreigners
 
 serve: setup
 	$(BIN)/segmap serve

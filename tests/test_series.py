@@ -1,10 +1,13 @@
 """Series (issue 14): upload fields, registry migration, GET /v1/series, the trend table over HTTP and the CLI.
 
 The trend's per-date values are checked against a direct per-dataset computation and against pysal
-`segregation`; public numbers must come from the protected tables, never the true counts."""
+`segregation`; public numbers must come from the protected tables, never the true counts. The change routes
+(decomposition, local change, harmonisation) are thin: their numbers equal spatial.change on the same tables
+(and pysal's DecomposeSegregation for D), and different areas at the two dates are a 422 saying harmonise first."""
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 
@@ -18,6 +21,7 @@ from shapely.geometry import box
 from app.main import create_app
 from app.registry import Registry
 from app.settings import Settings
+from spatial.change import decompose_dissimilarity, harmonize, lisa_transitions, local_change, shapley_decomposition
 from spatial.disclosure import protect
 from spatial.indices.compute import compute_indices
 
@@ -46,6 +50,7 @@ def client(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("series")
     with TestClient(create_app(Settings(data_dir=data_dir, api_key=KEY))) as c:
         c.data_dir = data_dir
+        c.registry = Registry(data_dir, sweep=False)
         yield c
 
 
@@ -239,3 +244,77 @@ def test_cli_series_and_trend(client, capsys):
     assert out == http.text
     assert main(["trend", "renamed", "--group", "migrants", "--data-dir", str(client.data_dir)]) == 2
     assert "missing at 2002" in capsys.readouterr().err
+
+
+SERIES = "/v1/series/berlin-forecast-areas"
+
+
+def table(c, dataset_id: str, cols: list[str]) -> pd.DataFrame:
+    return c.registry.load(dataset_id).areas.set_index("id")[cols].astype(float)
+
+
+def test_shapley_and_d_decomposition_match_the_library_and_pysal(client):
+    from segregation.decomposition import DecomposeSegregation
+    from segregation.singlegroup import Dissim
+
+    r = client.get(f"{SERIES}/decomposition", params={"from": "2015", "to": "2020", "group": "foreigners"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cols = ["foreigners", "inhabitants"]
+    a, b = table(client, "berlin-fa-2015", cols), table(client, "berlin-fa-2020", cols)
+    direct = shapley_decomposition(a, b.loc[a.index], "M", total="inhabitants").to_dict()
+    assert body["parts"] == direct["parts"]
+    parts = {p["stat"]: p["value"] for p in body["parts"]}
+    assert parts["diff"] == pytest.approx(parts["value2"] - parts["value1"])
+    r = client.get(
+        f"{SERIES}/decomposition", params={"from": "2015", "to": "2020", "group": "foreigners", "index": "D"}
+    )
+    d = r.json()
+    mine = decompose_dissimilarity(
+        a["foreigners"], a["inhabitants"], b.loc[a.index, "foreigners"], b.loc[a.index, "inhabitants"]
+    )
+    assert d["spatial"] == pytest.approx(mine["spatial"], abs=1e-12) and d["diff"] == pytest.approx(mine["diff"])
+    frames = [
+        t.rename(columns={"foreigners": "x", "inhabitants": "t"}).reset_index(drop=True) for t in (a, b.loc[a.index])
+    ]
+    pysal = DecomposeSegregation(Dissim(frames[0], "x", "t"), Dissim(frames[1], "x", "t"))
+    assert d["spatial"] == pytest.approx(-pysal.c_s, abs=1e-6) and d["attribute"] == pytest.approx(-pysal.c_a, abs=1e-6)
+
+
+def test_different_areas_say_harmonise_first_and_harmonize_area_carries_them(client):
+    params = {"from": "2020", "to": "2021", "group": "foreigners"}
+    for path in ("decomposition", "change"):
+        r = client.get(f"{SERIES}/{path}", params=params)
+        assert r.status_code == 422, r.text
+        assert "harmonise first" in r.json()["detail"] and "harmonize=area" in r.json()["detail"]
+    r = client.get(f"{SERIES}/harmonize", params={**params, "harmonize": "area", "format": "csv"})
+    assert r.status_code == 200, r.text
+    carried = pd.read_csv(io.StringIO(r.text), dtype={"id": str}).set_index("id")
+    src = client.registry.load("berlin-fa-2020").areas
+    dst = client.registry.load("berlin-fa-2021").areas
+    direct = harmonize(src, dst[["id", "geometry"]], ["foreigners", "inhabitants"], source_key="id", target_key="id")
+    expect = direct.frame.set_index("id")
+    assert len(carried) == 58 and (carried["foreigners"] == expect.loc[carried.index, "foreigners"]).all()
+    assert carried["inhabitants"].sum() == src["inhabitants"].sum()  # integers conserved
+    r = client.get(f"{SERIES}/decomposition", params={**params, "harmonize": "area"})
+    assert r.status_code == 200 and r.json()["harmonized"]["method"] == "area" and r.json()["units"] == 58
+    r = client.get(f"{SERIES}/decomposition", params={**params, "harmonize": "population"})
+    assert r.status_code == 422 and "weights" in r.json()["detail"]
+
+
+def test_local_change_and_transitions_match_the_library(client):
+    params = {"from": "2015", "to": "2020", "group": "foreigners", "permutations": 199, "seed": 1}
+    body = client.get(f"{SERIES}/change", params=params).json()
+    rows = pd.DataFrame(body["areas"]).set_index("id")
+    cols = ["foreigners", "inhabitants"]
+    a, b = table(client, "berlin-fa-2015", cols), table(client, "berlin-fa-2020", cols)
+    direct = local_change(a, b.loc[a.index], "foreigners", "inhabitants")
+    assert np.allclose(rows.loc[direct.index, "change_pp"], direct["change_pp"])
+    assert (rows.loc[direct.index, "direction"] == direct["direction"]).all()
+    assert body["significant"]["increase"] > 40  # foreign nationals rose almost everywhere
+    moved = lisa_transitions(rows["lisa_from"], rows["lisa_to"])
+    assert body["transitions"]["counts"] == moved.counts.to_numpy().astype(int).tolist()
+    assert sum(map(sum, body["transitions"]["counts"])) == 60
+    geo = client.get(f"{SERIES}/change", params={**params, "format": "geojson"}).json()
+    assert len(geo["features"]) == 60 and geo["segmap"]["group"] == "foreigners"
+    assert client.get(f"{SERIES}/change", params={**params, "from": "2020", "to": "2020"}).status_code == 422

@@ -101,7 +101,7 @@
       var h = page.cfg.hist[page.view()];
       box.innerHTML = "";
       if (!h) return;
-      var svg = el("svg", {width: W, height: H + pad, role: "img", "aria-label": page.cfg.t.histogram}, box);
+      var svg = el("svg", {width: W, height: H + pad, role: "group", "aria-label": page.cfg.t.histogram}, box);
       var max = Math.max.apply(null, h.counts.concat([1])), bw = W / h.counts.length, lo = null, sel = el("rect", {
         y: 0, height: H, fill: "#ffe08a", "fill-opacity": 0.5, width: 0}, svg);
       var kind = h.pct ? "pct" : null;

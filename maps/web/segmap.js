@@ -209,6 +209,13 @@
       l.on("click", function () { page.select(p.id, false); });
       l.on("mouseover", function () { if (l !== selected) l.setStyle({weight: 2, color: "#000"}); });
       l.on("mouseout", function () { l.setStyle(style(l)); });
+      var el = l.getElement && l.getElement();
+      if (el) {  // each area is a tab stop of the map: named, and Enter selects it
+        el.setAttribute("aria-label", p.name);
+        el.addEventListener("keydown", function (e) {
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); page.select(p.id, false); }
+        });
+      }
     });
     window.segmap = {map: map, areas: layer, cfg: cfg, byId: byId, select: page.select, page: page};
     onListPick(function (id) { page.select(id, true); });

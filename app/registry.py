@@ -328,16 +328,17 @@ DATE_PATTERN = re.compile(r"^\d{4}(-\d{2}-\d{2})?$")
 
 
 def check_series_fields(series: str | None, date: str | None, year: int | None) -> tuple[str | None, str | None]:
-    """A series id and its date (``YYYY`` or ``YYYY-MM-DD``; the year when no date is given), checked."""
-    if series is None:
-        return None, date
-    if not ID_PATTERN.match(series):
+    """A series id and its date (``YYYY`` or ``YYYY-MM-DD``; the year when no date is given), checked: a date
+    is checked (and published) with or without a series."""
+    if series is not None and not ID_PATTERN.match(series):
         raise ValidationError(
             problem("bad_series", f"Series id {series!r} must be 1–63 lower-case letters, digits, '-' or '_'")
         )
-    if date is None and year is not None:
+    if date is None and year is not None and series is not None:
         date = f"{int(year):04d}"
     if date is None:
+        if series is None:
+            return None, None
         raise ValidationError(problem("missing_date", f"A dataset of series {series!r} needs a `date` or a `year`"))
     try:
         ok = bool(DATE_PATTERN.match(date)) and (len(date) == 4 or bool(datetime.date.fromisoformat(date)))

@@ -98,6 +98,8 @@ def test_upload_joins_a_series_and_a_duplicate_date_changes_nothing(client):
     ):
         r = upload(client, grid(city(4)), series="town", id="town-bad", **form)
         assert r.status_code == 422 and words in r.json()["detail"], r.text
+    r = upload(client, grid(city(4)), id="no-series", date="<b>2011</b>")  # a date is checked without a series too
+    assert r.status_code == 422 and "must be a year" in r.json()["detail"]
     assert state(client) == before
     listed = client.get("/v1/series/town").json()["datasets"]
     assert [d["id"] for d in listed] == ["town-2011", "town-2021"]  # time order

@@ -50,6 +50,7 @@ from .calibration import CAL_DRAWS, FINE, GRID, MAX_WIDENING, calibrate
 from .draws import (
     _BLOCK_BYTES,
     NORMAL_APPROX_MIN_VAR,
+    BinomialSampler,
     _binomial_rows,
     _block_size,
     _bootstrap,
@@ -63,6 +64,7 @@ from .family import _local_eb, _neighbourhoods, _Scaled
 NULLS = ("random_allocation", "permutation")
 
 __all__ = [
+    "BinomialSampler",
     "CAL_DRAWS",
     "FINE",
     "GRID",

@@ -160,11 +160,8 @@ class SharedTileIndex(TileIndex):
 
     def select(self, z: int, box: tuple, final: bool = False):
         if not self._ready("base"):
-            if final:  # an export does not wait for a builder that may be slow or gone: the same index, in memory
-                with self._lock:
-                    self._whole = self._whole or TileIndex(self._areas)
-                return self._whole.select(z, box, final=True)
-            return self._native_select(z, box)
+            # An export does not wait for a builder that may be slow or gone: it uses the same index, in memory.
+            return self._whole_select(z, box) if final else self._native_select(z, box)
         bounds, area, centroids = self._loaded["base"]
         hits = np.flatnonzero(
             (bounds[:, 0] <= box[2]) & (bounds[:, 2] >= box[0]) & (bounds[:, 1] <= box[3]) & (bounds[:, 3] >= box[1])
@@ -172,6 +169,8 @@ class SharedTileIndex(TileIndex):
         key = ORIG if z >= SIMPLIFIED_BELOW else z
         if self._ready(key):
             return hits, area[hits], centroids[hits], lambda mask: self._wkb(key, hits[mask])
+        if not self._ready(ORIG):  # removed meanwhile (a newer version replaced this one)
+            return self._native_select(z, box) if not final else self._whole_select(z, box)
         if final:  # what the builder will write, made here (deterministic) rather than waited for
             with self._lock:
                 if key not in self._memory and not self._ready(key):
@@ -187,6 +186,11 @@ class SharedTileIndex(TileIndex):
 
         cheapest.provisional = True
         return hits, area[hits], centroids[hits], cheapest
+
+    def _whole_select(self, z: int, box: tuple):
+        with self._lock:
+            self._whole = self._whole or TileIndex(self._areas)
+        return self._whole.select(z, box, final=True)
 
     def _native_select(self, z: int, box: tuple):
         """Before the projection is shared: the areas' own geometries, projected and simplified for this tile."""

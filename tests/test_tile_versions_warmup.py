@@ -90,6 +90,22 @@ def test_tiles_are_answered_while_another_worker_builds(city, tmp_path, monkeypa
         assert not isinstance(body, Provisional) and body == memory.tile(z, x, y, attrs)
 
 
+def test_a_level_still_being_built_is_drawn_from_the_shared_originals(city, tmp_path, monkeypatch):
+    SharedTileIndex(city, tmp_path / "city.v1")
+    (tmp_path / "city.v1" / "11.off.npy").unlink()  # zoom 11 not written yet
+    monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
+    attrs, memory = _attributes(city), TileIndex(city)
+    with open(tmp_path / "city.v1" / "build.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = SharedTileIndex(city, tmp_path / "city.v1")
+        for z, x, y in [t for t in _sample(memory) if t[0] in (11, 13)]:
+            body, final = index.tile(z, x, y, attrs), memory.tile(z, x, y, attrs)
+            assert isinstance(body, Provisional) == (z == 11 and bool(final)) and bool(body) == bool(final)
+            if z == 13:
+                assert body == final
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def test_a_new_version_replaces_the_old_files(city, tmp_path):
     SharedTileIndex(city, tmp_path / "city.v1")
     SharedTileIndex(city, tmp_path / "other.v1")

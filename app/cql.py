@@ -240,7 +240,11 @@ class _Eval:
         raise bad_filter(f"filter: {json.dumps(node)[:100]} is not a property, number or text here")
 
     def _property(self, name: str) -> tuple[np.ndarray, np.ndarray, str]:
-        if name not in self.known or name == "geometry":
+        if name == "geometry" and name in self.known:
+            raise bad_filter(
+                "filter: geometry is compared only through a spatial function, e.g. S_INTERSECTS(geometry, POINT(lon lat))"
+            )
+        if name not in self.known:
             raise unknown_property(name, self.known)
         s, kind = self.frame[name], self.known[name]
         known = s.notna().to_numpy()

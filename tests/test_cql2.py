@@ -173,6 +173,8 @@ def test_sortby_properties_and_paging(client, counts):
         ({"filter": "black_share > '0.3'"}, "bad_filter", "number"),
         ({"filter": "id > 3"}, "bad_filter", "quote text"),
         ({"filter": "frob(id) = 1"}, "unsupported_operator", "frob"),
+        ({"filter": "geometry = 'x'"}, "bad_filter", "S_INTERSECTS"),
+        ({"filter": "S_INTERSECTS(geometry, POINT(1 2 3 4 5))"}, "filter_syntax", "column"),
         ({"filter": "id = '1'", "filter-lang": "sql"}, "bad_filter_lang", "cql2-text"),
         ({"filter": "id = '1'", "filter-crs": "EPSG:3857"}, "bad_filter_crs", "CRS84"),
         ({"filter": "(" * 3000 + "id = '1'" + ")" * 3000}, "bad_filter", "simplify"),

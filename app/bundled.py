@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from spatial.dataset import ID, Metadata
+from spatial.errors import ValidationError
 
 from .registry import Registry
+
+log = logging.getLogger("segmap")
 
 # The bundled Berlin series (data/make_berlin.py): series id, dataset id prefix, level, years, boundary layer by year.
 BERLIN = (
@@ -74,11 +78,13 @@ def register_berlin(registry: Registry, bundled_dir: Path) -> None:
                 table = pd.read_csv(counts, dtype={"area_id": str}).set_index("area_id")[cols].astype(float)
                 areas = ds.areas.drop(columns=cols).join(table, on=ID)
                 ds = dataclasses.replace(ds, areas=areas[ds.areas.columns])
-            registry.put(
-                f"{prefix}-{year}",
-                dataclasses.replace(ds, meta=meta),
-                replace=True,
-                disclosure=PUBLISHED,
-                series=series,
-                date=f"{year}-12-31",
-            )
+            try:  # never over a user's dataset (an older data directory may hold the id or the series)
+                registry.put(
+                    f"{prefix}-{year}",
+                    dataclasses.replace(ds, meta=meta),
+                    disclosure=PUBLISHED,
+                    series=series,
+                    date=f"{year}-12-31",
+                )
+            except ValidationError as err:
+                log.warning("bundled Berlin %s-%s not registered: %s", prefix, year, err)

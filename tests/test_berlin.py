@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -135,4 +134,20 @@ def test_registration_equals_segmap_loader(tmp_path):
         assert dataclasses.asdict(stored.meta)["year"] == year
     register_berlin(reg, BUNDLED)  # once per data directory
     assert len(reg.list()) == 16
-    assert Path(reg.files).is_dir()
+
+
+def test_registration_never_replaces_a_users_dataset(tmp_path):
+    reg = Registry(tmp_path)
+    mine = reg.put("berlin-2016", _tiny(), series="berlin", date="2017-12-31")  # the id, and the 2017 date
+    register_berlin(reg, BUNDLED)
+    assert reg.info("berlin-2016")["version"] == mine["version"]
+    assert reg.info("berlin-2017") is None  # its date is the user's dataset's in series berlin
+    assert reg.info("berlin-2018")["series"] == "berlin"
+
+
+def _tiny():
+    from spatial.io import load_dataset
+
+    gdf = layer("berlin_forecast_areas_2015").head(3)
+    counts = pd.read_csv(CENSUS / "forecast_areas_2015.csv", dtype={"area_id": str}).head(3).drop(columns="year")
+    return load_dataset(gdf, counts=counts, key="area_id", total="inhabitants", groups=["foreigners"])

@@ -83,7 +83,7 @@ def check_new_id(registry: Registry, new_id: str | None, hint: str) -> None:
 
 def check_series(registry: Registry, up: Upload) -> None:
     """Refuse a series upload whose date another dataset of the series has, before reading any file."""
-    from .registry import check_series_fields, series_date_taken
+    from .series_fields import check_series_fields, series_date_taken
 
     series, date = check_series_fields(up.series, up.date, up.year)
     other = registry.date_taken(series, date) if series else None

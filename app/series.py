@@ -22,7 +22,8 @@ from spatial.trend import Dated, split_indices, trend
 from .deps import Source, get_registry, get_settings, is_owner, load_source
 from .http import etag_for, json_bytes
 from .problems import not_found
-from .registry import Registry, geography_fingerprint
+from .registry import Registry
+from .series_fields import geography_fingerprint
 from .settings import Settings
 
 COLUMNS = (

@@ -12,6 +12,7 @@ import mapbox_vector_tile
 import morecantile
 import pytest
 from fastapi.testclient import TestClient
+from tile_fixtures import georgia_only
 
 from app.main import create_app
 from app.settings import Settings
@@ -25,7 +26,8 @@ ATLANTA = (7, 33, 51)  # z, x (column), y (row): Atlanta
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("ogc-tiles")))) as c:
+    bundle = georgia_only(tmp_path_factory.mktemp("ogc-tiles-bundle"))
+    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("ogc-tiles"), bundled_dir=bundle))) as c:
         yield c
 
 
@@ -106,7 +108,7 @@ def _gdal_version() -> tuple[int, int]:
 @needs_gdal
 @pytest.mark.server
 def test_gdal_opens_the_collections_and_reads_tiles(tmp_path):
-    with LiveServer() as base:
+    with LiveServer(env={"SEGMAP_BUNDLED_DIR": georgia_only(tmp_path / "bundle")}) as base:
         listing = subprocess.run(["gdalinfo", f"OGCAPI:{base}{OGC}"], capture_output=True, text=True, timeout=120)
         assert listing.returncode == 0, listing.stderr
         assert f"OGCAPI:{base}{OGC}/{ID}~lisa~black" in listing.stdout

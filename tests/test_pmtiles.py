@@ -11,6 +11,7 @@ import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
 from pmtiles.reader import MemorySource, Reader
+from tile_fixtures import georgia_only
 
 from app.cli import main as cli
 from app.main import create_app
@@ -29,7 +30,8 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(data_dir):
-    with TestClient(create_app(Settings(data_dir=data_dir, api_key=KEY))) as c:
+    bundle = georgia_only(data_dir.parent / f"{data_dir.name}-bundle")
+    with TestClient(create_app(Settings(data_dir=data_dir, api_key=KEY, bundled_dir=bundle))) as c:
         yield c
 
 

@@ -7,6 +7,7 @@ import io
 import os
 
 import pytest
+from tile_fixtures import georgia_only
 
 from server import LiveServer
 
@@ -41,8 +42,8 @@ map.on("idle", () => { if (map.areTilesLoaded()) document.documentElement.datase
 
 
 @pytest.fixture(scope="module")
-def base():
-    with LiveServer() as url:
+def base(tmp_path_factory):
+    with LiveServer(env={"SEGMAP_BUNDLED_DIR": georgia_only(tmp_path_factory.mktemp("bundle"))}) as url:
         yield url
 
 

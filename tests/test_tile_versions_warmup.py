@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from shapely.geometry import box
+from tile_fixtures import georgia_only
 
 import app.tilestore as tilestore
 from app.tiles import Provisional, TileAttributes, TileIndex, tiles_covering
@@ -120,9 +121,10 @@ def test_provisional_tiles_are_never_cached_over_http(tmp_path, monkeypatch):
     from app.settings import Settings
 
     monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
+    bundle = georgia_only(tmp_path / "bundle")
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", bundled_dir=bundle))) as c:
         info = c.get("/v1/datasets/georgia-1990").json()
-        folder = tmp_path / "tiles" / f"georgia-1990.{info['version']}"
+        folder = tmp_path / "data" / "tiles" / f"georgia-1990.{info['version']}"
         folder.mkdir(parents=True)
         with open(folder / "build.lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

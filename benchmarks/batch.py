@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import resource
 import tempfile
 import time
@@ -62,8 +63,10 @@ def make_country(out: Path, places: int = PLACES, seed: int = 0) -> Path:
     return manifest
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _usage() -> tuple[float, float]:
+    """(peak RSS MB, CPU seconds) of this process."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_maxrss / 1024, r.ru_utime + r.ru_stime  # Linux: KiB
 
 
 def run_cluster(jobs, workers: int, opts) -> dict:
@@ -76,12 +79,18 @@ def run_cluster(jobs, workers: int, opts) -> dict:
     with local_cluster(workers) as cluster, Client(cluster) as client:
         client.run(lambda: __import__("spatial.batch.job") and __import__("spatial.local"))  # imports warm
         failed = []
+        cpu0 = client.run(_usage)
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         run(jobs, functools.partial(run_job, opts=opts), lambda j, rows: failed.extend(r for r in rows if r["status"] != "ok"), client=client)  # fmt: skip
         seconds = time.perf_counter() - start
-        peaks = client.run(_peak_rss_mb)
+        usage = client.run(_usage)
+    cpu = {w: usage[w][1] - cpu0.get(w, (0, 0))[1] for w in usage}  # a restarted worker would count from 0
+    # Cores the workers got: on a machine shared with other work, 2 workers may get no more than 1 did.
     return {"workers": workers, "jobs": len(jobs), "failed": len(failed), "seconds": seconds,
-            "jobs per minute": len(jobs) / seconds * 60, "peak RSS per worker MB": max(peaks.values())}  # fmt: skip
+            "jobs per minute": len(jobs) / seconds * 60, "peak RSS per worker MB": max(u[0] for u in usage.values()),
+            "worker CPU s": sum(cpu.values()), "cores used": sum(cpu.values()) / seconds,
+            "load average at start": load}  # fmt: skip
 
 
 def pysal_loop(jobs) -> float:
@@ -137,6 +146,9 @@ def main(places: int = 30, n_pysal: int = 20, out: str | None = None) -> None:
     # loop over GeoDataFrames (minutes per large place), and the whole benchmark has to stay under ten minutes.
     small = sorted(range(len(every)), key=every_areas.__getitem__)[:n_pysal]
     loop_opts = replace(opts, permutations=LOOP_PERMUTATIONS)
+    if not n_pysal:  # --pysal 0: the cluster runs only
+        write("batch", table(runs) + f"\nSpeed-up with 2 workers: {speedup:.2f}×\n")
+        return
     t_pysal, t_segmap = pysal_loop([every[k] for k in small]), segmap_loop([every[k] for k in small], loop_opts)
     loop = [{"places (smallest of 100)": n_pysal, "areas": sum(every_areas[k] for k in small), "pysal + esda serial s": t_pysal,
              "segmap run_job serial s": t_segmap, "ratio": t_pysal / t_segmap}]  # fmt: skip
@@ -148,7 +160,8 @@ def main(places: int = 30, n_pysal: int = 20, out: str | None = None) -> None:
         )  # fmt: skip
         + f"Country written in {made:.1f} s. Per job: dissimilarity and isolation with {PERMUTATIONS} simulations "
         f"(plus the calibration), LISA with {LOCAL_PERMUTATIONS} permutations and FDR, disclosure threshold 10. "
-        "Jobs per minute exclude the cluster's start; peak memory is each worker process's maximum RSS.\n\n"
+        "Jobs per minute exclude the cluster's start; peak memory is each worker process's maximum RSS; cores used "
+        "is the workers' CPU time over the wall time (what the machine gave them beside other work).\n\n"
         + table(runs)
         + f"\nSpeed-up with 2 workers: {speedup:.2f}× (target ≥ 1.7×).\n\n"
         + f"Serial loop, the same work per place with {LOOP_PERMUTATIONS} simulations per index "

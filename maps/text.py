@@ -13,7 +13,6 @@ from .data import CLUSTER_VIEWS, LQ_BREAKS, LQ_LABELS, SUPPRESSED, UNTESTED, VIE
 from .i18n import ENGLISH, Tr, _
 
 CORRECTIONS = {"fdr": _("FDR (Benjamini–Hochberg)"), "bonferroni": _("Bonferroni"), "none": ""}
-_("{n} areas have p ≤ {alpha} with no correction: {classes}.")  # chosen in _cluster_summary
 SCHEME_NAMES = {
     "quantiles": _("quantiles"),
     "natural_breaks": _("natural breaks"),
@@ -46,7 +45,8 @@ def view_title(view: str, tr: Tr = ENGLISH) -> str:
 
 def in_sentence(title: str, tr: Tr) -> str:
     """A view title inside a sentence: lower-case first letter except in German and for acronyms ("LISA")."""
-    if tr.lang == "de" or len(title) < 2 or title[1].isupper():
+    first = title.split(" ", 1)[0]
+    if tr.lang == "de" or not first.isalpha() or not first[1:].islower():  # "LISA", "Gi*"
         return title
     return title[0].lower() + title[1:]
 
@@ -197,9 +197,9 @@ def _cluster_summary(vd: ViewData, tr: Tr, labels: dict) -> list[str]:
     sig = [(lab, c) for lab, _, c in vd.legend if lab not in UNTESTED]
     m = vd.meta
     message = (
-        "{n} areas have p ≤ {alpha} with no correction: {classes}."
+        _("{n} areas have p ≤ {alpha} with no correction: {classes}.")
         if m.get("correction") == "none"
-        else "{n} areas are significant at alpha {alpha} after {correction} correction: {classes}."
+        else _("{n} areas are significant at alpha {alpha} after {correction} correction: {classes}.")
     )
     parts = [
         tr(

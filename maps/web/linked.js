@@ -222,13 +222,14 @@
         }
       });
     }
-    var cluster = page.cfg.hatch && Object.keys(page.cfg.hatch).length;
-    if (box && !cluster) box.parentNode.hidden = true;
     if (box) {
       box.checked = page.patterns;
       box.addEventListener("change", function () { page.patterns = box.checked; page.restyle(); swatches(); syncUrl(page); });
     }
     swatches();
+    return function () {  // offered on the cluster views only
+      if (box) box.parentNode.hidden = !(page.cfg.hatch && page.cfg.hatch[page.view()]);
+    };
   }
 
   function init(page) {
@@ -239,9 +240,10 @@
     page.patterns = q.get("pattern") === "1";
     var redrawHist = histogram(page), mark = scatter(page), show = panel(page);
     page.onSelect = function (id) { mark(id); show(id); syncUrl(page); };
-    page.onView = function () { redrawHist(); syncUrl(page); };
     search(page);
-    patterns(page);
+    var offerPatterns = patterns(page);
+    page.onView = function () { redrawHist(); offerPatterns(); syncUrl(page); };
+    offerPatterns();
     page.map.on("moveend", function () { syncUrl(page); });
     if (q.get("area")) page.select(q.get("area"), false);
   }

@@ -211,6 +211,7 @@
       l.on("mouseout", function () { l.setStyle(style(l)); });
       var el = l.getElement && l.getElement();
       if (el) {  // each area is a tab stop of the map: named, and Enter selects it
+        el.setAttribute("role", "button");
         el.setAttribute("aria-label", p.name);
         el.addEventListener("keydown", function (e) {
           if (e.key === "Enter" || e.key === " ") { e.preventDefault(); page.select(p.id, false); }

@@ -211,3 +211,24 @@ def test_dissimilarity_decomposition_refuses_what_it_cannot_measure():
         assert err.value.code == code
     with pytest.raises(ValidationError):
         shapley_decomposition(R_DATA1, R_DATA2, n_boot=10**6)
+
+
+def test_a_request_that_gave_up_stops_the_bootstrap(monkeypatch):
+    import importlib
+
+    from spatial.cancel import Cancelled, CancelToken, running
+
+    module = importlib.import_module("spatial.change.decompose")
+    token, calls = CancelToken(), []
+    original = module._draws
+
+    def draws(*args):
+        calls.append(1)
+        token.cancel("client gone")
+        return original(*args)
+
+    monkeypatch.setattr(module, "_draws", draws)
+    monkeypatch.setattr(module, "BLOCK_CELLS", 8)  # one draw per block
+    with running(token), pytest.raises(Cancelled):
+        shapley_decomposition(R_DATA1, R_DATA2, n_boot=50)
+    assert len(calls) == 2  # both dates of the first block, then it stopped

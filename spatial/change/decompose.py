@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from ..cancel import checkpoint
 from ..errors import Problem, ValidationError, problem
 from ..indices.aspatial import dissimilarity
 from ..indices.multigroup import information_theory, mutual_information
@@ -119,7 +120,9 @@ def ipf(seed: np.ndarray, rows: np.ndarray, cols: np.ndarray, precision: float =
     Converged when the row proportions are off by at most ``precision`` in sum (columns are exact)."""
     total = seed.sum(axis=(-2, -1), keepdims=True)
     p = seed / total
-    for _ in range(max_iter):
+    for i in range(max_iter):
+        if i % 50 == 49:
+            checkpoint()
         p = p * (rows / p.sum(axis=-1))[..., None]
         p = p * (cols / p.sum(axis=-2))[..., None, :]
         if np.abs(p.sum(axis=-1) - rows).sum(axis=-1).max() <= precision:
@@ -210,10 +213,11 @@ def shapley_decomposition(
             raise ValidationError(problem("not_counts", "The bootstrap needs whole-number counts"))
         rng = np.random.default_rng(seed)
         step = max(1, BLOCK_CELLS // X1.size)
-        blocks = [
-            _parts(_draws(rng, X1, m), _draws(rng, X2, m), rows, cols, fn, fill, precision, max_iter)
-            for m in (min(step, n_boot - s) for s in range(0, n_boot, step))
-        ]
+        blocks = []
+        for start in range(0, n_boot, step):
+            checkpoint()  # a request that gave up stops here
+            m = min(step, n_boot - start)
+            blocks.append(_parts(_draws(rng, X1, m), _draws(rng, X2, m), rows, cols, fn, fill, precision, max_iter))
         boot = {s: np.concatenate([blk[s] for blk in blocks]) for s in STATS}
     notes = []
     if not rows.all() or not cols.all():

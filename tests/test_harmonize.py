@@ -97,6 +97,26 @@ def test_pieces_cut_on_threads_are_the_same(source, monkeypatch):
     pd.testing.assert_frame_equal(harmonize(source, target, COUNTS).estimates, one)
 
 
+def test_a_request_that_gave_up_stops_between_chunks(source, monkeypatch):
+    from spatial.cancel import Cancelled, CancelToken, running
+
+    module = importlib.import_module("spatial.change.harmonize")
+    monkeypatch.setattr(module, "THREADS", 1)
+    monkeypatch.setattr(module, "CHUNK", 50)
+    token, calls = CancelToken(), []
+    original = shapely.intersection
+
+    def intersection(*args, **kwargs):
+        calls.append(1)
+        token.cancel("client gone")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(shapely, "intersection", intersection)
+    with running(token), pytest.raises(Cancelled):
+        harmonize(source, grid(17, 17, 5, dx=2, dy=-3, prefix="t"), COUNTS)
+    assert len(calls) == 1  # the worker thread saw the caller's token: the second chunk never ran
+
+
 def test_integers_conserve_totals_and_stay_within_one(source):
     target = grid(17, 17, 5, dx=2, dy=-3, prefix="t")
     res = harmonize(source, target, COUNTS)

@@ -18,6 +18,7 @@ from a source area split between several targets) rather than carried whole.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ METHODS = ("area", "population")
 MATCH_TOLERANCE = 1e-6  # symmetric difference ÷ area under which two polygons are the same area
 WHOLE = 1 - 1e-6  # a source area with this share of itself in one target is carried whole
 THREADS = min(4, os.cpu_count() or 1)
-CHUNK = 20_000  # pieces per thread at least: below that, threads cost more than they save
+CHUNK = 20_000  # pieces per chunk: below that, threads cost more than they save
 COVER_TOLERANCE = 0.01  # the finer layer may miss this share of a source area (edges drawn differently)
 
 
@@ -145,16 +146,20 @@ def _overlaps(sgeo, tgeo, keep_pieces: bool = False):
 
 
 def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersections, in chunks on several threads when there are many (GEOS releases the GIL)."""
-    workers = min(THREADS, len(a) // CHUNK)
-    if workers < 2:
+    """Pairwise intersections in chunks of :data:`CHUNK`, on several threads (GEOS releases the GIL), each
+    chunk starting at a checkpoint so a request that gave up stops within one chunk."""
+    if len(a) <= CHUNK:
         return shapely.intersection(a, b)
-    edges = np.linspace(0, len(a), workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = pool.map(
-            lambda i: shapely.intersection(a[edges[i] : edges[i + 1]], b[edges[i] : edges[i + 1]]), range(workers)
-        )
-        return np.concatenate(list(parts))
+    edges = np.unique(np.r_[np.arange(0, len(a), CHUNK), len(a)])
+
+    def cut(i: int) -> np.ndarray:
+        checkpoint()
+        return shapely.intersection(a[edges[i] : edges[i + 1]], b[edges[i] : edges[i + 1]])
+
+    with ThreadPoolExecutor(min(THREADS, len(edges) - 1)) as pool:
+        # each chunk runs in a copy of the caller's context, where its cancel token lives
+        jobs = [pool.submit(contextvars.copy_context().run, cut, i) for i in range(len(edges) - 1)]
+        return np.concatenate([job.result() for job in jobs])
 
 
 def _check_overlap(si: np.ndarray, sids: np.ndarray, people: np.ndarray) -> None:

@@ -70,11 +70,20 @@ def in_process(data_dir: Path, **settings):
         yield client
 
 
+def georgia_bundle(folder: Path) -> Path:
+    """A bundled-data folder holding only Georgia: a fresh app registers one small dataset, not every sample."""
+    from tile_fixtures import georgia_only
+
+    return georgia_only(folder)
+
+
 @pytest.fixture(scope="session")
 def app_client(tmp_path_factory):
-    """One in-process app with the default settings for the session, on a fresh data directory: for checks of
-    requests and responses. Tests that need a socket, a worker process or a browser use ``live_server``."""
-    with in_process(tmp_path_factory.mktemp("app")) as client:
+    """One in-process app with the default settings and bundled Georgia for the session, on a fresh data
+    directory: for checks of requests and responses. Tests that need a socket, a worker process or a browser
+    use ``live_server``."""
+    bundled = georgia_bundle(tmp_path_factory.mktemp("bundled"))
+    with in_process(tmp_path_factory.mktemp("app"), bundled_dir=bundled) as client:
         yield client
 
 

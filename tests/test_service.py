@@ -11,7 +11,7 @@ import geopandas as gpd
 import httpx
 import pytest
 
-from conftest import in_process, shared_path
+from conftest import georgia_bundle, in_process, shared_path
 
 KEY = "s3cret"
 
@@ -20,6 +20,7 @@ KEY = "s3cret"
 def server(tmp_path_factory):
     with in_process(
         tmp_path_factory.mktemp("service"),
+        bundled_dir=georgia_bundle(tmp_path_factory.mktemp("bundled")),
         api_key=KEY,
         max_upload_mb=8,
         max_uncompressed_mb=50,

@@ -76,10 +76,27 @@ class Watch:
         self.context.close()
 
 
-def shot(page, name: str) -> Path:
+def shot(page, name: str, tries: int = 30) -> Path:
+    """A screenshot once painting has settled (two frames alike), taken from the compositor's surface: Playwright's
+    own capture left parts of the scrolled side panel unpainted on a loaded machine."""
+    import base64
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
-    page.screenshot(path=str(path))
+    cdp = page.context.new_cdp_session(page)
+
+    def capture() -> bytes:
+        return base64.b64decode(cdp.send("Page.captureScreenshot", {"format": "png", "fromSurface": True})["data"])
+
+    before = capture()
+    for _ in range(tries):
+        page.wait_for_timeout(300)
+        now = capture()
+        if now == before:
+            break
+        before = now
+    cdp.detach()
+    path.write_bytes(now)
     return path
 
 

@@ -288,7 +288,10 @@ def _literal_geometry(node) -> shapely.Geometry:
             return shapely.box(*(box[:2] + box[-3:-1] if len(box) == 6 else box))
         return shapely.geometry.shape(node)
     except (TypeError, ValueError, KeyError, AttributeError, shapely.errors.GEOSException):
-        raise bad_filter(f"filter: {json.dumps(node)[:100]} is not a geometry") from None
+        raise bad_filter(
+            f"filter: {json.dumps(node)[:100]} is not a geometry: use WKT in CRS84, e.g. POINT(lon lat), or "
+            "BBOX(minLon, minLat, maxLon, maxLat)"
+        ) from None
 
 
 def _name(node) -> str:

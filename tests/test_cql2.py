@@ -118,6 +118,8 @@ def test_text_and_json_filters_match_a_hand_computation(client, counts):
     doubled = set(shown.index[shown["black"] * 2 > shown["total_population"]])
     assert set(_ids(client, "georgia-1990", filter="black * 2 > total_population")) == doubled
     assert _ids(client, "georgia-1990", filter="S_INTERSECTS(geometry, POINT(-84.39 33.75))") == ["13121"]
+    box = _ids(client, "georgia-1990", filter="S_INTERSECTS(geometry, BBOX(-84.5, 33.6, -84.2, 33.9))")
+    assert "13121" in box and box == _ids(client, "georgia-1990", bbox="-84.5,33.6,-84.2,33.9")
     assert set(_ids(client, "georgia-1990", filter="foreign_born IS NULL")) == _withheld(counts)
 
 

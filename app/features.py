@@ -135,6 +135,8 @@ class Features:
         self, src: Source, collection: CollectionId, bbox: tuple | None, limit: int, offset: int, sel: Selection
     ) -> Page:
         frame = await self.frame(src, collection)
+        if sel.filter is None and not sel.sortby:  # a slice, as before filters: no queue for plain paging
+            return select_page(frame, bbox, limit, offset, sel)
         return await self.heavy.run(select_page, frame, bbox, limit, offset, sel)
 
     async def queryables(self, src: Source, collection: CollectionId) -> dict[str, str]:

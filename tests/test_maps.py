@@ -233,7 +233,7 @@ def test_cli_writes_html_png_svg(tmp_path, georgia_paths):
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    assert Image.open(png).size == (640, 480) and "alt text: Map of gi* hot and cold spots" in r.stderr
+    assert Image.open(png).size == (640, 480) and "alt text: Map of Gi* hot and cold spots" in r.stderr
     html = tmp_path / "m.html"
     r = subprocess.run(
         [*common, "-o", str(html), "--permutations", "99"], cwd=ROOT, capture_output=True, text=True, timeout=120

@@ -218,7 +218,8 @@
           sw.style.backgroundImage = page.fills.swatch(key, sw.style.getPropertyValue("--c"), true);
         } else if (sw.getAttribute("data-colour")) {
           var uri = page.patterns ? page.fills.swatch(key, sw.getAttribute("data-colour"), false) : null;
-          sw.style.backgroundImage = uri || "none";
+          if (uri) { sw.style.backgroundImage = uri; sw.setAttribute("data-patterned", "1"); }
+          else if (sw.hasAttribute("data-patterned")) { sw.style.backgroundImage = ""; sw.removeAttribute("data-patterned"); }
         }
       });
     }

@@ -227,3 +227,70 @@ def test_a_new_release_of_the_page_code_is_a_new_page(monkeypatch, tmp_path):
         monkeypatch.setattr(maps.assets, "RENDER_VERSION", "next-release")
         again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 200 and again.headers["etag"] != first.headers["etag"]
+
+
+@pytest.fixture(scope="module")
+def georgia_lisa(georgia_paths):
+    from maps.data import view_data
+    from spatial.io import load_dataset
+
+    p = georgia_paths
+    ds = load_dataset(p["boundaries"], counts=p["counts"], key=p["key"], total=p["total"], groups=["foreign_born"])
+    return ds, view_data(ds, "foreign_born", "lisa")
+
+
+def test_an_empty_lisa_view_says_why_and_shows_the_uncorrected_areas_apart(georgia_lisa):
+    """Georgia's foreign-born: 17 counties have p ≤ 0.05 before FDR, none after. The page must read that clearly."""
+    from maps.i18n import Tr
+    from maps.text import summary_text
+
+    ds, vd = georgia_lisa
+    f = vd.frame
+    sig = vd.meta["summary"]["significance"]
+    assert sig["significant"] == 0 and sig["significant_uncorrected"] == 17
+    # Hatched rows: the areas with p ≤ alpha that do not pass, by the class they would have (counted here by hand).
+    raw = f[(f["p_value"] <= 0.05) & (f["label"] == "Not significant")]
+    quad = np.where(
+        raw["z"] > 0, np.where(raw["lag"] > 0, "high_high", "high_low"), np.where(raw["lag"] > 0, "low_high", "low_low")
+    )
+    hatched = {row["key"]: row["count"] for row in vd.meta["uncorrected"]}
+    assert hatched == {k: int((quad == k).sum()) for k in ("high_high", "low_low", "high_low", "low_high")}
+    assert sum(hatched.values()) == 17
+    text = summary_text(vd)
+    assert "0 areas are significant at alpha 0.05 after FDR (Benjamini–Hochberg) correction" in text
+    assert (
+        "No area passes: with 159 areas tested, the FDR (Benjamini–Hochberg) correction at α = 0.05 needs p ≤ 0.00031"
+        in text
+    )
+    assert "6,999 permutations" in text and "the smallest p here is 0.00057" in text
+    assert "Hatched, p ≤ 0.05 before correction only: 6 High-High, 8 Low-Low, 3 Low-High." in text
+    de = summary_text(vd, Tr("de"))
+    assert "Kein Gebiet besteht: bei 159 getesteten Gebieten" in de and "6.999 Permutationen" in de
+
+
+def test_legend_shows_solid_and_hatched_apart_with_one_sentence(georgia_lisa):
+    from maps.i18n import Tr
+    from maps.panels import _legend
+
+    _ds, vd = georgia_lisa
+    item = _legend(vd, Tr())
+    assert [r["key"] for r in item["hatched"]] == ["high_high", "low_low", "low_high"]
+    assert item["difference"].startswith(
+        "Solid colours pass the FDR (Benjamini–Hochberg) correction for testing 159 areas"
+    )
+    assert item["none_pass"].startswith("No area passes")
+    few = _legend(vd, Tr("fr"))
+    assert few["hatched"][0]["label"] == "Haut-Haut" and "p ≤ 0,05" in few["difference"]
+
+
+def test_no_correction_says_so(georgia_paths):
+    from maps.data import view_data
+    from maps.text import difference_sentence, none_pass_sentence, summary_text
+    from spatial.io import load_dataset
+
+    p = georgia_paths
+    ds = load_dataset(p["boundaries"], counts=p["counts"], key=p["key"], total=p["total"], groups=["foreign_born"])
+    vd = view_data(ds, "foreign_born", "lisa", correction="none", permutations=999)
+    assert vd.meta["uncorrected"] and all(row["count"] == 0 for row in vd.meta["uncorrected"])  # nothing hatched
+    assert none_pass_sentence(vd) is None and "No correction for testing 159 areas" in difference_sentence(vd)
+    assert "with no correction" in summary_text(vd)

@@ -90,8 +90,9 @@ def child(script: str, *args, timeout: float = 900) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# In a child script: the process's peak resident memory so far, in MB (Linux reports ru_maxrss in KB).
-PEAK_RSS = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss / 1024"
+# In a child script: the process's peak resident memory so far, in MB. VmHWM, not ru_maxrss: Linux carries
+# ru_maxrss over from the parent through fork and exec, so a child of a big process would report the parent's.
+PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
 
 
 def header(title: str) -> str:

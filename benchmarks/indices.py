@@ -53,6 +53,9 @@ def _row(task, areas, ours, ref=None, note=""):
 
 
 def main(quick: bool = QUICK) -> None:
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # pysal's progress bars
     import segregation.singlegroup as sg
     from segregation.inference import SingleValueTest
 
@@ -60,6 +63,8 @@ def main(quick: bool = QUICK) -> None:
     from spatial.indices.compute import compute_indices
 
     reps = 3 if quick else 5
+    big = 100_000
+    mem = {task: child(MEMORY, big, task) for task in ("spatial_dissimilarity", "dissimilarity")}
     rows = []
     for n in (1_000, 10_000):
         ds = grid_city(n)
@@ -85,7 +90,6 @@ def main(quick: bool = QUICK) -> None:
         for _ in range(1 if quick else 2)
     ]
     rows.append(_row("D test, 999 random-allocation simulations (equal work)", 1_000, ours, ref))
-    big = 100_000
     ds = grid_city(big)
     x, t = ds.counts("migrants")
     aspatial = names(kind="two_group", spatial=False)
@@ -159,7 +163,6 @@ def main(quick: bool = QUICK) -> None:
             )[1]
         ]
         rows.append(_row("D test, 999 simulations, Chicago 2020 (real)", ch.n, ours, ref))
-    mem = {task: child(MEMORY, big, task) for task in ("spatial_dissimilarity", "dissimilarity")}
     write(
         "indices",
         header("Indices: segmap vs pysal segregation 2.5.4, equal work")

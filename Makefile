@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the tests use as real clients: Chromium (maps), GDAL's ogrinfo (tiles, OGC API).
+# Debian packages the tests use as real clients: Chromium (maps), GDAL's ogrinfo (tiles, OGC API), node (the
+# vendored MapLibre style validator).
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v ogrinfo >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v ogrinfo >/dev/null || ! command -v node >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver gdal-bin >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver gdal-bin nodejs >/dev/null; \
 	fi
 
 indices: setup

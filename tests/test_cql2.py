@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from conftest import BUNDLED
+from conftest import BUNDLED, georgia_bundle
 
 KEY = "owner-key"
 GROUPS = ["foreign_born", "native_born", "black", "not_black", "rural"]
@@ -59,7 +59,12 @@ def _files(hidden_count: int):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("cql2"), api_key=KEY, disclosure_threshold=10)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("cql2"),
+        bundled_dir=georgia_bundle(tmp_path_factory.mktemp("bundled")),  # Georgia only, not every sample
+        api_key=KEY,
+        disclosure_threshold=10,
+    )
     with TestClient(create_app(settings)) as c:
         for ident, value in (("var3", 3), ("var8", 8)):
             data = {"id": ident, "key": "area_key", "total": "total_population", "groups": ",".join(GROUPS)}

@@ -58,7 +58,7 @@ def test_the_colour_difference_is_ciede2000():
 def _painted(page) -> None:
     """Let Chromium paint the restyled areas before a screenshot (software raster is slow on a loaded machine)."""
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 50))))")
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(200)
 
 
 def _axe(page) -> list[dict]:
@@ -89,9 +89,16 @@ def test_every_view_passes_axe_and_is_photographed(browser, live_server, city, l
             shot(page, f"{city['id']}-{view}-{lang}.png")
             if lang == "en" or view == "lisa":  # the markup is the same in every language: one German run
                 found[view] = _axe(page)
+        # Optional pattern fills: each class of the view gets its own mark, drawn from one <pattern> each.
         page.locator(".segmap-pattern input").check()
         _painted(page)
         shot(page, f"{city['id']}-hotspots-patterns-{lang}.png")
+        fills = page.evaluate("""() => { const out = {}; window.segmap.areas.getLayers().forEach(l => {
+            const k = window.segmap.cfg.palettes.hotspots[l.feature.properties.k_hotspots][1]; out[k] = l.options.fillColor; });
+            return out; }""")
+        marked = [fills[c] for _n, c in (HOTSPOTS["hot_spot"], HOTSPOTS["cold_spot"]) if c in fills]
+        assert marked and all(f.startswith("url(#seg-p-") for f in marked) and len(set(marked)) == len(marked)
+        assert all(page.locator(f"pattern#{f[5:-1]}").count() == 1 for f in marked)
         assert all(not v for v in found.values()), found
         w.clean()
     finally:
@@ -146,25 +153,6 @@ def test_every_control_and_the_area_list_are_reached_with_tab(browser, live_serv
         page.locator("#segmap-hist rect[data-bin]").first.focus()
         page.keyboard.press("Enter")
         assert page.evaluate("() => window.segmap.page.brushed") is not None
-        w.clean()
-    finally:
-        w.close()
-
-
-@pytest.mark.browser
-@pytest.mark.server
-def test_pattern_fills_give_each_cluster_class_its_own_mark(browser, live_server, city):  # noqa: F811
-    w = Watch(browser)
-    try:
-        page = w.open(f"{live_server}/maps/{city['id']}?group={city['group']}&view=lisa&pattern=1")
-        fills = page.evaluate("""() => { const out = {}; window.segmap.areas.getLayers().forEach(l => {
-            const k = window.segmap.cfg.palettes.lisa[l.feature.properties.k_lisa][1]; out[k] = l.options.fillColor; });
-            return out; }""")
-        solid = {colour: fill for colour, fill in fills.items() if colour in dict(LISA.values()).values()}
-        marked = [f for c, f in solid.items() if c != LISA["not_significant"][1] and not f.startswith("url(#seg-h")]
-        assert marked and all(f.startswith("url(#seg-p-") for f in marked) and len(set(marked)) == len(marked)
-        ids = [f[5:-1] for f in marked]
-        assert all(page.locator(f"pattern#{i}").count() == 1 for i in ids)
         w.clean()
     finally:
         w.close()

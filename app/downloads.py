@@ -8,6 +8,7 @@ null counts and the label ``suppressed``); :func:`spatial.export.table_bytes` wr
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import geopandas as gpd
 
@@ -16,6 +17,10 @@ from spatial.export import FORMATS, local_frame, table_bytes
 
 from .deps import Source
 from .params import LocalQuery
+
+Format = Literal["gpkg", "parquet", "fgb", "csv"]
+FILES = {200: {"content": {m: {} for m in ("application/geopackage+sqlite3", "application/vnd.apache.parquet",
+                                            "application/flatgeobuf", "text/csv")}}}  # fmt: skip
 
 
 def dataset_frame(src: Source) -> gpd.GeoDataFrame:

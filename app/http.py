@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import Request, Response
 
@@ -238,3 +239,8 @@ class HeavyWork:
 def _retrieve(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()  # consumed: a job nobody waits for any more must not log "exception never retrieved"
+
+
+def attachment(filename: str, disposition: str = "attachment") -> dict:
+    """Content-Disposition with the name percent-encoded (RFC 6266/5987): no quote or CR/LF reaches the header."""
+    return {"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(filename)}"}

@@ -90,9 +90,9 @@ def routers(settings: Settings) -> list[APIRouter]:
 
     out = [health.router, datasets.router, informal.router, ogc.router, series.router, downloads.router]
     if settings.statistics:
-        from .routers import indices, local, series_stats
+        from .routers import indices, local, local_downloads, series_stats
 
-        out += [indices.router, local.router, series_stats.router, downloads.local_router]
+        out += [indices.router, local.router, series_stats.router, local_downloads.router]
     if settings.maps:
         from .routers import batch, maps, ogc_tiles, series_maps, style, tiles
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
 
 from fastapi import Depends, Header, Query
 
@@ -184,7 +183,3 @@ def search(src: Source, q: str) -> bytes:
     from maps.linked import search as find
 
     return json.dumps(find(src.data, q)).encode()
-
-
-def attachment(filename: str) -> dict:
-    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}

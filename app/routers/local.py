@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from .. import statistics
-from ..http import cached, etag_for
+from ..http import attachment, cached, etag_for
 from ..params import LocalQuery
 
 router = APIRouter(prefix="/v1/datasets", tags=["statistics"])
@@ -16,7 +16,7 @@ async def local(request: Request, q: LocalQuery = Depends()):
     etag = etag_for("local", q.src.key(), sorted(request.query_params.multi_items()))
     if q.format == "csv":
         name = f"{q.src.id}-{q.options['statistic']}.csv"
-        media, headers = "text/csv; charset=utf-8", {"Content-Disposition": f'attachment; filename="{name}"'}
+        media, headers = "text/csv; charset=utf-8", attachment(name)
     else:
         media, headers = "application/geo+json", {}
     return await cached(

@@ -13,7 +13,7 @@ from spatial.errors import ValidationError, problem
 
 from .. import pages
 from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
-from ..http import HeavyWork, cached, etag_for
+from ..http import HeavyWork, attachment, cached, etag_for
 from ..pages import MapParams
 from ..problems import ProblemError
 from ..settings import Settings
@@ -110,7 +110,7 @@ async def embed(page: Page = Depends()):
 async def download(page: Page = Depends()):
     pages.check_download(page.src, page.p, page.settings)
     name = f"{page.src.id}-{page.p.group or page.src.data.groups[0]}-{page.p.view}.html"
-    return await page.respond("download", {**_headers(page.settings, "'self'"), **pages.attachment(name)})
+    return await page.respond("download", {**_headers(page.settings, "'self'"), **attachment(name)})
 
 
 @router.get("/maps/{dataset_id}/data", summary="The numbers behind a map view, as CSV or GeoJSON")
@@ -127,7 +127,7 @@ async def data(
     body, media, name = await heavy.run(
         pages.view_file, src, p, format, settings.max_permutations, key=("data", src.key(), str(request.url))
     )
-    return Response(body, media_type=media, headers=pages.attachment(name))
+    return Response(body, media_type=media, headers=attachment(name))
 
 
 @router.get("/maps/{dataset_id}/area", summary="One area's panel: counts, share, LQ, label, p-values, neighbours")

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from .. import tileservice
 from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
-from ..http import HeavyWork
+from ..http import HeavyWork, attachment
 from ..params import tile_address, tile_layer
 from ..problems import ProblemError
 from ..settings import Settings
@@ -116,7 +116,7 @@ async def export_pmtiles(
 
         await heavy.run(build, key=("export", path.name))
     size = path.stat().st_size
-    headers = {"Cache-Control": "public, max-age=60", "Content-Disposition": f'inline; filename="{src.id}.pmtiles"'}
+    headers = {"Cache-Control": "public, max-age=60", **attachment(f"{src.id}.pmtiles", "inline")}
     start = _range_start(request.headers.get("range"))
     if start is not None and start >= size:
         raise ProblemError(

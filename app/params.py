@@ -86,6 +86,9 @@ class IndicesQuery:
     def __init__(
         self,
         group: list[str] | None = Query(None, description="group column(s); two-group indices use the first"),
+        groups: str | None = Query(
+            None, description="comma-separated group columns, the focal one first (as --groups)"
+        ),
         total: str | None = Query(None, description="total column (default: the dataset's)"),
         index: list[str] | None = Query(None, description="index names (default: all aspatial)"),
         permutations: int = Depends(simulations),
@@ -110,7 +113,8 @@ class IndicesQuery:
             if self.other is None:
                 raise not_found("dataset", compare_to, "compare_to must name a registered dataset (GET /v1/datasets).")
         ds = src.dataset  # the protected table: public callers never get indices of true counts
-        self.groups = list(dict.fromkeys(group or [ds.groups[0]]))
+        named = [*(group or []), *(g.strip() for g in (groups or "").split(",") if g.strip())]
+        self.groups = list(dict.fromkeys(named or [ds.groups[0]]))
         # Only declared columns are public: a group, total or region the upload did not declare is refused by name.
         for g in self.groups:
             ds.require_declared(g, "group")

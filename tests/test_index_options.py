@@ -92,3 +92,14 @@ def test_cli_groups_list_is_the_same_as_repeated_group(georgia_paths, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert listed == repeated and listed["dissimilarity"]["groups"] == ["black"]
     assert main([*base]) == 2 and "--group COL" in capsys.readouterr().err  # no group: named, exit 2
+
+
+def test_http_groups_list_is_the_same_as_repeated_group(app_client):
+    base = "/v1/datasets/georgia-1990/indices?index=dissimilarity&index=multigroup_dissimilarity&permutations=0"
+    repeated = app_client.get(f"{base}&group=foreign_born&group=black")
+    listed = app_client.get(f"{base}&groups=foreign_born,black")
+    swapped = app_client.get(f"{base}&groups=black,foreign_born")
+    assert repeated.status_code == listed.status_code == 200
+    assert repeated.json() == listed.json()
+    assert repeated.json()["dissimilarity"]["groups"] == ["foreign_born"]
+    assert swapped.json()["dissimilarity"]["groups"] == ["black"]  # the first listed group is the focal one

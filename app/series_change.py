@@ -53,11 +53,13 @@ def pair(members: list[Member], q: ChangeQuery, weights: Member | None = None) -
         raise ValidationError(problem("bad_parameter", "`from` and `to` are the same date: choose two dates"))
     groups = list(dict.fromkeys(q.groups or [end.info["groups"][0]]))
     check_groups([start, end], groups, q.total)
+    if q.total in groups:  # a group of itself has share 1 everywhere; its columns would collide below
+        raise ValidationError(problem("bad_parameter", f"total {q.total!r} is also a group: choose another total"))
     total1, total2 = q.total or start.info["total"], q.total or end.info["total"]
     cols1, cols2 = [*groups, total1], [*groups, total2]
     a = start.source.dataset.areas[[ID, *cols1, "geometry"]].rename(columns={total1: "_total"})
     b = end.source.dataset.areas[[ID, *cols2, "geometry"]].rename(columns={total2: "_total"})
-    same = set(a[ID]) == set(b[ID])
+    same = set(start.source.data.ids) == set(end.source.data.ids)  # every area, withheld too: they are public
     info = None
     if not same or (q.harmonize != "none" and start.geography != end.geography):
         if q.harmonize == "none":

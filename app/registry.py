@@ -9,6 +9,7 @@ this safe across threads and worker processes sharing the data directory.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -255,7 +256,9 @@ class Registry:
         try:
             areas.to_parquet(tmp, index=False)
             with open(tmp, "rb") as fh:
-                digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+                # keyed: the version is public (tile URLs, ETags), and a plain hash of the true table would let
+                # an attacker check a guess of the withheld counts offline
+                digest = hmac.new(self.secret(dataset_id), fh.read(), hashlib.sha256).hexdigest()[:16]
                 os.fsync(fh.fileno())
             final_name = f"{dataset_id}.{digest}.parquet"
             os.replace(tmp, self.files / final_name)

@@ -66,6 +66,15 @@ def _urls(ident: str) -> dict[str, str]:
     for lang in LANGS:
         urls[f"map_{lang}"] = f"/maps/{ident}?view=lisa&group=foreign_born&permutations=99&lang={lang}"
         urls[f"png_{lang}"] = f"{base}/map.png?view=share&width=200&height=200&lang={lang}"
+    for area in ("13021", "13051", "13067", "13153", "13121"):  # the hidden counties and two neighbours
+        for view in ("share", "lisa", "lq", "hotspots"):
+            urls[f"area_{area}_{view}"] = (
+                f"/maps/{ident}/area?area={area}&view={view}&group=foreign_born&permutations=99"
+            )
+    urls["area_de"] = f"/maps/{ident}/area?area=13067&view=lisa&permutations=99&lang=de"
+    urls["search_name"] = f"/maps/{ident}/search?q=Cobb"
+    urls["search_id"] = f"/maps/{ident}/search?q=130"
+    urls["svg"] = f"{base}/map.svg?view=lisa&group=foreign_born&permutations=99&width=300&height=300"
     for z, row, col in ((0, 0, 0), (4, 6, 4), (6, 26, 16)):
         urls[f"ogc_tile_{z}"] = f"{ogc}/tiles/WebMercatorQuad/{z}/{row}/{col}"
         urls[f"ogc_tile_gi_{z}"] = f"{ogc}~gi_star~foreign_born/tiles/WebMercatorQuad/{z}/{row}/{col}"
@@ -90,6 +99,9 @@ def _table(name: str, body: bytes) -> bytes:
     if name.endswith("gpkg"):
         df = pyogrio.read_dataframe(io.BytesIO(body))
         return df.to_wkt().to_csv(index=False).encode()
+    if name == "svg":  # matplotlib stamps the time and salts its element ids at random
+        body = re.sub(rb"<dc:date>[^<]*</dc:date>", b"", body)
+        return re.sub(rb"\b([pmh])[0-9a-f]{10}\b", rb"\1ID", body)
     if name.endswith("parquet"):
         return pd.read_parquet(io.BytesIO(body)).to_csv(index=False).encode()
     return body
@@ -316,6 +328,13 @@ def test_download_filenames_cannot_break_the_header(client):
         r = client.get(url)
         disposition = r.headers["content-disposition"]
         assert re.fullmatch(r"(attachment|inline); filename\*=UTF-8''[A-Za-z0-9._~%-]+", disposition), disposition
+
+
+def test_svg_map_escapes_the_title(client):
+    """An SVG opened on its own runs its scripts: the title must be text."""
+    svg = client.get("/v1/datasets/var3/map.svg?view=share").text
+    assert "<img" not in svg and "<script" not in svg.lower()
+    assert "&lt;/script&gt;" in svg
 
 
 def test_maplibre_page_and_style_escape_the_title(client):

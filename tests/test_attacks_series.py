@@ -273,3 +273,13 @@ def test_nested_geographies_of_one_date_do_not_difference_out_a_hidden_count(cli
     pieces = fine.loc[(fine["coarse"] == target) & (fine.index != HIDDEN_TOTAL), "key"]
     recovered = items[target]["pop"] - sum(items[k]["pop"] for k in pieces)
     assert recovered != VARIANTS["hidden3"]
+
+
+def test_an_owners_answer_is_never_served_to_the_public(client):
+    url = "/v1/series/hidden3/change?from=2011&to=2016&permutations=19&format=csv&seed=7"
+    owner = client.get(url, headers={"X-API-Key": KEY})
+    public = client.get(url)
+    again = client.get(url, headers={"If-None-Match": owner.headers.get("etag", "")})
+    assert owner.status_code == public.status_code == again.status_code == 200
+    assert owner.text != public.text and again.text == public.text
+    assert "private" in owner.headers["cache-control"] and "private" not in public.headers["cache-control"]

@@ -118,7 +118,7 @@ def write(topic: str, text: str) -> None:
     print(text)
 
 
-ORDER = ["indices", "local", "scale", "mvt", "tiles", "maps", "informal", "load", "calibration"]
+ORDER = ["indices", "local", "scale", "mvt", "tiles", "maps", "informal", "harmonize", "load", "calibration"]
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal

@@ -387,3 +387,16 @@ def test_refused_uploads_leave_the_catalogue_unchanged(client):
         r = client.post("/v1/datasets", files=_files(3), headers={"X-API-Key": KEY}, data=data)
         assert 400 <= r.status_code < 500, (form, r.status_code, r.text[:300])
     assert client.get("/v1/datasets").json() == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: every (group, statistic, permutations, seed, zoom range) makes and keeps its own archive in "
+    "<data>/exports until the dataset is replaced, so public callers varying `seed` fill the disk",
+)
+def test_public_exports_cannot_fill_the_disk(client):
+    folder = client.data_dir / "exports"
+    before = len(list(folder.glob("var8.*.pmtiles")))
+    for seed in range(1, 6):  # seed means nothing without a statistic
+        assert client.get(f"/v1/datasets/var8/export.pmtiles?maxzoom=1&seed={seed}").status_code == 200
+    assert len(list(folder.glob("var8.*.pmtiles"))) - before <= 1

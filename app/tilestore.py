@@ -200,21 +200,28 @@ class SharedTileIndex(TileIndex):
                 np.asarray(native.values, dtype=object),
                 shapely.bounds(native.values),
                 Transformer.from_crs(3857, native.crs, always_xy=True),
+                Transformer.from_crs(native.crs, 3857, always_xy=True),
                 native.crs,
             )
-        geoms, bounds, to_native, crs = self._native
+        geoms, bounds, to_native, to_merc, crs = self._native
         nb = to_native.transform_bounds(*box)
         hits = np.flatnonzero(
             (bounds[:, 0] <= nb[2]) & (bounds[:, 2] >= nb[0]) & (bounds[:, 1] <= nb[3]) & (bounds[:, 3] >= nb[1])
         )
-        merc = np.asarray(gpd.GeoSeries(geoms[hits], crs=crs).to_crs(3857).values, dtype=object)
-        centroids = shapely.get_coordinates(shapely.centroid(merc)).reshape(len(hits), 2)
+        # Boxes and centroids projected as points (cheap); whole geometries only for the areas drawn as polygons.
+        nb_hits = bounds[hits]
+        x0, y0 = to_merc.transform(nb_hits[:, 0], nb_hits[:, 1])
+        x1, y1 = to_merc.transform(nb_hits[:, 2], nb_hits[:, 3])
+        native_area = shapely.area(geoms[hits])
+        fill = native_area / np.maximum((nb_hits[:, 2] - nb_hits[:, 0]) * (nb_hits[:, 3] - nb_hits[:, 1]), 1e-300)
+        area = np.abs((x1 - x0) * (y1 - y0)) * np.clip(fill, 0, 1)
+        cx, cy = to_merc.transform(*shapely.get_coordinates(shapely.centroid(geoms[hits])).reshape(len(hits), 2).T)
+        centroids = np.column_stack([cx, cy])
         tolerance = 0.5 * WORLD / (256 * 2**z)
 
         def cheapest(mask):
-            return (
-                merc[mask] if z >= SIMPLIFIED_BELOW else shapely.simplify(merc[mask], tolerance, preserve_topology=True)
-            )
+            merc = np.asarray(gpd.GeoSeries(geoms[hits[mask]], crs=crs).to_crs(3857).values, dtype=object)
+            return merc if z >= SIMPLIFIED_BELOW else shapely.simplify(merc, tolerance, preserve_topology=True)
 
         cheapest.provisional = True
-        return hits, shapely.area(merc), centroids, cheapest
+        return hits, area, centroids, cheapest

@@ -400,3 +400,28 @@ def test_public_exports_cannot_fill_the_disk(client):
     for seed in range(1, 6):  # seed means nothing without a statistic
         assert client.get(f"/v1/datasets/var8/export.pmtiles?maxzoom=1&seed={seed}").status_code == 200
     assert len(list(folder.glob("var8.*.pmtiles"))) - before <= 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "at=nan,nan,nan",
+        "at=1e308,1e308,1e308",
+        "at=91,181,-5",
+        "at=1,2,3,4,5",
+        "at=%3Cscript%3E",
+        "at=" + "1," * 5000,
+        "area=%3C%2Fscript%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E",
+        "area=" + "x" * 300,
+        "view=lisa&alpha=0&permutations=-1",
+        "k=0",
+        "pattern=%22%3E%3Cimg%3E",
+    ],
+)
+def test_hostile_map_state_is_refused_or_inert(client, query):
+    r = client.get(f"/maps/var3?{query}")
+    assert r.status_code < 500, (query, r.status_code, r.text[:300])
+    if r.status_code == 200:
+        assert "<img src=x" not in r.text and "</script><img" not in r.text
+    else:
+        assert r.headers["content-type"].startswith("application/problem+json")

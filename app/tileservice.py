@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ class Layer:
     statistic: str | None = None
     permutations: int | None = None  # None: enough for the multiple-testing correction, at most the server's cap
     seed: int = 0
+
+    def canonical(self) -> Layer:
+        """The same tiles under one key: without a statistic, group, permutations and seed change nothing."""
+        return self if self.statistic else Layer()
 
 
 def area_properties(data: PublicData, layer: Layer, max_permutations: int = 9999) -> TileAttributes:
@@ -159,6 +164,27 @@ def export_archive(
     return plan
 
 
+ARCHIVES_PER_DATASET = 8
+ARCHIVE_GRACE_S = 60  # an archive this fresh may be about to be served: never removed
+
+
+def evict_archives(folder: Path, dataset_id: str, version: str, keep: int = ARCHIVES_PER_DATASET) -> None:
+    """Remove a dataset's archives of other versions, and all but its ``keep`` most recently used ones."""
+    now = time.time()
+    mine = []
+    for p in folder.glob(f"{dataset_id}.*.pmtiles"):
+        if p.name.split(".")[1] != version:
+            p.unlink(missing_ok=True)
+        else:
+            try:
+                mine.append((p.stat().st_mtime, p))
+            except FileNotFoundError:
+                continue
+    for mtime, p in sorted(mine, reverse=True)[keep:]:
+        if now - mtime > ARCHIVE_GRACE_S:
+            p.unlink(missing_ok=True)
+
+
 class TileService:
     """Tiles of every dataset version, with what they share kept in bounded caches."""
 
@@ -222,6 +248,24 @@ class TileService:
 
             body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
         return body
+
+    async def archive(self, src: Source, layer: Layer, zooms: tuple, version: str, folder: Path) -> Path:
+        """The PMTiles archive of ``layer`` at ``zooms``, made once; each dataset keeps only its most recently used
+        few (public callers varying parameters cannot fill the disk) and a replaced version's are removed."""
+        layer = layer.canonical()
+        wanted = json.dumps([src.key(), layer.group, layer.statistic, layer.permutations, layer.seed, *zooms])
+        path = folder / f"{src.id}.{version}.{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.pmtiles"
+        if path.is_file():
+            path.touch()  # used now: evicted last
+            return path
+
+        def build():
+            folder.mkdir(parents=True, exist_ok=True)
+            self.export(src, layer, path, zooms, version)
+            evict_archives(folder, src.id, version)
+
+        await self.heavy.run(build, key=("export", path.name))
+        return path
 
     def export(self, src: Source, layer: Layer, path, zooms: tuple, version: str) -> archive.Plan:
         """Build an archive from this service's own index and attributes: the bytes its tiles have."""

@@ -6,15 +6,12 @@ version, cached for an hour, for pages and clients that do not read TileJSON).""
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from .. import tileservice
-from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
-from ..http import HeavyWork, attachment
+from ..deps import Source, get_settings, get_source, get_tiles
+from ..http import attachment
 from ..params import tile_address, tile_layer
 from ..problems import ProblemError
 from ..settings import Settings
@@ -98,23 +95,10 @@ async def export_pmtiles(
     layer: Layer = Depends(tile_layer),
     src: Source = Depends(get_source),
     tiles: TileService = Depends(get_tiles),
-    heavy: HeavyWork = Depends(get_heavy),
     settings: Settings = Depends(get_settings),
 ):
     version = tile_version(src, settings)
-    wanted = json.dumps([src.key(), layer.group, layer.statistic, layer.permutations, layer.seed, minzoom, maxzoom])
-    folder = settings.data_dir / "exports"
-    path = folder / f"{src.id}.{version}.{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.pmtiles"
-    if not path.is_file():
-
-        def build():
-            folder.mkdir(parents=True, exist_ok=True)
-            tiles.export(src, layer, path, (minzoom, maxzoom), version)
-            for old in folder.glob(f"{src.id}.*.pmtiles"):  # a replaced version's archives are never served again
-                if old.name.split(".")[1] != version:
-                    old.unlink(missing_ok=True)
-
-        await heavy.run(build, key=("export", path.name))
+    path = await tiles.archive(src, layer, (minzoom, maxzoom), version, settings.data_dir / "exports")
     size = path.stat().st_size
     headers = {"Cache-Control": "public, max-age=60", **attachment(f"{src.id}.pmtiles", "inline")}
     start = _range_start(request.headers.get("range"))

@@ -33,6 +33,157 @@ def _at(values: np.ndarray, index: float) -> float:
     return float(np.interp(index, np.arange(len(values)), values))
 
 
+def _basic(boot: np.ndarray, null: np.ndarray, floor: float, observed: float, a: float, why: str, segregation: bool):
+    """The bootstrap at the observed compositions, reflected (Elbers' segregation: 2·value − draws)."""
+    if len(boot) < 2 or not np.isfinite(observed):
+        return {
+            "estimate": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "within_noise": False,
+            "method": "basic_bootstrap",
+            "why": why,
+            "floor": float("nan"),
+            "draws": np.array([]),
+        }
+    m = float(boot.mean())
+    lo, hi = np.quantile(boot, [a, 1 - a])
+    noise = bool(segregation and len(null) > 1 and np.quantile(null, a) <= observed <= np.quantile(null, 1 - a))
+    return {
+        "estimate": 2 * observed - m,
+        "ci_low": float(2 * observed - hi),
+        "ci_high": float(2 * observed - lo),
+        "within_noise": noise,
+        "method": "basic_bootstrap",
+        "why": why,
+        "floor": floor,
+        "draws": 2 * observed - boot,
+    }
+
+
+def _simulate_family(evaluate: Callable, fam: _Scaled, rng, draws: int, block: int, report) -> tuple[list, np.ndarray]:
+    """Finite simulated values at each λ of GRID, and the family's own index values along FINE."""
+    sims = []
+    for j, lam in enumerate(GRID):
+        d = _simulate(evaluate, fam.drawer(rng, fam.shares(lam)), draws, block, None)
+        sims.append(d[np.isfinite(d)])
+        if report:
+            report((j + 1) * draws)
+    truth = _simulate(evaluate, _sequence(FINE, lambda lams: fam.expected(fam.shares(lams))), len(FINE), block, None)
+    truth[np.abs(truth) < 1e-12] = 0.0  # rounding at no segregation (D of equal shares is 0, not 8.7e-17)
+    return sims, truth
+
+
+def _unusable(sims: list, truth: np.ndarray, observed: float, draws: int) -> tuple[str, bool] | None:
+    """Why test inversion cannot work here (and whether the null band still means something), or None."""
+    if not np.isfinite(observed) or not np.isfinite(truth).all() or min(len(d) for d in sims) < 10:
+        return "some simulated cities have no value", True
+    M = np.array([d.mean() for d in sims])
+    S = np.array([d.std(ddof=1) for d in sims])
+    sign = 1.0 if truth[-1] >= truth[0] else -1.0
+    span = abs(truth[np.searchsorted(FINE, 1.0)] - truth[0])
+    if span <= 1e-9 * max(1.0, abs(observed)) or sign * (M[-1] - M[0]) <= 2 * S.max() / np.sqrt(draws):
+        return "the index does not change with the strength of segregation", False
+    return None
+
+
+class _Curves:
+    """Mean and spread of the simulated index along FINE, oriented so that larger means more segregated."""
+
+    def __init__(self, sims: list, truth: np.ndarray, a: float):
+        M = np.array([d.mean() for d in sims])
+        S = np.array([d.std(ddof=1) for d in sims])
+        self.sign = sign = 1.0 if truth[-1] >= truth[0] else -1.0
+        # Standardized shape pooled over λ.
+        z = np.concatenate([sign * (d - d.mean()) / s for d, s in zip(sims, S) if s > 0])
+        self.z_lo, self.z_hi = np.quantile(z, [a, 1 - a]) if len(z) else (stats.norm.ppf(a), stats.norm.ppf(1 - a))
+        # Shape-preserving interpolation, not one polynomial: where shares reach 0 or 1 the curves bend at λ = 1.
+        mf = PchipInterpolator(GRID, sign * M)(FINE)
+        sf = np.clip(PchipInterpolator(GRID, S)(FINE), 0.0, None)
+        # Past its maximum the cubic only extrapolates; a flat start (D barely moves near λ = 0) is kept flat.
+        self.valid = valid = int(np.argmax(mf)) + 1
+        self.mf, self.sf, self.tr = np.maximum.accumulate(mf[:valid]), sf[:valid], truth[:valid]
+
+    def rises(self) -> bool:
+        return self.valid > np.searchsorted(FINE, 1.15)
+
+    def slopes(self, i: float) -> tuple[float, float]:
+        """Slopes per unit λ of the mean curve and of the family's index at fractional index ``i`` into FINE."""
+        dfine = FINE[1] - FINE[0]
+        k = min(int(i), self.valid - 2)
+        return (self.mf[k + 1] - self.mf[k]) / dfine, (self.tr[k + 1] - self.tr[k]) / dfine
+
+    def invert(self, observed: float) -> tuple[float, float, float, bool]:
+        """Fractional indices into FINE of the estimate and the interval's ends, and whether within noise."""
+        u = self.sign * observed
+        i_est, _ = _solve(self.mf, u)
+        # lowest segregation whose upper band still reaches the observation, and highest whose lower band does
+        i_lo, noise = _solve(np.maximum.accumulate(self.mf + self.z_hi * self.sf), u)
+        i_hi, _ = _solve(np.maximum.accumulate(self.mf + self.z_lo * self.sf), u)
+        return i_est, i_lo, i_hi, noise
+
+    def truth_at(self, i: float) -> float:
+        tr = self.tr
+        if i <= len(tr) - 1:
+            return _at(tr, i)
+        return float(tr[-1] + (i - (len(tr) - 1)) * (tr[-1] - tr[-2]))
+
+
+def _solve(curve: np.ndarray, u: float) -> tuple[float, bool]:
+    """(index into FINE, at the no-segregation end) where ``curve`` reaches the oriented observed value ``u``."""
+    if u <= curve[0]:
+        return 0.0, True
+    i = _first_crossing(curve, u)
+    if i is None:  # beyond the simulated range: extend the last stretch linearly
+        slope = (curve[-1] - curve[-2]) or 1e-12
+        i = len(curve) - 1 + (u - curve[-1]) / slope
+    return i, False
+
+
+def _nested(evaluate: Callable, fam: _Scaled, rng, lam: float, sign: float, dm: float, outer: int, block: int, report):
+    """Simulated cities at ``lam`` (values ``v_star``), each re-estimated (``re``) by one Newton step of slope ``dm``.
+
+    ``report`` gets the number of cities done so far.
+    """
+    at_estimate = fam.drawer(rng, fam.shares(lam))
+    v_star, re = np.empty(outer), np.empty(outer)
+    done = 0
+    while done < outer:
+        checkpoint()
+        b = min(block, outer - done)
+        xs = at_estimate(b)
+        v_star[done : done + b] = evaluate(*xs)
+        base, dev = fam._split(xs[0], fam.t)
+        inner = evaluate(*fam.draw(rng, fam.shares(np.full(b, lam), base, dev)))
+        lam_star = np.clip(lam + sign * (v_star[done : done + b] - inner) / max(dm, 1e-12), 0.0, FINE[-1])
+        re[done : done + b] = evaluate(*fam.expected(fam.shares(lam_star, base, dev)))
+        done += b
+        if report:
+            report(done)
+    keep = np.isfinite(re) & np.isfinite(v_star)
+    return v_star[keep], re[keep]
+
+
+def _through_slope(c: _Curves, i_hi: float, floor: float, v_star: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """At the no-segregation end one Newton step is unstable: map the spread of the simulated values
+    through the mean slope of the family up to the upper bound instead, and do not widen."""
+    mf = c.mf
+    rise = _at(mf, i_hi) - mf[0] if i_hi <= len(mf) - 1 else mf[-1] - mf[0]
+    ratio = (c.truth_at(i_hi) - floor) / (c.sign * rise) if rise > 0 else 1.0
+    spread = (v_star - v_star.mean()) * ratio if len(v_star) else np.zeros(1)
+    return 1.0, spread, float(spread.var())
+
+
+def _one_step(c: _Curves, lam: float, dm: float, dtr: float, re: np.ndarray, sd_ti: float):
+    """Widening factor, centred estimates and variance of the nested one-step re-estimates."""
+    s_est = float(np.interp(lam, FINE[: c.valid], c.sf))
+    raw = float(re.var())
+    real = max(raw - (dtr * s_est / dm) ** 2, 0.0)  # minus the noise of the one inner draw
+    widen = float(np.clip(np.sqrt(real) / sd_ti, 1.0, MAX_WIDENING)) if sd_ti > 0 else 1.0
+    spread = (re - re.mean()) * (np.sqrt(real / raw) if raw > 0 else 0.0)
+    return widen, spread, real
+
+
 def calibrate(
     evaluate: Callable,
     data: Sequence[np.ndarray],
@@ -59,135 +210,39 @@ def calibrate(
     ``draws`` (what the bias-corrected estimator gives on cities like this one), which comparisons combine.
     """
     fam = _Scaled(data, kind, neighbours)
-    rng = _stream(seed, 0)
     outer = int(outer or draws)
     a = (1 - level) / 2
     steps = len(GRID) * draws + 3 * outer
     report = (lambda done: progress(done, steps)) if progress else None
-    sims = []
-    for j, lam in enumerate(GRID):
-        p = fam.shares(lam)
-        d = _simulate(evaluate, fam.drawer(rng, p), draws, block, None)
-        sims.append(d[np.isfinite(d)])
-        if report:
-            report((j + 1) * draws)
-    truth = _simulate(evaluate, _sequence(FINE, lambda lams: fam.expected(fam.shares(lams))), len(FINE), block, None)
-    truth[np.abs(truth) < 1e-12] = 0.0  # rounding at no segregation (D of equal shares is 0, not 8.7e-17)
-    boot = sims[int(np.flatnonzero(GRID == 1.0)[0])]
-
-    def basic(why: str, segregation: bool = True) -> dict:
-        # The bootstrap at the observed compositions, reflected (Elbers' segregation: 2·value − draws).
-        if len(boot) < 2 or not np.isfinite(observed):
-            return {
-                "estimate": float("nan"),
-                "ci_low": float("nan"),
-                "ci_high": float("nan"),
-                "within_noise": False,
-                "method": "basic_bootstrap",
-                "why": why,
-                "floor": float("nan"),
-                "draws": np.array([]),
-            }
-        m = float(boot.mean())
-        lo, hi = np.quantile(boot, [a, 1 - a])
-        null = sims[0]
-        noise = bool(segregation and len(null) > 1 and np.quantile(null, a) <= observed <= np.quantile(null, 1 - a))
-        return {
-            "estimate": 2 * observed - m,
-            "ci_low": float(2 * observed - hi),
-            "ci_high": float(2 * observed - lo),
-            "within_noise": noise,
-            "method": "basic_bootstrap",
-            "why": why,
-            "floor": float(truth[0]),
-            "draws": 2 * observed - boot,
-        }
-
-    if not np.isfinite(observed) or not np.isfinite(truth).all() or min(len(d) for d in sims) < 10:
-        return basic("some simulated cities have no value")
-    M = np.array([d.mean() for d in sims])
-    S = np.array([d.std(ddof=1) for d in sims])
-    sign = 1.0 if truth[-1] >= truth[0] else -1.0
-    span = abs(truth[np.searchsorted(FINE, 1.0)] - truth[0])
-    if span <= 1e-9 * max(1.0, abs(observed)) or sign * (M[-1] - M[0]) <= 2 * S.max() / np.sqrt(draws):
-        return basic("the index does not change with the strength of segregation", segregation=False)
-    # Oriented so that larger means more segregated; standardized shape pooled over λ.
-    z = np.concatenate([sign * (d - d.mean()) / s for d, s in zip(sims, S) if s > 0])
-    z_lo, z_hi = np.quantile(z, [a, 1 - a]) if len(z) else (stats.norm.ppf(a), stats.norm.ppf(1 - a))
-    # Shape-preserving interpolation, not one polynomial: where shares reach 0 or 1 the curves bend at λ = 1.
-    mf = PchipInterpolator(GRID, sign * M)(FINE)
-    sf = np.clip(PchipInterpolator(GRID, S)(FINE), 0.0, None)
-    # Past its maximum the cubic only extrapolates; a flat start (D barely moves near λ = 0) is kept flat.
-    valid = int(np.argmax(mf)) + 1
-    if valid <= np.searchsorted(FINE, 1.15):
-        return basic("the simulated index does not rise with the strength of segregation")
-    mf, sf, tr = np.maximum.accumulate(mf[:valid]), sf[:valid], truth[:valid]
-    u = sign * observed
-
-    def solve(curve):
-        """(index into FINE, at the no-segregation end) where ``curve`` reaches the observed value."""
-        if u <= curve[0]:
-            return 0.0, True
-        i = _first_crossing(curve, u)
-        if i is None:  # beyond the simulated range: extend the last stretch linearly
-            slope = (curve[-1] - curve[-2]) or 1e-12
-            i = len(curve) - 1 + (u - curve[-1]) / slope
-        return i, False
-
-    def truth_at(i):
-        if i <= len(tr) - 1:
-            return _at(tr, i)
-        return float(tr[-1] + (i - (len(tr) - 1)) * (tr[-1] - tr[-2]))
-
-    i_est, _ = solve(mf)
-    # lowest segregation whose upper band still reaches the observation, and highest whose lower band does
-    i_lo, noise = solve(np.maximum.accumulate(mf + z_hi * sf))
-    i_hi, _ = solve(np.maximum.accumulate(mf + z_lo * sf))
-    est, lo, hi = truth_at(i_est), truth_at(i_lo), truth_at(i_hi)
-    floor = float(truth[0])
+    sims, truth = _simulate_family(evaluate, fam, _stream(seed, 0), draws, block, report)
+    boot, floor = sims[int(np.flatnonzero(GRID == 1.0)[0])], float(truth[0])
+    why = _unusable(sims, truth, observed, draws)
+    if why:
+        return _basic(boot, sims[0], floor, observed, a, *why)
+    c = _Curves(sims, truth, a)
+    if not c.rises():
+        why = "the simulated index does not rise with the strength of segregation"
+        return _basic(boot, sims[0], floor, observed, a, why, True)
+    i_est, i_lo, i_hi, noise = c.invert(observed)
+    est, lo, hi = c.truth_at(i_est), c.truth_at(i_lo), c.truth_at(i_hi)
     # Nested one-step re-estimation: simulated cities at the estimate, each re-solved by one Newton step
     # from its own observed compositions; the spread of those estimates is the estimator's, correction included.
     lam = float(np.interp(i_est, np.arange(len(FINE)), FINE))
-    dfine = FINE[1] - FINE[0]
-    k = min(int(i_est), valid - 2)
-    dm = (mf[k + 1] - mf[k]) / dfine
-    dtr = (tr[k + 1] - tr[k]) / dfine
-    rng = _stream(seed, stream)
-    at_estimate = fam.drawer(rng, fam.shares(lam))
-    v_star, re = np.empty(outer), np.empty(outer)
-    done = 0
-    while done < outer:
-        checkpoint()
-        b = min(block, outer - done)
-        xs = at_estimate(b)
-        v_star[done : done + b] = evaluate(*xs)
-        base, dev = fam._split(xs[0], fam.t)
-        inner = evaluate(*fam.draw(rng, fam.shares(np.full(b, lam), base, dev)))
-        lam_star = np.clip(lam + sign * (v_star[done : done + b] - inner) / max(dm, 1e-12), 0.0, FINE[-1])
-        re[done : done + b] = evaluate(*fam.expected(fam.shares(lam_star, base, dev)))
-        done += b
-        if report:
-            report(len(GRID) * draws + 3 * done)
-    keep = np.isfinite(re) & np.isfinite(v_star)
-    v_star, re = v_star[keep], re[keep]
-    z = stats.norm.ppf(1 - a)
-    sd_ti = (max(lo, hi) - min(lo, hi)) / (2 * z)
+    dm, dtr = c.slopes(i_est)
+    nested_report = (lambda done: report(len(GRID) * draws + 3 * done)) if report else None
+    v_star, re = _nested(evaluate, fam, _stream(seed, stream), lam, c.sign, dm, outer, block, nested_report)
+    sd_ti = (max(lo, hi) - min(lo, hi)) / (2 * stats.norm.ppf(1 - a))
     if noise or dm <= 0 or len(re) < 2:
-        # At the no-segregation end one Newton step is unstable: map the spread of the simulated values
-        # through the mean slope of the family up to the upper bound instead, and do not widen.
-        rise = _at(mf, i_hi) - mf[0] if i_hi <= len(mf) - 1 else mf[-1] - mf[0]
-        ratio = (truth_at(i_hi) - floor) / (sign * rise) if rise > 0 else 1.0
-        widen, spread = 1.0, (v_star - v_star.mean()) * ratio if len(v_star) else np.zeros(1)
-        real = float(spread.var())
+        widen, spread, real = _through_slope(c, i_hi, floor, v_star)
     else:
-        s_est = float(np.interp(lam, FINE[:valid], sf))
-        raw = float(re.var())
-        real = max(raw - (dtr * s_est / dm) ** 2, 0.0)  # minus the noise of the one inner draw
-        widen = float(np.clip(np.sqrt(real) / sd_ti, 1.0, MAX_WIDENING)) if sd_ti > 0 else 1.0
-        spread = (re - re.mean()) * (np.sqrt(real / raw) if raw > 0 else 0.0)
+        widen, spread, real = _one_step(c, lam, dm, dtr, re, sd_ti)
     lo, hi = est - widen * (est - lo), est + widen * (hi - est)
-    if sign * (lo - floor) < 0:  # never below no segregation
+    if c.sign * (lo - floor) < 0:  # never below no segregation
         lo = floor
+    return _inversion_result(est, lo, hi, noise, floor, widen, sd_ti, real, spread)
+
+
+def _inversion_result(est, lo, hi, noise, floor, widen, sd_ti, real, spread) -> dict:
     return {
         "estimate": est,
         "ci_low": min(lo, hi),

@@ -108,52 +108,14 @@ def noise_note(observed: float, cal: dict) -> str:
     )
 
 
-def infer(
-    evaluate: Callable,
-    data: Sequence[np.ndarray],
-    *,
-    kind: str,
-    null: str = "random_allocation",
-    permutations: int = 999,
-    seed: int | None = None,
-    ci_level: float = 0.95,
-    block_size: int | None = None,
-    progress: Callable | None = None,
-    neighbours: tuple | None = None,
-) -> dict:
-    """p-value, bias-corrected value and interval, and expected value of one index on one dataset.
-
-    ``permutations`` draws are made under ``null`` for the p-value; the calibration adds
-    ``min(permutations, 200)`` (at least 20) per simulated λ. ``value`` stays the observed index;
-    ``value_bias_corrected`` is the estimate the interval is built around.
-    """
+def _check_null(null: str) -> None:
     if null not in NULLS:
         from ..errors import ValidationError, problem
 
         raise ValidationError(problem("unknown_null", f"Unknown null model {null!r}; choose from {list(NULLS)}"))
-    permutations = int(permutations)
-    rng = np.random.default_rng(seed)
-    observed = float(evaluate(*data))
-    nulls, _ = _drawers(data, kind, rng)
-    n = len(data[0])
-    k = data[0].shape[1] if kind == "multigroup" else 2
-    block = _block_size(n, k, block_size)
-    draws = max(20, min(permutations, CAL_DRAWS))
-    steps = len(GRID) * draws + 3 * draws
-    total = permutations + steps
-    sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
-    cal = calibrate(
-        evaluate,
-        data,
-        kind,
-        observed,
-        seed=seed,
-        draws=draws,
-        level=ci_level,
-        block=block,
-        progress=(lambda done, _: progress(permutations + done, total)) if progress else None,
-        neighbours=neighbours,
-    )
+
+
+def _infer_result(observed: float, sims: np.ndarray, cal: dict, null: str, permutations: int, seed) -> dict:
     out = {
         "value": observed,
         "value_bias_corrected": cal["estimate"],
@@ -173,12 +135,71 @@ def infer(
     return out
 
 
+def infer(
+    evaluate: Callable,
+    data: Sequence[np.ndarray],
+    *,
+    kind: str,
+    null: str = "random_allocation",
+    permutations: int = 999,
+    seed: int | None = None,
+    ci_level: float = 0.95,
+    block_size: int | None = None,
+    progress: Callable | None = None,
+    neighbours: tuple | None = None,
+) -> dict:
+    """p-value, bias-corrected value and interval, and expected value of one index on one dataset.
+
+    ``permutations`` draws are made under ``null`` for the p-value; the calibration adds
+    ``min(permutations, 200)`` (at least 20) per simulated λ. ``value`` stays the observed index;
+    ``value_bias_corrected`` is the estimate the interval is built around.
+    """
+    _check_null(null)
+    permutations = int(permutations)
+    rng = np.random.default_rng(seed)
+    observed = float(evaluate(*data))
+    nulls, _ = _drawers(data, kind, rng)
+    k = data[0].shape[1] if kind == "multigroup" else 2
+    block = _block_size(len(data[0]), k, block_size)
+    draws = max(20, min(permutations, CAL_DRAWS))
+    total = permutations + len(GRID) * draws + 3 * draws
+    sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
+    cal = calibrate(
+        evaluate,
+        data,
+        kind,
+        observed,
+        seed=seed,
+        draws=draws,
+        level=ci_level,
+        block=block,
+        progress=(lambda done, _: progress(permutations + done, total)) if progress else None,
+        neighbours=neighbours,
+    )
+    return _infer_result(observed, sims, cal, null, permutations, seed)
+
+
 def _percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     d = draws[np.isfinite(draws)]
     if d.size == 0:
         return float("nan"), float("nan")
     a = (1 - level) / 2
     return float(np.quantile(d, a)), float(np.quantile(d, 1 - a))
+
+
+def _difference_interval(cal_a: dict, cal_b: dict, ci_level: float) -> tuple[float, float, float]:
+    """Interval and p-value of the bias-corrected difference from the two samples' simulated estimators."""
+    est_a, est_b = cal_a["estimate"], cal_b["estimate"]
+    diff = est_a - est_b
+    m = min(len(cal_a["draws"]), len(cal_b["draws"]))
+    err = (cal_a["draws"][:m] - est_a) - (cal_b["draws"][:m] - est_b)
+    err = err[np.isfinite(err)]
+    if not (err.size and np.isfinite(diff)):
+        return float("nan"), float("nan"), float("nan")
+    q_lo, q_hi = _percentile_interval(err, ci_level)
+    plausible = diff - err  # true differences consistent with the data
+    tail = min(np.count_nonzero(plausible <= 0), np.count_nonzero(plausible >= 0))
+    return diff - q_hi, diff - q_lo, min(1.0, (1 + 2 * tail) / (1 + plausible.size))
 
 
 def compare_samples(
@@ -213,57 +234,23 @@ def compare_samples(
     draws = max(20, min(permutations, CAL_DRAWS))
     half = len(GRID) * draws + 3 * permutations
 
-    def part(offset):
-        return (lambda done, _: progress(offset + done, 2 * half)) if progress else None
+    def calibrated(evaluate, data, observed, neighbours, stream, offset):
+        report = (lambda done, _: progress(offset + done, 2 * half)) if progress else None
+        common = {"seed": seed, "draws": draws, "level": ci_level, "block": block, "outer": permutations}
+        return calibrate(
+            evaluate, data, kind, observed, stream=stream, progress=report, neighbours=neighbours, **common
+        )
 
-    cal_a = calibrate(
-        evaluate_a,
-        data_a,
-        kind,
-        a,
-        seed=seed,
-        draws=draws,
-        level=ci_level,
-        block=block,
-        outer=permutations,
-        stream=2,
-        progress=part(0),
-        neighbours=neighbours_a,
-    )
-    cal_b = calibrate(
-        evaluate_b,
-        data_b,
-        kind,
-        b,
-        seed=seed,
-        draws=draws,
-        level=ci_level,
-        block=block,
-        outer=permutations,
-        stream=3,
-        progress=part(half),
-        neighbours=neighbours_b,
-    )
-    est_a, est_b = cal_a["estimate"], cal_b["estimate"]
-    diff = est_a - est_b
-    m = min(len(cal_a["draws"]), len(cal_b["draws"]))
-    err = (cal_a["draws"][:m] - est_a) - (cal_b["draws"][:m] - est_b)
-    err = err[np.isfinite(err)]
-    if err.size and np.isfinite(diff):
-        q_lo, q_hi = _percentile_interval(err, ci_level)
-        lo, hi = diff - q_hi, diff - q_lo
-        plausible = diff - err  # true differences consistent with the data
-        tail = min(np.count_nonzero(plausible <= 0), np.count_nonzero(plausible >= 0))
-        p = min(1.0, (1 + 2 * tail) / (1 + plausible.size))
-    else:
-        lo = hi = p = float("nan")
+    cal_a = calibrated(evaluate_a, data_a, a, neighbours_a, 2, 0)
+    cal_b = calibrated(evaluate_b, data_b, b, neighbours_b, 3, half)
+    lo, hi, p = _difference_interval(cal_a, cal_b, ci_level)
     return {
         "value_a": a,
         "value_b": b,
         "difference": a - b,
-        "value_a_bias_corrected": est_a,
-        "value_b_bias_corrected": est_b,
-        "difference_bias_corrected": diff,
+        "value_a_bias_corrected": cal_a["estimate"],
+        "value_b_bias_corrected": cal_b["estimate"],
+        "difference_bias_corrected": cal_a["estimate"] - cal_b["estimate"],
         "p_value": float(p),
         "ci_low": float(lo),
         "ci_high": float(hi),

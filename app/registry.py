@@ -251,7 +251,16 @@ class Registry:
                 problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'")
             )
         series, date = check_series_fields(series, date, ds.meta.year)
-        areas = ds.areas
+        digest, final_name = self._write_file(dataset_id, ds.areas)
+        extra = (derived_from, owner_key, time.time(), json.dumps(disclosure) if disclosure else None, series, date)
+        row = _catalogue_row(dataset_id, digest, final_name, ds, extra)
+        old = self._point_at(dataset_id, row, final_name, replace, series, date)
+        if old and old["file"] != final_name:
+            (self.files / old["file"]).unlink(missing_ok=True)
+        return self.info(dataset_id)
+
+    def _write_file(self, dataset_id: str, areas: gpd.GeoDataFrame) -> tuple[str, str]:
+        """Write ``areas`` under its final name (version digest) atomically: (digest, file name)."""
         tmp = self.files / f".{dataset_id}.{os.getpid()}.{uuid.uuid4().hex}.tmp"  # the pid: see sweep()
         try:
             areas.to_parquet(tmp, index=False)
@@ -266,32 +275,12 @@ class Registry:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(self.files)
-        bounds = [float(v) for v in areas.to_crs(4326).total_bounds] if len(areas) else None
-        m = ds.meta
-        row = (
-            dataset_id,
-            digest,
-            final_name,
-            m.name,
-            m.source,
-            m.year,
-            areas.crs.to_string() if areas.crs else None,
-            ds.n,
-            ds.total,
-            json.dumps(list(ds.groups)),
-            ds.name_col,
-            ds.region_col,
-            json.dumps(bounds),
-            m.licence,
-            m.description,
-            derived_from,
-            owner_key,
-            time.time(),
-            json.dumps(disclosure) if disclosure else None,
-            series,
-            date,
-            geography_fingerprint(ds),
-        )
+        return digest, final_name
+
+    def _point_at(self, dataset_id: str, row: tuple, final_name: str, replace: bool, series, date):
+        """One transaction: refuse an existing id (unless ``replace``) or a taken series date, else write the row.
+
+        Returns the previous row (its file is for the caller to remove); on refusal the new file is removed."""
         with self._db() as db:
             old = db.execute("SELECT file FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
             taken = _date_taken(db, series, date, dataset_id) if series else None
@@ -306,9 +295,7 @@ class Registry:
             db.execute(
                 f"INSERT OR REPLACE INTO datasets ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(row))})", row
             )
-        if old and old["file"] != final_name:
-            (self.files / old["file"]).unlink(missing_ok=True)
-        return self.info(dataset_id)
+        return old
 
     def delete(self, dataset_id: str) -> bool:
         with self._db() as db:
@@ -324,6 +311,16 @@ class Registry:
         with self._db() as db:
             cur = db.execute("INSERT OR IGNORE INTO settings VALUES (?, '1')", (name,))
             return cur.rowcount == 1
+
+
+def _catalogue_row(dataset_id: str, digest: str, final_name: str, ds: AreaDataset, extra: tuple) -> tuple:
+    """The catalogue row in COLUMNS order; ``extra`` holds the columns from ``derived_from`` on."""
+    areas, m = ds.areas, ds.meta
+    bounds = [float(v) for v in areas.to_crs(4326).total_bounds] if len(areas) else None
+    crs = areas.crs.to_string() if areas.crs else None
+    groups, geography = json.dumps(list(ds.groups)), geography_fingerprint(ds)
+    head = (dataset_id, digest, final_name, m.name, m.source, m.year, crs, ds.n, ds.total, groups)
+    return (*head, ds.name_col, ds.region_col, json.dumps(bounds), m.licence, m.description, *extra, geography)
 
 
 class _Tx:

@@ -32,56 +32,70 @@ def coordinate_problems(geometry, crs, ids=None, *, degrees_as_metres: bool = Tr
         return []
     finite = np.isfinite(coords).all(axis=1)
     if not finite.all():
-        rows = np.unique(index[~finite])
-        names = [ids[i] for i in rows] if ids is not None else rows
-        return [
-            problem(
-                "non_finite_coordinates",
-                f"{len(rows)} areas have NaN (not a number) or infinite coordinates; "
-                "fix or remove those vertices and upload again" + ("" if ids is not None else " (rows, 0-based)"),
-                names,
-            )
-        ]
+        return [_non_finite(np.unique(index[~finite]), ids)]
     if crs is None:
         return []
     crs = CRS.from_user_input(crs)
     (xmin, ymin), (xmax, ymax) = coords.min(axis=0), coords.max(axis=0)
-    where = f"x {xmin:,.6g} to {xmax:,.6g}, y {ymin:,.6g} to {ymax:,.6g}"
-    label = _label(crs)
+    extent = (xmin, ymin, xmax, ymax)
+    found = _wrong_units(crs, extent, degrees_as_metres)
+    if found is None:
+        found = _outside_area(crs, extent)
+    return [] if found is None else [found]
+
+
+def _where(extent: tuple) -> str:
+    xmin, ymin, xmax, ymax = extent
+    return f"x {xmin:,.6g} to {xmax:,.6g}, y {ymin:,.6g} to {ymax:,.6g}"
+
+
+def _non_finite(rows: np.ndarray, ids) -> Problem:
+    names = [ids[i] for i in rows] if ids is not None else rows
+    return problem(
+        "non_finite_coordinates",
+        f"{len(rows)} areas have NaN (not a number) or infinite coordinates; "
+        "fix or remove those vertices and upload again" + ("" if ids is not None else " (rows, 0-based)"),
+        names,
+    )
+
+
+def _wrong_units(crs: CRS, extent: tuple, degrees_as_metres: bool) -> Problem | None:
+    """Metres in a degrees CRS, or degrees in a metres/feet one."""
+    xmin, ymin, xmax, ymax = extent
     if crs.is_geographic:
         if xmin < -360 or xmax > 360 or ymin < -90.000001 or ymax > 90.000001:
-            return [
-                problem(
-                    "coordinates_not_degrees",
-                    f"The coordinates run {where}, but the layer's CRS {label} is "
-                    "longitude/latitude in degrees (within ±180 and ±90): they look like metres or feet of a "
-                    f"projected CRS. {_FIX_CRS}",
-                )
-            ]
-    elif degrees_as_metres and _linear(crs) and -180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90:
-        return [
-            problem(
-                "coordinates_look_like_degrees",
-                f"The coordinates run {where}, which looks like longitude/"
-                f"latitude in degrees, but the layer's CRS {label} is in {_UNITS[crs.axis_info[0].unit_name]}. If they "
-                f"are degrees, set the CRS to EPSG:4326. {_FIX_CRS}",
+            return problem(
+                "coordinates_not_degrees",
+                f"The coordinates run {_where(extent)}, but the layer's CRS {_label(crs)} is "
+                "longitude/latitude in degrees (within ±180 and ±90): they look like metres or feet of a "
+                f"projected CRS. {_FIX_CRS}",
             )
-        ]
+    elif degrees_as_metres and _linear(crs) and -180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90:
+        return problem(
+            "coordinates_look_like_degrees",
+            f"The coordinates run {_where(extent)}, which looks like longitude/"
+            f"latitude in degrees, but the layer's CRS {_label(crs)} is in {_UNITS[crs.axis_info[0].unit_name]}. "
+            f"If they are degrees, set the CRS to EPSG:4326. {_FIX_CRS}",
+        )
+    return None
+
+
+def _outside_area(crs: CRS, extent: tuple) -> Problem | None:
+    """Coordinates far outside the CRS's area of use (or, when none is known, off the Earth)."""
+    xmin, ymin, xmax, ymax = extent
     box = _usable_box(crs)
     if box is None and not crs.is_geographic:  # no area of use known: at least somewhere on Earth, in any unit
         box = (-FAR, -FAR, FAR, FAR)
-    if box is not None and not (box[0] <= xmin and xmax <= box[2] and box[1] <= ymin and ymax <= box[3]):
-        area = crs.area_of_use.name if crs.area_of_use else "anywhere on Earth"
-        return [
-            problem(
-                "coordinates_outside_crs",
-                f"The coordinates run {where}, far outside where the layer's CRS "
-                f"{label} is used ({area}: about x {box[0]:,.6g} to {box[2]:,.6g}, y {box[1]:,.6g} to "
-                f"{box[3]:,.6g}, margin included). Check the coordinates, or whether the CRS is the right one. "
-                f"{_FIX_CRS}",
-            )
-        ]
-    return []
+    if box is None or (box[0] <= xmin and xmax <= box[2] and box[1] <= ymin and ymax <= box[3]):
+        return None
+    area = crs.area_of_use.name if crs.area_of_use else "anywhere on Earth"
+    return problem(
+        "coordinates_outside_crs",
+        f"The coordinates run {_where(extent)}, far outside where the layer's CRS "
+        f"{_label(crs)} is used ({area}: about x {box[0]:,.6g} to {box[2]:,.6g}, y {box[1]:,.6g} to "
+        f"{box[3]:,.6g}, margin included). Check the coordinates, or whether the CRS is the right one. "
+        f"{_FIX_CRS}",
+    )
 
 
 def _label(crs: CRS) -> str:

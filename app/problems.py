@@ -51,69 +51,73 @@ def not_found(what: str, ident: str, hint: str) -> ProblemError:
     return ProblemError(404, f"Unknown {what}", f"No {what} {ident!r}. {hint}", code=f"unknown_{what}")
 
 
+async def _problem(request: Request, exc: ProblemError):
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        code=exc.code,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+async def _invalid(request: Request, exc: ValidationError):
+    return problem_response(
+        422,
+        "Invalid input",
+        " ".join(p.message for p in exc.problems),
+        code=exc.code,
+        instance=request.url.path,
+        problems=[p.to_dict() for p in exc.problems],
+    )
+
+
+async def _params(request: Request, exc: RequestValidationError):
+    msgs = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
+        msgs.append(f"{where}: {e.get('msg')}")
+    return problem_response(
+        422,
+        "Invalid request parameters",
+        "; ".join(msgs) or "invalid parameters",
+        code="bad_parameter",
+        instance=request.url.path,
+    )
+
+
+async def _http(request: Request, exc: StarletteHTTPException):
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route {request.url.path!r}; see /docs for the API"
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; list every route's.
+        headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+        detail = f"{request.method} is not allowed on {request.url.path!r}; use {headers['Allow']}"
+    return problem_response(exc.status_code, "HTTP error", detail, instance=request.url.path, headers=headers or None)
+
+
+async def _crash(request: Request, exc: Exception):
+    # Starlette answers this outside every middleware: the security headers must come from here.
+    return problem_response(
+        500,
+        "Internal error",
+        "The server failed on this request and logged it; please report it with the request that caused it.",
+        code="internal",
+        instance=request.url.path,
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+    )
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError):
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            code=exc.code,
-            instance=request.url.path,
-            headers=exc.headers,
-            **exc.extra,
-        )
-
-    @app.exception_handler(ValidationError)
-    async def _invalid(request: Request, exc: ValidationError):
-        return problem_response(
-            422,
-            "Invalid input",
-            " ".join(p.message for p in exc.problems),
-            code=exc.code,
-            instance=request.url.path,
-            problems=[p.to_dict() for p in exc.problems],
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _params(request: Request, exc: RequestValidationError):
-        msgs = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
-            msgs.append(f"{where}: {e.get('msg')}")
-        return problem_response(
-            422,
-            "Invalid request parameters",
-            "; ".join(msgs) or "invalid parameters",
-            code="bad_parameter",
-            instance=request.url.path,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"No route {request.url.path!r}; see /docs for the API"
-        if exc.status_code == 405:
-            # Starlette names the methods of the first route matching the path only; list every route's.
-            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
-            detail = f"{request.method} is not allowed on {request.url.path!r}; use {headers['Allow']}"
-        return problem_response(
-            exc.status_code, "HTTP error", detail, instance=request.url.path, headers=headers or None
-        )
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception):
-        # Starlette answers this outside every middleware: the security headers must come from here.
-        return problem_response(
-            500,
-            "Internal error",
-            "The server failed on this request and logged it; please report it with the request that caused it.",
-            code="internal",
-            instance=request.url.path,
-            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
-        )
+    app.add_exception_handler(ProblemError, _problem)
+    app.add_exception_handler(ValidationError, _invalid)
+    app.add_exception_handler(RequestValidationError, _params)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _crash)
 
 
 def allowed_methods(request: Request, fallback: str = "") -> str:

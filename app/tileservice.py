@@ -169,7 +169,7 @@ ARCHIVE_GRACE_S = 60  # an archive this fresh may be about to be served: never r
 
 
 def evict_archives(folder: Path, dataset_id: str, version: str, keep: int = ARCHIVES_PER_DATASET) -> None:
-    """Remove a dataset's archives of other versions, and all but its ``keep`` most recently used ones."""
+    """Remove a dataset's archives of other versions, and all but its ``keep`` most recently built ones."""
     now = time.time()
     mine = []
     for p in folder.glob(f"{dataset_id}.*.pmtiles"):
@@ -250,13 +250,12 @@ class TileService:
         return body
 
     async def archive(self, src: Source, layer: Layer, zooms: tuple, version: str, folder: Path) -> Path:
-        """The PMTiles archive of ``layer`` at ``zooms``, made once; each dataset keeps only its most recently used
+        """The PMTiles archive of ``layer`` at ``zooms``, made once; each dataset keeps only its most recently built
         few (public callers varying parameters cannot fill the disk) and a replaced version's are removed."""
         layer = layer.canonical()
         wanted = json.dumps([src.key(), layer.group, layer.statistic, layer.permutations, layer.seed, *zooms])
         path = folder / f"{src.id}.{version}.{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.pmtiles"
-        if path.is_file():
-            path.touch()  # used now: evicted last
+        if path.is_file():  # not touched: its mtime is in the ETag that Range readers (PMTiles JS) check
             return path
 
         def build():

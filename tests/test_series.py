@@ -320,3 +320,18 @@ def test_local_change_and_transitions_match_the_library(client):
     geo = client.get(f"{SERIES}/change", params={**params, "format": "geojson"}).json()
     assert len(geo["features"]) == 60 and geo["segmap"]["group"] == "foreigners"
     assert client.get(f"{SERIES}/change", params={**params, "from": "2020", "to": "2020"}).status_code == 422
+
+
+def test_change_permutations_are_capped_by_the_server_limit(tmp_path):
+    from tile_fixtures import georgia_only
+
+    with TestClient(
+        create_app(Settings(data_dir=tmp_path / "d", max_permutations=99, bundled_dir=georgia_only(tmp_path / "b")))
+    ) as c:
+        for year in ("2001", "2002"):
+            assert upload(c, grid(city(30)), series="cap", date=year, id=f"cap-{year}").status_code == 201
+        r = c.get("/v1/series/cap/change", params={"from": "2001", "to": "2002", "permutations": 500})
+        assert r.status_code == 422 and "limited to 99" in r.json()["detail"]
+        assert (
+            c.get("/v1/series/cap/change", params={"from": "2001", "to": "2002", "permutations": 99}).status_code == 200
+        )

@@ -12,7 +12,7 @@ from spatial.errors import ValidationError, problem
 from .. import series, series_change
 from ..deps import get_registry, get_settings, is_owner, load_source
 from ..http import cached, json_bytes
-from ..params import SEED, simulations
+from ..params import SEED, local_permutations, simulations
 from ..problems import not_found
 from ..registry import Registry
 from ..settings import Settings
@@ -106,9 +106,7 @@ async def change(
     series_id: str,
     alpha: float = Query(0.05, gt=0, lt=1),
     correction: Literal["fdr", "bonferroni", "none"] = Query("fdr"),
-    permutations: int | None = Query(
-        None, ge=0, le=9999, description="LISA permutations at each date (default: enough for the correction)"
-    ),
+    permutations: int | None = Depends(local_permutations),  # LISA's at each date, capped by the server's limit
     seed: int = Query(0, ge=0, le=2**32 - 1, description=SEED),
     format: Literal["json", "geojson", "csv"] = Query("json"),
     q: series_change.ChangeQuery = Depends(change_query),

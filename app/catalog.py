@@ -13,6 +13,7 @@ from spatial.cancel import checkpoint
 from spatial.dataset import AreaDataset, Metadata, check_column_names
 from spatial.errors import ValidationError, problem
 
+from . import linked
 from .deps import method_for, threshold_for
 from .http import HeavyWork
 from .registry import ID_PATTERN, Registry
@@ -165,9 +166,10 @@ async def add(up: Upload, registry: Registry, settings: Settings, heavy: HeavyWo
         new_id = up.id or registry.new_id(meta.name)
         checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
         owner = "api_key" if settings.api_key else None
-        return registry.put(
-            new_id, ds, owner_key=owner, disclosure=up.disclosure, series=up.series, date=up.date
-        ), ds.repairs
+        with linked.audited(registry, settings, ds, up.disclosure, up.date, up.year) as disclosure:  # same date
+            return registry.put(
+                new_id, ds, owner_key=owner, disclosure=disclosure, series=up.series, date=up.date
+            ), ds.repairs
 
     return await heavy.run(build)
 

@@ -174,9 +174,16 @@ class Registry:
         """The protected table of one dataset version for one threshold, built once and kept beside it."""
         if threshold <= 1:
             return protect(ds, 0)
+        withhold = tuple((info.get("disclosure") or {}).get("withhold") or ())  # linked: app/linked.py
         return self._memory.get_or_make(
-            (dataset_id, info["version"], threshold, method),
-            lambda: protect(ds, threshold, method, secret=self.secret(dataset_id) if method == "cell_key" else None),
+            (dataset_id, info["version"], threshold, method, withhold),
+            lambda: protect(
+                ds,
+                threshold,
+                method,
+                secret=self.secret(dataset_id) if method == "cell_key" else None,
+                withhold=withhold,
+            ),
         )
 
     def secret(self, dataset_id: str) -> bytes:

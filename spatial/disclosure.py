@@ -154,8 +154,13 @@ def public_columns(ds: AreaDataset) -> list[str]:
     return [c for c in (ID, ds.name_col, ds.region_col, *ds.count_columns) if c] + ["geometry"]
 
 
-def protect(ds: AreaDataset, threshold: int, method: str = "suppress", *, secret: bytes | None = None) -> PublicData:
-    """The protected table of ``ds`` at ``threshold`` (``<= 1``: the true data, for owners)."""
+def protect(
+    ds: AreaDataset, threshold: int, method: str = "suppress", *, secret: bytes | None = None, withhold=None
+) -> PublicData:
+    """The protected table of ``ds`` at ``threshold`` (``<= 1``: the true data, for owners).
+
+    ``withhold``: ids of areas also withheld by ``suppress`` (secondary suppression, so another dataset of the
+    same date cannot be differenced with this one: :mod:`spatial.disclosure_linked`)."""
     if method not in METHODS:
         raise ValidationError(
             problem("bad_parameter", f"Unknown disclosure method {method!r}; choose from {list(METHODS)}")
@@ -168,6 +173,8 @@ def protect(ds: AreaDataset, threshold: int, method: str = "suppress", *, secret
     if method == "cell_key":
         return _cell_key(ds, areas, counts, threshold, secret)
     withheld = small_cells(counts, threshold).any(axis=1)
+    linked = np.isin(areas[ID].astype(str).to_numpy(), [str(i) for i in withhold or ()]) & ~withheld
+    withheld |= linked
     published = ds.n - int(withheld.sum())
     if published == 0:
         raise ValidationError(
@@ -190,6 +197,12 @@ def protect(ds: AreaDataset, threshold: int, method: str = "suppress", *, secret
         "rest) are withheld: their counts are not published and every statistic is computed on the "
         f"{published} other areas",
     }
+    if linked.any():
+        report["linked_withheld_areas"] = int(linked.sum())
+        report["rule"] += (
+            f"; {int(linked.sum())} more are withheld because another dataset of the same date on nested areas "
+            "would let their neighbours' withheld counts be computed"
+        )
     return PublicData(
         dataset=public_ds,
         areas=display,

@@ -147,6 +147,10 @@ def _pairs(a: np.ndarray, b: np.ndarray):
     return ia, ib, inter
 
 
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return np.divide(part, whole, out=np.zeros(len(part)), where=whole > 0)
+
+
 def _relate(layers: list[Layer]) -> _Relations:
     sizes = [len(layer.geometry) for layer in layers]
     offset = np.concatenate([[0], np.cumsum(sizes)])
@@ -156,7 +160,7 @@ def _relate(layers: list[Layer]) -> _Relations:
         for j in range(i + 1, len(layers)):
             ia, ib, inter = _pairs(layers[i].geometry, layers[j].geometry)
             u, v = ia + offset[i], ib + offset[j]
-            big = np.maximum(inter / np.maximum(area_all[u], 1e-12), inter / np.maximum(area_all[v], 1e-12))
+            big = np.maximum(_share(inter, area_all[u]), _share(inter, area_all[v]))
             keep = big > TOL
             if keep.any():
                 linked |= {i, j}
@@ -168,7 +172,7 @@ def _relate(layers: list[Layer]) -> _Relations:
         members = [none[offset[k] : offset[k + 1]] for k in range(len(layers))]
         empty = np.zeros(0, int)
         return _Relations(none, none, np.zeros(0), empty, empty, np.zeros((0, 2), int), members, linked, 0, 0)
-    fu, fv = inter / np.maximum(area_all[u], 1e-12), inter / np.maximum(area_all[v], 1e-12)
+    fu, fv = _share(inter, area_all[u]), _share(inter, area_all[v])
     same = (fu >= 1 - TOL) & (fv >= 1 - TOL)
     nested = (np.maximum(fu, fv) >= 1 - TOL) & ~same
     partial = np.maximum(fu, fv) < 1 - TOL

@@ -94,7 +94,7 @@ def _refusal(refused: dict, threshold: int, method: str):
         why = (
             f"its areas partly overlap areas of {names} (same date) next to withheld areas, so their counts could "
             "be estimated by differencing. Upload it on areas that nest in or contain theirs (up to 1% of an "
-            "area), or with disclosure_method=cell_key"
+            "area), or publish every dataset of this date with disclosure_method=cell_key"
         )
     elif refused["reason"] == "solvable":
         rule = "unprotected (disclosure_threshold 0)" if threshold <= 1 else f"published with {method}"

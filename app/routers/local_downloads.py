@@ -3,38 +3,35 @@ the statistics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+import inspect
+from typing import get_type_hints
+
+from fastapi import APIRouter, Depends, Path, Request
 
 from .. import downloads
-from ..deps import Source, get_settings, get_source
 from ..downloads import FILES, Format
 from ..http import attachment, cached, etag_for
-from ..params import LocalQuery, local_permutations
-from ..settings import Settings
+from ..params import LocalQuery
 
 router = APIRouter(prefix="/v1/datasets", tags=["downloads"])
 
 
-def local_download_query(
-    statistic: str = Path(..., description="lisa, gi_star, lq, entropy or bivariate_lisa"),
-    group: str | None = Query(None, description="group column (default: the dataset's first group)"),
-    weights: str = Query("queen", description="queen, rook, knn, distance or kernel"),
-    k: int | None = Query(None, ge=1, le=100),
-    distance: float | None = Query(None, gt=0),
-    permutations: int | None = Depends(local_permutations),
-    seed: int = Query(0, ge=0, le=2**32 - 1),
-    alpha: float = Query(0.05, gt=0, lt=1),
-    correction: str = Query("fdr", description="fdr, bonferroni or none"),
-    other: str | None = None,
-    smoothing: str | None = Query(None, description="eb: empirical Bayes"),
-    src: Source = Depends(get_source),
-    settings: Settings = Depends(get_settings),
-) -> LocalQuery:
+def local_download_query(**params) -> LocalQuery:
     """The parameters of GET …/local (checked by the same class), with the statistic in the path."""
-    return LocalQuery(
-        group, statistic, None, weights, k, distance, permutations, seed, alpha, correction, other, smoothing,
-        "csv", src, settings,
-    )  # fmt: skip
+    return LocalQuery(**params, format="csv")
+
+
+def _download_signature() -> inspect.Signature:
+    """LocalQuery's own parameters (one list, so a new one reaches downloads too), but the statistic is a path
+    segment and the file format is the path's extension."""
+    sig, types = inspect.signature(LocalQuery.__init__), get_type_hints(LocalQuery.__init__)  # resolved in params
+    params = [p.replace(annotation=types[p.name]) for p in sig.parameters.values() if p.name not in ("self", "format")]
+    statistic = Path(..., description="lisa, gi_star, lq, entropy or bivariate_lisa")
+    params = [p.replace(default=statistic) if p.name == "statistic" else p for p in params]
+    return sig.replace(parameters=params, return_annotation=LocalQuery)
+
+
+local_download_query.__signature__ = _download_signature()
 
 
 @router.get(

@@ -1,23 +1,50 @@
 """Run every benchmark module (or the ones named) and rebuild benchmarks/README.md from the results.
 
-python -m benchmarks [--full] [indices local scale mvt tiles maps informal load calibration]
+python -m benchmarks [--full] [indices local scale mvt tiles maps informal load calibration ...]
 
-Quick mode (the default, `make bench`, < 20 minutes on 2 cores) runs fewer sizes and repeats and prints the
-calibration without writing it; --full runs every size, the slow anchors and the calibration (hours).
+Quick mode (the default, `make bench`) runs fewer sizes and repeats and prints the calibration without writing
+it; --full runs every size, the slow anchors and the calibration (hours). A run of every module records its wall
+time per module in results/run_<mode>.md, which the README's introduction quotes. A module that fails is
+reported and the others still run (exit status 1 at the end).
 """
 
+import datetime as dt
 import importlib
 import inspect
 import os
 import sys
+import time
+import traceback
 from pathlib import Path
 
 full = "--full" in sys.argv
 os.environ["SEGMAP_BENCH_QUICK"] = "0" if full else "1"
 
-from benchmarks.common import ORDER, assemble_readme  # noqa: E402 (reads the mode above)
+from benchmarks.common import ORDER, RESULTS, assemble_readme  # noqa: E402 (reads the mode above)
 
-for topic in [a for a in sys.argv[1:] if not a.startswith("--")] or ORDER:
-    main = importlib.import_module(f"benchmarks.{topic}").main
-    main(quick=not full) if "quick" in inspect.signature(main).parameters else main()
+named = [a for a in sys.argv[1:] if not a.startswith("--")]
+load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+spent, failed = {}, []
+start = time.perf_counter()
+for topic in named or ORDER:
+    t0 = time.perf_counter()
+    try:
+        main = importlib.import_module(f"benchmarks.{topic}").main
+        main(quick=not full) if "quick" in inspect.signature(main).parameters else main()
+    except Exception:  # one broken module must not hide the others' results
+        traceback.print_exc()
+        failed.append(topic)
+    spent[topic] = time.perf_counter() - t0
+    print(f"[bench] {topic}: {spent[topic]:.0f} s", flush=True)
+total = time.perf_counter() - start
+if not named:
+    mode = "full" if full else "quick"
+    rows = "\n".join(f"| {t}{' (failed)' if t in failed else ''} | {s / 60:.1f} |" for t, s in spent.items())
+    (RESULTS / f"run_{mode}.md").write_text(
+        f"Last {mode} run of every module: {total / 60:.0f} min on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, load average {load} (1/5/15 min) at its start"
+        f"{', failed: ' + ', '.join(failed) if failed else ''}.\n\n| module | minutes |\n|---|---|\n{rows}\n"
+    )
 assemble_readme((Path(__file__).parent / "targets.md").read_text())
+print(f"[bench] total {total / 60:.1f} min; load average at start {load}; failed: {failed or 'none'}")
+sys.exit(1 if failed else 0)

@@ -49,20 +49,37 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def alternate(calls: dict, repeats: int) -> dict:
-    """Seconds of each named call, run in turn A, B, A, B, ... (after one warm-up call each) so drift in the
-    machine's load hits every side alike."""
-    for fn in calls.values():
-        fn()
+def alternate(calls: dict, repeats, warm=True) -> dict:
+    """Seconds of each named call, run in turn A, B, A, B, ... so drift in the machine's load hits every side
+    alike. ``repeats``: runs per call, or a dict of them (a slow anchor runs fewer times: it joins the first
+    rounds). ``warm``: a first untimed call of each (True), of none (False) or of the names given."""
+    counts = repeats if isinstance(repeats, dict) else dict.fromkeys(calls, repeats)
+    for name, fn in calls.items():
+        if warm is True or (warm and name in warm):
+            fn()
     times = {name: [] for name in calls}
-    for _ in range(repeats):
+    for i in range(max(counts.values())):
         for name, fn in calls.items():
-            times[name].append(timed(fn)[1])
+            if i < counts[name]:
+                times[name].append(timed(fn)[1])
     return times
+
+
+def versions(*dists: str) -> str:
+    """``segregation 2.5.4, esda 2.9.0``: the installed versions, for the anchors' line beside a table."""
+    from importlib.metadata import version
+
+    return ", ".join(f"{d} {version(d)}" for d in dists)
 
 
 def median(ts) -> float:
     return float(np.median(ts))
+
+
+def ratio(ref, ours) -> str:
+    """Speed-up of medians, ``601×`` or ``1.27×`` (below 1: the anchor is faster)."""
+    r = median(ref) / median(ours)
+    return f"{r:,.0f}×" if r >= 10 else f"{r:.2f}×"
 
 
 def spread(ts) -> str:
@@ -95,13 +112,17 @@ def child(script: str, *args, timeout: float = 900) -> dict:
 PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
 
 
-def header(title: str) -> str:
-    return (
+def header(title: str, anchors: str = "") -> str:
+    """Title, machine, mode and load; ``anchors``: the anchor libraries' versions and configuration."""
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    text = (
         f"# {title}\n\nMeasured {dt.date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}{', quick mode' if QUICK else ''}; other work may have been running. "
-        "Times are wall clock with no tracer on either side; where runs were repeated, the median and (range) of "
-        "alternating runs. Memory is the peak RSS of a fresh process doing that task (data set-up included).\n\n"
+        f"Python {platform.python_version()}{', quick mode' if QUICK else ', full mode'}; load average {load} "
+        "(1/5/15 min) when written, other work may have been running. Times are wall clock with no tracer on "
+        "either side; where runs were repeated, the median and (range) of alternating runs. Memory, where shown, "
+        "is the peak RSS of a fresh process doing that task (data set-up included).\n\n"
     )
+    return text + (f"Anchors: {anchors}\n\n" if anchors else "")
 
 
 def table(rows: list[dict]) -> str:
@@ -122,28 +143,33 @@ ORDER = ["indices", "local", "scale", "mvt", "tiles", "maps", "informal", "harmo
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
-`segregation`, esda, libpysal, mapbox-vector-tile, folium) in the same run, with equal work on both sides,
-and prints ratios; no tracer runs while timing; memory is measured in separate fresh processes; servers
-listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
+`segregation`, esda, libpysal, tobler, mapbox-vector-tile, folium) in the same run, with equal work on both
+sides, and prints ratios of medians; no tracer runs while timing; memory is the peak RSS of separate fresh
+processes; servers listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
+Each table's `Anchors:` line gives the anchors' versions and configuration (n_jobs, numba warm or cold,
+simulations, repeats), and its header the mode and the machine's load when it was written.
 
 ```sh
-make bench                                 # all of them, quick mode (fewer sizes and repeats; < 20 minutes)
+make bench                                 # every module in ORDER, quick mode (fewer sizes and repeats)
 .venv/bin/python -m benchmarks --full      # every size, full anchors and the calibration (hours)
 .venv/bin/python -m benchmarks tiles load  # some of them
 ```
 
 Each run rewrites `results/<topic>.md` and this file from them. The machine: 2 cores, 24 GB, Python 3.11,
-shared with other work (numbers are noisy by ±20 %).
+shared with other work (numbers are noisy by ±20 %, more when the load average is above 2).
 
-## Targets from the issues and where they stand
+{runs}## Targets from the issues and where they stand
 
 {targets}"""
 
 
 def assemble_readme(targets: str) -> None:
-    """benchmarks/README.md = the introduction, the targets table and every results file, in order."""
-    parts = [INTRO.format(targets=targets)]
-    for topic in ORDER:
+    """benchmarks/README.md = the introduction (with the last runs' times), the targets table and every results
+    file: those of ORDER first, then any other module's."""
+    runs = "".join(p.read_text().strip() + "\n\n" for p in sorted(RESULTS.glob("run_*.md")))
+    parts = [INTRO.format(targets=targets, runs=runs)]
+    others = sorted(p.stem for p in RESULTS.glob("*.md") if p.stem not in ORDER and not p.stem.startswith("run_"))
+    for topic in ORDER + others:
         path = RESULTS / f"{topic}.md"
         if path.exists():
             parts.append("#" + path.read_text().strip().replace("\n# ", "\n## ") + "\n")

@@ -2,7 +2,8 @@
 
 Both sides timed in the same process without a tracer, alternating runs; pysal's ``SingleValueTest`` with its
 full 999 simulations and ``n_jobs=1`` wherever it finishes in under 2 minutes (the 100,000-area run in --full
-mode only). Memory: peak RSS of a fresh process per task.
+mode only), on a plain DataFrame (its best configuration: the aspatial ``Dissim`` needs no geometry, and a
+GeoDataFrame's geometry is copied in every simulation). Memory: peak RSS of a fresh process per task.
 """
 
 from __future__ import annotations
@@ -10,7 +11,20 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from benchmarks.common import PEAK_RSS, QUICK, alternate, child, grid_city, header, median, spread, table, timed, write
+from benchmarks.common import (
+    PEAK_RSS,
+    QUICK,
+    alternate,
+    child,
+    grid_city,
+    header,
+    ratio,
+    spread,
+    table,
+    timed,
+    versions,
+    write,
+)
 
 warnings.filterwarnings("ignore")
 
@@ -42,135 +56,126 @@ def _null_test(x, t):
     return two_sided_p(float(evaluate(x, t)), sims)
 
 
+def _pysal_test(frame, group, total):
+    import pandas as pd
+    import segregation.singlegroup as sg
+    from segregation.inference import SingleValueTest
+
+    plain = pd.DataFrame(frame[[group, total]])  # no geometry: pysal's fastest input for an aspatial index
+    return lambda: SingleValueTest(
+        sg.Dissim(plain, group, total), iterations_under_null=999, null_approach="systematic", n_jobs=1
+    )
+
+
 def _row(task, areas, ours, ref=None, note=""):
     return {
         "task": task,
         "areas": f"{areas:,}",
         "segmap": spread(ours),
         "pysal": spread(ref) if ref else note,
-        "speed-up": f"{median(ref) / median(ours):,.0f}×" if ref else "",
+        "speed-up": ratio(ref, ours) if ref else "",
     }
+
+
+def _spatial_d(task, ds, group, total, frame, reps):
+    """spatial_dissimilarity against pysal's SpatialDissim on the same metric frame, alternating."""
+    import segregation.singlegroup as sg
+
+    from spatial.indices.compute import compute_indices
+
+    times = alternate(
+        {
+            "ours": lambda: compute_indices(ds, group=group, indices=["spatial_dissimilarity"]),
+            "ref": lambda: sg.SpatialDissim(frame, group, total),
+        },
+        reps,
+    )
+    return _row(task, ds.n, times["ours"], times["ref"])
+
+
+def _d_test(task, ds, group, total, frame, reps, ref_reps):
+    """The 999-simulation D test on both sides, alternating; pysal joins the first ``ref_reps`` rounds."""
+    x, t = ds.counts(group)
+    calls = {"ours": lambda: _null_test(x, t)}
+    if ref_reps:
+        calls["ref"] = _pysal_test(frame, group, total)
+    times = alternate(calls, {"ours": reps, "ref": ref_reps}, warm=("ours",))
+    return _row(task, ds.n, times["ours"], times.get("ref"), note="--full only (76 s when measured for issue 18)")
+
+
+def _big_rows(big, reps, quick):
+    from spatial.indices import names
+    from spatial.indices.compute import compute_indices
+
+    ds = grid_city(big)
+    aspatial = names(kind="two_group", spatial=False)
+
+    def runs(n, **kw):
+        return [timed(compute_indices, ds, group="migrants", **kw)[1] for _ in range(n)]
+
+    return [
+        _row(f"all {len(aspatial)} aspatial two-group indices", big, runs(reps, indices=aspatial)),
+        _row(
+            "spatial_dissimilarity (contiguity included)",
+            big,
+            runs(reps, indices=["spatial_dissimilarity"]),
+            note="not run (n×n dense matrix: ~80 GB)",
+        ),
+        _d_test("D test, 999 simulations (equal work)", ds, "migrants", "total", ds.areas, reps, 0 if quick else 1),
+        _row(
+            "D test, 999 simulations + calibrated interval",
+            big,
+            runs(2, indices=["dissimilarity"], permutations=999, seed=1),
+            note="no interval in pysal",
+        ),
+    ]
+
+
+def _chicago_rows(reps):
+    if not CHICAGO.exists():  # real data: Chicago's 2020 community data snapshot, in ../shared
+        return []
+    from spatial.io import load_dataset
+
+    ch = load_dataset(CHICAGO, key="GEOID", groups=["FOR_BORN"], total="TOT_POP")
+    return [
+        _spatial_d("spatial_dissimilarity, Chicago 2020 (real)", ch, "FOR_BORN", "TOT_POP", ch.metric, reps),
+        _d_test("D test, 999 simulations, Chicago 2020 (real)", ch, "FOR_BORN", "TOT_POP", ch.metric, reps, reps),
+    ]
 
 
 def main(quick: bool = QUICK) -> None:
     import os
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # pysal's progress bars
-    import segregation.singlegroup as sg
-    from segregation.inference import SingleValueTest
-
-    from spatial.indices import names
-    from spatial.indices.compute import compute_indices
-
     reps = 3 if quick else 5
     big = 100_000
     mem = {task: child(MEMORY, big, task) for task in ("spatial_dissimilarity", "dissimilarity")}
     rows = []
     for n in (1_000, 10_000):
         ds = grid_city(n)
-        times = alternate(
-            {
-                "ours": lambda ds=ds: compute_indices(ds, group="migrants", indices=["spatial_dissimilarity"]),
-                "ref": lambda ds=ds: sg.SpatialDissim(ds.areas, "migrants", "total"),
-            },
-            reps if n < 10_000 else 2,
-        )
-        rows.append(_row("spatial_dissimilarity", n, times["ours"], times["ref"]))
+        rows.append(_spatial_d("spatial_dissimilarity", ds, "migrants", "total", ds.areas, reps if n < 10_000 else 2))
     ds = grid_city(1_000)
-    x, t = ds.counts("migrants")
-    ours = [timed(_null_test, x, t)[1] for _ in range(reps)]
-    ref = [
-        timed(
-            SingleValueTest,
-            sg.Dissim(ds.areas, "migrants", "total"),
-            iterations_under_null=999,
-            null_approach="systematic",
-            n_jobs=1,
-        )[1]
-        for _ in range(1 if quick else 2)
-    ]
-    rows.append(_row("D test, 999 random-allocation simulations (equal work)", 1_000, ours, ref))
-    ds = grid_city(big)
-    x, t = ds.counts("migrants")
-    aspatial = names(kind="two_group", spatial=False)
+    ref_reps = 3 if not quick else 2
     rows.append(
-        _row(
-            f"all {len(aspatial)} aspatial two-group indices",
-            big,
-            [timed(compute_indices, ds, group="migrants", indices=aspatial)[1] for _ in range(reps)],
+        _d_test(
+            "D test, 999 random-allocation simulations (equal work)", ds, "migrants", "total", ds.areas, reps, ref_reps
         )
     )
-    rows.append(
-        _row(
-            "spatial_dissimilarity (contiguity included)",
-            big,
-            [timed(compute_indices, ds, group="migrants", indices=["spatial_dissimilarity"])[1] for _ in range(reps)],
-            note="not run (n×n dense matrix: ~80 GB)",
-        )
+    rows += _big_rows(big, reps, quick)
+    rows += _chicago_rows(reps)
+    anchors = (
+        f"{versions('segregation', 'libpysal', 'pandas', 'geopandas', 'numpy')}. `SpatialDissim` (queen contiguity, "
+        "the same frame), and `SingleValueTest(Dissim, iterations_under_null=999, null_approach='systematic', "
+        "n_jobs=1)` on a plain DataFrame of the two count columns, its full 999 simulations (it rebuilds the index "
+        "object per simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. "
+        f"Warm: a first untimed call of each side (pysal's tests excepted), then {reps} alternating runs "
+        "(spatial_dissimilarity at 10,000 areas: 2), pysal's test joining the first runs."
     )
-    pysal_big = None
-    if not quick:
-        pysal_big = [
-            timed(
-                SingleValueTest,
-                sg.Dissim(ds.areas, "migrants", "total"),
-                iterations_under_null=999,
-                null_approach="systematic",
-                n_jobs=1,
-            )[1]
-        ]
-    rows.append(
-        _row(
-            "D test, 999 simulations (equal work)",
-            big,
-            [timed(_null_test, x, t)[1] for _ in range(reps)],
-            pysal_big,
-            note="--full only (76 s when measured for issue 18)",
-        )
-    )
-    rows.append(
-        _row(
-            "D test, 999 simulations + calibrated interval",
-            big,
-            [
-                timed(compute_indices, ds, group="migrants", indices=["dissimilarity"], permutations=999, seed=1)[1]
-                for _ in range(2)
-            ],
-            note="no interval in pysal",
-        )
-    )
-    if CHICAGO.exists():  # real data: Chicago's 2020 community data snapshot
-        from spatial.io import load_dataset
-
-        ch = load_dataset(CHICAGO, key="GEOID", groups=["FOR_BORN"], total="TOT_POP")
-        times = alternate(
-            {
-                "ours": lambda: compute_indices(ch, group="FOR_BORN", indices=["spatial_dissimilarity"]),
-                "ref": lambda: sg.SpatialDissim(ch.metric, "FOR_BORN", "TOT_POP"),
-            },
-            reps,
-        )
-        rows.append(_row("spatial_dissimilarity, Chicago 2020 (real)", ch.n, times["ours"], times["ref"]))
-        cx, ct = ch.counts("FOR_BORN")
-        ours = [timed(_null_test, cx, ct)[1] for _ in range(reps)]
-        ref = [
-            timed(
-                SingleValueTest,
-                sg.Dissim(ch.metric, "FOR_BORN", "TOT_POP"),
-                iterations_under_null=999,
-                null_approach="systematic",
-                n_jobs=1,
-            )[1]
-        ]
-        rows.append(_row("D test, 999 simulations, Chicago 2020 (real)", ch.n, ours, ref))
     write(
         "indices",
-        header("Indices: segmap vs pysal segregation 2.5.4, equal work")
+        header("Indices: segmap vs pysal segregation, equal work", anchors)
         + table(rows)
-        + "\npysal: `SpatialDissim`, and `SingleValueTest(Dissim, iterations_under_null=999, "
-        "null_approach='systematic', n_jobs=1)`, its full 999 simulations (it rebuilds the index object per "
-        "simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. Peak RSS of a "
-        f"fresh process at {big:,} areas (data set-up included, in brackets what the task added): "
+        + f"\nPeak RSS of a fresh process at {big:,} areas (data set-up included, in brackets what the task added): "
         + "; ".join(f"{k} {m['peak']:,.0f} MB (+{m['peak'] - m['before']:,.0f})" for k, m in mem.items())
         + " (`dissimilarity` with its 999-simulation test and interval).\n",
     )

@@ -7,14 +7,12 @@ coordinates, every column as a property, assets from CDNs.
 
 from __future__ import annotations
 
-import time
-
 import folium
 import geopandas as gpd
 import numpy as np
 from shapely.geometry import box
 
-from benchmarks.common import header, table, write
+from benchmarks.common import QUICK, alternate, header, spread, table, timed, versions, write
 from maps.views import PageOptions, render_page
 from spatial.dataset import Metadata
 from spatial.io import load_dataset
@@ -31,12 +29,6 @@ def grid(n: int):
         crs=3857,
     )
     return load_dataset(gdf, groups=["migrants"], total="total", key="id")
-
-
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
 
 
 def folium_plain(ds):
@@ -67,7 +59,28 @@ def _offline_page(ds) -> str:
     )[0]
 
 
-def main() -> None:
+def _row(name, ds, group, reps):
+    """Embed page vs Folium plain on the same areas, alternating (Folium skipped above 20,000 areas)."""
+    calls = {"ours": lambda: render_page(ds, PageOptions("x", group, view="share", mode="embed"))[0]}
+    if ds.n <= 20_000:
+        calls["ref"] = lambda: folium_plain(ds)
+    times = alternate(calls, reps, warm=False)
+    page = calls["ours"]()
+    row = {"dataset": name, "areas": f"{ds.n:,}", "segmap embed KiB": len(page.encode()) / 1024}
+    row["segmap"] = spread(times["ours"])
+    if "ref" in calls:
+        plain = calls["ref"]()
+        size = len(plain.encode()) / 1024
+        return {
+            **row,
+            "folium plain KiB": size,
+            "folium": spread(times["ref"]),
+            "size ratio": size / row["segmap embed KiB"],
+        }
+    return {**row, "folium plain KiB": "skipped", "folium": "", "size ratio": ""}
+
+
+def main(quick: bool = QUICK) -> None:
     georgia = load_dataset(
         "data/boundaries/georgia_counties.gpkg",
         counts="data/census/georgia_counties_1990.csv",
@@ -76,45 +89,36 @@ def main() -> None:
         groups=["black"],
         meta=Metadata(name="Georgia"),
     )
-    cases = [
-        ("Georgia counties", georgia, "black"),
-        ("grid 2,500", grid(2_500), "migrants"),
-        ("grid 20,000", grid(20_000), "migrants"),
-        ("grid 100,000", grid(100_000), "migrants"),
+    reps = 3 if quick else 5
+    big = grid(100_000)
+    rows = [
+        _row("Georgia counties", georgia, "black", reps),
+        _row("grid 2,500", grid(2_500), "migrants", reps),
+        _row("grid 20,000", grid(20_000), "migrants", reps),
+        _row("grid 100,000", big, "migrants", reps),
     ]
-    rows = []
-    for name, ds, group in cases:
-        page, t_ours = timed(
-            lambda ds=ds, group=group: render_page(ds, PageOptions("x", group, view="share", mode="embed"))[0]
-        )
-        row = {"dataset": name, "areas": ds.n, "segmap embed KiB": len(page.encode()) / 1024, "segmap s": t_ours}
-        if ds.n <= 20_000:
-            plain, t_plain = timed(lambda ds=ds: folium_plain(ds))
-            row.update(
-                {
-                    "folium plain KiB": len(plain.encode()) / 1024,
-                    "folium s": t_plain,
-                    "size ratio": len(plain.encode()) / len(page.encode()),
-                }
-            )
-        else:
-            row.update({"folium plain KiB": "skipped", "folium s": "", "size ratio": ""})
-        rows.append(row)
-    big = cases[-1][1]
-    full, t_full = timed(lambda: render_page(big, PageOptions("x", "migrants", view="share", mode="page"))[0])
+    full = render_page(big, PageOptions("x", "migrants", view="share", mode="page"))[0]
+    t_full = alternate(
+        {"page": lambda: render_page(big, PageOptions("x", "migrants", view="share", mode="page"))}, reps, warm=False
+    )["page"]
     offline, t_offline = timed(lambda: _offline_page(big))
+    anchors = (
+        f"{versions('folium', 'geopandas')}: `folium.GeoJson(gdf)` on `folium.Map()`, one view, full-precision "
+        "coordinates, every column a property, assets from CDNs (not interactive at 20,000+ areas), rendered to "
+        f"HTML. Both sides timed in the same process, {reps} alternating runs each, the first included (no warm-up: "
+        "a page is built once per request); sizes are of the HTML."
+    )
     write(
         "maps",
-        header("Map pages: size and build time, segmap vs a plain Folium map of the same areas")
+        header("Map pages: size and build time, segmap vs a plain Folium map of the same areas", anchors)
         + table(rows)
         + "\n`segmap embed`: `/maps/{id}/embed` for the share view; below 3,000 areas all views are embedded as one "
-        "simplified, rounded GeoJSON, above it the page draws vector tiles and carries no geometry. `folium plain`: "
-        "`folium.GeoJson(gdf)` on `folium.Map()`, one view, full-precision coordinates, assets from CDNs (not interactive "
-        f"at 20,000+ areas). Full page (`/maps/{{id}}` with the indices panel and a list of areas) at {big.n:,} areas: "
-        f"{len(full.encode()) / 1024:.0f} KiB, built in {t_full:.1f} s. Offline download at {big.n:,} areas, carrying vector "
-        f"tiles instead of GeoJSON: {len(offline.encode()) / 2**20:.1f} MiB, built in {t_offline:.1f} s (tile index included). "
-        "segmap's build time at 2,500 areas is mostly the "
-        "LISA and Gi* permutations (999 each) that folium plain does not do.\n",
+        "simplified, rounded GeoJSON, above it the page draws vector tiles and carries no geometry. "
+        f"Full page (`/maps/{{id}}` with the indices panel and a list of areas) at {big.n:,} areas: "
+        f"{len(full.encode()) / 1024:.0f} KiB, built in {spread(t_full)}. Offline download at {big.n:,} areas, "
+        f"carrying vector tiles instead of GeoJSON: {len(offline.encode()) / 2**20:.1f} MiB, built in {t_offline:.1f} s "
+        "(one run, tile index included). segmap's build time at 2,500 areas is mostly the LISA and Gi* permutations "
+        "(999 each) that folium plain does not do.\n",
     )
 
 

@@ -15,7 +15,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from ..dataset import AreaDataset
-from ..weights import contiguity_pairs
+from ..weights import contiguity_pairs_of
 
 DECAY_RELATIVE = 1e-12  # a row drops c_ij below DECAY_RELATIVE / n of its largest term (own or nearest)
 GRID_WORK = 8_000_000  # areas × cells evaluated to tighten the bound where the pair budget applies (~1 s)
@@ -41,7 +41,7 @@ class SpatialContext:
         return shapely.get_coordinates(shapely.centroid(self.geoms))
 
     def _pairs(self, rook: bool) -> tuple[np.ndarray, np.ndarray]:
-        return contiguity_pairs(self.geoms, rook=rook)
+        return contiguity_pairs_of(self.dataset, rook=rook)  # shared with the dataset's weights
 
     @cached_property
     def queen(self) -> tuple[np.ndarray, np.ndarray]:

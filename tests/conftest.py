@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_process import Forks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -43,9 +44,17 @@ def georgia_args(georgia_paths) -> list[str]:
 SEGMAP = [sys.executable, "-m", "app.cli"]
 
 
+_FORKS = Forks()
+
+
 def run_segmap(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`segmap ARGS…` as a real process from the project root (text stdout and stderr captured)."""
-    return subprocess.run([*SEGMAP, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    """`segmap ARGS…` as a real process from the project root (text stdout and stderr captured): a fork of a
+    helper that imported the command once (tests/cli_process.py), not a new interpreter each time."""
+    return _FORKS.run([str(a) for a in args], timeout)
+
+
+def pytest_sessionfinish(session):
+    _FORKS.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from scipy import stats
 
 from ..multiple_testing import adjust
 from ..results import LocalResult
-from .permutation import conditional_permutation, global_moran
+from .permutation import conditional_permutation, global_moran, off_diagonal
 from .prologue import NO_POPULATION, LocalContext, label_counts, labels_for, standardise
 from .registry import register
 
@@ -52,20 +52,18 @@ def gi_star(c: LocalContext) -> LocalResult:
     """Getis-Ord Gi* as a z-score, labelled hot_spot / cold_spot. Tested by conditional permutation of the
     neighbours (the area's own term is fixed), or by the normal approximation with ``permutations=0``."""
     n, ys = c.n, c.ys
-    B = (c.W != 0).astype(float)
-    B = (B - sp.diags(B.diagonal()) + sp.eye(n)).tocsr()
+    off = off_diagonal(c.W, binary=True)  # B = off + I: binary weights with the area itself
     xbar, s = ys.mean(), ys.std()
-    wi = np.asarray(B.sum(axis=1)).ravel()
-    wi2 = np.asarray(B.multiply(B).sum(axis=1)).ravel()
+    wi = np.diff(off.indptr) + 1.0  # Σ_j b_ij, and Σ_j b_ij² as well (binary)
+    lag = off @ ys
     with np.errstate(divide="ignore", invalid="ignore"):
-        gz = (B @ ys - xbar * wi) / (s * np.sqrt((n * wi2 - wi**2) / (n - 1)))
+        gz = (lag + ys - xbar * wi) / (s * np.sqrt((n * wi - wi**2) / (n - 1)))
     gz = np.zeros(n) if c.flat else np.where(np.isfinite(gz), gz, 0.0)
     if c.flat:
         pv = np.full(n, np.nan)
     elif c.permutations:
         # The self term is fixed; permute the neighbours' values (the part of the sum that can vary).
-        off = (B - sp.eye(n)).tocsr()
-        pv, _ = conditional_permutation(ys, off, off @ ys, np.ones(n), c.permutations, c.rng)
+        pv, _ = conditional_permutation(ys, off, lag, np.ones(n), c.permutations, c.rng)
     else:
         pv = 2 * stats.norm.sf(np.abs(gz))
         pv[c.islands] = np.nan  # no test, so not in the family

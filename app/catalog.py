@@ -207,6 +207,8 @@ async def add_informal(
             description=f"settlements from {name}",
         )
         checkpoint()  # a timed-out or abandoned upload is not stored after its client got a 503
-        return registry.put(new_id, res.dataset, derived_from=dataset_id), res
+        src = registry.info(dataset_id) or {}  # the same people as its source: audited with the source's date
+        with linked.audited(registry, settings, res.dataset, None, src.get("date"), src.get("year")) as disclosure:
+            return registry.put(new_id, res.dataset, derived_from=dataset_id, disclosure=disclosure), res
 
     return await heavy.run(build)

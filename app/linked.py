@@ -33,6 +33,15 @@ def period(date: str | None, year: int | None) -> str:
     return f"{int(year):04d}" if year is not None else "undated"
 
 
+def _row_period(row: dict, rows: dict) -> str:
+    """A stored dataset's period; a derived one without a date (an informal overlay) has its source's."""
+    for _ in range(8):
+        if row.get("date") or row.get("year") is not None or rows.get(row.get("derived_from")) is None:
+            break
+        row = rows[row["derived_from"]]
+    return period(row.get("date"), row.get("year"))
+
+
 @contextmanager
 def audited(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: dict | None, date, year):
     """The disclosure rule to store with ``ds``; hold it while storing (same-period uploads wait for each other)."""
@@ -49,7 +58,8 @@ def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: d
     threshold = int((disclosure or {}).get("threshold", settings.disclosure_threshold))
     method = str((disclosure or {}).get("method", settings.disclosure_method))
     box = _lonlat_box(ds)
-    others = [r for r in registry.list() if period(r.get("date"), r.get("year")) == key and _meets(r["bounds"], box)]
+    rows = {r["id"]: r for r in registry.list()}
+    others = [r for r in rows.values() if _row_period(r, rows) == key and _meets(r["bounds"], box)]
     if not others:
         return disclosure
     crs = ds.areas.crs  # area shares are ratios of nearby shapes: any CRS measures them (no reprojection of the upload)

@@ -102,6 +102,22 @@ def test_a_coarse_table_after_the_fine_one_withholds_the_areas_that_difference_o
     assert rule["withheld_areas"] == 2 and rule["linked_withheld_areas"] == 2
 
 
+def test_an_informal_overlay_keeps_the_areas_its_source_withholds_for_another_table(client):
+    """The overlay is a new dataset on the same areas (plus an `informal` group): published as is, the coarse area
+    withheld for the fine table would show again. It is audited with its source's date."""
+    sett = gpd.GeoDataFrame({"people": [40]}, geometry=[box(100, 100, 300, 300)], crs=3035).to_crs(4326)
+    r = client.post(
+        "/v1/datasets/coarse-2001/informal",
+        headers={"X-API-Key": KEY},
+        files={"settlements": ("s.geojson", sett.to_json().encode())},
+        data={"population": "people", "id": "coarse-2001-informal"},
+    )
+    assert r.status_code == 201, r.text
+    derived = _published(client, "coarse-2001-informal")
+    assert derived["s2000-05"] is None and derived["s2000-10"] is None
+    assert _solvable(client, {"fine-2001": 1000, "coarse-2001-informal": 2000}) == []
+
+
 def test_a_fine_table_after_the_coarse_one_withholds_a_sibling(client):
     pop, grp = _fine_counts(2, {45: 3})
     assert _upload(client, "coarse-2002", "2002", _layer_bytes(2000, pop, grp)).status_code == 201

@@ -133,8 +133,13 @@ def evaluator(point: Point):
     return spec.evaluator(ctx), spec.kind, ctx.queen
 
 
-def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) -> dict:
-    """Coverage and errors of segmap's interval (and of the two it replaces) at one grid point."""
+def coverage(
+    point: Point, reps: int = REPS, draws: int = 200, seed: int = 0, path: str = "auto", baselines: bool = True
+) -> dict:
+    """Coverage and errors of segmap's interval (and of the two it replaces) at one grid point.
+
+    ``path``: the calibration's path (auto, full, asymptotic); ``baselines`` False skips the two old intervals
+    (their bootstrap costs more than the large-city calibration)."""
     evaluate, kind, neighbours = evaluator(point)
     t, p = city(point, seed)
     if kind == "multigroup":
@@ -144,7 +149,7 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
     rng = np.random.default_rng([seed, 1, point.areas, point.people])
     block = _block_size(point.areas, 2 if kind == "two_group" else p.shape[1], None)
     a = (1 - LEVEL) / 2
-    rows = []
+    rows, widening, methods = [], [], set()
     for r in range(reps):
         if kind == "multigroup":
             data = (rng.multinomial(t.astype(np.int64), p).astype(float),)
@@ -152,14 +157,19 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
             data = (rng.binomial(t.astype(np.int64), p).astype(float), t)
         value = float(evaluate(*data))
         cal = calibrate(
-            evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block, neighbours=neighbours
+            evaluate, data, kind, value, seed=r, draws=draws, level=LEVEL, block=block, neighbours=neighbours, path=path
         )
-        fam = _Scaled(data, kind)
-        at_observed = fam.shares(1.0)
-        boot = _simulate(evaluate, lambda b, fam=fam, q=at_observed: fam.draw(rng, q, b), draws, block, None)
-        boot = boot[np.isfinite(boot)]
-        q_lo, q_hi = np.quantile(boot, [a, 1 - a])
-        m = boot.mean()
+        widening.append(cal.get("widening", np.nan))
+        methods.add(cal["method"])
+        if baselines:
+            fam = _Scaled(data, kind)
+            at_observed = fam.shares(1.0)
+            boot = _simulate(evaluate, lambda b, fam=fam, q=at_observed: fam.draw(rng, q, b), draws, block, None)
+            boot = boot[np.isfinite(boot)]
+            q_lo, q_hi = np.quantile(boot, [a, 1 - a])
+            m = boot.mean()
+        else:
+            q_lo = q_hi = m = np.nan
         rows.append(
             (
                 value,
@@ -194,6 +204,8 @@ def coverage(point: Point, reps: int = REPS, draws: int = 200, seed: int = 0) ->
         "error_corrected": float(np.nanmean(est) - truth),
         "error_shift": float(sh_est.mean() - truth),
         "half_width": float(np.mean(hi - lo) / 2),
+        "widening": float(np.nanmean(widening)) if np.isfinite(widening).any() else float("nan"),
+        "methods": sorted(methods),
     }
 
 

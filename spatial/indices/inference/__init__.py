@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .asymptotic import FAST_DRAWS, FAST_MIN_AREAS, fast_path
 from .calibration import CAL_DRAWS, FINE, GRID, MAX_WIDENING, calibrate
 from .draws import (
     _BLOCK_BYTES,
@@ -66,6 +67,8 @@ NULLS = ("random_allocation", "permutation")
 __all__ = [
     "BinomialSampler",
     "CAL_DRAWS",
+    "FAST_DRAWS",
+    "FAST_MIN_AREAS",
     "FINE",
     "GRID",
     "MAX_WIDENING",
@@ -84,6 +87,7 @@ __all__ = [
     "binomial_counts",
     "calibrate",
     "compare_samples",
+    "fast_path",
     "infer",
     "noise_note",
     "two_sided_p",
@@ -147,22 +151,26 @@ def infer(
     block_size: int | None = None,
     progress: Callable | None = None,
     neighbours: tuple | None = None,
+    calibration: str = "auto",
 ) -> dict:
     """p-value, bias-corrected value and interval, and expected value of one index on one dataset.
 
     ``permutations`` draws are made under ``null`` for the p-value; the calibration adds
-    ``min(permutations, 200)`` (at least 20) per simulated λ. ``value`` stays the observed index;
+    ``min(permutations, 200)`` (at least 20) per simulated λ, or ``FAST_DRAWS`` on its large-city path
+    (``calibration``: auto, full or asymptotic; see :func:`calibrate`), where the null's normals also come
+    from a quantile table (:func:`table_normals`). ``value`` stays the observed index;
     ``value_bias_corrected`` is the estimate the interval is built around.
     """
     _check_null(null)
     permutations = int(permutations)
     rng = np.random.default_rng(seed)
     observed = float(evaluate(*data))
-    nulls, _ = _drawers(data, kind, rng)
+    fast = fast_path(calibration, len(data[0]))
+    nulls, _ = _drawers(data, kind, rng, fast=fast)
     k = data[0].shape[1] if kind == "multigroup" else 2
     block = _block_size(len(data[0]), k, block_size)
     draws = max(20, min(permutations, CAL_DRAWS))
-    total = permutations + len(GRID) * draws + 3 * draws
+    total = permutations + len(GRID) * (min(draws, FAST_DRAWS) if fast else draws) + (0 if fast else 3 * draws)
     sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
     cal = calibrate(
         evaluate,
@@ -175,6 +183,7 @@ def infer(
         block=block,
         progress=(lambda done, _: progress(permutations + done, total)) if progress else None,
         neighbours=neighbours,
+        path=calibration,
     )
     return _infer_result(observed, sims, cal, null, permutations, seed)
 
@@ -216,6 +225,7 @@ def compare_samples(
     progress: Callable | None = None,
     neighbours_a: tuple | None = None,
     neighbours_b: tuple | None = None,
+    calibration: str = "auto",
 ) -> dict:
     """Is index(a) − index(b) different from 0, once each is corrected for its own noise bias?
 
@@ -235,8 +245,9 @@ def compare_samples(
     half = len(GRID) * draws + 3 * permutations
 
     def calibrated(evaluate, data, observed, neighbours, stream, offset):
-        report = (lambda done, _: progress(offset + done, 2 * half)) if progress else None
+        report = (lambda done, steps: progress(offset + done * half // max(steps, 1), 2 * half)) if progress else None
         common = {"seed": seed, "draws": draws, "level": ci_level, "block": block, "outer": permutations}
+        common["path"] = calibration
         return calibrate(
             evaluate, data, kind, observed, stream=stream, progress=report, neighbours=neighbours, **common
         )
@@ -257,6 +268,7 @@ def compare_samples(
         "within_noise_a": cal_a["within_noise"],
         "within_noise_b": cal_b["within_noise"],
         "method": "parametric_bootstrap",
+        "interval_methods": [cal_a["method"], cal_b["method"]],
         "bias_corrected": True,
         "permutations": permutations,
         "seed": seed,

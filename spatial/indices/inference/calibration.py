@@ -9,6 +9,7 @@ from scipy import stats
 from scipy.interpolate import PchipInterpolator
 
 from ...cancel import checkpoint
+from . import asymptotic, reuse
 from .draws import _sequence, _simulate, _stream
 from .family import _Scaled
 
@@ -61,14 +62,21 @@ def _basic(boot: np.ndarray, null: np.ndarray, floor: float, observed: float, a:
     }
 
 
-def _simulate_family(evaluate: Callable, fam: _Scaled, rng, draws: int, block: int, report) -> tuple[list, np.ndarray]:
-    """Finite simulated values at each λ of GRID, and the family's own index values along FINE."""
-    sims = []
-    for j, lam in enumerate(GRID):
-        d = _simulate(evaluate, fam.drawer(rng, fam.shares(lam)), draws, block, None)
-        sims.append(d[np.isfinite(d)])
-        if report:
-            report((j + 1) * draws)
+def _simulate_family(
+    evaluate: Callable, fam: _Scaled, rng, draws: int, block: int, report, fast: bool = False
+) -> tuple[list, np.ndarray]:
+    """Finite simulated values at each λ of GRID, and the family's own index values along FINE.
+
+    ``fast``: the large-city path (:mod:`.asymptotic`), common random numbers across λ."""
+    if fast:
+        sims = [d[np.isfinite(d)] for d in asymptotic.simulate_grid(evaluate, fam, GRID, rng, draws, block, report)]
+    else:
+        sims = []
+        for j, lam in enumerate(GRID):
+            d = _simulate(evaluate, fam.drawer(rng, fam.shares(lam)), draws, block, None)
+            sims.append(d[np.isfinite(d)])
+            if report:
+                report((j + 1) * draws)
     truth = _simulate(evaluate, _sequence(FINE, lambda lams: fam.expected(fam.shares(lams))), len(FINE), block, None)
     truth[np.abs(truth) < 1e-12] = 0.0  # rounding at no segregation (D of equal shares is 0, not 8.7e-17)
     return sims, truth
@@ -88,14 +96,16 @@ def _unusable(sims: list, truth: np.ndarray, observed: float, draws: int) -> tup
 
 
 class _Curves:
-    """Mean and spread of the simulated index along FINE, oriented so that larger means more segregated."""
+    """Mean and spread of the simulated index along FINE, oriented so that larger means more segregated.
 
-    def __init__(self, sims: list, truth: np.ndarray, a: float):
+    ``normal``: the band's quantiles are the normal's (the large-city path), not the pooled simulated ones."""
+
+    def __init__(self, sims: list, truth: np.ndarray, a: float, normal: bool = False):
         M = np.array([d.mean() for d in sims])
         S = np.array([d.std(ddof=1) for d in sims])
         self.sign = sign = 1.0 if truth[-1] >= truth[0] else -1.0
         # Standardized shape pooled over λ.
-        z = np.concatenate([sign * (d - d.mean()) / s for d, s in zip(sims, S) if s > 0])
+        z = [] if normal else np.concatenate([sign * (d - d.mean()) / s for d, s in zip(sims, S) if s > 0])
         self.z_lo, self.z_hi = np.quantile(z, [a, 1 - a]) if len(z) else (stats.norm.ppf(a), stats.norm.ppf(1 - a))
         # Shape-preserving interpolation, not one polynomial: where shares reach 0 or 1 the curves bend at λ = 1.
         mf = PchipInterpolator(GRID, sign * M)(FINE)
@@ -198,6 +208,7 @@ def calibrate(
     stream: int = 1,
     progress: Callable | None = None,
     neighbours: tuple | None = None,
+    path: str = "auto",
 ) -> dict:
     """Bias-corrected value and interval of one index by test inversion along the scaled family.
 
@@ -208,29 +219,53 @@ def calibrate(
     is the same in :func:`infer` and in a comparison; the nested step uses stream ``stream``. ``outer``
     is its number of simulated cities (default ``draws``); their re-estimated values are returned as
     ``draws`` (what the bias-corrected estimator gives on cities like this one), which comparisons combine.
+    ``path``: ``auto`` takes the large-city path (:mod:`.asymptotic`) from ``FAST_MIN_AREAS`` areas on,
+    ``full`` and ``asymptotic`` force one; ``method`` in the result says which ran.
     """
+    fast = asymptotic.fast_path(path, len(data[0]))
+    draws = min(draws, asymptotic.FAST_DRAWS) if fast else draws
     fam = _Scaled(data, kind, neighbours)
     outer = int(outer or draws)
     a = (1 - level) / 2
-    steps = len(GRID) * draws + 3 * outer
+    steps = len(GRID) * draws + (0 if fast else 3 * outer)
     report = (lambda done: progress(done, steps)) if progress else None
-    sims, truth = _simulate_family(evaluate, fam, _stream(seed, 0), draws, block, report)
+    key = None if seed is None else ("family", fast, kind, int(seed), draws, block, _data_key(data, neighbours))
+    sims, truth = reuse.cached(
+        key, evaluate, lambda: _simulate_family(evaluate, fam, _stream(seed, 0), draws, block, report, fast)
+    )
     boot, floor = sims[int(np.flatnonzero(GRID == 1.0)[0])], float(truth[0])
     why = _unusable(sims, truth, observed, draws)
     if why:
         return _basic(boot, sims[0], floor, observed, a, *why)
-    c = _Curves(sims, truth, a)
+    c = _Curves(sims, truth, a, normal=fast)
     if not c.rises():
         why = "the simulated index does not rise with the strength of segregation"
         return _basic(boot, sims[0], floor, observed, a, why, True)
     i_est, i_lo, i_hi, noise = c.invert(observed)
     est, lo, hi = c.truth_at(i_est), c.truth_at(i_lo), c.truth_at(i_hi)
-    # Nested one-step re-estimation: simulated cities at the estimate, each re-solved by one Newton step
-    # from its own observed compositions; the spread of those estimates is the estimator's, correction included.
+    if fast:
+        spread = asymptotic.normal_spread(seed, stream, outer)
+        return asymptotic.result(est, lo, hi, noise, floor, c.sign, level, spread)
+    nested = (evaluate, fam, seed, stream, outer, block, key)
+    report_nested = (lambda done: report(len(GRID) * draws + 3 * done)) if report else None
+    return _widened(c, nested, i_est, i_hi, est, lo, hi, noise, floor, a, report_nested)
+
+
+def _data_key(data: Sequence[np.ndarray], neighbours) -> str:
+    return reuse.digest([np.asarray(a, dtype=float) for a in data] + list(neighbours or ()))
+
+
+def _widened(c: _Curves, nested: tuple, i_est, i_hi, est, lo, hi, noise, floor, a, report) -> dict:
+    """Nested one-step re-estimation: simulated cities at the estimate, each re-solved by one Newton step
+    from its own observed compositions; the spread of those estimates is the estimator's, correction included."""
+    evaluate, fam, seed, stream, outer, block, key = nested
     lam = float(np.interp(i_est, np.arange(len(FINE)), FINE))
     dm, dtr = c.slopes(i_est)
-    nested_report = (lambda done: report(len(GRID) * draws + 3 * done)) if report else None
-    v_star, re = _nested(evaluate, fam, _stream(seed, stream), lam, c.sign, dm, outer, block, nested_report)
+    v_star, re = reuse.cached(
+        None if key is None else ("nested", key, stream, outer, lam, c.sign, dm),
+        evaluate,
+        lambda: _nested(evaluate, fam, _stream(seed, stream), lam, c.sign, dm, outer, block, report),
+    )
     sd_ti = (max(lo, hi) - min(lo, hi)) / (2 * stats.norm.ppf(1 - a))
     if noise or dm <= 0 or len(re) < 2:
         widen, spread, real = _through_slope(c, i_hi, floor, v_star)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlencode
 
 from fastapi import Depends, Header, Query
 
@@ -62,7 +63,28 @@ class MapParams:
         self.permutations, self.seed, self.at = permutations, seed, _at(at)
 
 
+def pmtiles_url(dataset_id: str, group: str, view: str) -> str:
+    """The PMTiles archive of a view: what replaces the offline HTML file of a city too large for one."""
+    query = {"group": group, **({"statistic": VIEW_STATISTIC[view]} if view in VIEW_STATISTIC else {})}
+    return f"/v1/datasets/{dataset_id}/export.pmtiles?{urlencode(query)}"
+
+
 def check_download(src: Source, p: MapParams, settings: Settings) -> None:
+    n, limit = src.data.n, settings.max_offline_areas
+    if n > limit:
+        # Checked before anything is built: at 1,000,000 areas the file's tiles and statistics outlast the
+        # compute timeout, and a browser can't open the page that would come out.
+        group = p.group or src.data.groups[0]
+        raise ValidationError(
+            problem(
+                "too_many_areas",
+                f"{n:,} areas are too many for one offline HTML file (limit {limit:,}, SEGMAP_MAX_OFFLINE_AREAS). "
+                f"Instead: the PMTiles archive of this view for any PMTiles viewer or static host, "
+                f"{pmtiles_url(src.id, group, p.view)} (add maxzoom= for a smaller file); the PNG or SVG for a "
+                f"report, /v1/datasets/{src.id}/map.png; the areas with their numbers for GIS, "
+                f"/v1/datasets/{src.id}/download.parquet; or the live page, /maps/{src.id}.",
+            )
+        )
     if p.tiles is False and src.data.n > settings.max_download_areas:
         # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
         raise ValidationError(
@@ -94,7 +116,7 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
         view=p.view,
         scheme=p.scheme,
         k=p.k,
-        at=p.at,
+        at=p.at if mode == "download" else None,  # live pages: the script reads at= from the URL (one cached page)
         mode=mode,
         permutations=p.permutations,
         seed=p.seed,
@@ -106,6 +128,7 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
         embedded_tiles=embedded,
         embedded_zooms=zooms,
         lang=p.lang,
+        pmtiles_url=pmtiles_url(src.id, group, p.view) if data.n > settings.max_offline_areas else None,
     )
     page, _ = render_page(data, opts)
     return page.encode()

@@ -125,7 +125,7 @@ def _links(opts, group: str) -> list[tuple[str, str]]:
     return [
         (tr("Data (CSV)"), f"{page}/data?{urlencode({**q, 'format': 'csv'})}"),
         (tr("Data (GeoJSON)"), f"{page}/data?{urlencode({**q, 'format': 'geojson'})}"),
-        (tr("Offline HTML"), f"{page}/download?{urlencode(q)}"),
+        ("PMTiles", opts.pmtiles_url) if opts.pmtiles_url else (tr("Offline HTML"), f"{page}/download?{urlencode(q)}"),
         ("PNG", f"/v1/datasets/{opts.dataset_id}/map.png?{urlencode(q)}"),
         ("SVG", f"/v1/datasets/{opts.dataset_id}/map.svg?{urlencode(q)}"),
     ]

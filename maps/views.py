@@ -66,6 +66,7 @@ class PageOptions:
     embedded_tiles: dict | None = None
     embedded_zooms: tuple[int, int] | None = None
     lang: str = "en"  # page language (maps/i18n.py)
+    pmtiles_url: str | None = None  # a city too large for an offline file: the page links this archive instead
 
     @property
     def tr(self) -> Tr:

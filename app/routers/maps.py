@@ -20,7 +20,7 @@ from ..settings import Settings
 from ..tileservice import TileService
 
 router = APIRouter(tags=["maps"])
-CLIENT_STATE = ("area", "pattern")  # held in the URL for the page's script; the server's page is the same
+CLIENT_STATE = ("area", "pattern", "at")  # held in the URL for the page's script; the server's page is the same
 _MEDIA = {
     "js": "text/javascript; charset=utf-8",
     "mjs": "text/javascript; charset=utf-8",
@@ -68,6 +68,7 @@ class Page:
             sorted((k, v) for k, v in self.request.query_params.multi_items() if k not in CLIENT_STATE),
             self.p.lang,  # negotiated from lang= or Accept-Language
             self.settings.basemap_url,
+            self.settings.max_offline_areas,
             assets.RENDER_VERSION,
         )
         return await cached(

@@ -239,6 +239,9 @@
       cfg.hatch[v].forEach(function (row) { row.label_shown = row.label_shown || row.label; });
     });
     page.patterns = q.get("pattern") === "1";
+    if (cfg.live && q.get("at")) {  // the form keeps the position the URL gave (the page itself is the same for any)
+      document.querySelectorAll("input[name=at]").forEach(function (i) { i.value = q.get("at"); });
+    }
     var redrawHist = histogram(page), mark = scatter(page), show = panel(page);
     page.onSelect = function (id) { mark(id); show(id); syncUrl(page); };
     search(page);

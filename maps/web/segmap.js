@@ -57,8 +57,15 @@
     });
   }
 
+  function urlAt(cfg) {  // a live page's position is in its URL (the server's page is the same for every at=)
+    if (!cfg.live) return null;
+    var at = (new URLSearchParams(window.location.search).get("at") || "").split(",").map(Number);
+    return at.length === 3 && at.every(isFinite) ? at : null;
+  }
+
   function place(map, cfg) {
-    if (cfg.at) map.setView([cfg.at[0], cfg.at[1]], cfg.at[2]);
+    var at = urlAt(cfg) || cfg.at;
+    if (at) map.setView([at[0], at[1]], at[2]);
     else map.fitBounds(cfg.bounds);
   }
 

@@ -1,0 +1,233 @@
+"""The map page at a million areas (issue 20): a real uvicorn on 127.0.0.1 and headless Chromium (Debian's).
+
+A 1,000,000-cell grid (and, with ``--voronoi``, the Voronoi tessellation of benchmarks/scale.py) is written into
+a fresh registry, the server started on it (stopped by its pid), and for the share view and the LISA view the
+map page is opened at zooms 5, 9 and 13 from the URL's ``at=`` state. "Drawn" is the tile layer's own ``load``
+event (Leaflet fires it when every tile in view has loaded) with at least one shape in a tile. Recorded per view
+and zoom: the time from navigation to drawn, the page's bytes (HTML, scripts, tiles), console errors; per
+run: the first page render on the server, the page's interactive routes (search, area panel), the offline
+download and the server's RSS. Screenshots go to benchmarks/out/.
+
+python -m benchmarks.scale_page [--n 1000000] [--voronoi] [--timeout 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import PEAK_RSS, child, header, write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from server import LiveServer  # noqa: E402
+
+OUT = Path(__file__).parent / "out"
+CHROMIUM = "/usr/bin/chromium"
+ZOOMS = (5, 9, 13)
+VIEWS = ("share", "lisa")
+ENV: dict[str, str] = {}  # the server's settings beyond the defaults (--set NAME=VALUE)
+
+REGISTER = r"""
+import json, sys, time
+from pathlib import Path
+from app.registry import Registry
+from benchmarks.scale import city
+kind, n, root, dataset_id = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter(); ds = city(kind, n); t1 = time.perf_counter()
+Registry(root).put(dataset_id, ds)
+t2 = time.perf_counter()
+b = ds.areas.to_crs(4326).total_bounds
+print(json.dumps({"build": t1 - t0, "register": t2 - t1, "bounds": [float(v) for v in b], "peak": PEAK}))
+""".replace("PEAK", PEAK_RSS)
+
+# Resolves with the ms since navigation when the vector layer has fired "load" (or is already idle) and has drawn.
+DRAWN = """() => new Promise(resolve => {
+  const done = () => resolve(performance.now());
+  const check = () => {
+    const s = window.segmap, layer = s && s.layers && s.layers.vector;
+    if (!layer) return setTimeout(check, 50);
+    const drawn = () => document.querySelectorAll('.leaflet-tile path').length > 0;
+    if (!layer.isLoading() && drawn()) return done();
+    layer.once('load', () => (drawn() ? done() : setTimeout(check, 50)));
+  };
+  check();
+})"""
+
+WEIGHT = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const sum = (rs) => rs.reduce((a, r) => a + (r.transferSize || r.encodedBodySize || 0), 0);
+  const tiles = res.filter(r => r.name.includes('/tiles/'));
+  return {html: nav ? (nav.transferSize || nav.encodedBodySize) : 0, total: (nav ? nav.transferSize : 0) + sum(res),
+          tiles: tiles.length, tile_bytes: sum(tiles), paths: document.querySelectorAll('.leaflet-tile path').length};
+}"""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server's process group (uvicorn and any workers), in MB."""
+    total = 0
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(p.name)) != pid:
+                continue
+            line = next(x for x in (p / "status").read_text().splitlines() if x.startswith("VmRSS"))
+            total += int(line.split()[1])
+        except (OSError, StopIteration, ProcessLookupError):
+            continue
+    return total / 1024
+
+
+def timed_get(client: httpx.Client, url: str, timeout: float) -> dict:
+    t0 = time.perf_counter()
+    try:
+        r = client.get(url, timeout=timeout)
+    except httpx.TimeoutException:
+        return {"status": "timeout", "s": time.perf_counter() - t0, "bytes": 0, "body": ""}
+    return {"status": r.status_code, "s": time.perf_counter() - t0, "bytes": len(r.content), "body": r.text[:300]}
+
+
+def server_side(base: str, dataset_id: str, timeout: float) -> dict:
+    """The page's HTML per view (its first, uncached render and a cached one), the interactive routes and the
+    offline download, timed from the client."""
+    out: dict = {}
+    with httpx.Client() as c:
+        for view in VIEWS:
+            url = f"{base}/maps/{dataset_id}?view={view}"
+            out[f"page {view} first"] = timed_get(c, url, timeout)
+            out[f"page {view} cached"] = timed_get(c, url, timeout)
+        out["search"] = timed_get(c, f"{base}/maps/{dataset_id}/search?q=a123456", timeout)
+        out["search again"] = timed_get(c, f"{base}/maps/{dataset_id}/search?q=a12345", timeout)
+        out["area panel"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a123456&view=lisa", timeout)
+        out["area panel again"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a223456&view=lisa", timeout)
+        out["offline download"] = timed_get(c, f"{base}/maps/{dataset_id}/download", timeout)
+        # What the page links beside it, and what the download's refusal names instead.
+        out["PMTiles export (share)"] = timed_get(c, f"{base}/v1/datasets/{dataset_id}/export.pmtiles", timeout)
+        out["PNG (share)"] = timed_get(c, f"{base}/v1/datasets/{dataset_id}/map.png", timeout)
+        out["data CSV (share)"] = timed_get(c, f"{base}/maps/{dataset_id}/data?format=csv", timeout)
+        out["GeoParquet download"] = timed_get(c, f"{base}/v1/datasets/{dataset_id}/download.parquet", timeout)
+    return out
+
+
+def in_browser(base: str, dataset_id: str, centre: tuple[float, float], tag: str, timeout: float) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            for view in VIEWS:
+                for z in ZOOMS:
+                    rows.append(_open(browser, base, dataset_id, view, z, centre, tag, timeout))
+                    print(f"scale_page: {view} z{z}: {rows[-1]}", file=sys.stderr)
+        finally:
+            browser.close()
+    return rows
+
+
+def _open(browser, base, dataset_id, view, z, centre, tag, timeout) -> dict:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    lat, lon = centre
+    url = f"{base}/maps/{dataset_id}?view={view}&at={lat:.5f},{lon:.5f},{z}"
+    row = {"view": view, "zoom": z}
+    try:
+        page.goto(url, timeout=timeout * 1000, wait_until="commit")
+        page.wait_for_selector("html[data-segmap-ready]", timeout=timeout * 1000)
+        row["drawn s"] = page.evaluate(DRAWN) / 1000
+        row.update(page.evaluate(WEIGHT))
+        shot = OUT / f"scale_page_{tag}_{view}_z{z}.png"
+        OUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot))
+        row["screenshot"] = str(shot.relative_to(OUT.parent.parent))
+    except Exception as exc:  # a page that never draws is the result, not a crash of the benchmark
+        row["drawn s"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+    row["console errors"] = errors
+    ctx.close()
+    return row
+
+
+def run(kind: str, n: int, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="segmap-scale-page-") as tmp:
+        dataset_id = f"{kind}-{n // 1000}k"
+        reg = child(REGISTER, kind, n, tmp, dataset_id, timeout=3600)
+        west, south, east, north = reg["bounds"]
+        centre = ((south + north) / 2, (west + east) / 2)
+        server = LiveServer(
+            data_dir=Path(tmp),
+            env={"SEGMAP_REGISTER_BUNDLED": "false", **ENV},
+        )
+        base = server.start()
+        try:
+            rss0 = rss_mb(server.proc.pid)
+            routes = server_side(base, dataset_id, timeout)
+            rss1 = rss_mb(server.proc.pid)
+            pages = in_browser(base, dataset_id, centre, f"{kind}_{n // 1000}k", timeout)
+            rss2 = rss_mb(server.proc.pid)
+            log = server.read_log()[-3000:]
+        finally:
+            server.stop()
+    return {"kind": kind, "n": n, "env": dict(ENV), "register": reg, "routes": routes, "pages": pages,
+            "rss": {"started": rss0, "after routes": rss1, "after browser": rss2}, "log": log}  # fmt: skip
+
+
+def render(results: list[dict]) -> str:
+    text = header("The map page at a million areas: uvicorn on 127.0.0.1 and headless Chromium (issue 20)")
+    for r in results:
+        text += (
+            f"## {r['kind']}, {r['n']:,} areas\n\n"
+            f"Server settings beyond the defaults: {r['env'] or 'none'}. "
+            f"Dataset built in {r['register']['build']:.1f} s, registered in {r['register']['register']:.1f} s. "
+            f"Server RSS (1 worker): {r['rss']['started']:.0f} MB started, {r['rss']['after routes']:.0f} MB after "
+            f"the routes below, {r['rss']['after browser']:.0f} MB after the browser runs.\n\n"
+            "| route | status | s | KiB |\n|---|---|---|---|\n"
+        )
+        for name, v in r["routes"].items():
+            text += f"| {name} | {v['status']} | {v['s']:.2f} | {v['bytes'] / 1024:.0f} |\n"
+        text += "\n| view | zoom | drawn s | page KiB | tiles | tile KiB | shapes | console errors | screenshot |\n"
+        text += "|---|---|---|---|---|---|---|---|---|\n"
+        for p in r["pages"]:
+            s = p["drawn s"]
+            text += (
+                f"| {p['view']} | {p['zoom']} | {s if isinstance(s, str) else f'{s:.2f}'} | "
+                f"{p.get('total', 0) / 1024:.0f} | {p.get('tiles', '')} | {p.get('tile_bytes', 0) / 1024:.0f} | "
+                f"{p.get('paths', '')} | {len(p['console errors'])} | {p.get('screenshot', '')} |\n"
+            )
+        text += "\n"
+    return text + (
+        "`drawn s`: from navigation (a fresh browser context, cold cache) to the tile layer's `load` event with "
+        "shapes drawn; the first row of each view includes the server's render of the page when not cached. "
+        "`page KiB`: transfer sizes of the HTML and every resource (tiles included) the page loaded.\n"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--voronoi", action="store_true")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument(
+        "--set", action="append", default=[], help="a server setting, e.g. SEGMAP_MAX_OFFLINE_AREAS=2000000"
+    )
+    args = ap.parse_args()
+    ENV.update(kv.split("=", 1) for kv in args.set)
+    kinds = ("grid", "voronoi") if args.voronoi else ("grid",)
+    results = [run(k, args.n, args.timeout) for k in kinds]
+    OUT.mkdir(exist_ok=True)
+    (OUT / "scale_page.json").write_text(json.dumps(results, indent=1))
+    write("scale_page", render(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,7 +55,15 @@ def _child(argv: list[str], out: str, err: str, env: dict) -> None:
 
 def serve() -> None:
     """The helper: one JSON request per line on stdin; answers the child's pid, then its exit status."""
+    import importlib
+
     import app.cli  # noqa: F401  (the imports every run shares)
+
+    for name in ("app.registry", "maps.data", "maps.views", "maps.static"):  # what `segmap map` imports when run
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # then each run imports it, as a new process would
 
     for line in sys.stdin:
         req = json.loads(line)

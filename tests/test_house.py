@@ -13,15 +13,20 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from conftest import georgia_bundle
 
 APP = Path(__file__).resolve().parents[1] / "app"
 TILE = "/v1/datasets/georgia-1990/tiles/6/17/25.mvt"
+_georgia = georgia_bundle  # Georgia only: registering every bundled sample costs ~12 s of CPU per app
 
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory):
     """The bundled Georgia sample behind a service that allows 50 permutations."""
-    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("house"), max_permutations=50))) as c:
+    bundled = _georgia(tmp_path_factory.mktemp("g"))
+    with TestClient(
+        create_app(Settings(data_dir=tmp_path_factory.mktemp("house"), max_permutations=50, bundled_dir=bundled))
+    ) as c:
         yield c
 
 
@@ -51,7 +56,7 @@ def test_creating_an_app_changes_no_library_default(tmp_path):
 
 
 def test_statistics_and_maps_are_switched_by_settings(tmp_path):
-    settings = Settings(data_dir=tmp_path, statistics=False, maps=False)
+    settings = Settings(data_dir=tmp_path, statistics=False, maps=False, bundled_dir=_georgia(tmp_path / "g"))
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         assert c.get("/v1/datasets/georgia-1990").status_code == 200
         assert c.get("/ogc/collections/georgia-1990/items?limit=1").status_code == 200
@@ -64,7 +69,7 @@ def test_statistics_and_maps_are_switched_by_settings(tmp_path):
 def test_a_cold_tile_request_reads_the_catalogue_once(tmp_path, monkeypatch):
     from app.registry import Registry
 
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
+    with TestClient(create_app(Settings(data_dir=tmp_path, bundled_dir=_georgia(tmp_path / "g")))) as c:
         reads = []
         info = Registry.info
         monkeypatch.setattr(Registry, "info", lambda self, i: reads.append(i) or info(self, i))
@@ -77,7 +82,7 @@ def test_a_cold_tile_request_reads_the_catalogue_once(tmp_path, monkeypatch):
 
 def test_the_memory_tile_layer_revalidates_like_the_routes(tmp_path):
     """If-None-Match naming several ETags (or *) is a 304 whether the tile comes from memory or the route."""
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
+    with TestClient(create_app(Settings(data_dir=tmp_path, bundled_dir=_georgia(tmp_path / "g")))) as c:
         etag = c.get(TILE).headers["etag"]
         assert c.get(TILE).status_code == 200  # now in memory
         for header in (f'"other", {etag}', "*"):
@@ -86,7 +91,7 @@ def test_the_memory_tile_layer_revalidates_like_the_routes(tmp_path):
 
 
 def test_tile_state_belongs_to_the_app_and_closes_with_it(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(Settings(data_dir=tmp_path, bundled_dir=_georgia(tmp_path / "g")))
     with TestClient(app) as c:
         assert c.get(TILE).status_code == 200
         tiles = app.state.tiles

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 import shapely
 
+from conftest import run_segmap
 from spatial.dataset import Metadata
 from spatial.io import load_dataset
 
@@ -210,9 +209,6 @@ def test_cli_writes_html_png_svg(tmp_path, georgia_paths):
     from PIL import Image
 
     common = [
-        sys.executable,
-        "-m",
-        "app.cli",
         "map",
         str(georgia_paths["boundaries"]),
         "--counts",
@@ -225,22 +221,14 @@ def test_cli_writes_html_png_svg(tmp_path, georgia_paths):
         "black",
     ]
     png = tmp_path / "m.png"
-    r = subprocess.run(
-        [*common, "--view", "hotspots", "-o", str(png), "--width", "640", "--height", "480", "--dpi", "80"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_segmap(*common, "--view", "hotspots", "-o", str(png), "--width", "640", "--height", "480", "--dpi", "80")
     assert r.returncode == 0, r.stderr
     assert Image.open(png).size == (640, 480) and "alt text: Map of Gi* hot and cold spots" in r.stderr
     html = tmp_path / "m.html"
-    r = subprocess.run(
-        [*common, "-o", str(html), "--permutations", "99"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    r = run_segmap(*common, "-o", str(html), "--permutations", "99")
     assert r.returncode == 0, r.stderr
     assert "<script src=" not in html.read_text()
-    r = subprocess.run([*common, "-o", str(tmp_path / "m.jpg")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = run_segmap(*common, "-o", str(tmp_path / "m.jpg"))
     assert r.returncode == 2 and ".html, .png or .svg" in r.stderr and not (tmp_path / "m.jpg").exists()
 
 

@@ -24,11 +24,10 @@ import shapely
 from spatial.cancel import checkpoint
 
 from .mvt import encode_polygons
+from .tilegrid import AGGREGATE_PX, ORIGIN, WORLD, cell_size, cells_of_centroids  # noqa: F401 (re-exported)
 
 EXTENT = 4096
 BUFFER = 64  # tile units of overlap, so strokes don't show seams
-WORLD = 2 * math.pi * 6378137.0
-ORIGIN = WORLD / 2
 LAYER = "areas"
 MAX_ZOOM = 22
 
@@ -79,7 +78,6 @@ def valid_tile(z: int, x: int, y: int) -> bool:
     return 0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z
 
 
-AGGREGATE_PX = 2  # areas smaller than this many display pixels square merge into grid cells of that size
 SIMPLIFIED_BELOW = 14  # zooms below this draw simplified coverage; from it on, the original vertices
 
 
@@ -88,8 +86,19 @@ class Provisional(bytes):
     it is neither cached nor served as immutable."""
 
 
-def cell_size(z: int) -> float:
-    return AGGREGATE_PX * WORLD / (256 * 2**z)
+@dataclass
+class Selection:
+    """What a tile draws: ``drawn`` areas as polygons (sorted; ``geometries()`` gives their zoom's shapes, None
+    while not yet available: they are left out) and ``members`` merged into pixel cells: ``cell`` numbers each
+    member's cell, ``gx``/``gy`` are each cell's column and row. ``provisional``: not the final bytes."""
+
+    drawn: np.ndarray
+    geometries: Callable[[], np.ndarray] | None
+    members: np.ndarray
+    cell: np.ndarray
+    gx: np.ndarray
+    gy: np.ndarray
+    provisional: bool = False
 
 
 def simplify_level(geoms: np.ndarray, area: np.ndarray, z: int) -> np.ndarray:
@@ -166,79 +175,68 @@ class TileIndex:
                 self._by_zoom[z] = simplify_level(self.geoms, self.area, z)
             return self._by_zoom[z]
 
-    def select(self, z: int, box: tuple, final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable]:
-        """The areas whose boxes meet ``box`` (sorted), their areas and centroids, and a function giving the
-        zoom's geometries of a subset of them (``mask`` over the hits)."""
+    def select(self, z: int, x: int, y: int, box: tuple, final: bool = False) -> Selection | None:
+        """The areas drawn in tile (z, x, y) (boxes meeting ``box``) and those merged into its pixel cells."""
         hits = self.tree.query(shapely.box(*box))
         hits.sort()
-        return hits, self.area[hits], self.centroids[hits], lambda mask: self.geometries(z)[hits[mask]]
+        small = self.area[hits] < cell_size(z) ** 2
+        drawn, merged = hits[~small], hits[small]
+        inside, cell, gx, gy = cells_of_centroids(self.centroids[merged], z, x, y)
+        return Selection(drawn, lambda: self.geometries(z)[drawn], merged[inside], cell, gx, gy)
 
     def tile(self, z: int, x: int, y: int, attributes: TileAttributes, final: bool = False) -> bytes:
         """One encoded tile; ``final``: never :class:`Provisional` (an export waits for, or makes, the level)."""
         minx, miny, maxx, maxy = tile_bounds(z, x, y)
         pad = (maxx - minx) * BUFFER / EXTENT
         box = (minx - pad, miny - pad, maxx + pad, maxy + pad)
-        hits, area, centroids, level = self.select(z, box, final)
-        if len(hits) == 0:
+        sel = self.select(z, x, y, box, final)
+        if sel is None:  # nothing shared yet: an empty tile the client asks for again
+            return Provisional(b"")
+        if len(sel.drawn) == 0 and len(sel.members) == 0:
             return b""
-        small = area < self.cell_size(z) ** 2
-        drawn = hits[~small]
+        drawn = sel.drawn if sel.geometries is not None else sel.drawn[:0]
         scale = EXTENT / (maxx - minx)
-        geoms = shapely.clip_by_rect(level(~small), *box)
+        geoms = shapely.clip_by_rect(sel.geometries(), *box) if len(drawn) else np.empty(0, dtype=object)
         # To tile units (y down), rounded to the integer grid. Not shapely.set_precision: it is ~20 µs a polygon
         # (a GEOS overlay per geometry), and the encoder already drops the rings rounding collapses.
         geoms = shapely.transform(
             geoms, lambda c: np.rint(np.column_stack(((c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale)))
         )
         columns = {name: values[drawn] for name, values in attributes.columns.items()}
-        merged = self._merge(hits[small], centroids[small], z, minx, maxy, scale, attributes)
-        if merged is not None:
-            cells, merged_columns = merged
+        if len(sel.members):
+            cells, merged_columns = _merge(sel, z, minx, maxy, scale, attributes)
             geoms = np.concatenate([geoms, cells])
             columns = _concat_columns(columns, merged_columns, len(drawn), len(cells))
         body = encode_polygons(geoms, columns, layer=LAYER, extent=EXTENT)
-        return Provisional(body) if getattr(level, "provisional", False) else body
+        return Provisional(body) if sel.provisional else body
 
-    def _merge(
-        self, members: np.ndarray, centroids, z: int, minx: float, maxy: float, scale: float, attributes: TileAttributes
-    ):
-        """Areas under a pixel cell become one square per cell of the global grid (same cells in every tile)."""
-        cx, cy = centroids[:, 0], centroids[:, 1]
-        tile_size = EXTENT / scale
-        inside = (
-            (cx >= minx) & (cx < minx + tile_size) & (cy <= maxy) & (cy > maxy - tile_size)
-        )  # each area in one tile
-        members, cx, cy = members[inside], cx[inside], cy[inside]
-        if len(members) == 0:
-            return None
-        size = self.cell_size(z)
-        gx = np.floor((cx + ORIGIN) / size).astype(np.int64)
-        gy = np.floor((ORIGIN - cy) / size).astype(np.int64)
-        keys, cell = np.unique(gx * (2**z * 256) + gy, return_inverse=True)
-        first = np.zeros(len(keys), dtype=np.int64)
-        first[cell[::-1]] = np.arange(len(cell))[::-1]
-        x0 = np.rint((gx[first] * size - ORIGIN - minx) * scale)
-        y0 = np.rint((ORIGIN - gy[first] * size - maxy) * -scale)
-        side = np.rint(size * scale)
-        squares = shapely.box(x0, y0, x0 + side, y0 + side)
-        out = {"areas": np.bincount(cell).astype(float)}
-        for name in attributes.sums:
-            out[name] = np.bincount(cell, weights=attributes.columns[name][members].astype(float), minlength=len(keys))
-        for name, (num, den, *factor) in attributes.ratios.items():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[name] = np.where(out[den] > 0, out[num] / out[den] * (factor[0] if factor else 1.0), np.nan)
-        for name in attributes.modes:
-            values = attributes.columns[name][members]
-            ok = np.array([v is not None for v in values])
-            labels, code = np.unique(values[ok].astype(str), return_inverse=True)
-            counts = np.zeros((len(keys), max(1, len(labels))), dtype=np.int64)
-            np.add.at(counts, (cell[ok], code), 1)
-            mode = np.empty(len(keys), dtype=object)
-            if len(labels):
-                mode[:] = labels[counts.argmax(axis=1)]
-                mode[counts.sum(axis=1) == 0] = None
-            out[name] = mode
-        return squares, out
+
+def _merge(sel: Selection, z: int, minx: float, maxy: float, scale: float, attributes: TileAttributes):
+    """Areas under a pixel cell become one square per cell of the global grid (same cells in every tile)."""
+    members, cell, n = sel.members, sel.cell, len(sel.gx)
+    size = cell_size(z)
+    x0 = np.rint((sel.gx * size - ORIGIN - minx) * scale)
+    y0 = np.rint((ORIGIN - sel.gy * size - maxy) * -scale)
+    side = np.rint(size * scale)
+    squares = shapely.box(x0, y0, x0 + side, y0 + side)
+    out = {"areas": np.bincount(cell, minlength=n).astype(float)}
+    for name in attributes.sums:
+        out[name] = np.bincount(cell, weights=attributes.columns[name][members].astype(float), minlength=n)
+    for name, (num, den, *factor) in attributes.ratios.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = np.where(out[den] > 0, out[num] / out[den] * (factor[0] if factor else 1.0), np.nan)
+    for name in attributes.modes:
+        values = attributes.columns[name][members]
+        ok = np.array([v is not None for v in values])
+        labels, code = np.unique(values[ok].astype(str), return_inverse=True)
+        counts = np.zeros((n, max(1, len(labels))), dtype=np.int64)
+        np.add.at(counts, (cell[ok], code), 1)
+        mode = np.empty(n, dtype=object)
+        if len(labels):
+            mode[:] = labels[counts.argmax(axis=1)]
+            mode[counts.sum(axis=1) == 0] = None
+        out[name] = mode
+    return squares, out
 
 
 def _concat_columns(drawn: dict, merged: dict, n_drawn: int, n_merged: int) -> dict:

@@ -13,7 +13,9 @@ import gc
 import hashlib
 import json
 import math
+import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +33,13 @@ from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
 from .http import HeavyWork, etag_for, etag_matches
 from .tiles import AGGREGATE_PX, LAYER, Provisional, TileAttributes, TileIndex, offline_tiles
-from .tilestore import SharedTileIndex
+from .tilestore import SharedTileIndex, warm_builders
 
 MVT = "application/vnd.mapbox-vector-tile"
 IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned tile URL never changes meaning
+# A tile drawn while its version's index is built: no cache keeps it, and map clients that schedule reloads from
+# max-age (MapLibre's refreshExpiredTiles) fetch it again in a moment, when the final one may be there.
+PROVISIONAL = "no-store, max-age=2"
 
 
 def tile_version(src: Source, settings) -> str:
@@ -207,6 +212,15 @@ class TileService:
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tiles")
         self._queue = queue  # distinct tiles waiting for the encoder; beyond, 503 busy
         self._froze = False
+        self._shared: weakref.WeakSet = weakref.WeakSet()  # shared indexes whose builders close() stops
+        if store is not None:  # the builders' forkserver imports its modules now, not when a dataset arrives
+            threading.Thread(target=warm_builders, name="segmap-tile-builders", daemon=True).start()
+
+    def _source_file(self, src: Source) -> Path | None:
+        """The version's GeoParquet in the registry (``<data dir>/datasets``, beside ``store``): what the
+        builder process reads, rather than this worker writing the geometries out again."""
+        name = src.info.get("_file")
+        return self.store.parent / "datasets" / name if name else None
 
     def index(self, src: Source) -> TileIndex:
         """The geometry index of the source's version (a replaced dataset's index is dropped)."""
@@ -214,8 +228,9 @@ class TileService:
         if hit is not None and hit[0] == src.version:
             return hit[1]
         if self.store is not None:
-            index = SharedTileIndex(src.data.areas, self.store / f"{src.id}.{src.version}")
+            index = SharedTileIndex(src.data.areas, self.store / f"{src.id}.{src.version}", self._source_file(src))
             self._indexes.put(src.id, (src.version, index))
+            self._shared.add(index)
             return index
         index = TileIndex(src.data.areas)
         self._indexes.put(src.id, (src.version, index))
@@ -276,6 +291,8 @@ class TileService:
         return offline_tiles(self.index(src), self.attributes(src, layer))
 
     def close(self) -> None:
+        for index in list(self._shared):
+            index.close()
         self._encoder.shutdown(wait=False, cancel_futures=True)
         if self._froze:
             gc.unfreeze()
@@ -285,12 +302,13 @@ async def tile_response(
     request: Request, tiles: TileService, src: Source, zxy: tuple, layer: Layer, max_age: int | None
 ) -> Response:
     """A tile with its ETag (304 when the client holds it), immutable when ``max_age`` is None. A tile drawn while
-    the version's index is still built goes out ``no-store`` without an ETag, so no cache (ours included) keeps it."""
+    the version's index is still built goes out ``no-store`` (with a max-age of 2 s that clients reload at) without
+    an ETag, so no cache (ours included) keeps it or takes it for the final tile."""
     etag = etag_for("tile", src.key(), *zxy, (layer.group, layer.statistic, layer.permutations, layer.seed))
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE if max_age is None else f"public, max-age={max_age}"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     body = await tiles.tile(src, *zxy, layer, key=etag)
     if isinstance(body, Provisional):
-        return Response(bytes(body), media_type=MVT, headers={"Cache-Control": "no-store"})
+        return Response(bytes(body), media_type=MVT, headers={"Cache-Control": PROVISIONAL})
     return Response(body, media_type=MVT, headers=headers)

@@ -1,24 +1,25 @@
-"""A dataset version's tile index, built once and shared by every worker through files beside the dataset.
+"""A dataset version's tile index, built once by a process of its own and shared by every worker through files.
 
-In ``<data dir>/tiles/<id>.<version>/``: each area's Web Mercator box, area and centroid (``.npy``, memory-mapped),
-and its geometry as WKB, original and simplified for each zoom below 14 (one blob and its offsets per level).
-One process builds them, holding ``build.lock`` (``flock``: released if it dies, and another worker carries
-on); every process reads them memory-mapped, decoding only the areas a tile needs. So a new version costs its
-projection and simplifications once, not once per worker, and no worker holds a million geometries.
+In ``<data dir>/tiles/<id>.<version>/`` (written by :mod:`app.tilebuild`): each area's Web Mercator box, area and
+centroid, the Z-order of the centroids' pixel cells and the areas sorted by size (``.npy``, memory-mapped),
+and the geometries as WKB, original and simplified for each zoom below 14 (one blob and its offsets per level).
+Every worker reads them memory-mapped and decodes only what a tile draws; no worker holds a million geometries,
+builds anything or waits for a build.
 
-While a level is being built a tile is still answered at once, drawn from the cheapest source ready: the
-original geometries simplified for that tile alone (neighbours' borders may not meet exactly), or, before the
-projection is shared, the areas' own geometries projected for that tile. Such a tile is
-:class:`app.tiles.Provisional`: never cached. A small dataset (under ``INLINE_COORDS`` vertices) is built
-before its first tile, which is as quick as a provisional one.
+While the index is built a tile is still answered at once, from what is there: before the boxes exist, an
+empty tile; before a zoom's simplification exists, its polygons simplified for that tile alone (neighbours'
+borders may not meet exactly), or left out before the original geometries exist. Such a tile is
+:class:`app.tiles.Provisional`: never cached, and sent with a short max-age so map clients fetch it again.
+Merged pixel cells need only the boxes: a tile of merged cells is final as soon as they exist. A small dataset
+(under ``INLINE_COORDS`` vertices) is built before its first tile, in a few milliseconds.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
-import os
-import shutil
+import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -28,93 +29,104 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
-from .tiles import SIMPLIFIED_BELOW, WORLD, TileIndex, simplify_level
+from . import tilebuild
+from .tilebuild import BASE, ORIG, build_missing, complete, written
+from .tilegrid import cell_size, cells_of_run, tile_run
+from .tiles import SIMPLIFIED_BELOW, WORLD, Selection, TileIndex, simplify_level
 
-INLINE_COORDS = 300_000
-ORIG = "orig"
+INLINE_COORDS = 30_000
+BUILD_ATTEMPTS = 3  # a builder that fails this often (a broken file) is not started again by this worker
+log = logging.getLogger("segmap.tiles")
+_CONTEXT: list = []
 
 
-def _save(folder: Path, name: str, array: np.ndarray) -> None:
-    tmp = folder / f".{name}.{os.getpid()}.tmp.npy"
-    np.save(tmp, array)
-    os.replace(tmp, folder / f"{name}.npy")
+def _builders():
+    """Builder processes are forked from a forkserver that has imported app.tilebuild: they start in
+    milliseconds, single-threaded (a fork of a threaded worker could inherit a held lock)."""
+    if not _CONTEXT:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["app.tilebuild"])
+        _CONTEXT.append(ctx)
+    return _CONTEXT[0]
 
 
-def _save_wkb(folder: Path, key, geoms: np.ndarray) -> None:
-    """The level's WKB blob, then its offsets: the offsets file is the sign that the level is complete."""
-    wkb = shapely.to_wkb(geoms)
-    offsets = np.zeros(len(wkb) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in wkb], out=offsets[1:])
-    tmp = folder / f".{key}.{os.getpid()}.tmp.wkb"
-    with open(tmp, "wb") as f:
-        f.write(b"".join(wkb) or b"\0")  # mmap cannot map an empty file
-    os.replace(tmp, folder / f"{key}.wkb")
-    _save(folder, f"{key}.off", offsets)
+def warm_builders() -> None:
+    """Start the forkserver now, so that a new dataset version's build starts without a second of imports."""
+    from multiprocessing import forkserver
+
+    _builders()
+    forkserver.ensure_running()
+
+
+def start_builder(source: Path, folder: Path):
+    """A child process running :func:`app.tilebuild.run` (tests replace this to simulate a slow builder)."""
+    proc = _builders().Process(target=tilebuild.run, args=(str(source), str(folder)), daemon=True)
+    proc.start()
+    return proc
 
 
 class SharedTileIndex(TileIndex):
-    """The :class:`app.tiles.TileIndex` of one dataset version, read from (and, by one process, written to)
-    ``folder``. Tiles equal those of an in-memory index once their level is ready."""
+    """The :class:`app.tiles.TileIndex` of one dataset version, read from ``folder``; its files are written by a
+    builder process reading ``source`` (the version's GeoParquet; None: written here from ``areas``). Tiles
+    equal those of an in-memory index once their level is written."""
 
-    def __init__(self, areas: gpd.GeoDataFrame, folder: Path):
+    def __init__(self, areas: gpd.GeoDataFrame, folder: Path, source: Path | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._areas, self._lock = areas, threading.Lock()
-        self._loaded: dict = {}  # level -> (blob, offsets), or "base" -> (bounds, area, centroids)
-        self._native = None
+        self._areas, self._source, self._lock = areas, source, threading.Lock()
+        self._loaded: dict = {}  # level -> (blob, offsets), or "base" -> the arrays of tilebuild.BASE
         self._memory: dict = {}  # levels a final tile (an export) needed before the builder wrote them
         self._whole: TileIndex | None = None  # the in-memory index, if an export came before the shared one
-        self.geoms = None  # the builder's projected geometries, only while it builds
+        self._builder, self._closed = None, False
         if int(shapely.get_num_coordinates(areas.geometry.values).sum()) < INLINE_COORDS:
-            self._build(block=True)
+            with open(self.folder / "build.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                build_missing(self.folder, areas.geometry)
         else:
-            threading.Thread(target=self._run, name="segmap-tile-build", daemon=True).start()
+            threading.Thread(target=self._watch, name="segmap-tile-build", daemon=True).start()
 
-    # -- building (one process at a time) ------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._complete():
-            if self._build(block=False):
-                return
-            time.sleep(0.5)  # another process builds: its files appear one by one; take over if it dies
+    # -- building: in a child process; this thread only waits -----------------------------------------
+    def _watch(self) -> None:
+        failures = 0
+        while not self._closed and not complete(self.folder) and failures < BUILD_ATTEMPTS:
+            if self._locked():  # another process builds: its files appear one by one; take over if it dies
+                time.sleep(0.25)
+                continue
+            self._builder = start_builder(self._source_file(), self.folder)
+            self._builder.join()
+            if self._builder.exitcode != 0 and not self._closed:
+                failures += 1
+                log.warning("tile index builder for %s exited with %s", self.folder.name, self._builder.exitcode)
+            self._builder = None
 
-    def _complete(self) -> bool:
-        return self._ready("base") and all(self._ready(z) for z in range(SIMPLIFIED_BELOW))
-
-    def _build(self, block: bool) -> bool:
+    def _locked(self) -> bool:
         with open(self.folder / "build.lock", "a+b") as lock:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return False
-            try:
-                self._build_missing()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                self.geoms = None
-        return True
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
 
-    def _build_missing(self) -> None:
-        if self._complete():
-            return
-        merc = self._areas.geometry.to_crs(3857)
-        self.geoms = np.asarray(merc.values, dtype=object)
-        area = shapely.area(self.geoms)
-        if not self._ready("base"):
-            self._forget_other_versions()
-            _save(self.folder, "bounds", shapely.bounds(self.geoms))
-            _save(self.folder, "area", area)
-            _save(self.folder, "centroids", shapely.get_coordinates(shapely.centroid(self.geoms)))
-            _save_wkb(self.folder, ORIG, self.geoms)
-            (self.folder / "base.done").touch()
-        for z in range(SIMPLIFIED_BELOW - 1, -1, -1):  # street zooms first: the most costly to do per tile
-            if not self._ready(z):
-                _save_wkb(self.folder, z, simplify_level(self.geoms, area, z))
+    def _source_file(self) -> Path:
+        if self._source is not None and Path(self._source).is_file():
+            return Path(self._source)
+        path = self.folder / "source.parquet"
+        if not path.exists():
+            tmp = self.folder / f".source.{threading.get_ident()}.tmp.parquet"
+            gpd.GeoDataFrame(geometry=self._areas.geometry.values, crs=self._areas.crs).to_parquet(tmp)
+            tmp.replace(path)
+        return path
 
-    def _forget_other_versions(self) -> None:
-        prefix = self.folder.name.rsplit(".", 1)[0] + "."
-        for old in self.folder.parent.glob(prefix + "*"):
-            if old != self.folder and old.name.rsplit(".", 1)[0] + "." == prefix:
-                shutil.rmtree(old, ignore_errors=True)  # readers keep their open maps (Linux)
+    def close(self) -> None:
+        """Stop this worker's builder, if it runs (another worker's takes over)."""
+        self._closed = True
+        builder = self._builder
+        if builder is not None and builder.is_alive():
+            builder.terminate()
+
+    def _complete(self) -> bool:
+        return complete(self.folder)
 
     # -- reading ------------------------------------------------------------------------------------
     def _ready(self, level) -> bool:
@@ -122,11 +134,11 @@ class SharedTileIndex(TileIndex):
             return True
         try:
             if level == "base":
-                if not (self.folder / "base.done").exists():
+                if not written(self.folder, "base"):
                     return False
-                loaded = tuple(
-                    np.load(self.folder / f"{n}.npy", mmap_mode="r") for n in ("bounds", "area", "centroids")
-                )
+                loaded = tuple(np.load(self.folder / f"{n}.npy", mmap_mode="r") for n in BASE)
+                if len(loaded[1]) != len(self._areas):  # not this dataset's areas: never drawn
+                    return False
             else:
                 offsets = np.load(self.folder / f"{level}.off.npy", mmap_mode="r")
                 with open(self.folder / f"{level}.wkb", "rb") as f:
@@ -151,77 +163,61 @@ class SharedTileIndex(TileIndex):
 
     @property
     def area(self) -> np.ndarray:
-        self._wait_base()
-        return self._loaded["base"][1]
-
-    def _wait_base(self) -> None:
         while not self._ready("base"):
             time.sleep(0.05)
+        return self._loaded["base"][1]
 
-    def select(self, z: int, box: tuple, final: bool = False):
+    def select(self, z: int, x: int, y: int, box: tuple, final: bool = False) -> Selection | None:
         if not self._ready("base"):
             # An export does not wait for a builder that may be slow or gone: it uses the same index, in memory.
-            return self._whole_select(z, box) if final else self._native_select(z, box)
-        bounds, area, centroids = self._loaded["base"]
-        hits = np.flatnonzero(
-            (bounds[:, 0] <= box[2]) & (bounds[:, 2] >= box[0]) & (bounds[:, 1] <= box[3]) & (bounds[:, 3] >= box[1])
-        )
+            return self._whole_select(z, x, y, box) if final else None
+        _, area, _, codes, order, _, _ = self._loaded["base"]
+        lo, hi = tile_run(codes, z, x, y)  # areas whose centroid is in the tile: one run of the Z-order
+        run = np.asarray(order[lo:hi])
+        small = area[run] < cell_size(z) ** 2
+        cell, gx, gy = cells_of_run(np.asarray(codes[lo:hi])[small], z)
+        drawn = self._drawn(box, cell_size(z) ** 2)
+        geometries, provisional = self._geometries(z, drawn, final) if len(drawn) else (None, False)
+        return Selection(drawn, geometries, run[small], cell, gx, gy, provisional)
+
+    def _drawn(self, box: tuple, least: float) -> np.ndarray:
+        """Areas of at least ``least`` m² whose boxes meet ``box``, sorted; only the large ones are tested."""
+        bounds, area, _, _, _, area_sorted, by_area = self._loaded["base"]
+        k = int(np.searchsorted(area_sorted, least, side="left"))
+        if 2 * k < len(area):  # most areas are drawn at this zoom
+            b, keep = bounds, area >= least
+        else:
+            cand = np.asarray(by_area[k:])
+            b, keep = bounds[cand], None
+        hit = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3]) & (b[:, 3] >= box[1])
+        return np.flatnonzero(hit & keep) if keep is not None else np.sort(cand[hit])
+
+    def _geometries(self, z: int, drawn: np.ndarray, final: bool):
         key = ORIG if z >= SIMPLIFIED_BELOW else z
         if self._ready(key):
-            return hits, area[hits], centroids[hits], lambda mask: self._wkb(key, hits[mask])
-        if not self._ready(ORIG):  # removed meanwhile (a newer version replaced this one)
-            return self._native_select(z, box) if not final else self._whole_select(z, box)
+            return (lambda: self._wkb(key, drawn)), False
         if final:  # what the builder will write, made here (deterministic) rather than waited for
-            with self._lock:
-                if key not in self._memory and not self._ready(key):
-                    self._memory[key] = simplify_level(self._wkb(ORIG, np.arange(len(area))), np.asarray(area), z)
-            level = self._memory.get(key)
-            if level is not None:
-                return hits, area[hits], centroids[hits], lambda mask: level[hits[mask]]
-            return hits, area[hits], centroids[hits], lambda mask: self._wkb(key, hits[mask])
+            level = self._final_level(key, z)
+            return (lambda: level[drawn]), False
+        if not self._ready(ORIG):
+            return None, True
         tolerance = 0.5 * WORLD / (256 * 2**z)
+        return (lambda: shapely.simplify(self._wkb(ORIG, drawn), tolerance, preserve_topology=True)), True
 
-        def cheapest(mask):
-            return shapely.simplify(self._wkb(ORIG, hits[mask]), tolerance, preserve_topology=True)
+    def _final_level(self, key, z: int) -> np.ndarray:
+        with self._lock:
+            if key not in self._memory:
+                if self._ready(key):
+                    self._memory[key] = self._wkb(key, np.arange(len(self.area)))
+                elif self._ready(ORIG):
+                    whole = self._wkb(ORIG, np.arange(len(self.area)))
+                    self._memory[key] = whole if key == ORIG else simplify_level(whole, np.asarray(self.area), z)
+                else:
+                    self._whole = self._whole or TileIndex(self._areas)
+                    self._memory[key] = self._whole.geometries(z)
+            return self._memory[key]
 
-        cheapest.provisional = True
-        return hits, area[hits], centroids[hits], cheapest
-
-    def _whole_select(self, z: int, box: tuple):
+    def _whole_select(self, z: int, x: int, y: int, box: tuple) -> Selection:
         with self._lock:
             self._whole = self._whole or TileIndex(self._areas)
-        return self._whole.select(z, box, final=True)
-
-    def _native_select(self, z: int, box: tuple):
-        """Before the projection is shared: the areas' own geometries, projected and simplified for this tile."""
-        if self._native is None:
-            native = self._areas.geometry
-            self._native = (
-                np.asarray(native.values, dtype=object),
-                shapely.bounds(native.values),
-                Transformer.from_crs(3857, native.crs, always_xy=True),
-                Transformer.from_crs(native.crs, 3857, always_xy=True),
-                native.crs,
-            )
-        geoms, bounds, to_native, to_merc, crs = self._native
-        nb = to_native.transform_bounds(*box)
-        hits = np.flatnonzero(
-            (bounds[:, 0] <= nb[2]) & (bounds[:, 2] >= nb[0]) & (bounds[:, 1] <= nb[3]) & (bounds[:, 3] >= nb[1])
-        )
-        # Boxes and centroids projected as points (cheap); whole geometries only for the areas drawn as polygons.
-        nb_hits = bounds[hits]
-        x0, y0 = to_merc.transform(nb_hits[:, 0], nb_hits[:, 1])
-        x1, y1 = to_merc.transform(nb_hits[:, 2], nb_hits[:, 3])
-        native_area = shapely.area(geoms[hits])
-        fill = native_area / np.maximum((nb_hits[:, 2] - nb_hits[:, 0]) * (nb_hits[:, 3] - nb_hits[:, 1]), 1e-300)
-        area = np.abs((x1 - x0) * (y1 - y0)) * np.clip(fill, 0, 1)
-        cx, cy = to_merc.transform(*shapely.get_coordinates(shapely.centroid(geoms[hits])).reshape(len(hits), 2).T)
-        centroids = np.column_stack([cx, cy])
-        tolerance = 0.5 * WORLD / (256 * 2**z)
-
-        def cheapest(mask):
-            merc = np.asarray(gpd.GeoSeries(geoms[hits[mask]], crs=crs).to_crs(3857).values, dtype=object)
-            return merc if z >= SIMPLIFIED_BELOW else shapely.simplify(merc, tolerance, preserve_topology=True)
-
-        cheapest.provisional = True
-        return hits, area, centroids, cheapest
+        return self._whole.select(z, x, y, box, final=True)

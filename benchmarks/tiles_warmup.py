@@ -3,7 +3,7 @@
 A grid city is uploaded to a live uvicorn with 2 workers; from the moment the upload returns, two clients ask
 for distinct uncached tiles (zooms 4-16 around the centre, never the same address twice) for SECONDS seconds.
 Every answer's latency is recorded, and whether it was provisional (drawn while the version's shared index was
-being built: ``Cache-Control: no-store``). Then the same is done for a second version (the dataset replaced).
+being built: ``Cache-Control: no-store, max-age=2``). Then the same is done for a second version (the dataset replaced).
 
 Run it alone: ``flock /tmp/team/bench.lock python -m benchmarks.tiles_warmup [--areas N] [--seconds S]``.
 """
@@ -18,6 +18,7 @@ import time
 
 import httpx
 import numpy as np
+import shapely
 
 from benchmarks.common import grid_city, header, table, write
 from benchmarks.tiles import LiveServer
@@ -67,7 +68,8 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2) -> list[dict]:
                             "zoom": z,
                             "ms": ms,
                             "status": r.status_code,
-                            "provisional": r.headers.get("cache-control") == "no-store",
+                            "provisional": "no-store" in r.headers.get("cache-control", ""),
+                            "empty": not r.content,
                         }
                     )
 
@@ -95,32 +97,79 @@ def _summary(label: str, rows: list[dict]) -> dict:
     }
 
 
-def main(n_areas: int = 100_000, seconds: float = 10.0) -> None:
-    ds = grid_city(n_areas, cell=100.0)
-    centre = ds.areas.to_crs(4326).geometry.union_all().centroid
-    rows, slow = [], []
-    with LiveServer(workers=2, env={"SEGMAP_MAX_UPLOAD_MB": 400, "SEGMAP_REGISTER_BUNDLED": "false"}) as url:
+def _timeline(label: str, rows: list[dict]) -> list[dict]:
+    """Second by second: how many answers, how many provisional (and of those empty), median and worst."""
+    out = []
+    for second in range(int(max(r["at_s"] for r in rows)) + 1):
+        part = [r for r in rows if second <= r["at_s"] < second + 1]
+        if part:
+            ms = np.array([r["ms"] for r in part])
+            out.append(
+                {
+                    "version": label,
+                    "second": second,
+                    "tiles": len(part),
+                    "provisional": sum(r["provisional"] for r in part),
+                    "of them empty": sum(r["provisional"] and r["empty"] for r in part),
+                    "median ms": float(np.median(ms)),
+                    "max ms": float(ms.max()),
+                }
+            )
+    return out
+
+
+def _peak_rss(pid: int, stop: threading.Event, out: list) -> None:
+    from benchmarks.load import rss_mb
+
+    while not stop.wait(0.5):
+        out.append(rss_mb(pid))
+
+
+def main(n_areas: int = 100_000, seconds: float = 10.0, kind: str = "grid") -> None:
+    if kind == "grid":
+        ds = grid_city(n_areas, cell=100.0)
+    else:
+        from benchmarks.scale import city
+
+        ds = city(kind, n_areas)
+    b = ds.areas.to_crs(4326).total_bounds
+    centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    rows, slow, timeline, rss = [], [], [], []
+    server = LiveServer(workers=2, env={"SEGMAP_MAX_UPLOAD_MB": 2000, "SEGMAP_REGISTER_BUNDLED": "false"})
+    with server as url:
+        stop = threading.Event()
+        sampler = threading.Thread(target=_peak_rss, args=(server.proc.pid, stop, rss), daemon=True)
+        sampler.start()
         for label, scale in (("first", 1), ("replaced", 2)):
             _upload(url, ds, scale)
             result = _hammer(url, centre, seconds)
             rows.append(_summary(label, result))
+            timeline += _timeline(label, result)
             slow += [{"version": label, **r} for r in result if r["ms"] > 200][:10]
-    text = header(f"Tiles in the first {seconds:g} s of a new dataset version ({n_areas:,} areas, 2 workers)")
+        stop.set()
+    what = f"{n_areas:,} areas ({'grid' if kind == 'grid' else 'Voronoi cells'})"
+    text = header(f"Tiles in the first {seconds:g} s of a new dataset version ({what}, 2 workers)")
     text += (
         "Two clients ask for distinct uncached tiles (zooms 4-16 near the centre) from the moment the upload "
         "returns. `provisional`: answered while the version's shared index was built (no-store, never cached).\n\n"
     )
     text += table(rows)
+    text += (
+        f"\nServer memory (2 workers, the builder and their forkservers; RSS summed, shared pages counted in each): "
+        f"peak {max(rss or [0]):,.0f} MB.\n\nSecond by second (`of them empty`: asked before the shared boxes "
+        "existed; the client is told to fetch them again in 2 s):\n\n" + table(timeline)
+    )
     if slow:
         text += "\nSlowest answers (over 200 ms):\n\n" + table(
             [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in slow]
         )
-    write("tiles_warmup", text)
+    write("tiles_warmup" if (n_areas, kind) == (100_000, "grid") else f"tiles_warmup_{kind}_{n_areas}", text)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--areas", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--kind", choices=("grid", "voronoi"), default="grid")
     args = parser.parse_args()
-    main(args.areas, args.seconds)
+    main(args.areas, args.seconds, args.kind)

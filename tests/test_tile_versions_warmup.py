@@ -1,10 +1,14 @@
-"""A dataset version's tile index is built once, on disk, and shared by every worker; while it is built, tiles
-are still answered (provisional: never cached), and once built they equal an in-memory index's bytes."""
+"""A dataset version's tile index is built once, on disk, by a process of its own, and shared by every worker;
+while it is built, tiles are still answered without waiting (provisional: never cached, never immutable), and
+once built they equal an in-memory index's bytes."""
 
 from __future__ import annotations
 
 import fcntl
-import time
+import json
+import math
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from shapely.geometry import box
 from tile_fixtures import georgia_only
 
 import app.tilestore as tilestore
+from app import tilebuild
 from app.tiles import Provisional, TileAttributes, TileIndex, tiles_covering
 from app.tilestore import SharedTileIndex
 
@@ -34,6 +39,11 @@ def city():
     return _city()
 
 
+@pytest.fixture(scope="module")
+def memory(city):
+    return TileIndex(city)
+
+
 def _attributes(areas) -> TileAttributes:
     return TileAttributes({"id": areas["id"].to_numpy(dtype=object), "n": areas["n"].to_numpy(float)}, sums=("n",))
 
@@ -42,8 +52,16 @@ def _sample(index) -> list[tuple[int, int, int]]:
     return [t for z in (3, 8, 11, 13, 15) for t in tiles_covering(index.bounds_3857, z)[:4]]
 
 
-def test_a_shared_index_draws_the_in_memory_tiles(city, tmp_path):
-    memory, shared = TileIndex(city), SharedTileIndex(city, tmp_path / "city.v1")  # small: built before it returns
+def _wait(index) -> None:
+    for _ in range(600):
+        if index._complete():
+            return
+        threading.Event().wait(0.1)
+    pytest.fail("the index was not built within a minute")
+
+
+def test_a_shared_index_draws_the_in_memory_tiles(city, memory, tmp_path):
+    shared = SharedTileIndex(city, tmp_path / "city.v1")  # small: built before it returns
     attrs = _attributes(city)
     assert np.allclose(shared.bounds_3857, memory.bounds_3857)
     tiles = _sample(memory)
@@ -57,54 +75,73 @@ def test_a_shared_index_draws_the_in_memory_tiles(city, tmp_path):
 def test_a_second_worker_reads_what_the_first_built(city, tmp_path, monkeypatch):
     SharedTileIndex(city, tmp_path / "city.v1")
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "city.v1").iterdir()}
-    calls = []
-    monkeypatch.setattr(tilestore, "simplify_level", lambda *a: calls.append(a) or pytest.fail("rebuilt"))
+    monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)  # as for a large city: this worker would start a builder
+    monkeypatch.setattr(tilestore, "start_builder", lambda *a: pytest.fail("a second builder was started"))
+    monkeypatch.setattr(tilebuild, "simplify_level", lambda *a: pytest.fail("rebuilt"))
     again = SharedTileIndex(city, tmp_path / "city.v1")
     z, x, y = _sample(again)[4]
-    assert again.tile(z, x, y, _attributes(city)) and calls == []
+    assert again.tile(z, x, y, _attributes(city))
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "city.v1").iterdir()} == stamps
 
 
-def test_tiles_are_answered_while_another_worker_builds(city, tmp_path, monkeypatch):
-    monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)  # as for a large city: built in the background
+def test_the_build_runs_in_a_process_of_its_own_and_another_worker_takes_over(city, memory, tmp_path, monkeypatch):
+    monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
     folder = tmp_path / "city.v2"
     folder.mkdir()
-    attrs, memory = _attributes(city), TileIndex(city)
+    attrs = _attributes(city)
     with open(folder / "build.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker is building (and has written nothing yet)
         index = SharedTileIndex(city, folder)
-        for z, x, y in _sample(memory):
-            started = time.perf_counter()
+        for z, x, y in _sample(memory):  # answered, not waited for: an empty tile the client asks for again
             body = index.tile(z, x, y, attrs)
-            assert time.perf_counter() - started < 1.0
-            final = memory.tile(z, x, y, attrs)
-            assert isinstance(body, Provisional) == bool(final) and bool(body) == bool(final), (z, x, y)
-        exported = index.tile(*_sample(memory)[4], attrs, final=True)  # an export waits for (or makes) the level
+            assert isinstance(body, Provisional) and body == b"", (z, x, y)
+        exported = index.tile(*_sample(memory)[4], attrs, final=True)  # an export makes the level itself
         assert not isinstance(exported, Provisional) and exported == memory.tile(*_sample(memory)[4], attrs)
-        fcntl.flock(lock, fcntl.LOCK_UN)  # that worker died: this one takes over within a second or so
-    deadline = time.monotonic() + 60
-    while not index._complete() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert index._complete()
+        fcntl.flock(lock, fcntl.LOCK_UN)  # that worker died: this one's builder takes over
+    _wait(index)
+    builders = [json.loads(line)["pid"] for line in (folder / "build.log").read_text().splitlines()]
+    assert len(builders) == 1 and builders[0] != os.getpid()  # not a thread of this (worker) process
     for z, x, y in _sample(memory):
         body = index.tile(z, x, y, attrs)
         assert not isinstance(body, Provisional) and body == memory.tile(z, x, y, attrs)
 
 
-def test_a_level_still_being_built_is_drawn_from_the_shared_originals(city, tmp_path, monkeypatch):
-    SharedTileIndex(city, tmp_path / "city.v1")
-    (tmp_path / "city.v1" / "11.off.npy").unlink()  # zoom 11 not written yet
+def test_a_tile_never_waits_for_a_slow_builder(city, memory, tmp_path, monkeypatch):
+    """A builder that has written the boxes and originals, then stalls: tiles come at once from what is there."""
     monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
-    attrs, memory = _attributes(city), TileIndex(city)
-    with open(tmp_path / "city.v1" / "build.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        index = SharedTileIndex(city, tmp_path / "city.v1")
-        for z, x, y in [t for t in _sample(memory) if t[0] in (11, 13)]:
-            body, final = index.tile(z, x, y, attrs), memory.tile(z, x, y, attrs)
-            assert isinstance(body, Provisional) == (z == 11 and bool(final)) and bool(body) == bool(final)
-            if z == 13:
-                assert body == final
-        fcntl.flock(lock, fcntl.LOCK_UN)
+    folder, attrs = tmp_path / "city.v3", _attributes(city)
+    written, release = threading.Event(), threading.Event()
+
+    def slow_builder(source, target):
+        def run():
+            with open(target / "build.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                geoms = np.asarray(city.geometry.to_crs(3857).values, dtype=object)
+                tilebuild._write_base(target, geoms, np.asarray(memory.area))
+                tilebuild._save_wkb(target, tilebuild.ORIG, geoms)
+                written.set()
+                release.wait(60)  # simplifying every zoom, slowly
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return type("Builder", (), {"join": thread.join, "exitcode": 0, "is_alive": thread.is_alive})()
+
+    monkeypatch.setattr(tilestore, "start_builder", slow_builder)
+    index = SharedTileIndex(city, folder)
+    assert written.wait(30)
+    answers = {}
+    asker = threading.Thread(target=lambda: answers.update({t: index.tile(*t, attrs) for t in _sample(memory)}))
+    asker.start()
+    asker.join(30)
+    release.set()
+    assert not asker.is_alive(), "a tile waited for the builder"
+    for (z, x, y), body in answers.items():
+        final = memory.tile(z, x, y, attrs)
+        drawn = z >= 11  # the 30 × 30 city's areas are drawn as polygons from zoom 11, merged into cells below
+        assert isinstance(body, Provisional) == (drawn and z < 14 and bool(final)), (z, x, y)
+        if not isinstance(body, Provisional):  # merged cells need only the boxes; street zooms the originals
+            assert body == final, (z, x, y)
+        assert bool(body) == bool(final)
 
 
 def test_a_new_version_replaces_the_old_files(city, tmp_path):
@@ -114,7 +151,16 @@ def test_a_new_version_replaces_the_old_files(city, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city.v2", "other.v1"]
 
 
-def test_provisional_tiles_are_never_cached_over_http(tmp_path, monkeypatch):
+def test_another_datasets_files_are_never_drawn(city, tmp_path, monkeypatch):
+    SharedTileIndex(city.iloc[:100], tmp_path / "city.v1")
+    monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
+    monkeypatch.setattr(tilestore, "start_builder", lambda *a: pytest.fail("the folder looked complete"))
+    monkeypatch.setattr(tilestore, "complete", lambda folder: True)
+    index = SharedTileIndex(city, tmp_path / "city.v1")  # 900 areas against files of 100
+    assert index.tile(8, 135, 86, _attributes(city)) == b"" and index.select(8, 135, 86, (0, 0, 1, 1)) is None
+
+
+def test_provisional_tiles_are_never_cached_nor_immutable_over_http(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
@@ -123,13 +169,27 @@ def test_provisional_tiles_are_never_cached_over_http(tmp_path, monkeypatch):
     monkeypatch.setattr(tilestore, "INLINE_COORDS", 0)
     bundle = georgia_only(tmp_path / "bundle")
     with TestClient(create_app(Settings(data_dir=tmp_path / "data", bundled_dir=bundle))) as c:
+        tj = c.get("/v1/datasets/georgia-1990/tilejson.json").json()
+        version = tj["tiles"][0].split("/tiles/")[1].split("/")[0]
         info = c.get("/v1/datasets/georgia-1990").json()
         folder = tmp_path / "data" / "tiles" / f"georgia-1990.{info['version']}"
         folder.mkdir(parents=True)
+        lon, lat = tj["center"][:2]  # a street-zoom tile inside a county: final once the originals are written
+        z, x = 14, int((lon + 180) / 360 * 2**14)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+        urls = [f"/v1/datasets/georgia-1990/tiles/{p}{z}/{x}/{y}.mvt" for p in ("", f"{version}/")]
         with open(folder / "build.lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            r = c.get("/v1/datasets/georgia-1990/tiles/6/16/25.mvt")
-            again = c.get("/v1/datasets/georgia-1990/tiles/6/16/25.mvt")
+            during = [c.get(u) for u in urls for _ in range(2)]  # twice: not from the memory layer either
             fcntl.flock(lock, fcntl.LOCK_UN)
-    assert r.status_code == 200 and r.content and r.headers["cache-control"] == "no-store" and "etag" not in r.headers
-    assert again.headers["cache-control"] == "no-store"  # not served from the memory layer either
+        for _ in range(600):
+            if (folder / "orig.off.npy").exists():
+                break
+            threading.Event().wait(0.1)
+        after = c.get(urls[1])
+    for r in during:
+        cache = r.headers["cache-control"]
+        assert r.status_code == 200 and "no-store" in cache and "max-age=2" in cache, cache
+        assert "immutable" not in cache and "etag" not in r.headers
+    assert after.headers["cache-control"] == "public, max-age=31536000, immutable" and after.content
+    assert "etag" in after.headers

@@ -86,7 +86,16 @@ class _Forest:
         det = np.zeros(n, bool)
         det[fe] = (sub[fe] == 0) | (total[comp[fe]] - sub[fe] == 0)
         det[half] = total[comp[half_at[half]]] == 1
-        return {"det": det, "comp": comp, "sub": sub, "total": total, "full": full, "half_at": half_at}
+        vertices = np.flatnonzero(self.covered)
+        vertices = vertices[np.argsort(comp[vertices], kind="stable")]  # grouped by tree, for _side
+        bounds = np.searchsorted(comp[vertices], np.arange(comp.max(initial=-1) + 2))
+        st = {"det": det, "comp": comp, "sub": sub, "total": total, "full": full, "half_at": half_at}
+        return st | {"vertices": vertices, "bounds": bounds}
+
+    @staticmethod
+    def _tree(st: dict, c: int) -> np.ndarray:
+        """The equation vertices of tree ``c``."""
+        return st["vertices"][st["bounds"][c] : st["bounds"][c + 1]]
 
     def determined(self, known: np.ndarray) -> np.ndarray:
         """Known or solvable from the known nodes."""
@@ -112,7 +121,7 @@ class _Forest:
         """The equation vertices on the side of unknown ``t`` that holds no free end."""
         comp, full = st["comp"], st["full"]
         if not full[t]:
-            return np.flatnonzero((comp == comp[st["half_at"][t]]) & self.covered)
+            return self._tree(st, comp[st["half_at"][t]])
         below, stack = [], [t]
         while stack:  # t's subtree along unknown edges
             v = stack.pop()
@@ -120,7 +129,7 @@ class _Forest:
             stack.extend(int(c) for c in self.children(v) if full[c])
         if st["sub"][t] == 0:
             return np.asarray(below)
-        return np.setdiff1d(np.flatnonzero((comp == comp[t]) & self.covered), below)
+        return np.setdiff1d(self._tree(st, comp[t]), below)
 
     def _complement(self, t: int, st: dict, eligible: np.ndarray) -> int:
         """The new area to withhold so ``t`` reaches a free end: one in an equation of its closed side, preferring

@@ -11,6 +11,7 @@ import math
 from fastapi import Depends, Path, Query
 
 from spatial.errors import ValidationError, problem
+from spatial.local.prologue import GLOBAL_TESTS
 
 from .deps import Source, get_registry, get_settings, get_source, is_owner, load_source
 from .features import CollectionId, parse_bbox
@@ -144,12 +145,17 @@ class LocalQuery:
         correction: str = Query("fdr", description="fdr, bonferroni or none"),
         other: str | None = None,
         smoothing: str | None = Query(None, description="eb: empirical Bayes"),
+        global_test: str = Query(
+            "randomisation", description="lisa's global Moran's I: randomisation (analytic) or permutation (999)"
+        ),
         format: str = Query("geojson", description="geojson or csv"),
         src: Source = Depends(get_source),
         settings: Settings = Depends(get_settings),
     ):
         if format not in ("geojson", "csv"):
             raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
+        if global_test not in GLOBAL_TESTS:
+            raise ValidationError(problem("bad_parameter", f"global_test must be one of {', '.join(GLOBAL_TESTS)}"))
         ds = src.dataset  # the protected table: withheld areas are neither tested nor anybody's neighbour
         group = group or ds.groups[0]
         # Only declared columns are public: anything else is refused by name and role, never computed on.
@@ -172,6 +178,7 @@ class LocalQuery:
             "correction": correction,
             "other": other,
             "smoothing": smoothing,
+            "global_test": global_test,
         }
 
 

@@ -6,7 +6,7 @@ import sys
 
 from spatial.errors import ValidationError, problem
 from spatial.export import csv_safe, local_frame
-from spatial.local import ALIASES, STATISTICS, local_statistic
+from spatial.local import ALIASES, GLOBAL_TESTS, STATISTICS, local_statistic
 from spatial.multiple_testing import CORRECTIONS
 from spatial.weights import KINDS
 
@@ -40,6 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
     p.add_argument("--other", metavar="COL", help="second variable for bivariate_lisa")
     p.add_argument("--smoothing", choices=("eb",), help="empirical Bayes smoothing of shares")
+    p.add_argument(
+        "--global-test",
+        choices=GLOBAL_TESTS,
+        default="randomisation",
+        help="lisa's global Moran's I: randomisation (analytic moments, default) or permutation (999 permutations)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help=".csv, .geojson, .gpkg or .parquet (default: CSV on stdout)")
     p.set_defaults(func=run)
 
@@ -61,6 +67,7 @@ def run(args) -> int:
         correction=args.correction,
         other=args.other,
         smoothing=args.smoothing,
+        global_test=args.global_test,
     )
     out = args.output
     if out and out.lower().endswith((".geojson", ".json", ".gpkg")):
@@ -82,8 +89,18 @@ def run(args) -> int:
         + (" (chosen for the correction)" if args.permutations is None and res.permutations else ""),
         file=sys.stderr,
     )
+    g = res.summary.get("global_moran")
+    if g and g.get("moran_i") is not None:
+        print(f"global Moran's I {g['moran_i']:.4g}, p {g['p_value']:.3g} ({_global_test(g)})", file=sys.stderr)
     if "significance" in res.summary:
         print(res.summary["significance"]["explanation"], file=sys.stderr)
     for note in res.notes:
         print(f"note: {note.message}", file=sys.stderr)
     return 0
+
+
+def _global_test(g: dict) -> str:
+    """Which test the global p-value comes from, with the other one beside it when both were run."""
+    if g["test"] == "permutation":
+        return f"permutation test, {g['permutations']} permutations; randomisation p {g['p_value_randomisation']:.3g}"
+    return "randomisation test, analytic moments"

@@ -22,6 +22,7 @@ from ..weights import SpatialWeights
 from .permutation import _draw_others, conditional_permutation, global_moran  # noqa: F401 (tests use _draw_others)
 from .prologue import (
     CORRECTION_NAMES,
+    GLOBAL_TESTS,
     MAX_AUTO_PERMUTATIONS,
     NO_POPULATION,
     VARIATION_TOL,
@@ -38,6 +39,7 @@ __all__ = [
     "ALIASES",
     "CORRECTION_NAMES",
     "GLOBAL_PERMUTATIONS",
+    "GLOBAL_TESTS",
     "MAX_AUTO_PERMUTATIONS",
     "NO_POPULATION",
     "QUADRANTS",

@@ -261,4 +261,5 @@ def global_moran(z: np.ndarray, W: sp.csr_matrix, permutations: int, rng: np.ran
         "test": "permutation",
         "permutations": permutations,
         "expected_permutation": float(sims.mean()),
+        "variance_permutation": float(sims.var(ddof=1)),  # beside ``variance``: the moments the analytic test uses
     }

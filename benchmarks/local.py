@@ -70,8 +70,67 @@ print(json.dumps({"before": before, "peak": PEAK}))
 )
 
 
+# The analytic randomisation test against 999 permutations of the same statistic (issue 20: which p-value the
+# output uses, and that it agrees with the permutation p-value).
+AGREE = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+from benchmarks.local import dataset
+from spatial.local import local_statistic
+from spatial.weights import build_weights
+ds = dataset(sys.argv[1])
+w = build_weights(ds, "queen")
+g = ds.groups[0]
+def run(test):
+    t0 = time.perf_counter()
+    r = local_statistic(ds, g, "lisa", weights=w, permutations=0, seed=1, global_test=test)
+    return r.summary["global_moran"], time.perf_counter() - t0
+(a, ta), (p, tp) = run("randomisation"), run("permutation")
+print(json.dumps({"I": a["moran_i"], "p analytic": a["p_value"], "p permutation": p["p_value"],
+                  "E[I] analytic / permutation mean": [a["expected"], p["expected_permutation"]],
+                  "Var[I] analytic / permutation": [a["variance"], p["variance_permutation"]],
+                  "time analytic / permutation": [ta, tp]}))
+"""
+
+
+def agreement() -> str:
+    """Global Moran's I by its randomisation moments and by 999 permutations, side by side."""
+    rows = []
+    for where in [w for w in ("berlin", "100000", "nopattern100000") if w != "berlin" or "berlin" in places()]:
+        r = child(AGREE, where, timeout=1800)
+        (e_a, e_p), (v_a, v_p), (t_a, t_p) = (
+            r["E[I] analytic / permutation mean"],
+            r["Var[I] analytic / permutation"],
+            r["time analytic / permutation"],
+        )
+        rows.append(
+            f"| {PLACE_NAMES.get(where, where)} | {r['I']:.4g} | {r['p analytic']:.3g} | {r['p permutation']:.3g} "
+            f"| {e_a:.3g} / {e_p:.3g} | {v_a:.3g} / {v_p:.3g} | {t_a:.3g} s / {t_p:.3g} s |"
+        )
+    return (
+        "\n### Global Moran's I: the analytic randomisation test against 999 permutations\n\n"
+        "LISA's summary `global_moran` reports `test` (the one `p_value` comes from): `randomisation` by default, "
+        "`permutation` with `global_test='permutation'` (CLI `--global-test permutation`, HTTP `global_test=`), "
+        "which keeps the analytic value as `p_value_randomisation`. Two-sided p-values; the permutation p-value "
+        "cannot go below 2/1000. Times: the whole LISA call with `permutations=0` (only the global test differs).\n\n"
+        "| areas | I | p analytic | p 999 permutations | E[I] analytic / permutation mean "
+        "| Var[I] analytic / permutation | time analytic / permutation |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+PLACE_NAMES = {
+    "berlin": "Berlin planning areas (foreigners)",
+    "100000": "100,000-cell grid, corner cluster",
+    "nopattern100000": "100,000-cell grid, no pattern (binomial, one share)",
+}
+
+
 def dataset(where: str):
     """A grid city of ``where`` areas, or Berlin's 448 planning areas (foreigners' share) from ../shared."""
+    if where.startswith("nopattern"):
+        return no_pattern(int(where.removeprefix("nopattern")))
     if where != "berlin":
         from benchmarks.common import grid_city
 
@@ -91,6 +150,18 @@ def dataset(where: str):
         total="inhabitants",
         groups=["inhabitants_foreigners"],
     )
+
+
+def no_pattern(n: int):
+    """The grid city's cells and totals, every cell's group drawn with one share: no spatial pattern."""
+    import numpy as np
+
+    from benchmarks.common import grid_city
+    from spatial.dataset import validate
+
+    gdf = grid_city(n).areas.copy()
+    gdf["migrants"] = np.random.default_rng(5).binomial(gdf["total"].to_numpy(int), 0.1)
+    return validate(gdf, id_col="id", groups=["migrants"], total="total")
 
 
 def places() -> list[str]:
@@ -147,7 +218,7 @@ def main(quick: bool = QUICK) -> None:
         f"first call, then {reps} alternating runs per side (median and range). Cold: a fresh process per run "
         "(bytecode cached on both sides), timed from importing the library to the end of its first call, data and "
         "weights built before; cold runs only at 10,000 areas in quick mode. Peak RSS: a fresh process per side "
-        "(data set-up included; in brackets what the call added).\n",
+        "(data set-up included; in brackets what the call added).\n" + agreement(),
     )
 
 

@@ -15,11 +15,12 @@ OUT = Path(__file__).parent / "out"  # generated tessellations (git-ignored)
 
 # One child per (tessellation, size): every step in turn, then the process's peak RSS.
 STEPS = r"""
-import json, sys, time, warnings
+import json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
 from benchmarks.scale import city
 kind, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-T = {}
+T, CPU = {}, {}
+load = os.getloadavg()[0]
 t0 = time.perf_counter(); ds = city(kind, n); T["dataset build"] = time.perf_counter() - t0
 import numpy as np
 from spatial.weights import build_weights, contiguity_matrix
@@ -27,8 +28,13 @@ from spatial.local import local_statistic
 from spatial.indices import names
 from spatial.indices.compute import compute_indices
 def step(name, fn):
-    t0 = time.perf_counter(); out = fn(); T[name] = time.perf_counter() - t0; return out
-w = step("queen weights", lambda: build_weights(ds, "queen"))
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    T[name], CPU[name] = time.perf_counter() - t0, time.process_time() - c0
+    return out
+def sd():
+    return compute_indices(ds, group="migrants", indices=["spatial_dissimilarity"])
+w = step("queen weights (contiguity built)", lambda: build_weights(ds, "queen"))
 step("rook contiguity", lambda: contiguity_matrix(np.asarray(ds.metric.geometry.values), rook=True))
 lisa = step("LISA 999, global Moran's I included", lambda: local_statistic(ds, "migrants", "lisa", weights=w,
             permutations=999, seed=1))
@@ -36,14 +42,16 @@ step("Gi* 999", lambda: local_statistic(ds, "migrants", "gi_star", weights=w, pe
 aspatial = names(kind="two_group", spatial=False)
 step(f"all {len(aspatial)} aspatial two-group indices", lambda: compute_indices(ds, group="migrants",
      indices=aspatial))
-step("spatial dissimilarity (its contiguity included)", lambda: compute_indices(ds, group="migrants",
-     indices=["spatial_dissimilarity"]))
+step("spatial dissimilarity, contiguity shared with the weights", sd)
+ds.weights_cache.pop(("contiguity", False))  # as on a dataset whose weights were never asked for
+step("spatial dissimilarity, contiguity built in the call", sd)
 if what == "all":
     step("999-simulation D test with its interval", lambda: compute_indices(ds, group="migrants",
          indices=["dissimilarity"], permutations=999, seed=1))
 T["peak memory"] = PEAK
 T["global Moran's p from"] = lisa.summary["global_moran"]["test"]
-print(json.dumps(T))
+T["load average at start (2 cores)"] = f"{load:.1f}"
+print(json.dumps({**T, **{f"{k} [CPU]": v for k, v in CPU.items()}}))
 """.replace("PEAK", PEAK_RSS)
 
 MAKE = r"""
@@ -142,10 +150,12 @@ def voronoi(n: int, seed: int = 0):
     return shapely.intersection(cells, frame)
 
 
-def cell(row: str, v) -> str:
+def cell(row: str, v, cpu=None) -> str:
     if isinstance(v, str):
         return v
-    return f"{v:,.0f} MB" if "memory" in row else f"{v:.3g} s"
+    if "memory" in row:
+        return f"{v:,.0f} MB"
+    return f"{v:.3g} s" + (f" ({cpu:.3g} s CPU)" if cpu is not None else "")
 
 
 def measure(kind: str, sizes, libpysal_max: int, anchor_at: int, pysal_d: bool) -> dict:
@@ -170,14 +180,15 @@ def measure(kind: str, sizes, libpysal_max: int, anchor_at: int, pysal_d: bool) 
 def render(kind: str, cols: dict) -> str:
     rows = []
     for cols_n in cols.values():
-        rows += [k for k in cols_n if k not in rows]
+        rows += [k for k in cols_n if k not in rows and not k.endswith(" [CPU]")]
     sizes = list(cols)
     lines = [
         "| step | " + " | ".join(f"{n:,}" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
     ]
     for row in rows:
-        lines.append(f"| {row} | " + " | ".join(cell(row, cols[n].get(row, "—")) for n in sizes) + " |")
+        cells = (cell(row, cols[n].get(row, "—"), cols[n].get(f"{row} [CPU]")) for n in sizes)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return f"### {kind}\n\n" + "\n".join(lines) + "\n"
 
 
@@ -197,7 +208,10 @@ def main(quick: bool = QUICK) -> None:
         "The grid has a corner cluster (queen: ~8 neighbours); the Voronoi cells of uniform random points "
         "(~6 neighbours) are made by `benchmarks/scale.py` and have a west-to-east gradient. "
         "LISA's global Moran's I is tested with its randomisation moments (the row `global Moran's p from`); "
-        "`global_test='permutation'` permutes instead.\n\n"
+        "`global_test='permutation'` permutes instead. segmap's steps show wall clock and, in brackets, the "
+        "process's CPU time: on a shared machine the gap between them is time spent waiting for a core (the load "
+        "average row), not work. Contiguity is built once per dataset and shared by the weights and the spatial "
+        "indices; the two spatial dissimilarity rows time it shared and built in the call.\n\n"
         + render("Grid", grid)
         + "\n"
         + render("Voronoi tessellation", vor),

@@ -17,7 +17,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import ProjError
 
 from spatial.dataset import AreaDataset
-from spatial.disclosure import protect
+from spatial.disclosure import small_cells
 from spatial.disclosure_linked import Layer, audit
 from spatial.errors import ValidationError, problem
 
@@ -63,8 +63,9 @@ def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: d
     if not others:
         return disclosure
     crs = ds.areas.crs  # area shares are ratios of nearby shapes: any CRS measures them (no reprojection of the upload)
-    own = protect(ds, threshold, method, secret=b"audit" if method == "cell_key" else None)
-    new = _layer(ds.meta.name, ds, own.withheld, threshold, crs)
+    counts = ds.areas[ds.count_columns].to_numpy(dtype=float)
+    own = small_cells(counts, threshold).any(axis=1) if method == "suppress" and threshold > 1 else np.zeros(ds.n, bool)
+    new = _layer(ds.meta.name, ds, own, threshold, crs)
     published = []
     for info in others:
         snap = registry.snapshot(info["id"], info)
@@ -80,7 +81,7 @@ def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: d
     if not result.linked:
         return disclosure
     withhold = ds.ids[result.withhold]
-    if (own.withheld | result.withhold).all():
+    if (own | result.withhold).all():
         raise ValidationError(
             problem(
                 "linked_disclosure",

@@ -47,6 +47,7 @@ class _Forest:
             self.depth[up >= 0] += 1
             up = np.where(up >= 0, parent[np.maximum(up, 0)], -1)
         self._counts(rel, layers)
+        self.stuck = False
 
     def _counts(self, rel, layers) -> None:
         """True counts per node on the new layer's columns (NaN where a node's dataset lacks one), and weights."""
@@ -111,8 +112,8 @@ class _Forest:
         add[targets & known] = True  # a withheld area published again as a new area of the same shape
         for t in np.flatnonzero(targets & st["det"]):
             c = self._complement(t, st, eligible)
-            if c >= 0:
-                add[c] = True
+            add[max(c, 0)] |= c >= 0
+            self.stuck |= c < 0  # no new area in its equations: solvable from published tables alone
         if add.any():
             return add
         return self._small_unions(known | st["det"], ~known & ~st["det"], eligible)

@@ -89,6 +89,9 @@ def audit(new: Layer, published: list[Layer], *, can_withhold: bool = True) -> A
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the number of rounds is reported)
         checkpoint()
         add = f.fixes(targets, sec)
+        if f.stuck:  # cannot happen (targets are not solvable before the upload); refuse rather than publish
+            out.refused = {"reason": "complex", "with": out.linked}
+            return out
         if not add.any():
             break
         if not can_withhold:

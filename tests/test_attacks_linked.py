@@ -12,6 +12,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pytest
+import shapely.affinity
 from shapely.geometry import box
 
 from conftest import in_process
@@ -289,3 +290,13 @@ def test_a_small_sum_of_withheld_pieces_is_withheld_too():
     assert audit(coarse, [fine]).withhold.tolist() == [True, False, False, False]
     counts[[0, 1], 1] = [3, 9]  # a sum of 12: not small, the pair hides each other
     assert audit(coarse, [fine]).withhold.tolist() == [False] * 4
+
+
+def test_the_same_areas_uploaded_again_keep_their_withheld_areas_withheld():
+    """Another table of the same people on the same areas (other groups, say): an area withheld in one is withheld
+    in the other, whatever its own counts; the areas are matched by shape (shifted by 0.1%: still the same)."""
+    old = Layer("first", _grid(4, 1000), np.zeros(16, bool))
+    old.hidden[[5, 9]] = True
+    again = Layer("again", _grid(4, 1000), np.zeros(16, bool))
+    again.geometry = np.array([shapely.affinity.translate(g, xoff=1.0) for g in again.geometry])
+    assert np.flatnonzero(audit(again, [old]).withhold).tolist() == [5, 9]

@@ -38,7 +38,12 @@ w = step("queen weights (contiguity built)", lambda: build_weights(ds, "queen"))
 step("rook contiguity", lambda: contiguity_matrix(np.asarray(ds.metric.geometry.values), rook=True))
 lisa = step("LISA 999, global Moran's I included", lambda: local_statistic(ds, "migrants", "lisa", weights=w,
             permutations=999, seed=1))
+import resource
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 step("Gi* 999", lambda: local_statistic(ds, "migrants", "gi_star", weights=w, permutations=999, seed=1))
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+T["Gi* 999: minor page faults, waits for a core"] = (f"{r1.ru_minflt - r0.ru_minflt:,} "
+    f"({(r1.ru_minflt - r0.ru_minflt) * 4 / 1024:,.0f} MB), {r1.ru_nivcsw - r0.ru_nivcsw:,}")
 aspatial = names(kind="two_group", spatial=False)
 step(f"all {len(aspatial)} aspatial two-group indices", lambda: compute_indices(ds, group="migrants",
      indices=aspatial))

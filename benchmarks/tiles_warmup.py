@@ -46,7 +46,7 @@ def _upload(url: str, ds, scale: int) -> None:
     r.raise_for_status()
 
 
-def _hammer(url: str, centre, seconds: float, clients: int = 2) -> list[dict]:
+def _hammer(url: str, centre, seconds: float, clients: int = 2, dataset: str = "grid-warm") -> list[dict]:
     """Distinct tiles near the centre, every zoom in turn, from ``clients`` threads for ``seconds``."""
     out, start, lock = [], time.perf_counter(), threading.Lock()
     counter = iter(range(10**9))
@@ -59,7 +59,7 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2) -> list[dict]:
                 zt, x, y = _tile(centre.x, centre.y, z)
                 dx, dy = (k // len(ZOOMS)) % 5 - 2, (k // (5 * len(ZOOMS))) % 5 - 2
                 t0 = time.perf_counter()
-                r = client.get(f"{url}/v1/datasets/grid-warm/tiles/{zt}/{x + dx}/{y + dy}.mvt")
+                r = client.get(f"{url}/v1/datasets/{dataset}/tiles/{zt}/{x + dx}/{y + dy}.mvt")
                 ms = 1000 * (time.perf_counter() - t0)
                 with lock:
                     out.append(

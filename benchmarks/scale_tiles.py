@@ -1,0 +1,152 @@
+"""Tiles of a million areas (issue 20) on a 2-worker uvicorn: the first seconds of a new version, the shared
+index's build, every zoom's uncached tiles after it, cached tiles under wrk, and the server's memory.
+
+The dataset (benchmarks.scale: a 1,000,000-cell grid of 200 m cells, or a Voronoi tessellation of 1,000,000
+random points) is registered in the server's data folder before it starts (the upload has its own benchmark),
+so the first tile request is the first time the service sees this version. Then:
+
+1. two clients ask for distinct uncached tiles (zooms 4-16 near the centre) for SECONDS seconds;
+2. the shared index's build (one process, ``build.log``: when each level was written, its peak memory);
+3. after it, 8 distinct uncached tiles per zoom 4-16, at random areas' centroids;
+4. wrk (2 threads, 16 connections, 10 s) on one cached tile at zoom 6 and one at zoom 12.
+
+``flock /tmp/team/bench.lock python -m benchmarks.scale_tiles [--kind grid|voronoi] [--areas N] [--seconds S]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import shapely
+
+from benchmarks.common import header, table, write
+from benchmarks.tiles_warmup import _hammer, _peak_rss, _summary, _tile, _timeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from server import LiveServer  # noqa: E402
+
+ID = "big"
+
+
+def _register(data_dir: Path, kind: str, n: int):
+    from app.registry import Registry
+    from benchmarks.scale import city
+
+    ds = city(kind, n)
+    t0 = time.perf_counter()
+    Registry(data_dir).put(ID, ds)
+    return ds, time.perf_counter() - t0
+
+
+def _wait_built(data_dir: Path, timeout: float = 900) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = list((data_dir / "tiles").glob(f"{ID}.*/build.log"))
+        if logs and any((p.parent / "0.off.npy").exists() for p in logs):
+            return json.loads(logs[0].read_text().splitlines()[-1])
+        time.sleep(1)
+    return {}
+
+
+def _per_zoom(url: str, lonlat: np.ndarray, per_zoom: int, seed: int = 0) -> list[dict]:
+    """``per_zoom`` distinct uncached tiles per zoom, each at a random area's centroid."""
+    rng, rows = np.random.default_rng(seed), []
+    with httpx.Client(timeout=120) as client:
+        for z in range(4, 17):
+            seen, ms, kb = set(), [], []
+            for lon, lat in lonlat[rng.permutation(len(lonlat))[:200]]:
+                zt, x, y = _tile(lon, lat, z)
+                if (x, y) in seen:
+                    continue
+                seen.add((x, y))
+                t0 = time.perf_counter()
+                r = client.get(f"{url}/v1/datasets/{ID}/tiles/{zt}/{x}/{y}.mvt")
+                ms.append(1000 * (time.perf_counter() - t0))
+                kb.append(len(r.content) / 1024)
+                if len(seen) == per_zoom:
+                    break
+            rows.append(
+                {"zoom": z, "tiles": len(ms), "median ms": float(np.median(ms)), "max ms": max(ms), "max KB": max(kb)}
+            )
+    return rows
+
+
+def _cached(url: str, lon: float, lat: float) -> list[dict]:
+    from benchmarks.load import wrk
+
+    rows = []
+    for z in (6, 12):
+        zt, x, y = _tile(lon, lat, z)
+        tile = f"{url}/v1/datasets/{ID}/tiles/{zt}/{x}/{y}.mvt"
+        size = len(httpx.get(tile, timeout=120).content)
+        if shutil.which("wrk"):
+            rows.append({"zoom": z, "KB": size / 1024, **wrk(tile, 10)})
+    return rows
+
+
+def main(kind: str = "grid", n: int = 1_000_000, seconds: float = 20.0) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="segmap-scale-tiles-"))
+    ds, registered = _register(data_dir, kind, n)
+    b = ds.areas.to_crs(4326).total_bounds
+    centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    sample = ds.areas.geometry.iloc[np.random.default_rng(1).choice(n, 2000, replace=False)]
+    lonlat = shapely.get_coordinates(sample.centroid.to_crs(4326).values)
+    del ds
+    rss: list = []
+    server = LiveServer(workers=2, data_dir=data_dir, env={"SEGMAP_REGISTER_BUNDLED": "false"})
+    try:
+        with server as url:
+            stop = threading.Event()
+            threading.Thread(target=_peak_rss, args=(server.proc.pid, stop, rss), daemon=True).start()
+            t0 = time.perf_counter()
+            warm = _hammer(url, centre, seconds, dataset=ID)
+            build = _wait_built(data_dir)
+            built_after = time.perf_counter() - t0
+            zooms = _per_zoom(url, lonlat, 8)
+            cached = _cached(url, centre.x, centre.y)
+            steady = rss[-1] if rss else float("nan")
+            stop.set()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    _report(kind, n, seconds, registered, warm, build, built_after, zooms, cached, rss, steady)
+
+
+def _report(kind, n, seconds, registered, warm, build, built_after, zooms, cached, rss, steady) -> None:
+    what = f"{n:,} {'grid cells (200 m)' if kind == 'grid' else 'Voronoi cells'}"
+    text = header(f"Tiles of {what} on a 2-worker server")
+    text += f"Registered in the data folder in {registered:.1f} s before the server started.\n\n"
+    text += f"## The first {seconds:g} s after the first tile request\n\n" + table([_summary("first", warm)])
+    text += "\n" + table(_timeline("first", warm))
+    steps = build.get("done_at_s", {})
+    text += (
+        f"\nShared index built by one process (peak {build.get('peak_mb') or math.nan:,.0f} MB), written after "
+        + ", ".join(f"{k}: {v:.1f} s" for k, v in steps.items())
+        + f" (levels are zooms); complete {built_after:.0f} s after the first tile request.\n\n"
+    )
+    text += "## Uncached tiles once built (8 distinct tiles a zoom, at random areas)\n\n" + table(zooms)
+    if cached:
+        text += "\n## Cached tiles under wrk (2 threads on the same 2 cores, 16 connections, 10 s)\n\n" + table(cached)
+    text += (
+        f"\nServer memory (2 workers, builder, forkservers; RSS summed, shared pages counted in each): "
+        f"peak {max(rss or [math.nan]):,.0f} MB, {steady:,.0f} MB at the end.\n"
+    )
+    write(f"scale_tiles_{kind}", text)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=("grid", "voronoi"), default="grid")
+    parser.add_argument("--areas", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    main(args.kind, args.areas, args.seconds)

@@ -139,7 +139,21 @@ def write(topic: str, text: str) -> None:
     print(text)
 
 
-ORDER = ["indices", "local", "scale", "mvt", "tiles", "maps", "informal", "harmonize", "load", "calibration"]
+ORDER = [  # what `make bench` runs, in this order; other modules run by name (python -m benchmarks NAME)
+    "indices",
+    "local",
+    "scale",
+    "mvt",
+    "tiles",
+    "tiles_warmup",
+    "maps",
+    "informal",
+    "harmonize",
+    "series",
+    "batch",
+    "load",
+    "calibration",
+]
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
@@ -171,6 +185,12 @@ def assemble_readme(targets: str) -> None:
     others = sorted(p.stem for p in RESULTS.glob("*.md") if p.stem not in ORDER and not p.stem.startswith("run_"))
     for topic in ORDER + others:
         path = RESULTS / f"{topic}.md"
+        if topic == (others or [None])[0]:
+            parts.append(
+                "## Not part of `make bench`\n\nResults of modules run on their own (`python -m benchmarks.MODULE`): "
+                + ", ".join(f"`results/{o}.md`" for o in others)
+                + ".\n"
+            )
         if path.exists():
             parts.append("#" + path.read_text().strip().replace("\n# ", "\n## ") + "\n")
     (RESULTS.parent / "README.md").write_text("\n".join(parts))

@@ -38,6 +38,12 @@ interval by the variability of the correction itself (never narrows it). Where e
 allocation reaches the observed value the interval ends at the no-segregation member and the
 result says ``within_noise``. Indices that do not move along λ (city-wide diversity) fall back to
 the basic bootstrap of ``segregation``. benchmarks/calibration.py measures the coverage.
+
+From ``FAST_MIN_AREAS`` areas the calibration takes its large-city path (:mod:`.asymptotic`,
+``interval_method`` ``test_inversion_asymptotic``): fewer simulated cities per λ with common random
+numbers, the normal band and no nested widening, and the simulations' normals from a quantile table.
+Seeded calibration work is reused within a process (:mod:`.reuse`): a comparison or a trend's change
+row does not simulate again what the level row did. benchmarks/calibration_large.py measures both.
 """
 
 from __future__ import annotations

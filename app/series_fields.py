@@ -44,15 +44,16 @@ def check_series_fields(series: str | None, date: str | None, year: int | None) 
     return series, date
 
 
-def geography_fingerprint(ds: AreaDataset) -> str:
-    """Equal for datasets with the same area ids and shapes in the same CRS: a series shows where geography changed."""
+def geography_fingerprint(ds: AreaDataset, wkb=None) -> str:
+    """Equal for datasets with the same area ids and shapes in the same CRS: a series shows where geography changed.
+    ``wkb``: the areas' 2D WKB when the caller has it already (the registry, writing the file)."""
     import shapely
 
     order = np.argsort(ds.ids, kind="stable")
     h = hashlib.sha256(str(ds.areas.crs.to_epsg() if ds.areas.crs else None).encode())
     h.update("\x1f".join(map(str, ds.ids[order])).encode())
-    for wkb in shapely.to_wkb(ds.areas.geometry.values[order]):
-        h.update(wkb)
+    for one in shapely.to_wkb(ds.areas.geometry.values[order]) if wkb is None else wkb[order]:
+        h.update(one)
     return h.hexdigest()[:16]
 
 

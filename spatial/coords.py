@@ -27,12 +27,12 @@ def coordinate_problems(geometry, crs, ids=None, *, degrees_as_metres: bool = Tr
     wrong for the unit-square grids that code builds in memory.
     """
     geoms = np.asarray(geometry, dtype=object)
-    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    coords = shapely.get_coordinates(geoms)
     if not len(coords):
         return []
-    finite = np.isfinite(coords).all(axis=1)
-    if not finite.all():
-        return [_non_finite(np.unique(index[~finite]), ids)]
+    if not np.isfinite(coords).all():  # which areas: only then worth the index of every vertex
+        coords, index = shapely.get_coordinates(geoms, return_index=True)
+        return [_non_finite(np.unique(index[~np.isfinite(coords).all(axis=1)]), ids)]
     if crs is None:
         return []
     crs = CRS.from_user_input(crs)

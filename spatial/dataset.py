@@ -166,12 +166,15 @@ def validate(
     region_col: str | None = None,
     meta: Metadata | None = None,
     tolerance: float = 0,
+    from_file: bool = False,
 ) -> AreaDataset:
     """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem.
 
     ``tolerance`` (survey estimates): groups may exceed the total by up to this many people in an area,
     alone or added up; such areas are clipped to the total (the excess taken from the largest groups)
     and listed in ``repairs``. Larger excesses are refused, as is any excess by default.
+    ``from_file``: the layer was read from a file, so a projected layer lying within ±180 × ±90 is degrees
+    mislabelled (see :func:`spatial.coords.coordinate_problems`).
     """
     tolerance = float(tolerance or 0)
     if not np.isfinite(tolerance) or tolerance < 0:
@@ -190,10 +193,10 @@ def validate(
         gdf[total] = gdf[groups].sum(axis=1)
     else:
         repairs += clip_to_total(gdf, [g for g in groups if g != total], total, tolerance, ids, problems)
-    problems += _geometry_problems(gdf.geometry, ids)
-    if problems:
-        raise ValidationError(problems)
-    repairs += _repair_geometry(gdf, ids)
+    geometry_found, invalid = geometry_problems(gdf.geometry, ids, degrees_as_metres=from_file, refused=bool(problems))
+    if problems or geometry_found:
+        raise ValidationError(problems + geometry_found)
+    repairs += _repair_geometry(gdf, ids, invalid)
     if gdf.geometry.name != "geometry":
         gdf = gdf.rename_geometry("geometry")
     keep = [ID, *([name_col] if name_col else []), *([region_col] if region_col else []), total]
@@ -287,30 +290,53 @@ def _roles(gdf, groups, total, name_col, region_col) -> list[tuple[str, str]]:
     return roles
 
 
-def _geometry_problems(geom: gpd.GeoSeries, ids: pd.Series) -> list[Problem]:
+def geometry_problems(
+    geom: gpd.GeoSeries, ids: pd.Series, *, degrees_as_metres: bool = False, refused: bool = False
+) -> tuple[list[Problem], np.ndarray]:
+    """Problems with the areas' shapes, and which areas are invalid (self-intersecting …) but repairable.
+
+    Repairable areas are named among the problems only when something is refused (``refused``: by the caller):
+    one answer then says everything to fix (a refused upload is not repaired: the user would meet them next)."""
     problems = []
-    empty = geom.isna() | geom.is_empty
+    empty = (geom.isna() | geom.is_empty).to_numpy()
     if empty.any():
         problems.append(
             problem(
                 "empty_geometry", "Areas with empty or missing geometry; give them a polygon or remove them", ids[empty]
             )
         )
-    polygonal = geom.geom_type.isin(["Polygon", "MultiPolygon"]) | empty
+    polygonal = geom.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy() | empty
     if not polygonal.all():
         problems.append(problem("not_polygon", "Areas must be polygons; these are points or lines", ids[~polygonal]))
     # NaN, 1e15, metres labelled as degrees: refused before repair, reprojection or storage choke on them.
-    # (Degrees labelled as metres are caught when a file is read: in-memory grids of unit squares are legitimate.)
-    return problems + coordinate_problems(geom.values, geom.crs, ids.to_numpy(), degrees_as_metres=False)
+    # (Degrees labelled as metres are caught for files only: in-memory grids of unit squares are legitimate.)
+    problems += coordinate_problems(geom.values, geom.crs, ids.to_numpy(), degrees_as_metres=degrees_as_metres)
+    invalid = polygonal & ~empty & ~shapely.is_valid(geom.values)
+    if problems or refused:
+        named = {i for p in problems if p.code == "non_finite_coordinates" for i in p.ids}
+        invalid &= ~ids.isin(named).to_numpy()
+        if invalid.any():
+            problems.append(_invalid_problem(geom, ids, invalid))
+    return problems, invalid
 
 
-def _repair_geometry(gdf: gpd.GeoDataFrame, ids: pd.Series) -> list[Problem]:
+def _invalid_problem(geom: gpd.GeoSeries, ids: pd.Series, invalid: np.ndarray) -> Problem:
+    rows = np.flatnonzero(invalid)
+    why = shapely.is_valid_reason(geom.values[rows[:3]])
+    return problem(
+        "invalid_geometry",
+        f"{len(rows)} areas have invalid geometry ({'; '.join(why)}); segmap would repair them with make_valid "
+        "once the other problems are fixed, or fix them in the source (e.g. QGIS Fix geometries)",
+        ids.to_numpy()[rows],
+    )
+
+
+def _repair_geometry(gdf: gpd.GeoDataFrame, ids: pd.Series, invalid: np.ndarray) -> list[Problem]:
     """Invalid polygons made valid in place (their polygonal part); refused if nothing is left."""
-    geom = gdf.geometry
-    invalid = ~geom.is_valid
     if not invalid.any():
         return []
-    fixed = shapely.make_valid(geom[invalid].to_numpy())
+    geom = gdf.geometry
+    fixed = shapely.make_valid(geom.values[invalid])
     # make_valid can return collections with stray lines: keep the polygonal part.
     gdf.loc[invalid, gdf.geometry.name] = [shapely.force_2d(_polygonal_part(g)) for g in fixed]
     still_empty = gdf.geometry.is_empty
@@ -332,4 +358,4 @@ def _polygonal_part(g):
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-__all__ = ["AreaDataset", "Metadata", "validate", "ID", "format_ids", "TOLERANCE_HINT"]
+__all__ = ["AreaDataset", "Metadata", "validate", "geometry_problems", "ID", "format_ids", "TOLERANCE_HINT"]

@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 
 from ..coords import coordinate_problems
-from ..dataset import AreaDataset, Metadata, validate
+from ..dataset import AreaDataset, Metadata, geometry_problems, validate
 from ..errors import ValidationError, problem
 from . import checks, parquet
 from .gdal import read_vector
@@ -62,11 +62,14 @@ def read_boundaries(
     *,
     max_vertices: int | None = None,
     max_uncompressed_bytes: int | None = None,
+    check_coordinates: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read a boundary layer from a path, or from bytes with ``filename`` giving the format.
 
     ``max_vertices`` (none by default) is enforced before decoding where the format allows, and exactly
     before returning; ``max_uncompressed_bytes`` defaults to :data:`MAX_UNCOMPRESSED_BYTES`.
+    ``check_coordinates=False`` leaves the coordinates to the caller's validation (which names areas by id,
+    together with every other problem).
     """
     name = filename or (os.fspath(source) if not isinstance(source, bytes) else "")
     ext = _suffix(name)
@@ -95,7 +98,7 @@ def read_boundaries(
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise ValidationError(problem("no_geometry", f"{shown!r} has no geometry column; upload a layer with polygons"))
     _check_vertices(gdf, max_vertices)
-    problems = coordinate_problems(gdf.geometry.values, gdf.crs)
+    problems = coordinate_problems(gdf.geometry.values, gdf.crs) if check_coordinates else []
     if problems:
         raise ValidationError(problems)
     return gdf
@@ -300,12 +303,17 @@ def load_dataset(
     The limits (none by default, see :func:`read_boundaries`) apply to files read here; a GeoDataFrame
     passed in is checked for vertices before validation repairs anything.
     """
-    if isinstance(boundaries, gpd.GeoDataFrame):
+    from_file = not isinstance(boundaries, gpd.GeoDataFrame)
+    if not from_file:
         gdf = boundaries
         _check_vertices(gdf, max_vertices)
     else:
         gdf = read_boundaries(
-            boundaries, boundaries_filename, max_vertices=max_vertices, max_uncompressed_bytes=max_uncompressed_bytes
+            boundaries,
+            boundaries_filename,
+            max_vertices=max_vertices,
+            max_uncompressed_bytes=max_uncompressed_bytes,
+            check_coordinates=False,  # validate checks them, naming the areas with every other problem
         )
     if counts is not None:
         if key is None:
@@ -317,7 +325,7 @@ def load_dataset(
             if isinstance(counts, pd.DataFrame)
             else read_counts(counts, key, counts_filename, max_uncompressed_bytes=max_uncompressed_bytes)
         )
-        gdf = join_counts(gdf, table, key, boundary_key, drop_unmatched)
+        gdf = _join_naming_shapes(gdf, table, key, boundary_key, drop_unmatched, from_file=from_file)
     id_col = boundary_key or key
     if meta is None:
         src = boundaries_filename or (Path(boundaries).name if isinstance(boundaries, (str, os.PathLike)) else None)
@@ -331,4 +339,21 @@ def load_dataset(
         region_col=region_col,
         meta=meta,
         tolerance=tolerance,
+        from_file=from_file,
     )
+
+
+def _join_naming_shapes(gdf, table, key, boundary_key, drop_unmatched, *, from_file: bool) -> gpd.GeoDataFrame:
+    """:func:`join_counts`; when it refuses the keys, the shapes' problems are named in the same answer."""
+    try:
+        return join_counts(gdf, table, key, boundary_key, drop_unmatched)
+    except ValidationError as exc:
+        bkey = boundary_key or key
+        if bkey not in gdf.columns:
+            raise
+        ids = _norm_key(gdf[bkey]).reset_index(drop=True)
+        geom = gdf.geometry.reset_index(drop=True)
+        found, _ = geometry_problems(geom, ids, degrees_as_metres=from_file, refused=True)
+        if not found:
+            raise
+        raise ValidationError(exc.problems + found) from None

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from spatial.dataset import ID
 from spatial.disclosure import PublicData
@@ -32,6 +33,7 @@ from . import archive
 from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
 from .http import HeavyWork, etag_for, etag_matches
+from .problems import not_found
 from .tiles import AGGREGATE_PX, LAYER, Provisional, TileAttributes, TileIndex, offline_tiles
 from .tilestore import SharedTileIndex, warm_builders
 
@@ -213,6 +215,9 @@ class TileService:
         self._queue = queue  # distinct tiles waiting for the encoder; beyond, 503 busy
         self._froze = False
         self._shared: weakref.WeakSet = weakref.WeakSet()  # shared indexes whose builders close() stops
+        self._sources, self._reading = LRU(64), {}  # versions this worker has read / is reading (app.tilesource)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tile-source")
+        self._reading_lock = threading.Lock()
         if store is not None:  # the builders' forkserver imports its modules now, not when a dataset arrives
             threading.Thread(target=warm_builders, name="segmap-tile-builders", daemon=True).start()
 
@@ -236,6 +241,28 @@ class TileService:
         self._indexes.put(src.id, (src.version, index))
         index.warm(on_done=self._freeze)
         return index
+
+    def read_later(self, pending) -> bool:
+        """True while this worker reads ``pending``'s version in the background (started now if need be); False
+        once it has read it (the caller gets it from the registry's memory at once)."""
+        key = pending.key()
+        if self._sources.get(key):
+            return False
+        with self._reading_lock:
+            if key not in self._reading:
+                self._reading[key] = self._reader.submit(self._read, key, pending)
+        return True
+
+    def _read(self, key: tuple, pending) -> None:
+        try:
+            src = pending.load()
+            if src is not None:
+                self.index(src)  # the shared index's build starts (or is found done)
+                self.attributes(src, Layer())
+                self._sources.put(key, True)
+        finally:
+            with self._reading_lock:
+                self._reading.pop(key, None)
 
     def _freeze(self) -> None:
         # Once built, a million long-lived geometries need no cyclic GC (they hold no cycles; refcounting still
@@ -294,20 +321,31 @@ class TileService:
         for index in list(self._shared):
             index.close()
         self._encoder.shutdown(wait=False, cancel_futures=True)
+        self._reader.shutdown(wait=False, cancel_futures=True)
         if self._froze:
             gc.unfreeze()
 
 
 async def tile_response(
-    request: Request, tiles: TileService, src: Source, zxy: tuple, layer: Layer, max_age: int | None
+    request: Request, tiles: TileService, src, zxy: tuple, layer: Layer, max_age: int | None
 ) -> Response:
     """A tile with its ETag (304 when the client holds it), immutable when ``max_age`` is None. A tile drawn while
-    the version's index is still built goes out ``no-store`` (with a max-age of 2 s that clients reload at) without
-    an ETag, so no cache (ours included) keeps it or takes it for the final tile."""
+    the version's index is still built, or while this worker still reads the version (``src`` is an
+    :class:`app.tilesource.Pending`, and no worker has cached the tile), goes out ``no-store`` (with a max-age of
+    2 s that clients reload at) without an ETag, so no cache (ours included) keeps it or takes it for final."""
     etag = etag_for("tile", src.key(), *zxy, (layer.group, layer.statistic, layer.permutations, layer.seed))
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE if max_age is None else f"public, max-age={max_age}"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
+    if not isinstance(src, Source) and not layer.statistic:
+        body = tiles.cache.get(etag)  # encoded by a worker that has read the version
+        if body is None:
+            return Response(b"", media_type=MVT, headers={"Cache-Control": PROVISIONAL})
+        return Response(body, media_type=MVT, headers=headers)
+    if not isinstance(src, Source):  # a statistic layer needs the table: read it now
+        dataset_id, src = src.id, await run_in_threadpool(src.load)
+        if src is None:
+            raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     body = await tiles.tile(src, *zxy, layer, key=etag)
     if isinstance(body, Provisional):
         return Response(bytes(body), media_type=MVT, headers={"Cache-Control": PROVISIONAL})

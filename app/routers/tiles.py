@@ -17,6 +17,8 @@ from ..problems import ProblemError
 from ..settings import Settings
 from ..tiles import MAX_ZOOM
 from ..tileservice import MVT, Layer, TileService, tile_response, tile_version
+from ..tilesource import Pending, tile_source
+from ..tilesource import tile_layer as lazy_layer
 
 router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
 
@@ -30,8 +32,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["tiles"])
 async def tile(
     request: Request,
     zxy: tuple = Depends(tile_address),
-    layer: Layer = Depends(tile_layer),
-    src: Source = Depends(get_source),
+    layer: Layer = Depends(lazy_layer),
+    src: Source | Pending = Depends(tile_source),  # a large version this worker still reads: Pending
     tiles: TileService = Depends(get_tiles),
 ):
     return await tile_response(request, tiles, src, zxy, layer, max_age=3600)
@@ -47,8 +49,8 @@ async def versioned_tile(
     request: Request,
     version: str = Path(..., max_length=64, description="the version token in the TileJSON's tile URL"),
     zxy: tuple = Depends(tile_address),
-    layer: Layer = Depends(tile_layer),
-    src: Source = Depends(get_source),
+    layer: Layer = Depends(lazy_layer),
+    src: Source | Pending = Depends(tile_source),
     tiles: TileService = Depends(get_tiles),
     settings: Settings = Depends(get_settings),
 ):

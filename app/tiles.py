@@ -133,6 +133,19 @@ class TileAttributes:
     sums: tuple[str, ...] = ()
     ratios: dict[str, tuple] = field(default_factory=dict)
     modes: tuple[str, ...] = ()
+    _coded: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def coded(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A mode column as sorted labels and each area's label number (-1: none), made once: a tile of a million
+        areas then counts labels per cell with one bincount, not by comparing strings."""
+        if name not in self._coded:
+            values = self.columns[name]
+            ok = np.array([v is not None for v in values], dtype=bool)
+            labels, code = np.unique(values[ok].astype(str), return_inverse=True)
+            codes = np.full(len(values), -1, dtype=np.int64)
+            codes[ok] = code.reshape(-1)
+            self._coded[name] = (labels, codes)
+        return self._coded[name]
 
 
 class TileIndex:
@@ -226,11 +239,11 @@ def _merge(sel: Selection, z: int, minx: float, maxy: float, scale: float, attri
         with np.errstate(divide="ignore", invalid="ignore"):
             out[name] = np.where(out[den] > 0, out[num] / out[den] * (factor[0] if factor else 1.0), np.nan)
     for name in attributes.modes:
-        values = attributes.columns[name][members]
-        ok = np.array([v is not None for v in values])
-        labels, code = np.unique(values[ok].astype(str), return_inverse=True)
-        counts = np.zeros((n, max(1, len(labels))), dtype=np.int64)
-        np.add.at(counts, (cell[ok], code), 1)
+        labels, codes = attributes.coded(name)
+        code = codes[members]
+        ok = code >= 0
+        width = max(1, len(labels))
+        counts = np.bincount(cell[ok] * width + code[ok], minlength=n * width).reshape(n, width)
         mode = np.empty(n, dtype=object)
         if len(labels):
             mode[:] = labels[counts.argmax(axis=1)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import geopandas as gpd
-from pyproj import CRS
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
 
 from .errors import ValidationError
 
@@ -34,5 +36,21 @@ def equal_area_crs(gdf: gpd.GeoDataFrame) -> CRS:
     """A Lambert azimuthal equal-area CRS centred on the layer, for measuring areas exactly."""
     if gdf.crs is None:
         raise ValidationError("The layer has no CRS. Set one (e.g. EPSG:4326) and try again.", code="no_crs")
-    lon, lat = gdf.to_crs(4326).union_all().centroid.coords[0] if len(gdf) else (0.0, 0.0)
+    lon, lat = _centre(gdf) if len(gdf) else (0.0, 0.0)
     return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs")
+
+
+def _centre(gdf: gpd.GeoDataFrame) -> tuple[float, float]:
+    """Longitude and latitude of the layer's area-weighted centroid: its union's for areas that do not overlap,
+    without the union (30 s at a million areas). Any centre near the layer keeps areas exact (equal-area)."""
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    points = shapely.centroid(geoms)
+    coords, index = shapely.get_coordinates(points, return_index=True)  # empty areas have no centroid
+    centroids = np.full((len(geoms), 2), np.nan)
+    centroids[index] = coords
+    weight = shapely.area(geoms)
+    ok = np.isfinite(centroids).all(axis=1)
+    weight = np.where(ok, weight, 0.0) if weight[ok].sum() > 0 else ok.astype(float)
+    x, y = (centroids[ok] * weight[ok, None]).sum(axis=0) / weight[ok].sum()
+    lon, lat = Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(x, y)
+    return float(lon), float(lat)

@@ -21,6 +21,8 @@ settlements outside every unit are reported, never silently dropped.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -99,8 +101,30 @@ def _union_area_per_unit(
         # One row of pieces per unit, padded with None (ignored), unioned row by row inside GEOS.
         table = np.full((len(units), sizes.max()), None, dtype=object)
         table[np.repeat(np.arange(len(units)), sizes), np.arange(len(order)) - np.repeat(starts, sizes)] = pieces[order]
-        area[units] = shapely.area(shapely.union_all(table, axis=1))
+        area[units] = _parallel(_union_area, table)
     return area
+
+
+def _union_area(table: np.ndarray) -> np.ndarray:
+    return shapely.area(shapely.union_all(table, axis=1))
+
+
+def _parallel(fn, *arrays: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
+    """``fn`` over chunks of the (equally long) arrays on every core: GEOS releases the GIL while it works.
+
+    ``by`` (sorted): rows with equal values stay in one chunk, so a prepared geometry (whose index GEOS builds
+    lazily, unlocked) is never used by two threads."""
+    n, cores = len(arrays[0]), os.cpu_count() or 1
+    if cores == 1 or n < 20_000:
+        return fn(*arrays)
+    cuts = np.linspace(0, n, 4 * cores + 1).astype(int)  # a few chunks a core: uneven pieces even out
+    if by is not None:
+        if (np.diff(by) < 0).any():
+            return fn(*arrays)  # not grouped: one thread
+        cuts = np.unique(np.append(np.searchsorted(by, by[cuts[:-1]], side="left"), n))
+    with ThreadPoolExecutor(cores) as pool:
+        parts = list(pool.map(lambda a, b: fn(*(x[a:b] for x in arrays)), cuts[:-1], cuts[1:]))
+    return np.concatenate(parts)
 
 
 def overlay(
@@ -232,13 +256,13 @@ class _Allocation:
         """Pieces = settlement ∩ unit for every intersecting pair (STRtree, vectorised); population by area."""
         ugeo, sgeo, n = self.ugeo, self.sgeo, len(self.ugeo)
         s_idx, u_idx = tree.query(sgeo[poly], predicate="intersects")
-        # Where a settlement covers a whole unit the piece is the unit: no intersection to compute.
-        cover_s, cover_u = tree.query(sgeo[poly], predicate="contains_properly")
-        whole = np.isin(poly[s_idx] * n + u_idx, poly[cover_s] * n + cover_u)
-        checkpoint()
         s_idx = poly[s_idx]
+        # Where a settlement covers a whole unit the piece is the unit: no intersection to compute.
+        shapely.prepare(sgeo[poly])  # each pair's test uses its settlement's index (the query made it already)
+        whole = _parallel(shapely.contains_properly, sgeo[s_idx], ugeo[u_idx], by=s_idx)
+        checkpoint()
         piece_geoms = ugeo[u_idx].copy()
-        piece_geoms[~whole] = shapely.intersection(sgeo[s_idx[~whole]], ugeo[u_idx[~whole]])
+        piece_geoms[~whole] = _parallel(shapely.intersection, sgeo[s_idx[~whole]], ugeo[u_idx[~whole]])
         pieces = shapely.area(piece_geoms)
         covered = np.zeros(n, dtype=bool)
         covered[u_idx[whole]] = True

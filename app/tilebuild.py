@@ -50,8 +50,11 @@ def _save_wkb(folder: Path, key, geoms: np.ndarray) -> None:
     _save(folder, f"{key}.off", offsets)
 
 
+BASE_DONE = "base2.done"  # base2: with the Z-order and the size order (folders of the first format are rebuilt)
+
+
 def written(folder: Path, level) -> bool:
-    return (folder / ("base.done" if level == "base" else f"{level}.off.npy")).exists()
+    return (folder / (BASE_DONE if level == "base" else f"{level}.off.npy")).exists()
 
 
 def complete(folder: Path) -> bool:
@@ -65,7 +68,7 @@ def _write_base(folder: Path, geoms: np.ndarray, area: np.ndarray) -> None:
     arrays = (shapely.bounds(geoms), area, centroids, codes, order, area[by_area], by_area)
     for name, array in zip(BASE, arrays):
         _save(folder, name, array)
-    (folder / "base.done").touch()
+    (folder / BASE_DONE).touch()
 
 
 def forget_other_versions(folder: Path) -> None:

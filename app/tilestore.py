@@ -32,7 +32,7 @@ from pyproj import Transformer
 from . import tilebuild
 from .tilebuild import BASE, ORIG, build_missing, complete, written
 from .tilegrid import cell_size, cells_of_run, tile_run
-from .tiles import SIMPLIFIED_BELOW, WORLD, Selection, TileIndex, simplify_level
+from .tiles import SIMPLIFIED_BELOW, WORLD, Selection, TileIndex, simplify_level, tiles_covering
 
 INLINE_COORDS = 30_000
 BUILD_ATTEMPTS = 3  # a builder that fails this often (a broken file) is not started again by this worker
@@ -181,16 +181,41 @@ class SharedTileIndex(TileIndex):
         return Selection(drawn, geometries, run[small], cell, gx, gy, provisional)
 
     def _drawn(self, box: tuple, least: float) -> np.ndarray:
-        """Areas of at least ``least`` m² whose boxes meet ``box``, sorted; only the large ones are tested."""
+        """Areas of at least ``least`` m² whose boxes meet ``box``, sorted. Tested: the large ones when they are
+        few, else those whose centroid is near enough (a few runs of the Z-order), else all (32 MB at 1M)."""
         bounds, area, _, _, _, area_sorted, by_area = self._loaded["base"]
         k = int(np.searchsorted(area_sorted, least, side="left"))
-        if 2 * k < len(area):  # most areas are drawn at this zoom
-            b, keep = bounds, area >= least
-        else:
-            cand = np.asarray(by_area[k:])
-            b, keep = bounds[cand], None
+        cand = np.asarray(by_area[k:]) if 2 * k >= len(area) else self._near(box)
+        if cand is None:
+            b = bounds
+            hit = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3]) & (b[:, 3] >= box[1])
+            return np.flatnonzero(hit & (area >= least))
+        b = bounds[cand]
         hit = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3]) & (b[:, 3] >= box[1])
-        return np.flatnonzero(hit & keep) if keep is not None else np.sort(cand[hit])
+        return np.unique(cand[hit & (area[cand] >= least)])  # sorted; a wide area may also be near
+
+    def _near(self, box: tuple) -> np.ndarray | None:
+        """Areas whose box may meet ``box``: centroids within ``reach`` of it (every area's box extends at most that
+        far from its centroid, but for the few far-reaching ``wide`` ones, added whole); None: too many."""
+        _, _, _, codes, order, _, _ = self._loaded["base"]
+        reach, wide = self._reach()
+        x0, y0, x1, y1 = box[0] - reach, box[1] - reach, box[2] + reach, box[3] + reach
+        q = int(np.clip(np.floor(np.log2(WORLD / max(x1 - x0, y1 - y0))), 0, 22))  # tiles of q: at most 2 × 2
+        runs = [tile_run(codes, *t) for t in tiles_covering((x0, y0, x1, y1), q)]
+        if sum(hi - lo for lo, hi in runs) > len(order) // 4:
+            return None
+        return np.concatenate([np.asarray(order[lo:hi]) for lo, hi in runs] + [wide])
+
+    def _reach(self) -> tuple[float, np.ndarray]:
+        if "reach" not in self._loaded:
+            bounds, _, centroids, *_ = self._loaded["base"]
+            c = np.asarray(centroids)
+            far = np.max(np.abs(np.asarray(bounds) - np.hstack([c, c])), axis=1)
+            cut = max(4 * float(np.median(far)), float(np.quantile(far, 0.999))) if len(far) else 0.0
+            wide = np.flatnonzero(far > cut)
+            # 1 m more: a centroid on the edge of a tile is in it by either rounding
+            self._loaded["reach"] = (float(far[far <= cut].max(initial=0.0)) + 1.0, wide)
+        return self._loaded["reach"]
 
     def _geometries(self, z: int, drawn: np.ndarray, final: bool):
         key = ORIG if z >= SIMPLIFIED_BELOW else z

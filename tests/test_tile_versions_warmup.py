@@ -193,3 +193,19 @@ def test_provisional_tiles_are_never_cached_nor_immutable_over_http(tmp_path, mo
         assert "immutable" not in cache and "etag" not in r.headers
     assert after.headers["cache-control"] == "public, max-age=31536000, immutable" and after.content
     assert "etag" in after.headers
+
+
+def test_an_area_reaching_far_from_its_centroid_is_still_drawn(city, tmp_path):
+    """Areas near a tile are found by their centroids; one long strip across the city reaches every tile."""
+    import geopandas as gpd
+    import pandas as pd
+
+    strip = gpd.GeoDataFrame({"id": ["strip"], "n": [3]}, geometry=[box(10.0, 50.0301, 10.06, 50.0302)], crs=4326)
+    areas = pd.concat([city, strip], ignore_index=True)
+    memory, shared = TileIndex(areas), SharedTileIndex(areas, tmp_path / "strip.v1")
+    attrs = _attributes(areas)
+    assert shared._ready("base") and len(shared._reach()[1]) == 1  # the strip, tested whatever the tile
+    tiles = [t for z in (13, 15, 16) for t in tiles_covering(shared.bounds_3857, z)]
+    strip_tiles = [t for t in tiles if t[2] == tiles_covering(shared.bounds_3857, t[0])[0][2]]
+    for z, x, y in tiles[:: max(1, len(tiles) // 40)] + strip_tiles[:6]:
+        assert shared.tile(z, x, y, attrs) == memory.tile(z, x, y, attrs), (z, x, y)

@@ -209,3 +209,15 @@ def test_an_area_reaching_far_from_its_centroid_is_still_drawn(city, tmp_path):
     strip_tiles = [t for t in tiles if t[2] == tiles_covering(shared.bounds_3857, t[0])[0][2]]
     for z, x, y in tiles[:: max(1, len(tiles) // 40)] + strip_tiles[:6]:
         assert shared.tile(z, x, y, attrs) == memory.tile(z, x, y, attrs), (z, x, y)
+
+
+def test_a_folder_of_the_first_format_is_completed_not_misread(city, memory, tmp_path):
+    folder = tmp_path / "city.v1"
+    SharedTileIndex(city, folder)
+    for name in ("codes", "order", "area_sorted", "by_area"):  # what the first format did not write
+        (folder / f"{name}.npy").unlink()
+    (folder / tilebuild.BASE_DONE).rename(folder / "base.done")
+    again = SharedTileIndex(city, folder)  # small: completed before it returns
+    assert (folder / "codes.npy").exists()
+    z, x, y = _sample(memory)[2]
+    assert again.tile(z, x, y, _attributes(city)) == memory.tile(z, x, y, _attributes(city))

@@ -77,7 +77,8 @@ def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: d
         published.append(_layer(info["id"], other, public.withheld, t, crs))
     result = audit(new, published, can_withhold=method == "suppress" and threshold > 1)
     if result.refused:
-        raise ValidationError(_refusal(result.refused, threshold, method))
+        ids = ds.ids[result.refused.get("areas", np.zeros(0, int))]
+        raise ValidationError(_refusal(result.refused, threshold, method, ids))
     if not result.linked:
         return disclosure
     withhold = ds.ids[result.withhold]
@@ -99,7 +100,7 @@ def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: d
     }
 
 
-def _refusal(refused: dict, threshold: int, method: str):
+def _refusal(refused: dict, threshold: int, method: str, ids):
     names = ", ".join(refused["with"])
     if refused["reason"] == "partial":
         why = (
@@ -115,7 +116,7 @@ def _refusal(refused: dict, threshold: int, method: str):
         )
     else:
         why = f"its areas and those of {names} (same date) nest too intricately to audit; upload it on their areas"
-    return problem("linked_disclosure", f"This upload cannot be published safely: {why}")
+    return problem("linked_disclosure", f"This upload cannot be published safely: {why}", ids)
 
 
 def _layer(name: str, ds: AreaDataset, hidden: np.ndarray, threshold: int, crs: CRS) -> Layer:

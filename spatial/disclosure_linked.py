@@ -81,9 +81,11 @@ def audit(new: Layer, published: list[Layer], *, can_withhold: bool = True) -> A
     f = _Forest(rel, layers)
     targets = (f.old_hid | f.new_pri) & ~f.determined(f.old_pub)
     out.stats["targets"] = int(targets.sum())
-    partial = _partial_near(rel, f, targets)
-    if partial:
-        out.refused = {"reason": "partial", "with": sorted({layers[j].name for j in partial if j > 0})}
+    bad = _partial_near(rel, targets)
+    if len(bad):
+        where = [k for k, nodes in enumerate(rel.members) if np.isin(nodes, bad).any()]
+        out.refused = {"reason": "partial", "with": sorted({layers[k].name for k in where if k > 0})}
+        out.refused["areas"] = np.flatnonzero(np.isin(rel.members[0], bad))  # the new areas that partly overlap
         return out
     sec = np.zeros(f.n, bool)
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (the number of rounds is reported)
@@ -206,16 +208,13 @@ def _relate(layers: list[Layer]) -> _Relations:
     )
 
 
-def _partial_near(rel: _Relations, f: _Forest, targets: np.ndarray) -> list[int]:
-    """Layers with a partial overlap in a connected group of related areas that holds a target."""
+def _partial_near(rel: _Relations, targets: np.ndarray) -> np.ndarray:
+    """Nodes that partly overlap another in a connected group of related areas holding a target."""
     if not len(rel.partial):
-        return []
+        return np.zeros(0, int)
     edges = np.concatenate([np.stack([rel.child, rel.container], axis=1), rel.partial])
     g = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(rel.n, rel.n))
     _, comp = connected_components(g, directed=False)
     hot = np.zeros(comp.max() + 1, bool)
     hot[comp[targets]] = True
-    bad = rel.partial[hot[comp[rel.partial[:, 0]]]]
-    if not len(bad):
-        return []
-    return sorted({int(k) for k, nodes in enumerate(rel.members) if np.isin(nodes, bad).any()})
+    return np.unique(rel.partial[hot[comp[rel.partial[:, 0]]]])

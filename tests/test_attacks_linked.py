@@ -184,6 +184,7 @@ def test_partial_overlaps_next_to_withheld_areas_are_refused_but_other_dates_are
     r = _upload(client, "shifted-2004", "2004-06-30", shifted)
     assert r.status_code == 422 and r.json()["problems"][0]["code"] == "linked_disclosure", r.text
     assert "partly overlap" in r.text and "cell_key" in r.text
+    assert r.json()["problems"][0]["ids"] == [f"s2000-{i:02d}" for i in (8, 9, 10, 11)]  # the row holding cell 45
     assert client.get("/v1/datasets").json() == before
     r = _upload(client, "coarse-2005", "2005", _layer_bytes(2000, pop, grp))  # another year: not linked
     assert r.status_code == 201

@@ -57,9 +57,11 @@ def audited(registry: Registry, settings: Settings, ds: AreaDataset, disclosure:
 def _rule(registry: Registry, settings: Settings, ds: AreaDataset, disclosure: dict | None, key: str) -> dict | None:
     threshold = int((disclosure or {}).get("threshold", settings.disclosure_threshold))
     method = str((disclosure or {}).get("method", settings.disclosure_method))
-    box = _lonlat_box(ds)
     rows = {r["id"]: r for r in registry.list()}
-    others = [r for r in rows.values() if _row_period(r, rows) == key and _meets(r["bounds"], box)]
+    others = [r for r in rows.values() if _row_period(r, rows) == key]
+    if others:  # only then measure the upload's box (no work for an upload alone in its period)
+        box = _lonlat_box(ds)
+        others = [r for r in others if _meets(r["bounds"], box)]
     if not others:
         return disclosure
     crs = ds.areas.crs  # area shares are ratios of nearby shapes: any CRS measures them (no reprojection of the upload)

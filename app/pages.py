@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from urllib.parse import urlencode
 
 from fastapi import Depends, Header, Query
@@ -12,12 +13,15 @@ from fastapi import Depends, Header, Query
 from maps.data import SCHEMES, VIEW_STATISTIC, VIEWS, view_data
 from maps.i18n import LANGUAGES, negotiate, tr_for
 from spatial.errors import ValidationError, problem
+from spatial.lru import LRU
 
 from .deps import Source
 from .params import local_permutations
 from .problems import ProblemError
 from .settings import Settings
 from .tileservice import Layer, TileService
+
+_VIEWS = LRU(4)  # recent views of any source (a 1,000,000-area view holds ~150 MB)
 
 
 def _at(at: str | None):
@@ -129,23 +133,25 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
         embedded_zooms=zooms,
         lang=p.lang,
         pmtiles_url=pmtiles_url(src.id, group, p.view) if data.n > settings.max_offline_areas else None,
+        view_data=partial(cached_view, src),
     )
     page, _ = render_page(data, opts)
     return page.encode()
 
 
+def cached_view(src: Source, data, group: str | None, view: str, **kw):
+    """:func:`maps.data.view_data` of ``src``'s protected table, kept for the next page, area panel, data file or
+    image of the same view (at 1,000,000 areas a LISA view takes tens of seconds; the panel asks at every click).
+    The result is shared: read it, don't change it."""
+    kw.pop("disclosure_threshold", None)  # the source's threshold is in its key; its table is already protected
+    key = src.key("view", group or src.data.groups[0], view, tuple(sorted(kw.items())))
+    return _VIEWS.get_or_make(key, lambda: view_data(data, group, view, **kw))
+
+
 def _view(src: Source, p: MapParams, max_permutations: int):
     """The view ``p`` asks for, from the protected table."""
-    return view_data(
-        src.data,
-        p.group,
-        p.view,
-        scheme=p.scheme,
-        k=p.k,
-        permutations=p.permutations,
-        seed=p.seed,
-        max_permutations=max_permutations,
-    )
+    kw = {"scheme": p.scheme, "k": p.k, "permutations": p.permutations, "seed": p.seed}
+    return cached_view(src, src.data, p.group, p.view, max_permutations=max_permutations, **kw)
 
 
 def view_file(src: Source, p: MapParams, format: str, max_permutations: int) -> tuple[bytes, str, str]:

@@ -65,7 +65,9 @@ WEIGHT = """() => {
   const res = performance.getEntriesByType('resource');
   const sum = (rs) => rs.reduce((a, r) => a + (r.transferSize || r.encodedBodySize || 0), 0);
   const tiles = res.filter(r => r.name.includes('/tiles/'));
+  const last = tiles.reduce((a, r) => Math.max(a, r.responseEnd), 0) / 1000;  // the last tile's bytes arrived
   return {html: nav ? (nav.transferSize || nav.encodedBodySize) : 0, total: (nav ? nav.transferSize : 0) + sum(res),
+          tiles_in_s: last,
           tiles: tiles.length, tile_bytes: sum(tiles), paths: document.querySelectorAll('.leaflet-tile path').length};
 }"""
 
@@ -195,12 +197,12 @@ def render(results: list[dict]) -> str:
         )
         for name, v in r["routes"].items():
             text += f"| {name} | {v['status']} | {v['s']:.2f} | {v['bytes'] / 1024:.0f} |\n"
-        text += "\n| view | zoom | drawn s | page KiB | tiles | tile KiB | shapes | console errors | screenshot |\n"
-        text += "|---|---|---|---|---|---|---|---|---|\n"
+        text += "\n| view | zoom | drawn s | last tile in s | page KiB | tiles | tile KiB | shapes | console errors |"
+        text += " screenshot |\n|---|---|---|---|---|---|---|---|---|---|\n"
         for p in r["pages"]:
             s = p["drawn s"]
             text += (
-                f"| {p['view']} | {p['zoom']} | {s if isinstance(s, str) else f'{s:.2f}'} | "
+                f"| {p['view']} | {p['zoom']} | {s if isinstance(s, str) else f'{s:.2f}'} | {p.get('tiles_in_s', 0):.2f} | "
                 f"{p.get('total', 0) / 1024:.0f} | {p.get('tiles', '')} | {p.get('tile_bytes', 0) / 1024:.0f} | "
                 f"{p.get('paths', '')} | {len(p['console errors'])} | {p.get('screenshot', '')} |\n"
             )
@@ -208,6 +210,7 @@ def render(results: list[dict]) -> str:
     return text + (
         "`drawn s`: from navigation (a fresh browser context, cold cache) to the tile layer's `load` event with "
         "shapes drawn; the first row of each view includes the server's render of the page when not cached. "
+        "`last tile in s`: when the last tile's bytes had arrived (the rest of `drawn s` is the browser drawing). "
         "`page KiB`: transfer sizes of the HTML and every resource (tiles included) the page loaded.\n"
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+GEORGIA = ("boundaries/georgia_counties.gpkg", "census/georgia_counties_1990.csv")
 
 
 def free_port() -> int:
@@ -26,9 +27,21 @@ class LiveServer:
     """``with LiveServer(env={...}) as base_url:`` — start, wait for /health, stop by pid."""
 
     def __init__(
-        self, env: dict | None = None, data_dir: Path | None = None, workers: int = 1, port: int | None = None
+        self,
+        env: dict | None = None,
+        data_dir: Path | None = None,
+        workers: int = 1,
+        port: int | None = None,
+        georgia_only: bool = False,
     ):
+        """``georgia_only``: the bundled samples are Georgia alone (registering all of them costs ~12 s of CPU)."""
         self.env, self.workers = env or {}, workers
+        self._bundle = tempfile.TemporaryDirectory(prefix="segmap-bundle-") if georgia_only else None
+        if self._bundle:
+            for part in GEORGIA:
+                (Path(self._bundle.name) / part).parent.mkdir(parents=True, exist_ok=True)
+                (Path(self._bundle.name) / part).symlink_to(ROOT / "data" / part)
+            self.env = {"SEGMAP_BUNDLED_DIR": self._bundle.name, **self.env}
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="segmap-test-")
         self.data_dir = Path(data_dir or self._tmp.name)
         self.port = port or free_port()
@@ -97,5 +110,6 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        if self._tmp:
-            self._tmp.cleanup()
+        for tmp in (self._tmp, self._bundle):
+            if tmp:
+                tmp.cleanup()

@@ -59,7 +59,7 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
     data_dir.mkdir()
     body = geojson()
     for round_ in range(2):
-        server = LiveServer(data_dir=data_dir)
+        server = LiveServer(data_dir=data_dir, georgia_only=True)
         url = server.start()
 
         def upload(i, url=url, round_=round_):
@@ -84,7 +84,7 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
         server.kill()
         for t in threads:
             t.join()
-        server = LiveServer(data_dir=data_dir)
+        server = LiveServer(data_dir=data_dir, georgia_only=True)
         url = server.start()
         try:
             ids = registry_is_consistent(url)
@@ -96,7 +96,7 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
 
 
 def test_two_workers_share_registry_and_cache(tmp_path):
-    with LiveServer(data_dir=tmp_path, workers=2) as url:
+    with LiveServer(data_dir=tmp_path, workers=2, georgia_only=True) as url:
         with httpx.Client(base_url=url, timeout=60) as c:
             r = c.post(
                 "/v1/datasets",

@@ -248,7 +248,12 @@ def test_a_client_that_hangs_up_cancels_its_job():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("runtime"), api_key=KEY, cors_origins=[ORIGIN])
+    from conftest import georgia_bundle
+
+    bundled = georgia_bundle(tmp_path_factory.mktemp("bundled"))  # Georgia only: all the samples cost ~12 s
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("runtime"), api_key=KEY, cors_origins=[ORIGIN], bundled_dir=bundled
+    )
     app = create_app(settings)
 
     @app.get("/boom", include_in_schema=False)
@@ -422,7 +427,9 @@ def test_a_burst_of_heavy_requests_is_bounded_stops_at_its_timeout_and_light_req
     from server import LiveServer
 
     burst = 30
-    srv = LiveServer(env={"SEGMAP_COMPUTE_TIMEOUT_S": "2", "SEGMAP_API_KEY": KEY})  # one worker: serves in srv.proc
+    srv = LiveServer(
+        env={"SEGMAP_COMPUTE_TIMEOUT_S": "2", "SEGMAP_API_KEY": KEY}, georgia_only=True
+    )  # one worker: serves in srv.proc
     with srv as url:
         _upload_grid(url)
         latencies: dict[str, list[float]] = {"/health": [], "/v1/datasets": []}
@@ -475,7 +482,7 @@ def test_a_burst_of_heavy_requests_is_bounded_stops_at_its_timeout_and_light_req
 def test_a_client_that_hangs_up_stops_its_computation():
     from server import LiveServer
 
-    srv = LiveServer(env={"SEGMAP_COMPUTE_TIMEOUT_S": "60", "SEGMAP_API_KEY": KEY})
+    srv = LiveServer(env={"SEGMAP_COMPUTE_TIMEOUT_S": "60", "SEGMAP_API_KEY": KEY}, georgia_only=True)
     with srv as url:
         _upload_grid(url)
         with pytest.raises(httpx.ReadTimeout):
@@ -489,7 +496,7 @@ def test_a_client_that_hangs_up_stops_its_computation():
 def live():
     from server import LiveServer
 
-    with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "1"}) as url:
+    with LiveServer(env={"SEGMAP_API_KEY": KEY, "SEGMAP_MAX_UPLOAD_MB": "1"}, georgia_only=True) as url:
         yield url
 
 

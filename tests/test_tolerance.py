@@ -151,7 +151,12 @@ def app_client(tmp_path_factory):
 
     # Uploads only: the statistics and map routers are slow to import.
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("tolerance"), api_key=KEY, cors_origins=[], statistics=False, maps=False
+        data_dir=tmp_path_factory.mktemp("tolerance"),
+        register_bundled=False,  # its own uploads only
+        api_key=KEY,
+        cors_origins=[],
+        statistics=False,
+        maps=False,
     )
     application = app.main.create_app(settings)
     with TestClient(application, raise_server_exceptions=False) as client:

@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box
 
-from conftest import BUNDLED
+from conftest import BUNDLED, georgia_bundle
 from server import LiveServer
 from spatial.errors import ValidationError
 from spatial.io import read_boundaries
@@ -180,6 +180,7 @@ def app_client(tmp_path_factory):
     # Only the routers uploads and listings use: the map and statistics routers take ~10 s to import.
     settings = Settings(
         data_dir=data_dir,
+        bundled_dir=georgia_bundle(tmp_path_factory.mktemp("bundled")),  # Georgia only, not every sample
         api_key=KEY,
         max_upload_mb=8,
         max_uncompressed_mb=50,
@@ -481,7 +482,7 @@ def _boot_live(request):
     if not any("live" in item.fixturenames for item in request.session.items if item.module is request.module):
         yield None
         return
-    server = LiveServer(env=LIVE_ENV)
+    server = LiveServer(env=LIVE_ENV, georgia_only=True)
     failure = []
     boot = threading.Thread(target=lambda: _start(server, failure), daemon=True)
     boot.start()

@@ -7,9 +7,6 @@ import io
 import os
 
 import pytest
-from tile_fixtures import georgia_only
-
-from server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -42,9 +39,8 @@ map.on("idle", () => { if (map.areTilesLoaded()) document.documentElement.datase
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    with LiveServer(env={"SEGMAP_BUNDLED_DIR": georgia_only(tmp_path_factory.mktemp("bundle"))}) as url:
-        yield url
+def base(live_server):
+    return live_server  # the session's server holds Georgia too: no uvicorn started for this one test
 
 
 def _count(png: bytes, rgb: tuple) -> int:

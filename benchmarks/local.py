@@ -1,4 +1,5 @@
-"""Local Moran and Gi* with 999 permutations: segmap vs esda with equal work, warm and cold, and memory.
+"""Local Moran and Gi* with 999 permutations: segmap vs esda with equal work, warm and cold, and memory; global
+Moran's I by its analytic test and by permutation (``python -m benchmarks.local --agreement``: that table alone).
 
 Equal work: segmap's LISA reports global Moran's I with its randomisation test, so esda runs ``Moran_Local``
 plus ``Moran(permutations=0)`` (the same analytic test); with ``global_test='permutation'`` esda runs
@@ -6,6 +7,8 @@ plus ``Moran(permutations=0)`` (the same analytic test); with ``global_test='per
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from benchmarks.common import PEAK_RSS, QUICK, child, header, median, spread, write
 
@@ -93,6 +96,9 @@ print(json.dumps({"I": a["moran_i"], "p analytic": a["p_value"], "p permutation"
 """
 
 
+AGREEMENT_TITLE = "### Global Moran's I: the analytic randomisation test against 999 permutations"
+
+
 def agreement() -> str:
     """Global Moran's I by its randomisation moments and by 999 permutations, side by side."""
     rows = []
@@ -108,7 +114,8 @@ def agreement() -> str:
             f"| {e_a:.3g} / {e_p:.3g} | {v_a:.3g} / {v_p:.3g} | {t_a:.3g} s / {t_p:.3g} s |"
         )
     return (
-        "\n### Global Moran's I: the analytic randomisation test against 999 permutations\n\n"
+        f"\n{AGREEMENT_TITLE}\n\n"
+        f"Measured {dt.date.today()}, one fresh process per row. "
         "LISA's summary `global_moran` reports `test` (the one `p_value` comes from): `randomisation` by default, "
         "`permutation` with `global_test='permutation'` (CLI `--global-test permutation`, HTTP `global_test=`), "
         "which keeps the analytic value as `p_value_randomisation`. Two-sided p-values; the permutation p-value "
@@ -222,5 +229,16 @@ def main(quick: bool = QUICK) -> None:
     )
 
 
+def agreement_only() -> None:
+    """Re-measure only the agreement table, replacing it in results/local.md (the esda tables kept as they were)."""
+    from benchmarks.common import RESULTS
+
+    path = RESULTS / "local.md"
+    kept = path.read_text().split(AGREEMENT_TITLE)[0].rstrip("\n") + "\n" if path.exists() else ""
+    write("local", kept + agreement())
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    agreement_only() if "--agreement" in sys.argv else main()

@@ -52,7 +52,9 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2, dataset: str = "
     counter = iter(range(10**9))
 
     def run():
-        with httpx.Client(timeout=120) as client:
+        # A new connection per tile, as a browser's several connections would spread over the workers (a kept-alive
+        # connection stays with one worker).
+        with httpx.Client(timeout=120, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             while time.perf_counter() - start < seconds:
                 k = next(counter)
                 z = ZOOMS[k % len(ZOOMS)]

@@ -156,3 +156,24 @@ def test_comparison_on_the_large_path(large):
     # the same city in another order: same D, a difference of 0 inside its interval, not significant
     assert cmp["difference"] == pytest.approx(0, abs=1e-12)
     assert cmp["ci_low"] < 0 < cmp["ci_high"] and cmp["p_value"] > 0.2
+
+
+def test_small_areas_of_the_null_are_drawn_from_exact_quantile_tables():
+    """Areas too small for the normal approximation, one share: a lookup table per population instead of numpy's
+    binomial; the table's own distribution has the binomial's mean and variance, and the draws are seeded."""
+    from spatial.indices.inference.draws import _quantile_tables
+
+    flat, offset = _quantile_tables(np.array([12, 50, 91]), np.full(3, 0.11))
+    for j, n in enumerate((12, 50, 91)):
+        row = flat[offset[j] : offset[j] + 2**16]
+        assert row.mean() == pytest.approx(n * 0.11, rel=1e-4) and row.var() == pytest.approx(n * 0.11 * 0.89, rel=1e-3)
+        assert row.min() >= 0 and row.max() <= n
+    assert _quantile_tables(np.array([12, 50]), np.array([0.1, 0.2])) is None  # shares differ: numpy's binomial
+    t = np.random.default_rng(0).integers(5, 120, 2000).astype(float)
+    sampler = BinomialSampler(t, 0.11, fast=True)
+    assert sampler.tables is not None and len(sampler.exact) > 1000
+    a = sampler.draw(np.random.default_rng(4), 50).copy()
+    np.testing.assert_array_equal(a, BinomialSampler(t, 0.11, fast=True).draw(np.random.default_rng(4), 50))
+    small = a[:, sampler.exact]
+    assert ((small >= 0) & (small <= sampler.trials)).all()
+    assert small.mean() == pytest.approx((sampler.trials * 0.11).mean(), rel=0.01)

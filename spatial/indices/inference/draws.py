@@ -91,10 +91,12 @@ class BinomialSampler:
         self.reuse = reuse
         self._buffer = np.empty((0, len(t)), np.float32)
         self.fast = fast
+        self.tables = None
         if fast:  # table normals are bounded: only the areas those bounds can push outside [0, t] are clipped
             reach = np.float32(TABLE_BOUND) * self.sd
             self.low = np.flatnonzero(self.mean - reach < 0)
             self.high = np.flatnonzero(self.mean + reach > self.top)
+            self.tables = _quantile_tables(self.trials, self.p_exact)
 
     def _out(self, b: int) -> np.ndarray:
         if not self.reuse:
@@ -126,9 +128,39 @@ class BinomialSampler:
         else:
             out[:, self.low] = np.maximum(out[:, self.low], np.float32(0))
             out[:, self.high] = np.minimum(out[:, self.high], self.top[self.high])
-        if len(self.exact):
+        if len(self.exact) and self.tables is not None:
+            flat, offset = self.tables
+            bits = rng.bit_generator.random_raw(-(-len(out) * len(offset) // 4)).view(np.uint16)
+            idx = bits[: len(out) * len(offset)].reshape(len(out), -1).astype(np.intp)
+            idx += offset
+            out[:, self.exact] = np.take(flat, idx)
+        elif len(self.exact):
             out[:, self.exact] = rng.binomial(self.trials, self.p_exact, size=(len(out), len(self.exact)))
         return out
+
+
+MAX_TABLES = 128  # distinct trial counts with a binomial quantile table each (256 KB apiece)
+
+
+def _quantile_tables(trials: np.ndarray, p: np.ndarray):
+    """(flat tables, each area's offset) of Binomial(t, p) at the 2^16 probabilities (k + ½)/2^16, one table per
+    distinct t, where every small area shares one p (the null) and there are few distinct t; else None.
+
+    Drawing is then one lookup by 16 random bits, ~30× faster than numpy's binomial, exact up to the 2^-16 steps
+    of the probabilities (outcomes rarer than 1 in 65,536 are not drawn)."""
+    if not len(trials) or np.ptp(p) > 0:
+        return None
+    distinct, row = np.unique(trials, return_inverse=True)
+    if len(distinct) > MAX_TABLES:
+        return None
+    from scipy import stats
+
+    u = (np.arange(2**TABLE_BITS) + 0.5) / 2**TABLE_BITS
+    tables = np.empty((len(distinct), 2**TABLE_BITS), np.float32)
+    for j, n in enumerate(distinct):
+        cdf = stats.binom.cdf(np.arange(n + 1), n, p[0])
+        tables[j] = np.minimum(np.searchsorted(cdf, u, side="left"), n)
+    return tables.ravel(), row.astype(np.intp) * 2**TABLE_BITS
 
 
 def binomial_counts(rng: np.random.Generator, t: np.ndarray, p: np.ndarray | float, b: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from .tilegrid import cell_size, cells_of_run, tile_run
 from .tiles import SIMPLIFIED_BELOW, WORLD, Selection, TileIndex, simplify_level, tiles_covering
 
 INLINE_COORDS = 30_000
+NEAR_FROM = 20_000
 BUILD_ATTEMPTS = 3  # a builder that fails this often (a broken file) is not started again by this worker
 log = logging.getLogger("segmap.tiles")
 _CONTEXT: list = []
@@ -175,7 +176,8 @@ class SharedTileIndex(TileIndex):
         lo, hi = tile_run(codes, z, x, y)  # areas whose centroid is in the tile: one run of the Z-order
         run = np.asarray(order[lo:hi])
         small = area[run] < cell_size(z) ** 2
-        cell, gx, gy = cells_of_run(np.asarray(codes[lo:hi])[small], z)
+        none = np.empty(0, dtype=np.int64)
+        cell, gx, gy = cells_of_run(np.asarray(codes[lo:hi])[small], z) if small.any() else (none, none, none)
         drawn = self._drawn(box, cell_size(z) ** 2)
         geometries, provisional = self._geometries(z, drawn, final) if len(drawn) else (None, False)
         return Selection(drawn, geometries, run[small], cell, gx, gy, provisional)
@@ -185,7 +187,10 @@ class SharedTileIndex(TileIndex):
         few, else those whose centroid is near enough (a few runs of the Z-order), else all (32 MB at 1M)."""
         bounds, area, _, _, _, area_sorted, by_area = self._loaded["base"]
         k = int(np.searchsorted(area_sorted, least, side="left"))
-        cand = np.asarray(by_area[k:]) if 2 * k >= len(area) else self._near(box)
+        if 2 * k >= len(area):  # few are drawn at this zoom
+            cand = np.asarray(by_area[k:])
+        else:  # testing every box is quicker than a search below some 20,000 areas
+            cand = self._near(box) if len(area) > NEAR_FROM else None
         if cand is None:
             b = bounds
             hit = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3]) & (b[:, 3] >= box[1])

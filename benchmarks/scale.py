@@ -1,7 +1,8 @@
 """A million areas (issue 20): a square grid and a Voronoi tessellation of random points, 10,000 to 1,000,000
 areas, every step in a fresh process per size, with esda, pysal and libpysal anchors in the same run.
 
-python -m benchmarks.scale [--full]     # quick: grid 10k/100k/1M, Voronoi 1M; full: both at 10k/100k/300k/1M
+python -m benchmarks.scale [--full] [--sizes 1000000]   # quick: grid 10k/100k/1M, Voronoi 1M; full: both at
+                                                        # 10k/100k/300k/1M; --sizes: those columns only
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmarks.common import PEAK_RSS, QUICK, child, header, write
+from benchmarks.common import PEAK_RSS, QUICK, RESULTS, child, header, write
 
 OUT = Path(__file__).parent / "out"  # generated tessellations (git-ignored)
 
@@ -197,14 +198,56 @@ def render(kind: str, cols: dict) -> str:
     return f"### {kind}\n\n" + "\n".join(lines) + "\n"
 
 
-def main(quick: bool = QUICK) -> None:
+RENAMED = {  # rows of earlier tables under today's names (the same steps)
+    "queen weights": "queen weights (contiguity built)",
+    "spatial dissimilarity (its contiguity included)": "spatial dissimilarity, contiguity built in the call",
+}
+STORE = RESULTS / "scale.json"  # every column's raw values, so a run of some sizes keeps the others' columns
+
+
+def stored() -> dict:
+    """Columns of earlier runs: results/scale.json, or at first the tables of results/scale.md as text."""
+    import json
+    import re
+
+    if STORE.exists():
+        return {kind: {int(n): col for n, col in cols.items()} for kind, cols in json.loads(STORE.read_text()).items()}
+    md = (RESULTS / "scale.md").read_text() if (RESULTS / "scale.md").exists() else ""
+    date = (re.search(r"Measured (\S+) ", md) or [None, "earlier"])[1]
+    out = {}
+    for kind, table in re.findall(r"### (Grid|Voronoi tessellation)\n\n(.*?)(?:\n\n|$)", md, re.S):
+        lines = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+        sizes = [int(v.replace(",", "")) for v in lines[0][1:]]
+        cols = {n: {"measured": f"{date}, earlier code"} for n in sizes}
+        for row in lines[2:]:
+            for n, v in zip(sizes, row[1:], strict=True):
+                if v != "—":
+                    cols[n][RENAMED.get(row[0], row[0])] = v
+        out["grid" if kind == "Grid" else "voronoi"] = cols
+    return out
+
+
+def main(quick: bool = QUICK, only: tuple[int, ...] | None = None) -> None:
+    """Measure every size (or only those given), keep the other columns from earlier runs, write the tables."""
+    import datetime as dt
+    import json
+
     sizes = (10_000, 100_000, 1_000_000) if quick else (10_000, 100_000, 300_000, 1_000_000)
-    grid = measure("grid", sizes, libpysal_max=100_000 if quick else 1_000_000, anchor_at=100_000, pysal_d=True)
-    vor = measure(
-        "voronoi", (1_000_000,) if quick else sizes, libpysal_max=0 if quick else 300_000, anchor_at=0, pysal_d=False
-    )
-    write(
-        "scale",
+    pick = [n for n in sizes if only is None or n in only]
+    grid = measure("grid", pick, libpysal_max=100_000 if quick else 1_000_000, anchor_at=100_000, pysal_d=True)
+    vor_sizes = [n for n in ((1_000_000,) if quick else sizes) if only is None or n in only]
+    vor = measure("voronoi", vor_sizes, libpysal_max=0 if quick else 300_000, anchor_at=0, pysal_d=False)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cols = stored() if only is not None else {}
+    for kind, new in (("grid", grid), ("voronoi", vor)):
+        cols.setdefault(kind, {}).update({n: {"measured": now, **c} for n, c in new.items()})
+    RESULTS.mkdir(exist_ok=True)
+    STORE.write_text(json.dumps(cols, indent=1))
+    write("scale", text({k: dict(sorted(v.items())) for k, v in cols.items()}))
+
+
+def text(cols: dict) -> str:
+    return (
         header("A million areas: growth from 10,000 to 1,000,000 areas (issue 20)")
         + "Each column is one fresh process running the steps in turn (peak memory is that process's); "
         "libpysal's `Graph.build_contiguity`, esda (numba warmed on a small city first, `n_jobs=1`, "
@@ -216,12 +259,17 @@ def main(quick: bool = QUICK) -> None:
         "`global_test='permutation'` permutes instead. segmap's steps show wall clock and, in brackets, the "
         "process's CPU time: on a shared machine the gap between them is time spent waiting for a core (the load "
         "average row), not work. Contiguity is built once per dataset and shared by the weights and the spatial "
-        "indices; the two spatial dissimilarity rows time it shared and built in the call.\n\n"
-        + render("Grid", grid)
+        "indices; the two spatial dissimilarity rows time it shared and built in the call. "
+        "`python -m benchmarks.scale --sizes 1000000` re-measures those columns only; the row `measured` says when "
+        "each column was (columns of earlier code lack the newer rows).\n\n"
+        + render("Grid", cols.get("grid", {}))
         + "\n"
-        + render("Voronoi tessellation", vor),
+        + render("Voronoi tessellation", cols.get("voronoi", {}))
     )
 
 
 if __name__ == "__main__":
-    main(quick="--full" not in sys.argv)
+    given = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--sizes=")), None)
+    if "--sizes" in sys.argv:
+        given = sys.argv[sys.argv.index("--sizes") + 1]
+    main(quick="--full" not in sys.argv, only=tuple(int(v) for v in given.split(",")) if given else None)

@@ -58,41 +58,41 @@ def test_sigkill_during_uploads_leaves_old_or_new_never_half(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     body = geojson()
-    for round_ in range(2):
-        server = LiveServer(data_dir=data_dir, georgia_only=True)
-        url = server.start()
+    server = LiveServer(data_dir=data_dir, georgia_only=True)
+    url = server.start()
+    try:
+        for round_ in range(2):  # round 1 writes to the server restarted after round 0's kill
 
-        def upload(i, url=url, round_=round_):
-            try:
-                httpx.post(
-                    f"{url}/v1/datasets",
-                    files={"boundaries": ("x.geojson", body, "application/json")},
-                    data={"groups": "mig", "total": "pop", "key": "code", "id": f"up-{round_}-{i}"},
-                    timeout=30,
-                )
-            except httpx.HTTPError:
-                pass
+            def upload(i, url=url, round_=round_):
+                try:
+                    httpx.post(
+                        f"{url}/v1/datasets",
+                        files={"boundaries": ("x.geojson", body, "application/json")},
+                        data={"groups": "mig", "total": "pop", "key": "code", "id": f"up-{round_}-{i}"},
+                        timeout=30,
+                    )
+                except httpx.HTTPError:
+                    pass
 
-        threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(0.25 + 0.2 * round_)  # kill at different moments of the writes
-        threading.Thread(
-            target=quietly_get, args=(f"{url}/v1/datasets/georgia-1990/local",), daemon=True
-        ).start()  # a cache write in flight
-        time.sleep(0.05)
-        server.kill()
-        for t in threads:
-            t.join()
-        server = LiveServer(data_dir=data_dir, georgia_only=True)
-        url = server.start()
-        try:
+            threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(0.25 + 0.2 * round_)  # kill at different moments of the writes
+            threading.Thread(
+                target=quietly_get, args=(f"{url}/v1/datasets/georgia-1990/local?seed={round_}",), daemon=True
+            ).start()  # a cache write in flight
+            time.sleep(0.05)
+            server.kill()
+            for t in threads:
+                t.join()
+            server = LiveServer(data_dir=data_dir, georgia_only=True)
+            url = server.start()
             ids = registry_is_consistent(url)
             assert "georgia-1990" in ids
             files = {p.name for p in (data_dir / "datasets").iterdir()}
             assert not any(f.endswith(".tmp") for f in files)  # the killed writers' temp files went at the restart
-        finally:
-            server.stop()
+    finally:
+        server.stop()
 
 
 def test_two_workers_share_registry_and_cache(tmp_path):

@@ -177,3 +177,34 @@ def test_small_areas_of_the_null_are_drawn_from_exact_quantile_tables():
     small = a[:, sampler.exact]
     assert ((small >= 0) & (small <= sampler.trials)).all()
     assert small.mean() == pytest.approx((sampler.trials * 0.11).mean(), rel=0.01)
+
+
+def test_the_same_numbers_on_one_thread_or_two(large, monkeypatch):
+    """The large-city path's chunks each have their own generator: the thread count does not change a result."""
+    from spatial.indices.inference import threaded
+
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(threaded, "THREADS", threads)
+        reuse.clear()
+        results.append(infer(D, large, kind="two_group", permutations=99, seed=8))
+    keys = ("p_value", "expected", "value_bias_corrected", "ci_low", "ci_high")
+    assert [results[0][k] for k in keys] == [results[1][k] for k in keys]
+
+
+def test_a_cancelled_job_stops_inside_the_threads(large):
+    """Cancelled while the null's chunks run on two threads: the job ends soon after, with Cancelled."""
+    from spatial.cancel import Cancelled, CancelToken, running
+
+    token, counting = CancelToken(), Counting()
+
+    def evaluate(x, t):
+        if counting.rows >= 20:
+            token.cancel("test")
+        return counting(x, t)
+
+    reuse.clear()
+    with pytest.raises(Cancelled):
+        with running(token):
+            infer(evaluate, large, kind="two_group", permutations=999, seed=9)
+    assert 20 <= counting.rows < 200  # not the 999 simulations, nor the calibration after them

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import threaded
 from .asymptotic import FAST_DRAWS, FAST_MIN_AREAS, fast_path
 from .calibration import CAL_DRAWS, FINE, GRID, MAX_WIDENING, calibrate
 from .draws import (
@@ -65,6 +66,7 @@ from .draws import (
     _simulate,
     _stream,
     binomial_counts,
+    null_sampler,
 )
 from .family import _local_eb, _neighbourhoods, _Scaled
 
@@ -172,12 +174,16 @@ def infer(
     rng = np.random.default_rng(seed)
     observed = float(evaluate(*data))
     fast = fast_path(calibration, len(data[0]))
-    nulls, _ = _drawers(data, kind, rng, fast=fast)
     k = data[0].shape[1] if kind == "multigroup" else 2
     block = _block_size(len(data[0]), k, block_size)
     draws = max(20, min(permutations, CAL_DRAWS))
     total = permutations + len(GRID) * (min(draws, FAST_DRAWS) if fast else draws) + (0 if fast else 3 * draws)
-    sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
+    if fast and kind == "two_group" and null == "random_allocation" and neighbours is None:
+        sampler, t32 = null_sampler(data, fast=True)  # two threads, chunks with their own streams
+        sims = threaded.simulate_null(evaluate, sampler, t32, permutations, block, seed, progress, total)
+    else:
+        nulls, _ = _drawers(data, kind, rng, fast=fast)
+        sims = _simulate(evaluate, nulls[null], permutations, block, progress, 0, total)
     cal = calibrate(
         evaluate,
         data,

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from ...cancel import checkpoint
+from . import threaded
 from .draws import BinomialSampler, _simulate, _stream, table_normals
 
 FAST_MIN_AREAS = 10_000  # from this many areas the calibration takes this path (path="auto")
@@ -50,19 +51,24 @@ def simulate_grid(evaluate: Callable, fam, grid: np.ndarray, rng, draws: int, bl
             if report:
                 report((j + 1) * draws)
         return out
-    n = len(fam.t)
+    n, lams = len(fam.t), range(len(grid))
     samplers = [BinomialSampler(fam.t, fam.shares(lam), fast=True) for lam in grid]
+    # each λ's small areas take their own generator (spawned from the family's), so λs can run on two threads
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63)).spawn(len(grid))]
     t32 = fam.t.astype(np.float32)
-    z, counts = np.empty((block, n), np.float32), np.empty((block, n), np.float32)
+    z, counts = np.empty((block, n), np.float32), [np.empty((block, n), np.float32) for _ in grid]
     values = np.empty((len(grid), draws))
-    done = 0
+    done, b = 0, 0
+
+    def work(j: int) -> None:
+        x = samplers[j].from_normals(rngs[j], z[:b], counts[j][:b])
+        values[j, done : done + b] = evaluate(x, np.broadcast_to(t32, (b, n)))
+
     while done < draws:
         checkpoint()
         b = min(block, draws - done)
         table_normals(rng, z[:b])
-        for j, sampler in enumerate(samplers):
-            x = sampler.from_normals(rng, z[:b], counts[:b])
-            values[j, done : done + b] = evaluate(x, np.broadcast_to(t32, (b, n)))
+        threaded.run(list(lams), work, threads=1 if fam.A is not None else None)  # spatial set-ups: one thread
         done += b
         if report:
             report(done * len(grid))

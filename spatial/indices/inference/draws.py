@@ -192,17 +192,20 @@ def _binomial_rows(rng: np.random.Generator, t: np.ndarray, p: np.ndarray) -> np
     return out
 
 
+def null_sampler(data: Sequence[np.ndarray], fast: bool = False) -> tuple[BinomialSampler, np.ndarray]:
+    """Two groups' random allocation: each area's population drawn to the group at the city-wide share."""
+    x, t = (np.asarray(a, dtype=float) for a in data)
+    P = x.sum() / t.sum()
+    return BinomialSampler(np.rint(t).astype(np.int64).astype(float), P, reuse=True, fast=fast), t.astype(np.float32)
+
+
 def _drawers(data: Sequence[np.ndarray], kind: str, rng: np.random.Generator, fast: bool = False):
     """Return (null draws by name, plain bootstrap draw at the observed compositions) for the observed data.
 
     ``fast``: two-group random allocation takes its normals from :func:`table_normals` (large cities)."""
     if kind == "two_group":
         x, t = (np.asarray(a, dtype=float) for a in data)
-        ti = np.rint(t).astype(np.int64)
-        t32 = t.astype(np.float32)
-        P = x.sum() / t.sum()
-
-        sampler = BinomialSampler(ti.astype(float), P, reuse=True, fast=fast)
+        sampler, t32 = null_sampler(data, fast)
 
         def random_allocation(b):
             return sampler.draw(rng, b), np.broadcast_to(t32, (b, len(t)))

@@ -133,6 +133,17 @@ def evaluator(point: Point):
     return spec.evaluator(ctx), spec.kind, ctx.queen
 
 
+def _bootstrap_at_observed(evaluate, data, kind, rng, draws, block) -> tuple[float, float, float]:
+    """Quantiles and mean of the plain bootstrap at the observed compositions (the intervals segmap replaced)."""
+    a = (1 - LEVEL) / 2
+    fam = _Scaled(data, kind)
+    at_observed = fam.shares(1.0)
+    boot = _simulate(evaluate, lambda b: fam.draw(rng, at_observed, b), draws, block, None)
+    boot = boot[np.isfinite(boot)]
+    q_lo, q_hi = np.quantile(boot, [a, 1 - a])
+    return q_lo, q_hi, boot.mean()
+
+
 def coverage(
     point: Point, reps: int = REPS, draws: int = 200, seed: int = 0, path: str = "auto", baselines: bool = True
 ) -> dict:
@@ -148,7 +159,6 @@ def coverage(
         truth = float(evaluate(t * p, t))
     rng = np.random.default_rng([seed, 1, point.areas, point.people])
     block = _block_size(point.areas, 2 if kind == "two_group" else p.shape[1], None)
-    a = (1 - LEVEL) / 2
     rows, widening, methods = [], [], set()
     for r in range(reps):
         if kind == "multigroup":
@@ -161,29 +171,9 @@ def coverage(
         )
         widening.append(cal.get("widening", np.nan))
         methods.add(cal["method"])
-        if baselines:
-            fam = _Scaled(data, kind)
-            at_observed = fam.shares(1.0)
-            boot = _simulate(evaluate, lambda b, fam=fam, q=at_observed: fam.draw(rng, q, b), draws, block, None)
-            boot = boot[np.isfinite(boot)]
-            q_lo, q_hi = np.quantile(boot, [a, 1 - a])
-            m = boot.mean()
-        else:
-            q_lo = q_hi = m = np.nan
-        rows.append(
-            (
-                value,
-                cal["estimate"],
-                cal["ci_low"],
-                cal["ci_high"],
-                cal["within_noise"],
-                value + q_lo - m,
-                value + q_hi - m,
-                2 * value - q_hi,
-                2 * value - q_lo,
-                2 * value - m,
-            )
-        )
+        q_lo, q_hi, m = _bootstrap_at_observed(evaluate, data, kind, rng, draws, block) if baselines else [np.nan] * 3
+        old, shift = (value + q_lo - m, value + q_hi - m), (2 * value - q_hi, 2 * value - q_lo, 2 * value - m)
+        rows.append((value, cal["estimate"], cal["ci_low"], cal["ci_high"], cal["within_noise"], *old, *shift))
     v, est, lo, hi, noise, old_lo, old_hi, sh_lo, sh_hi, sh_est = np.array(rows, dtype=float).T
 
     def cover(lo, hi):

@@ -259,14 +259,26 @@ def compare_samples(
     def calibrated(evaluate, data, observed, neighbours, stream, offset):
         report = (lambda done, steps: progress(offset + done * half // max(steps, 1), 2 * half)) if progress else None
         common = {"seed": seed, "draws": draws, "level": ci_level, "block": block, "outer": permutations}
-        common["path"] = calibration
         return calibrate(
-            evaluate, data, kind, observed, stream=stream, progress=report, neighbours=neighbours, **common
+            evaluate,
+            data,
+            kind,
+            observed,
+            stream=stream,
+            progress=report,
+            neighbours=neighbours,
+            path=calibration,
+            **common,
         )
 
     cal_a = calibrated(evaluate_a, data_a, a, neighbours_a, 2, 0)
     cal_b = calibrated(evaluate_b, data_b, b, neighbours_b, 3, half)
     lo, hi, p = _difference_interval(cal_a, cal_b, ci_level)
+    return _comparison(a, b, cal_a, cal_b, (lo, hi, p), permutations, seed)
+
+
+def _comparison(a: float, b: float, cal_a: dict, cal_b: dict, interval: tuple, permutations: int, seed) -> dict:
+    lo, hi, p = interval
     return {
         "value_a": a,
         "value_b": b,

@@ -3,6 +3,7 @@ tests that need it skip with a clear reason when it is absent."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -10,6 +11,10 @@ from pathlib import Path
 
 import pytest
 from cli_process import Forks
+
+# esda's permutation engine (the reference of the local statistics) is compiled by numba once a session: ~30 s of CPU
+# at numba's default optimisation, ~18 s at 0. segmap itself compiles nothing with numba.
+os.environ.setdefault("NUMBA_OPT", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

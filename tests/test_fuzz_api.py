@@ -29,7 +29,7 @@ expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "422", "42
 
 @pytest.fixture(scope="module")
 def url():
-    with LiveServer(env={"SEGMAP_API_KEY": "fuzz-key", "SEGMAP_MAX_PERMUTATIONS": "99"}, georgia_only=True) as url:
+    with LiveServer(env={"SEGMAP_API_KEY": "fuzz-key", "SEGMAP_MAX_PERMUTATIONS": "99"}) as url:
         yield url
 
 

@@ -136,8 +136,6 @@ class _Forest:
         """The new area to withhold so ``t`` reaches a free end: one in an equation of its closed side, preferring
         one that brings a free end, then the largest count."""
         side = self._side(t, st)
-        in_side = np.zeros(self.n, bool)
-        in_side[side] = True
         own = side[eligible[side]]  # the side's own areas: their other equation is their parent's
         kids = np.concatenate([self.children(v) for v in side]) if len(side) else np.zeros(0, int)
         kids = kids[eligible[kids]]  # their pieces: the other equation is the piece's own

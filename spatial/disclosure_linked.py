@@ -126,22 +126,28 @@ class _Relations:
 
 
 def _pairs(a: np.ndarray, b: np.ndarray):
-    """Area of intersection of each pair of ``a`` and ``b`` areas whose interiors may meet."""
+    """Area of intersection of each pair of ``a`` and ``b`` areas whose interiors may meet enough to matter."""
     empty = np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     if not len(a) or not len(b):
         return empty
     (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = shapely.total_bounds(a), shapely.total_bounds(b)
     if ax0 > bx1 or bx0 > ax1 or ay0 > by1 or by0 > ay1:
         return empty
-    ia, ib = shapely.STRtree(b).query(a, predicate="intersects")
-    if not len(ia):
-        return empty
-    shapely.prepare(b)
+    ia, ib = shapely.STRtree(b).query(a)  # boxes that meet
+    # the overlap of the boxes bounds the overlap of the areas: at most TOL of the smaller one is unrelated
+    ba, bb = shapely.bounds(a)[ia], shapely.bounds(b)[ib]
+    w = np.minimum(ba[:, 2], bb[:, 2]) - np.maximum(ba[:, 0], bb[:, 0])
+    h = np.minimum(ba[:, 3], bb[:, 3]) - np.maximum(ba[:, 1], bb[:, 1])
+    small = np.minimum(shapely.area(a)[ia], shapely.area(b)[ib])
+    keep = np.clip(w, 0, None) * np.clip(h, 0, None) > TOL * small
+    ia, ib = ia[keep], ib[keep]
     ga, gb = a[ia], b[ib]
+    shapely.prepare(ga), shapely.prepare(gb)
     inter = np.full(len(ia), np.nan)
-    inside = shapely.contains_properly(gb, ga)  # the common case in nested geographies: no overlay needed
-    inter[inside] = shapely.area(ga[inside])
-    rest = np.flatnonzero(~inside)
+    for inner, outer in ((ga, gb), (gb, ga)):  # one inside the other, the common case: no overlay needed
+        inside = np.isnan(inter) & shapely.contains_properly(outer, inner)
+        inter[inside] = shapely.area(inner[inside])
+    rest = np.flatnonzero(np.isnan(inter))
     for start in range(0, len(rest), 20_000):
         checkpoint()
         part = rest[start : start + 20_000]

@@ -93,11 +93,15 @@ class SharedTileIndex(TileIndex):
             if self._locked():  # another process builds: its files appear one by one; take over if it dies
                 time.sleep(0.25)
                 continue
-            self._builder = start_builder(self._source_file(), self.folder)
-            self._builder.join()
-            if self._builder.exitcode != 0 and not self._closed:
+            try:
+                self._builder = start_builder(self._source_file(), self.folder)
+                self._builder.join()
+                code = self._builder.exitcode
+            except Exception as exc:  # a builder that cannot start: tiles stay provisional, the server goes on
+                code = repr(exc)
+            if code != 0 and not self._closed:
                 failures += 1
-                log.warning("tile index builder for %s exited with %s", self.folder.name, self._builder.exitcode)
+                log.warning("tile index builder for %s failed: %s", self.folder.name, code)
             self._builder = None
 
     def _locked(self) -> bool:

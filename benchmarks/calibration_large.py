@@ -147,7 +147,16 @@ def report(results: list, seconds: float, reps: int) -> str:
         for kind, _, s in results
         if kind == "size"
     ]
+    lines += ["", READING]
     return "\n".join(lines) + "\n"
+
+
+READING = (
+    "How to read it: `error corrected` is the bias left after the correction. It does not shrink with the number "
+    "of areas (it comes from the family of compositions, not from the number of simulations: a denser λ grid "
+    "leaves it unchanged), while the interval's half-width shrinks as 1/√n; where it nears the half-width, both "
+    "paths under-cover alike. The large-city path forced onto small cities shows why it starts at 10,000 areas."
+)
 
 
 def main(reps: int = 200, processes: int = 2) -> None:

@@ -260,6 +260,7 @@ class TileService:
                 self.index(src)  # the shared index's build starts (or is found done)
                 self.attributes(src, Layer())
                 self._sources.put(key, True)
+                self._freeze()  # the version's objects, read once, need no cyclic GC: no gen-2 pauses in tiles
         finally:
             with self._reading_lock:
                 self._reading.pop(key, None)

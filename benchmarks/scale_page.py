@@ -2,8 +2,9 @@
 
 A 1,000,000-cell grid (and, with ``--voronoi``, the Voronoi tessellation of benchmarks/scale.py) is written into
 a fresh registry, the server started on it (stopped by its pid), and for the share view and the LISA view the
-map page is opened at zooms 5, 9 and 13 from the URL's ``at=`` state. "Drawn" is the tile layer's own ``load``
-event (Leaflet fires it when every tile in view has loaded) with at least one shape in a tile. Recorded per view
+map page is opened at zooms 5, 9 and 13 from the URL's ``at=`` state. "Drawn": the tile layer is not loading
+(Leaflet's own state, the one its ``load`` event reports), none of its tiles is provisional (sent empty while the
+server's index is built; the page asks again) and a tile holds shapes. Recorded per view
 and zoom: the time from navigation to drawn, the page's bytes (HTML, scripts, tiles), console errors; per
 run: the first page render on the server, the page's interactive routes (search, area panel), the offline
 download and the server's RSS. Screenshots go to benchmarks/out/.
@@ -47,15 +48,14 @@ b = ds.areas.to_crs(4326).total_bounds
 print(json.dumps({"build": t1 - t0, "register": t2 - t1, "bounds": [float(v) for v in b], "peak": PEAK}))
 """.replace("PEAK", PEAK_RSS)
 
-# Resolves with the ms since navigation when the vector layer has fired "load" (or is already idle) and has drawn.
+# Resolves with the ms since navigation when the vector layer has loaded every tile in view (none provisional, i.e.
+# none the server sent empty while its index was being built) and drawn shapes; polled every 100 ms.
 DRAWN = """() => new Promise(resolve => {
-  const done = () => resolve(performance.now());
   const check = () => {
     const s = window.segmap, layer = s && s.layers && s.layers.vector;
-    if (!layer) return setTimeout(check, 50);
-    const drawn = () => document.querySelectorAll('.leaflet-tile path').length > 0;
-    if (!layer.isLoading() && drawn()) return done();
-    layer.once('load', () => (drawn() ? done() : setTimeout(check, 50)));
+    const drawn = layer && !layer.isLoading() && !s.page.provisional() &&
+      document.querySelectorAll('.leaflet-tile path').length > 0;
+    if (drawn) resolve(performance.now()); else setTimeout(check, 100);
   };
   check();
 })"""

@@ -57,3 +57,17 @@ def test_map_position_is_client_state_one_cached_page_for_every_position(client)
     assert a.headers["etag"] == b.headers["etag"] and a.content == b.content
     assert '"at": null' in b.text and "33.1,-84.2,11" not in b.text  # the position is not baked into the page
     assert client.get("/maps/georgia-1990", params={**base, "at": "1,2"}).status_code == 422  # still checked
+
+
+def test_page_bounds_from_the_hull_equal_every_vertex_reprojected(app_client):
+    """The page's lon/lat box comes from the convex hull's vertices (~2 s at 1,000,000 areas, not ~20 s)."""
+    import numpy as np
+
+    from app.deps import load_source
+    from maps.views import _bounds
+
+    app = app_client.app
+    src = load_source(app.state.registry, app.state.settings, "georgia-1990", owner=False)
+    west, south, east, north = src.data.areas.to_crs(4326).total_bounds
+    assert src.data.areas.crs.to_epsg() != 4326
+    np.testing.assert_allclose(_bounds(src.data), [[south, west], [north, east]], rtol=0, atol=1e-9)

@@ -295,8 +295,23 @@
     return "<b>" + esc(title) + "</b><br>" + rows.map(esc).join("<br>");
   }
 
+  function askAgainForProvisionalTiles(redraw) {  // the server's index still building: it answers empty tiles
+    // marked no-store; VectorGrid never asks for a tile twice, so redraw until every tile in view is final
+    var realFetch = window.fetch, timer = null;
+    window.fetch = function (url) {
+      return realFetch.apply(this, arguments).then(function (r) {
+        if (/\/tiles\//.test(String(url)) && /no-store/.test(r.headers.get("Cache-Control") || "") && !timer) {
+          timer = setTimeout(function () { timer = null; redraw(); }, 2000);
+        }
+        return r;
+      });
+    };
+    return function () { return timer !== null; };
+  }
+
   function tiles(map, cfg) {
     if (cfg.embedded) answerEmbeddedTiles(map, cfg);
+    var layer, provisional = cfg.live ? askAgainForProvisionalTiles(function () { layer.redraw(); }) : null;
     var classOf = classifier(cfg), picked = null, f = fmt(cfg), paint = fills(cfg), known = {};
     var page = {cfg: cfg, map: map, fmt: f, fills: paint, brushed: null, patterns: false};
     var colourOf = function (p) {
@@ -311,7 +326,7 @@
       return {fill: true, fillColor: colourOf(p), fillOpacity: out ? 0.25 : 0.85,
               color: chosen ? "#000" : "#555", weight: chosen ? 3 : p.areas ? 0 : 0.4};
     }
-    var layer = L.vectorGrid.protobuf(cfg.url, {
+    layer = L.vectorGrid.protobuf(cfg.url, {
       rendererFactory: L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
       getFeatureId: function (feat) { return feat.properties.id; },
       vectorTileLayerStyles: new Proxy({}, {get: function () {
@@ -321,6 +336,7 @@
 
     function propsOf(id) { return known[id] || null; }
 
+    page.provisional = function () { return provisional ? provisional() : false; };  // tiles still to come again
     page.view = function () { return cfg.view; };
     page.valueOf = function (id) { var p = propsOf(id); return p ? valueOfProps(p) : null; };
     page.restyle = function () { layer.redraw(); };

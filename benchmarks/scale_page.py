@@ -9,7 +9,7 @@ and zoom: the time from navigation to drawn, the page's bytes (HTML, scripts, ti
 run: the first page render on the server, the page's interactive routes (search, area panel), the offline
 download and the server's RSS. Screenshots go to benchmarks/out/.
 
-python -m benchmarks.scale_page [--n 1000000] [--voronoi] [--timeout 600]
+python -m benchmarks.scale_page [--n 1000000] [--voronoi] [--alternatives] [--timeout 600] [--set SEGMAP_X=v]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ CHROMIUM = "/usr/bin/chromium"
 ZOOMS = (5, 9, 13)
 VIEWS = ("share", "lisa")
 ENV: dict[str, str] = {}  # the server's settings beyond the defaults (--set NAME=VALUE)
+ALTERNATIVES = "--alternatives" in sys.argv  # also time PMTiles, PNG, CSV and GeoParquet (minutes at 1M)
 
 REGISTER = r"""
 import json, sys, time
@@ -111,6 +112,8 @@ def server_side(base: str, dataset_id: str, timeout: float) -> dict:
         out["area panel"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a123456&view=lisa", timeout)
         out["area panel again"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a223456&view=lisa", timeout)
         out["offline download"] = timed_get(c, f"{base}/maps/{dataset_id}/download", timeout)
+        if not ALTERNATIVES:
+            return out
         # What the page links beside it, and what the download's refusal names instead.
         out["PMTiles export (share)"] = timed_get(c, f"{base}/v1/datasets/{dataset_id}/export.pmtiles", timeout)
         out["PNG (share)"] = timed_get(c, f"{base}/v1/datasets/{dataset_id}/map.png", timeout)
@@ -220,6 +223,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--voronoi", action="store_true")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--alternatives", action="store_true", help="also time PMTiles, PNG, CSV, GeoParquet")
     ap.add_argument(
         "--set", action="append", default=[], help="a server setting, e.g. SEGMAP_MAX_OFFLINE_AREAS=2000000"
     )

@@ -83,10 +83,11 @@ def check_download(src: Source, p: MapParams, settings: Settings) -> None:
             problem(
                 "too_many_areas",
                 f"{n:,} areas are too many for one offline HTML file (limit {limit:,}, SEGMAP_MAX_OFFLINE_AREAS). "
-                f"Instead: the PMTiles archive of this view for any PMTiles viewer or static host, "
-                f"{pmtiles_url(src.id, group, p.view)} (add maxzoom= for a smaller file); the PNG or SVG for a "
-                f"report, /v1/datasets/{src.id}/map.png; the areas with their numbers for GIS, "
-                f"/v1/datasets/{src.id}/download.parquet; or the live page, /maps/{src.id}.",
+                f"Instead: the areas with their numbers for GIS, /v1/datasets/{src.id}/download.parquet (or .fgb, "
+                f".gpkg); the map as a PMTiles archive for any PMTiles viewer or static host, "
+                f"{pmtiles_url(src.id, group, p.view)} (add maxzoom= for a smaller one; `segmap export` writes it "
+                f"without the server's time limit); the PNG or SVG for a report, /v1/datasets/{src.id}/map.png; "
+                f"or the live page, /maps/{src.id}.",
             )
         )
     if p.tiles is False and src.data.n > settings.max_download_areas:

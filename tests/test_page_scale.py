@@ -27,6 +27,7 @@ def test_offline_download_over_the_limit_names_the_limit_and_what_to_use_instead
     assert "159 areas" in detail and f"limit {LIMIT}" in detail and "SEGMAP_MAX_OFFLINE_AREAS" in detail
     pmtiles = "/v1/datasets/georgia-1990/export.pmtiles?group=black&statistic=lisa"
     assert pmtiles in detail and "/v1/datasets/georgia-1990/map.png" in detail  # tests/test_pmtiles.py: it works
+    assert "/v1/datasets/georgia-1990/download.parquet" in detail and "segmap export" in detail
 
 
 def test_explicit_tiles_do_not_get_round_the_limit(client):

@@ -30,6 +30,7 @@ from spatial.errors import ValidationError, problem
 from spatial.io.store import wkb_of, write_geoparquet
 from spatial.lru import LRU
 
+from .geoparquet_read import read_geoparquet
 from .series_fields import ID_PATTERN, _date_taken, check_series_fields, geography_fingerprint, series_date_taken
 
 SCHEMA = """
@@ -201,7 +202,7 @@ class Registry:
         return self._memory.get_or_make((dataset_id, info["version"]), lambda: self._read(dataset_id, info))
 
     def _read(self, dataset_id: str, info: dict) -> AreaDataset:
-        areas = gpd.read_parquet(self.files / info["_file"])
+        areas = read_geoparquet(self.files / info["_file"])  # in chunks: the worker keeps answering meanwhile
         meta = Metadata(
             name=info["title"] or dataset_id,
             source=info["source"],

@@ -42,6 +42,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned tile URL never 
 # A tile drawn while its version's index is built: no cache keeps it, and map clients that schedule reloads from
 # max-age (MapLibre's refreshExpiredTiles) fetch it again in a moment, when the final one may be there.
 PROVISIONAL = "no-store, max-age=2"
+WRITES_WAITING = 32
 
 
 def tile_version(src: Source, settings) -> str:
@@ -218,6 +219,7 @@ class TileService:
         self._sources, self._reading = LRU(64), {}  # versions this worker has read / is reading (app.tilesource)
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tile-source")
         self._reading_lock = threading.Lock()
+        self._writer, self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tile-cache"), 0
         if store is not None:  # the builders' forkserver imports its modules now, not when a dataset arrives
             threading.Thread(target=warm_builders, name="segmap-tile-builders", daemon=True).start()
 
@@ -286,11 +288,30 @@ class TileService:
             def encode() -> bytes:
                 data = self.index(src).tile(z, x, y, self.attributes(src, layer))
                 if not isinstance(data, Provisional):  # a warm-up tile is answered, never kept
-                    self.cache.put(key, src.id, src.version, data)  # off the event loop
+                    self._keep(key, src, data)
                 return data
 
             body = await self.heavy.run_in(self._encoder, self._queue, encode, key=key)
         return body
+
+    def _keep(self, key: str, src: Source, data: bytes) -> None:
+        """Into the disk cache after the tile is answered (a 700 KB SQLite write is tens of ms); inline when
+        ``WRITES_WAITING`` writes wait already, so unwritten tiles never pile up in memory."""
+        with self._reading_lock:
+            later = self._writes < WRITES_WAITING
+            self._writes += later
+        if not later:
+            self.cache.put(key, src.id, src.version, data)
+            return
+
+        def write():
+            try:
+                self.cache.put(key, src.id, src.version, data)
+            finally:
+                with self._reading_lock:
+                    self._writes -= 1
+
+        self._writer.submit(write)
 
     async def archive(self, src: Source, layer: Layer, zooms: tuple, version: str, folder: Path) -> Path:
         """The PMTiles archive of ``layer`` at ``zooms``, made once; each dataset keeps only its most recently built
@@ -323,6 +344,7 @@ class TileService:
             index.close()
         self._encoder.shutdown(wait=False, cancel_futures=True)
         self._reader.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True)  # tiles encoded are kept
         if self._froze:
             gc.unfreeze()
 

@@ -72,3 +72,21 @@ def test_page_bounds_from_the_hull_equal_every_vertex_reprojected(app_client):
     west, south, east, north = src.data.areas.to_crs(4326).total_bounds
     assert src.data.areas.crs.to_epsg() != 4326
     np.testing.assert_allclose(_bounds(src.data), [[south, west], [north, east]], rtol=0, atol=1e-9)
+
+
+def test_area_panel_reuses_the_pages_views(app_client, monkeypatch):
+    """At 1,000,000 areas a LISA view takes tens of seconds: the panel must not compute it again at every click."""
+    import app.pages as pages
+
+    calls = []
+    real = pages.view_data
+    monkeypatch.setattr(pages, "view_data", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    q = {"group": "black", "view": "lisa", "seed": 7}
+    assert app_client.get("/maps/georgia-1990", params=q).status_code == 200
+    made = list(calls)  # Georgia is embedded: every view, LISA and LQ among them
+    assert "lisa" in made and "lq" in made
+    first = app_client.get("/maps/georgia-1990/area", params={**q, "area": "13121"})
+    again = app_client.get("/maps/georgia-1990/area", params={**q, "area": "13089"})
+    assert first.status_code == again.status_code == 200
+    assert calls == made  # both clicks reuse the page's LISA and LQ views
+    assert first.json()["views"]["lisa"]["label"]

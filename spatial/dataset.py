@@ -325,7 +325,8 @@ def _invalid_problem(geom: gpd.GeoSeries, ids: pd.Series, invalid: np.ndarray) -
     why = shapely.is_valid_reason(geom.values[rows[:3]])
     return problem(
         "invalid_geometry",
-        f"{len(rows)} areas have invalid geometry ({'; '.join(why)}); segmap would repair them with make_valid "
+        f"{len(rows)} {'area has' if len(rows) == 1 else 'areas have'} invalid geometry ({'; '.join(why)}); "
+        "segmap would repair them with make_valid "
         "once the other problems are fixed, or fix them in the source (e.g. QGIS Fix geometries)",
         ids.to_numpy()[rows],
     )

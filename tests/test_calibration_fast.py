@@ -208,3 +208,11 @@ def test_a_cancelled_job_stops_inside_the_threads(large):
         with running(token):
             infer(evaluate, large, kind="two_group", permutations=999, seed=9)
     assert 20 <= counting.rows < 200  # not the 999 simulations, nor the calibration after them
+
+
+def test_reuse_can_be_switched_off_for_timing(moderate, monkeypatch):
+    monkeypatch.setattr(reuse, "ENABLED", False)
+    value, counting = float(D(*moderate)), Counting()
+    for _ in range(2):
+        calibrate(counting, moderate, "two_group", value, seed=1, path="asymptotic")
+    assert counting.rows == 2 * (len(GRID) * FAST_DRAWS + len(FINE))

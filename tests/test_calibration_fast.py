@@ -216,3 +216,31 @@ def test_reuse_can_be_switched_off_for_timing(moderate, monkeypatch):
     for _ in range(2):
         calibrate(counting, moderate, "two_group", value, seed=1, path="asymptotic")
     assert counting.rows == 2 * (len(GRID) * FAST_DRAWS + len(FINE))
+
+
+def test_an_interval_of_the_large_city_path_says_it_may_under_cover(monkeypatch):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from spatial.dataset import validate
+    from spatial.indices import compute
+    from spatial.indices.inference import asymptotic
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 40, 60), rng.integers(0, 40, 60)
+    gdf = gpd.GeoDataFrame(
+        {"id": [f"u{i}" for i in range(60)], "a": a, "b": b},
+        geometry=[box(i % 10, i // 10, i % 10 + 1, i // 10 + 1) for i in range(60)],
+        crs="EPSG:3857",
+    )
+    city_ = validate(gdf, id_col="id", groups=["a", "b"])
+    opts = compute.IndexOptions(groups=("a",), indices=("dissimilarity",), permutations=99, seed=1)
+    small = compute.compute_indices(city_, opts)["dissimilarity"]
+    assert small.interval_method != "test_inversion_asymptotic"
+    assert "interval_may_undercover" not in [n.code for n in small.notes]
+    monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 50)  # this city as if it were large
+    reuse.clear()
+    large = compute.compute_indices(city_, opts)["dissimilarity"]
+    assert large.interval_method == "test_inversion_asymptotic"
+    note = next(n for n in large.notes if n.code == "interval_may_undercover")
+    assert "80 %" in note.message

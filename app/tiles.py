@@ -124,7 +124,8 @@ class TileAttributes:
     """Per-area feature properties, aligned with the index's areas, and how they merge.
 
     When areas smaller than a pixel cell merge, ``sums`` are added (NaN, e.g. a suppressed count,
-    stays NaN), ``ratios`` (name: numerator, denominator[, factor]) are recomputed from the sums, ``modes`` take
+    stays NaN, and ``withheld`` counts such members), ``ratios`` (name: numerator, denominator[, factor]) are
+    recomputed from the sums over the members whose two counts are published, ``modes`` take
     the most common value; other columns (id, name, p-value) are left out of merged features, which
     carry ``areas`` (how many areas merged) instead.
     """
@@ -235,9 +236,19 @@ def _merge(sel: Selection, z: int, minx: float, maxy: float, scale: float, attri
     out = {"areas": np.bincount(cell, minlength=n).astype(float)}
     for name in attributes.sums:
         out[name] = np.bincount(cell, weights=attributes.columns[name][members].astype(float), minlength=n)
+    if attributes.sums:  # members with a withheld count: the cell's sums stay NaN, its ratios use the others
+        hidden = np.column_stack([np.isnan(attributes.columns[s][members].astype(float)) for s in attributes.sums])
+        withheld = np.bincount(cell, weights=hidden.any(axis=1), minlength=n)
+        out["withheld"] = np.where(withheld > 0, withheld, np.nan)
     for name, (num, den, *factor) in attributes.ratios.items():
+        # over the members whose two counts are both published: a function of public values only, so a cell
+        # holding one withheld area still has a colour (at low zoom, one in 20 hidden would grey out every cell)
+        a, b = attributes.columns[num][members].astype(float), attributes.columns[den][members].astype(float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        top = np.bincount(cell, weights=np.where(ok, a, 0.0), minlength=n)
+        bottom = np.bincount(cell, weights=np.where(ok, b, 0.0), minlength=n)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[name] = np.where(out[den] > 0, out[num] / out[den] * (factor[0] if factor else 1.0), np.nan)
+            out[name] = np.where(bottom > 0, top / bottom * (factor[0] if factor else 1.0), np.nan)
     for name in attributes.modes:
         labels, codes = attributes.coded(name)
         code = codes[members]

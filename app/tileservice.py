@@ -141,7 +141,8 @@ def tilejson(src: Source, base_url: str, group: str | None, statistic: str | Non
         "attribution": info.get("source") or "",
         "description": f"Areas smaller than {AGGREGATE_PX}x{AGGREGATE_PX} screen pixels at a zoom are merged into "
         "squares of that size: counts summed, shares recomputed, label the most common; `areas` says "
-        "how many merged.",
+        "how many merged. A cell holding withheld counts has no summed count; its shares are those of its "
+        "published members, and `withheld` says how many were left out.",
         "vector_layers": [{"id": LAYER, "fields": fields, "minzoom": 0, "maxzoom": 16}],
     }
 

@@ -180,3 +180,23 @@ def test_a_suppressed_count_keeps_its_merged_cell_hidden():
     ]
     props = [f["properties"] for b in bodies if b for f in mapbox_vector_tile.decode(b)["areas"]["features"]]
     assert props and all("migrants" not in p and "migrants_share" not in p and "total" in p for p in props)
+
+
+def test_a_merged_cell_with_one_withheld_member_is_coloured_by_its_published_ones():
+    ds = _grid()
+    index = TileIndex(ds.areas)
+    z = 9
+    lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
+    _, x, y = lonlat_tile(lon, lat, z)
+    every_other = range(0, len(ds.ids), 7)
+    attributes = _attributes(ds, suppress=every_other)
+    props = [f["properties"] for f in mapbox_vector_tile.decode(index.tile(z, x, y, attributes))["areas"]["features"]]
+    merged = [p for p in props if "withheld" in p]
+    assert merged, "no merged cell held a withheld area"
+    share = attributes.columns["migrants"].astype(float) / attributes.columns["total"].astype(float)
+    for p in merged:
+        assert "migrants" not in p and 0 < p["withheld"] < p["areas"]  # no summed count; some members published
+        assert 0 <= p["migrants_share"] <= 1
+    # each share is that of the cell's published members: between their smallest and largest share
+    published = share[np.isfinite(share)]
+    assert all(published.min() - 1e-9 <= p["migrants_share"] <= published.max() + 1e-9 for p in merged)

@@ -167,12 +167,16 @@ def test_areas_under_a_pixel_merge_into_cells_that_conserve_counts():
         assert p["migrants_share"] == pytest.approx(p["migrants"] / p["total"])
 
 
-def test_a_suppressed_count_keeps_its_merged_cell_hidden():
+def _centre_z9():
+    """The grid city, its tile index and the zoom-9 tile at its centre (where its 100 m cells merge)."""
     ds = _grid()
-    index = TileIndex(ds.areas)
-    z = 9
     lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
-    _, x, y = lonlat_tile(lon, lat, z)
+    _, x, y = lonlat_tile(lon, lat, 9)
+    return ds, TileIndex(ds.areas), 9, x, y
+
+
+def test_a_suppressed_count_keeps_its_merged_cell_hidden():
+    ds, index, z, x, y = _centre_z9()
     bodies = [
         index.tile(z, x + dx, y + dy, _attributes(ds, suppress=range(len(ds.ids))))
         for dx in (-1, 0, 1)
@@ -183,13 +187,8 @@ def test_a_suppressed_count_keeps_its_merged_cell_hidden():
 
 
 def test_a_merged_cell_with_one_withheld_member_is_coloured_by_its_published_ones():
-    ds = _grid()
-    index = TileIndex(ds.areas)
-    z = 9
-    lon, lat = ds.areas.to_crs(4326).geometry.union_all().centroid.coords[0]
-    _, x, y = lonlat_tile(lon, lat, z)
-    every_other = range(0, len(ds.ids), 7)
-    attributes = _attributes(ds, suppress=every_other)
+    ds, index, z, x, y = _centre_z9()
+    attributes = _attributes(ds, suppress=range(0, len(ds.ids), 7))
     props = [f["properties"] for f in mapbox_vector_tile.decode(index.tile(z, x, y, attributes))["areas"]["features"]]
     merged = [p for p in props if "withheld" in p]
     assert merged, "no merged cell held a withheld area"

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from benchmarks.calibration import LEVEL, Point, city, coverage, evaluator, fmt, grid, label, populations
-from spatial.indices.inference import _block_size, _drawers, _simulate, calibrate, two_sided_p
+from benchmarks.calibration import LEVEL, Point, city, coverage, evaluator, fmt, grid, label, null_size
+from spatial.indices.inference import _block_size, calibrate
 
 LARGE = [Point(0.1, 10_000, 200), Point(0.4, 10_000, 20), Point(0.02, 10_000, 3000), Point(0.1, 100_000, 200)]
 FULL_TOO = [Point(0.1, 10_000, 200)]  # the full path's coverage on the same replicates (it costs 10× more)
@@ -59,20 +59,7 @@ def agreement(point: Point, reps: int, seed: int = 5) -> dict:
 
 def null_size_fast(areas: int, people: int, reps: int, permutations: int = 199, seed: int = 0) -> dict:
     """Rejection rate at 0.05 of the random-allocation p-value of D (every share 0.2), table normals."""
-    from spatial.indices import get
-
-    evaluate = get("dissimilarity").evaluator()
-    rng = np.random.default_rng([seed, 2, areas, people])
-    t = populations(areas, people, rng)
-    block = _block_size(areas, 2, None)
-    ps = []
-    for _ in range(reps):
-        x = rng.binomial(t.astype(np.int64), 0.2).astype(float)
-        nulls, _ = _drawers((x, t), "two_group", rng, fast=True)
-        sims = _simulate(evaluate, nulls["random_allocation"], permutations, block, None)
-        ps.append(two_sided_p(float(evaluate(x, t)), sims))
-    ps = np.array(ps)
-    return {"areas": areas, "people": people, "reps": reps, "rejected_05": float(np.mean(ps <= 0.05))}
+    return null_size(areas, people, reps, permutations, seed, fast=True)
 
 
 def _run(job):

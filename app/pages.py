@@ -135,6 +135,7 @@ def render(src: Source, p: MapParams, settings: Settings, mode: str, tiles: Tile
         lang=p.lang,
         pmtiles_url=pmtiles_url(src.id, group, p.view) if data.n > settings.max_offline_areas else None,
         view_data=partial(cached_view, src),
+        canvas_areas=settings.canvas_areas,
     )
     page, _ = render_page(data, opts)
     return page.encode()

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     compute_timeout_s: float = 60.0
     max_download_areas: int = 20_000  # one offline HTML file embeds every area's geometry (~8 MB at 20,000)
     max_offline_areas: int = 200_000  # above it no offline HTML file at all: 422 naming PMTiles, PNG, GeoParquet
+    canvas_areas: int = 100_000  # above it map pages draw their tiles on canvas, not one SVG element per shape
     cache_entries: int = 20_000  # results and tiles kept in the shared disk cache
     disclosure_threshold: int = 10  # counts below it are hidden in public outputs (0 disables)
     disclosure_method: Literal["suppress", "cell_key"] = "suppress"  # see spatial/disclosure.py

@@ -45,6 +45,9 @@ __all__ = ["PageOptions", "build_map", "geojson", "json_for_script", "render_pag
 
 STATIC_PREFIX = "/maps/static"  # where app/routers/maps.py serves the assets
 VECTOR_TILE_THRESHOLD = 3000  # above this many areas the page draws the app's vector tiles
+# Above this many areas the tiles are drawn on one canvas per tile, not as an SVG element per shape: Chromium took
+# ~50 s to draw the 222,878 SVG shapes of a zoom-9 view of 1,000,000 areas (benchmarks/results/scale_page.md).
+CANVAS_AREAS = 100_000
 INDICES = ("dissimilarity", "isolation", "exposure", "gini", "entropy")
 
 
@@ -71,6 +74,7 @@ class PageOptions:
     lang: str = "en"  # page language (maps/i18n.py)
     pmtiles_url: str | None = None  # a city too large for an offline file: the page links this archive instead
     view_data: Callable | None = None  # maps.data.view_data, or the app's cached one (the area panel reuses views)
+    canvas_areas: int = CANVAS_AREAS  # tiles drawn on canvas above this many areas (SEGMAP_CANVAS_AREAS)
 
     @property
     def tr(self) -> Tr:
@@ -298,6 +302,7 @@ def _tiles_config(dataset: PublicData, opts: PageOptions, vd: ViewData, bounds) 
         **_tile_classes(vd, opts.tr),
         "hidden_colour": SUPPRESSED[1],
         "hidden_label": opts.tr(SUPPRESSED[0]),
+        "canvas": dataset.n > opts.canvas_areas,
         **_common(dataset, opts, {opts.view: vd}),
     }
     if opts.embedded_tiles is not None:  # the offline file answers the tile requests itself

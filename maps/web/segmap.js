@@ -73,20 +73,44 @@
 
   // -- Pattern and hatch fills, in one hidden SVG: url(#…) works from every SVG of the document ------------------
 
+  var HATCH = "M-2 10L10 -2M-2 2L2 -2M6 10L10 6";
+
+  function inkOf(colour) { return /^#(0|2|5)/.test(colour) ? "#fff" : "#000"; }
+
   function patternSvg(id, colour, mark, hatch) {
-    var ink = /^#(0|2|5)/.test(colour) ? "#fff" : "#000";
+    var ink = inkOf(colour);
     var body = hatch
-      ? '<rect width="8" height="8" fill="#eeeeee"/><path d="M-2 10L10 -2M-2 2L2 -2M6 10L10 6" stroke="' + colour + '" stroke-width="2.2"/>'
+      ? '<rect width="8" height="8" fill="#eeeeee"/><path d="' + HATCH + '" stroke="' + colour + '" stroke-width="2.2"/>'
       : '<rect width="8" height="8" fill="' + colour + '"/>' + (mark ? '<path d="' + mark + '" stroke="' + ink + '" stroke-width="1.2" fill="' + ink + '" fill-opacity=".8"/>' : "");
     return {def: '<pattern id="' + id + '" width="8" height="8" patternUnits="userSpaceOnUse">' + body + "</pattern>",
             uri: 'url("data:image/svg+xml,' + encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">' + body + "</svg>") + '")'};
   }
 
-  function fills(cfg) {  // {hatch(view, key), pattern(view, key, colour)} → a fill for SVG paths
-    var defs = [], made = {};
+  function patternCanvas(colour, mark, hatch) {  // the same 8 px tile as patternSvg, as a canvas fillStyle
+    var c = document.createElement("canvas"), g = c.getContext("2d"), ink = inkOf(colour);
+    c.width = c.height = 8;
+    g.fillStyle = hatch ? "#eeeeee" : colour;
+    g.fillRect(0, 0, 8, 8);
+    if (hatch) { g.strokeStyle = colour; g.lineWidth = 2.2; g.stroke(new Path2D(HATCH)); }
+    else if (mark) {
+      g.strokeStyle = ink; g.lineWidth = 1.2; g.stroke(new Path2D(mark));
+      g.globalAlpha = 0.8; g.fillStyle = ink; g.fill(new Path2D(mark));
+    }
+    return g.createPattern(c, "repeat");
+  }
+
+  // {hatch(key, colour), pattern(key, colour), swatch(…)} → fills for SVG paths (url(#…)), or with canvas true
+  // CanvasPatterns: Leaflet's canvas renderer hands fillColor to the context's fillStyle
+  function fills(cfg, canvas) {
+    var defs = [], made = {}, painted = {};
     function make(id, colour, mark, hatch) {
       if (!made[id]) { made[id] = patternSvg(id, colour, mark, hatch); defs.push(made[id].def); flush(); }
       return made[id];
+    }
+    function fill(id, colour, mark, hatch) {
+      if (canvas) return painted[id] || (painted[id] = patternCanvas(colour, mark, hatch));
+      make(id, colour, mark, hatch);
+      return "url(#" + id + ")";
     }
     var holder = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     holder.setAttribute("aria-hidden", "true");
@@ -94,12 +118,8 @@
     document.body.appendChild(holder);
     function flush() { holder.innerHTML = "<defs>" + defs.join("") + "</defs>"; }
     return {
-      hatch: function (key, colour) { make("seg-h-" + key, colour, null, true); return "url(#seg-h-" + key + ")"; },
-      pattern: function (key, colour) {
-        if (!MARKS[key]) return colour;
-        make("seg-p-" + key, colour, MARKS[key], false);
-        return "url(#seg-p-" + key + ")";
-      },
+      hatch: function (key, colour) { return fill("seg-h-" + key, colour, null, true); },
+      pattern: function (key, colour) { return MARKS[key] ? fill("seg-p-" + key, colour, MARKS[key], false) : colour; },
       swatch: function (key, colour, hatch) {
         return hatch ? make("seg-h-" + key, colour, null, true).uri : MARKS[key] ? make("seg-p-" + key, colour, MARKS[key], false).uri : null;
       }
@@ -310,9 +330,11 @@
   }
 
   function tiles(map, cfg) {
+    // VectorGrid 1.3's canvas tiles call L.DomEvent.fakeStop on click, gone since Leaflet 1.8: Leaflet 1.7's body
+    if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = function (e) { e._stopped = true; };
     if (cfg.embedded) answerEmbeddedTiles(map, cfg);
     var layer, provisional = cfg.live ? askAgainForProvisionalTiles(function () { layer.redraw(); }) : null;
-    var classOf = classifier(cfg), picked = null, f = fmt(cfg), paint = fills(cfg), known = {};
+    var classOf = classifier(cfg), picked = null, f = fmt(cfg), paint = fills(cfg, !!cfg.canvas), known = {};
     var page = {cfg: cfg, map: map, fmt: f, fills: paint, brushed: null, patterns: false};
     var colourOf = function (p) {
       var i = classOf(p), hk = hatchKey(p, cfg);
@@ -327,7 +349,8 @@
               color: chosen ? "#000" : "#555", weight: chosen ? 3 : p.areas ? 0 : 0.4};
     }
     layer = L.vectorGrid.protobuf(cfg.url, {
-      rendererFactory: L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
+      // a large city: one canvas per tile, not an SVG element per shape (200,000 of them at zoom 9 took ~50 s)
+      rendererFactory: cfg.canvas ? L.canvas.tile : L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
       getFeatureId: function (feat) { return feat.properties.id; },
       vectorTileLayerStyles: new Proxy({}, {get: function () {
         return function (p) { if (p.id !== undefined) known[p.id] = p; return styleOf(p, p.id === picked); };
@@ -336,6 +359,10 @@
 
     function propsOf(id) { return known[id] || null; }
 
+    page.shapes = function () {  // shapes drawn in the tiles of the view (SVG paths or canvas shapes alike)
+      return Object.keys(layer._vectorTiles).reduce(function (n, k) {
+        return n + Object.keys(layer._vectorTiles[k]._layers || {}).length; }, 0);
+    };
     page.provisional = function () { return provisional ? provisional() : false; };  // tiles still to come again
     page.view = function () { return cfg.view; };
     page.valueOf = function (id) { var p = propsOf(id); return p ? valueOfProps(p) : null; };

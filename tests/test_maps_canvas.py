@@ -1,0 +1,103 @@
+"""Large cities draw their vector tiles on canvas (issue 20: 222,878 SVG shapes of a zoom-9 view of 1,000,000 areas
+took Chromium ~50 s). Above SEGMAP_CANVAS_AREAS the page says so in its config; in Chromium Georgia's 159 counties
+stand in for a million (the session server's page, its config switched to canvas on the way in). The page must keep
+its hover popup, selection, hatching and pattern fills, with no console error and no axe violation."""
+
+from __future__ import annotations
+
+import pytest
+from maps_browser_support import AXE, Watch, browser  # noqa: F401  (module-scoped fixture)
+
+N_GEORGIA = 159
+CANVAS_ON = '"canvas": true'
+
+
+# Pages are cached by their parameters, not by settings: each case asks for a page no other test asks for (k).
+@pytest.mark.parametrize("limit, canvas, k", [(100, True, 3), (100_000, False, 7)])
+def test_the_page_draws_on_canvas_above_the_setting(app_client, monkeypatch, limit, canvas, k):
+    monkeypatch.setattr(app_client.app.state.settings, "canvas_areas", limit)
+    params = {"group": "black", "view": "share", "tiles": "on", "k": k}
+    html = app_client.get("/maps/georgia-1990", params=params).text
+    assert (CANVAS_ON in html) is canvas and ('"canvas": false' in html) is not canvas
+
+
+def test_the_default_keeps_svg_shapes_below_a_hundred_thousand_areas():
+    from app.settings import Settings
+    from maps.views import CANVAS_AREAS, PageOptions
+
+    assert Settings().canvas_areas == CANVAS_AREAS == PageOptions("d", "g").canvas_areas == 100_000
+
+
+def _open(browser, url):  # noqa: F811
+    """The page with its config switched to canvas (as the server writes it above SEGMAP_CANVAS_AREAS)."""
+    w = Watch(browser)
+
+    def canvas(route):
+        r = route.fetch()
+        route.fulfill(response=r, body=r.text().replace('"canvas": false', CANVAS_ON))
+
+    w.context.route("**/maps/georgia-1990?*", canvas)
+    page = w.open(url)
+    page.wait_for_function("() => window.segmap.page.shapes() > 0 && !window.segmap.layers.vector.isLoading()")
+    return w, page
+
+
+# Every feature of the loaded tiles: its id, fill (a CanvasPattern reads as 'pattern') and class.
+FEATURES = """() => { const out = [], tiles = window.segmap.layers.vector._vectorTiles;
+    Object.values(tiles).forEach(t => Object.values(t._features || {}).forEach(f => out.push({
+        id: f.feature.properties.id, label: f.feature.properties.label,
+        fill: f.feature.options.fillColor instanceof CanvasPattern ? 'pattern' : f.feature.options.fillColor})));
+    return out; }"""
+
+# Distinct colours painted on the tiles' canvases (alpha > 0), read back from the canvases themselves.
+PAINTED = """() => { const seen = new Set();
+    document.querySelectorAll('.leaflet-tile-container canvas').forEach(c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3]) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+    }); return seen.size; }"""
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_over_the_threshold_tiles_are_canvases_that_hover_select_and_pass_axe(live_server, browser):  # noqa: F811
+    w, page = _open(browser, f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on")
+    try:
+        assert page.evaluate("() => window.segmap.cfg.canvas") is True
+        assert page.locator(".leaflet-tile-container canvas").count() > 0
+        assert page.locator(".leaflet-tile path").count() == 0  # no SVG element per shape
+        assert len({f["id"] for f in page.evaluate(FEATURES)}) == N_GEORGIA
+        assert page.evaluate(PAINTED) >= 5  # five share classes (and outlines) painted, not a blank canvas
+        box = page.locator(".folium-map").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
+        page.mouse.move(box["x"] + box["width"] * 0.46, box["y"] + box["height"] * 0.5)
+        page.locator(".leaflet-popup-content").wait_for(timeout=5000)
+        assert "Share" in page.locator(".leaflet-popup-content").inner_text()
+        page.mouse.click(box["x"] + box["width"] * 0.46, box["y"] + box["height"] * 0.5)
+        picked = page.evaluate("() => window.segmap.page.selected()")
+        assert picked is not None
+        weights = page.evaluate(f"""() => Object.values(window.segmap.layers.vector._vectorTiles)
+            .map(t => (t._features || {{}})[{picked!r}]).filter(f => f).map(f => f.feature.options.weight)""")
+        assert weights and set(weights) == {3}  # the clicked area outlined on the canvas
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")["violations"]
+        assert [v["id"] for v in found if v["impact"] in ("serious", "critical")] == []
+        w.clean()
+    finally:
+        w.close()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_canvas_tiles_hatch_and_pattern_with_canvas_patterns(live_server, browser):  # noqa: F811
+    """url(#…) fills mean nothing to a canvas (it would keep the previous shape's colour): hatching of areas
+    significant before the correction only and the optional class marks are CanvasPatterns there."""
+    url = f"{live_server}/maps/georgia-1990?group=black&view=lisa&tiles=on&permutations=999&pattern=1"
+    w, page = _open(browser, url)
+    try:
+        feats = page.evaluate(FEATURES)
+        assert feats and not [f for f in feats if str(f["fill"]).startswith("url(")]
+        marked = [f for f in feats if f["label"] in ("high_high", "low_low", "high_low", "low_high")]
+        assert marked and all(f["fill"] == "pattern" for f in marked)  # patterns on: every cluster class marked
+        w.clean()
+    finally:
+        w.close()

@@ -1,6 +1,7 @@
 """Run every benchmark module (or the ones named) and rebuild benchmarks/README.md from the results.
 
 python -m benchmarks [--full] [indices local scale mvt tiles maps informal load calibration ...]
+python -m benchmarks check [--last] [--full] [indices local mvt ...]   (see benchmarks/reproduce.py)
 
 Quick mode (the default, `make bench`) runs fewer sizes and repeats and prints the calibration without writing
 it; --full runs every size, the slow anchors and the calibration (hours). A run of every module records its wall
@@ -13,16 +14,27 @@ import importlib
 import inspect
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
 
-full = "--full" in sys.argv
+args = sys.argv[1:]
+check = args[:1] == ["check"]
+full, last = "--full" in args, "--last" in args
 os.environ["SEGMAP_BENCH_QUICK"] = "0" if full else "1"
+RECORDED = Path(__file__).parent / "results"
+if check and not last:  # a fresh run goes to a scratch directory: the recorded results stay as they are
+    os.environ["SEGMAP_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="segmap-bench-check-")
 
-from benchmarks.common import ORDER, RESULTS, assemble_readme  # noqa: E402 (reads the mode above)
+from benchmarks import reproduce  # noqa: E402
+from benchmarks.common import ORDER, RESULTS, assemble_readme  # noqa: E402 (reads the mode and directory above)
 
-named = [a for a in sys.argv[1:] if not a.startswith("--")]
+named = [a for a in args[check:] if not a.startswith("--")]
+if check:
+    named = named or reproduce.topics(RECORDED)
+    if last:
+        sys.exit(0 if reproduce.report(RECORDED, None, named, "full" if full else "quick") else 1)
 load = "/".join(f"{x:.1f}" for x in os.getloadavg())
 spent, failed = {}, []
 start = time.perf_counter()
@@ -38,6 +50,10 @@ for topic in named or sorted(ORDER, key=lambda t: t in SLOW):
     spent[topic] = time.perf_counter() - t0
     print(f"[bench] {topic}: {spent[topic]:.0f} s", flush=True)
 total = time.perf_counter() - start
+if check:
+    ok = reproduce.report(RECORDED, RESULTS, named, "full" if full else "quick")
+    print(f"[bench] check ran {', '.join(named)} in {total / 60:.1f} min; fresh results in {RESULTS}")
+    sys.exit(0 if ok and not failed else 1)
 if not named:
     mode = "full" if full else "quick"
     rows = "\n".join(f"| {t}{' (failed)' if t in failed else ''} | {s / 60:.1f} |" for t, s in spent.items())

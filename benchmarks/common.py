@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -17,7 +18,8 @@ from shapely import box
 
 from spatial.dataset import validate
 
-RESULTS = Path(__file__).parent / "results"
+# `python -m benchmarks check` writes a fresh run to a scratch directory, not over the recorded results
+RESULTS = Path(os.environ.get("SEGMAP_BENCH_RESULTS") or Path(__file__).parent / "results")
 
 
 def grid_city(n_areas: int, cell: float = 200.0, seed: int = 0):
@@ -49,19 +51,38 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def alternate(calls: dict, repeats, warm=True) -> dict:
-    """Seconds of each named call, run in turn A, B, A, B, ... so drift in the machine's load hits every side
-    alike. ``repeats``: runs per call, or a dict of them (a slow anchor runs fewer times: it joins the first
-    rounds). ``warm``: a first untimed call of each (True), of none (False) or of the names given."""
+MIN_SAMPLE = 0.05  # seconds: a timed sample shorter than this is mostly timer, scheduler and cache noise
+
+
+class Times(dict):
+    """Seconds per call of each named side (lists); ``number``: calls per timed sample of each side."""
+
+    number: dict
+
+
+def alternate(calls: dict, repeats, warm=True, number=None) -> Times:
+    """Seconds per call of each named call, run in turn A, B, B, A, A, B, ... (the order flips every round) so
+    drift in the machine's load hits every side alike. ``repeats``: timed samples per call, or a dict of them (a
+    slow anchor runs fewer times: it joins the first rounds). ``warm``: a first untimed call of each (True), of
+    none (False) or of the names given. ``number``: calls per timed sample (int or dict); by default a warmed
+    call that took under :data:`MIN_SAMPLE` is repeated within one sample until the sample takes about that long
+    (timeit's approach), the sample's time divided by the calls."""
     counts = repeats if isinstance(repeats, dict) else dict.fromkeys(calls, repeats)
+    numbers = number if isinstance(number, dict) else dict.fromkeys(calls, number)
     for name, fn in calls.items():
         if warm is True or (warm and name in warm):
-            fn()
-    times = {name: [] for name in calls}
+            once = timed(fn)[1]
+            if numbers.get(name) is None:
+                numbers[name] = min(50, max(1, math.ceil(MIN_SAMPLE / max(once, 1e-6))))
+    numbers = {name: int(numbers.get(name) or 1) for name in calls}
+    times = Times({name: [] for name in calls})
+    times.number = numbers
+    order = list(calls)
     for i in range(max(counts.values())):
-        for name, fn in calls.items():
+        for name in order if i % 2 == 0 else order[::-1]:
             if i < counts[name]:
-                times[name].append(timed(fn)[1])
+                k = numbers[name]
+                times[name].append(timed(lambda fn=calls[name], k=k: [fn() for _ in range(k)])[1] / k)
     return times
 
 
@@ -76,10 +97,31 @@ def median(ts) -> float:
     return float(np.median(ts))
 
 
-def ratio(ref, ours) -> str:
-    """Speed-up of medians, ``601×`` or ``1.27×`` (below 1: the anchor is faster)."""
+def pair_ratios(ref, ours) -> list[float]:
+    """Ratios ref / ours of the runs made in the same round (zip), or of every pair when the sides ran a
+    different number of times (a slow anchor in fewer rounds, fresh processes)."""
+    ref, ours = list(ref), list(ours)
+    if len(ref) == len(ours):
+        return [a / b for a, b in zip(ref, ours)]
+    return [a / b for a in ref for b in ours]
+
+
+RATIOS: dict[str, dict] = {}  # ratios measured since the last write(), recorded with that topic's results
+
+
+def _fmt(r: float) -> str:
+    return f"{r:,.0f}" if r >= 10 else f"{r:.2f}"
+
+
+def ratio(ref, ours, key: str | None = None) -> str:
+    """Speed-up of medians with the range of the per-pair ratios, ``601× (540–650)`` or ``1.27× (1.20–1.31)``
+    (below 1: the anchor is faster). ``key``: the ratio's stable name; it is recorded for ``check``."""
     r = median(ref) / median(ours)
-    return f"{r:,.0f}×" if r >= 10 else f"{r:.2f}×"
+    pairs = pair_ratios(ref, ours)
+    if key:
+        RATIOS[key] = {"median": r, "min": min(pairs), "max": max(pairs), "pairs": len(pairs)}
+    rng = f" ({_fmt(min(pairs))}–{_fmt(max(pairs))})" if len(pairs) > 1 else " (one pair)"
+    return f"{_fmt(r)}×{rng}"
 
 
 def spread(ts) -> str:
@@ -134,9 +176,30 @@ def table(rows: list[dict]) -> str:
 
 
 def write(topic: str, text: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{topic}.md").write_text(text)
+    if RATIOS:
+        record_ratios(topic, dict(RATIOS))
+        RATIOS.clear()
     print(text)
+
+
+KEEP_RUNS = 6  # runs of a module's ratios kept in results/<topic>.ratios.json
+
+
+def record_ratios(topic: str, ratios: dict) -> None:
+    """Append this run's ratios to ``results/<topic>.ratios.json`` (the last :data:`KEEP_RUNS` runs are kept)."""
+    path = RESULTS / f"{topic}.ratios.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append(
+        {
+            "when": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+            "mode": "quick" if QUICK else "full",
+            "load": [round(x, 1) for x in os.getloadavg()],
+            "ratios": ratios,
+        }
+    )
+    path.write_text(json.dumps(runs[-KEEP_RUNS:], indent=1) + "\n")
 
 
 ORDER = [  # what `make bench` runs, in this order; other modules run by name (python -m benchmarks NAME)
@@ -158,8 +221,9 @@ INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
 `segregation`, esda, libpysal, tobler, mapbox-vector-tile, folium) in the same run, with equal work on both
-sides, and prints ratios of medians; no tracer runs while timing; memory is the peak RSS of separate fresh
-processes; servers listen on 127.0.0.1 only and are stopped by process id; load tests are bounded in time.
+sides, and prints ratios of medians with the range of the per-pair ratios; no tracer runs while timing;
+memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are stopped by
+process id; load tests are bounded in time.
 Each table's `Anchors:` line gives the anchors' versions and configuration (n_jobs, numba warm or cold,
 simulations, repeats), and its header the mode and the machine's load when it was written.
 
@@ -167,6 +231,7 @@ simulations, repeats), and its header the mode and the machine's load when it wa
 make bench                                 # every module in ORDER, quick mode (fewer sizes and repeats)
 .venv/bin/python -m benchmarks --full      # every size, full anchors and the calibration (hours)
 .venv/bin/python -m benchmarks tiles load  # some of them
+.venv/bin/python -m benchmarks check       # run the modules with ratios again; are the recorded ratios reproduced?
 ```
 
 Each run rewrites `results/<topic>.md` and this file from them. The machine: 2 cores, 24 GB, Python 3.11,
@@ -180,8 +245,10 @@ shared with other work (numbers are noisy by ±20 %, more when the load average 
 def assemble_readme(targets: str) -> None:
     """benchmarks/README.md = the introduction (with the last runs' times), the targets table and every results
     file: those of ORDER first, then any other module's."""
+    from benchmarks.reproduce import readme_section
+
     runs = "".join(p.read_text().strip() + "\n\n" for p in sorted(RESULTS.glob("run_*.md")))
-    parts = [INTRO.format(targets=targets, runs=runs)]
+    parts = [INTRO.format(targets=targets, runs=runs + readme_section(RESULTS))]
     others = sorted(p.stem for p in RESULTS.glob("*.md") if p.stem not in ORDER and not p.stem.startswith("run_"))
     for topic in ORDER + others:
         path = RESULTS / f"{topic}.md"

@@ -6,6 +6,7 @@ memory (all its processes) is sampled every second. Prints a table and writes re
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from benchmarks.common import header, table, versions, write  # noqa: E402
@@ -36,6 +38,43 @@ def rss_mb(pid: int) -> float:
         except FileNotFoundError:
             pass
     return total / 1024
+
+
+def group_cpu(pid: int) -> float:
+    """CPU seconds used so far by the server's process group (workers, tile builder, forkservers)."""
+    total = 0.0
+    for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split():
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (FileNotFoundError, IndexError):
+            pass
+    return total
+
+
+def settle(pid: int, limit: float = 120.0) -> float:
+    """Wait until the server is idle (< 5 % of a core over 2 s): a first tile request starts the dataset's tile
+    build in the background, which would otherwise share the cores with the measured phases. Seconds waited."""
+    t0, before = time.monotonic(), group_cpu(pid)
+    while time.monotonic() - t0 < limit:
+        time.sleep(2)
+        now = group_cpu(pid)
+        if now - before < 0.1:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
+def sequential_ms(url: str, n: int = 200) -> float:
+    """Median latency of ``n`` requests one after another on one connection: the cost of a request without
+    queueing (less sensitive to other work on the machine than throughput)."""
+    with httpx.Client(timeout=60) as client:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.get(url)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
 
 
 def wrk(url: str, seconds: int) -> dict:
@@ -79,6 +118,8 @@ def main() -> None:
         for _, u in targets:  # warm caches and code paths
             for _ in range(3):
                 httpx.get(u, timeout=120)
+        waited = settle(server.proc.pid)
+        latency = {name: sequential_ms(u) for name, u in targets}
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
 
@@ -91,7 +132,8 @@ def main() -> None:
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         for name, u in targets:
-            rows.append({"target": name, **wrk(u, DURATION)})
+            load = os.getloadavg()[0]
+            rows.append({"target": name, "one at a time: median ms": latency[name], **wrk(u, DURATION), "load": load})
         stop.set()
         thread.join()
     finally:
@@ -104,7 +146,10 @@ def main() -> None:
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0].strip()
     anchors = (
         f"{wrk_version} (Debian) on the same 2 cores as the server, {versions('uvicorn')}; Georgia 1990 counties; "
-        "caches warmed by 3 requests per target first. No anchor library: absolute figures only."
+        f"caches warmed by 3 requests per target first, then {waited:.0f} s until the server was idle (the tile "
+        "build a first tile request starts in the background). `one at a time`: median of 200 requests in a row on "
+        "one connection, before the wrk phases; `load`: the 1-minute load average as the phase began. No anchor "
+        "library: absolute figures only. Throughput depends on what else the 2 cores run (wrk itself takes a share)."
     )
     text = (
         header(

@@ -1,0 +1,127 @@
+"""Are the recorded speed-up ratios reproduced? A ratio is *reproduced* when a new run's median ratio is within
+±25 % of the recorded median, or inside the recorded range of per-pair ratios (the spread the machine showed).
+
+``python -m benchmarks check [--full] [topics]``  runs the modules again into a scratch directory (the recorded
+results stay as they are) and compares their ratios with the last recorded run of the same mode;
+``python -m benchmarks check --last [topics]``  compares the last two recorded runs, running nothing.
+Exit status 1 when any ratio is not reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TOLERANCE = 0.25
+
+DEFINITION = f"""## Reproducing the ratios
+
+Every speed-up ratio is the ratio of the two sides' median times, printed with the range of the per-pair
+ratios in brackets (each anchor run divided by the segmap run of the same round; every pair when the sides ran a
+different number of times, e.g. fresh processes). Sides alternate A, B, B, A, … so load drift hits both; a call
+that takes under 50 ms is repeated within one timed sample until the sample takes about 50 ms (the sample's time
+divided by the calls), so no ratio rests on a few milliseconds of timer and scheduler noise. Each run of a module
+appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
+
+A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the
+recorded range of per-pair ratios. `python -m benchmarks check [topics]` runs the modules again into a scratch
+directory and prints, ratio by ratio, whether it is reproduced (exit status 1 if any is not);
+`python -m benchmarks check --last` compares the last two recorded runs without running anything. The table below
+is that comparison for the recorded runs (same mode); ratios measured in only one run are listed as such.
+
+"""
+
+
+def reproduced(rec: dict, new: dict) -> bool:
+    """Within ±25 % of the recorded median, or inside the recorded per-pair range."""
+    return abs(new["median"] / rec["median"] - 1) <= TOLERANCE or rec["min"] <= new["median"] <= rec["max"]
+
+
+def runs(results: Path, topic: str, mode: str | None = None) -> list[dict]:
+    path = results / f"{topic}.ratios.json"
+    found = json.loads(path.read_text()) if path.exists() else []
+    return [r for r in found if mode is None or r["mode"] == mode]
+
+
+def topics(results: Path) -> list[str]:
+    return sorted(p.name.removesuffix(".ratios.json") for p in results.glob("*.ratios.json"))
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "not measured"
+    fmt = (lambda x: f"{x:,.0f}") if r["median"] >= 10 else (lambda x: f"{x:.2f}")
+    return f"{fmt(r['median'])}× ({fmt(r['min'])}–{fmt(r['max'])})"
+
+
+def compare(topic: str, old: dict, new: dict) -> list[dict]:
+    """One row per ratio of either run: both values, the change of the median and the verdict."""
+    rows = []
+    for key in dict.fromkeys([*old["ratios"], *new["ratios"]]):
+        a, b = old["ratios"].get(key), new["ratios"].get(key)
+        ok = a is not None and b is not None and reproduced(a, b)
+        rows.append(
+            {
+                "module": topic,
+                "ratio": key,
+                f"earlier ({old['when']}, load {old['load'][0]})": _cell(a),
+                f"later ({new['when']}, load {new['load'][0]})": _cell(b),
+                "change of median": f"{b['median'] / a['median'] - 1:+.0%}" if a and b else "",
+                "reproduced": ("yes" if ok else "**no**") if a and b else "one run only",
+            }
+        )
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(results: Path, names: list[str], mode: str | None):
+    """(topic, earlier run, later run) for each topic with two recorded runs of one mode."""
+    for topic in names:
+        found = runs(results, topic, mode or (runs(results, topic) or [{"mode": None}])[-1]["mode"])
+        if len(found) >= 2:
+            yield topic, found[-2], found[-1]
+
+
+def readme_section(results: Path) -> str:
+    """The definition and, per module, its last two recorded runs side by side."""
+    parts = [DEFINITION]
+    for topic, old, new in _pairs(results, topics(results), None):
+        rows = compare(topic, old, new)
+        for r in rows:
+            del r["module"]
+        ok = sum(r["reproduced"] == "yes" for r in rows)
+        parts.append(f"`{topic}`, {old['mode']} mode: {ok} of {len(rows)} ratios reproduced.\n\n{_table(rows)}\n")
+    singles = [t for t in topics(results) if len(runs(results, t)) < 2]
+    if singles:
+        parts.append("Recorded once so far (no comparison yet): " + ", ".join(f"`{t}`" for t in singles) + ".\n\n")
+    return "".join(parts)
+
+
+def report(recorded: Path, fresh: Path | None, names: list[str], mode: str) -> bool:
+    """Print the comparison (fresh run against the recorded one, or the last two recorded runs); True if all
+    ratios are reproduced."""
+    rows = []
+    for topic in names or topics(recorded):
+        if fresh is None:
+            rows += [r for _, old, new in _pairs(recorded, [topic], mode) for r in compare(topic, old, new)]
+            continue
+        old, new = runs(recorded, topic, mode), runs(fresh, topic, mode)
+        if old and new:
+            rows += compare(topic, old[-1], new[-1])
+        else:
+            print(f"[check] {topic}: {'no recorded run in ' + mode + ' mode' if not old else 'no fresh ratios'}")
+    if not rows:
+        print("[check] no ratios to compare")
+        return False
+    print(_table(rows))
+    bad = [f"{r['module']}: {r['ratio']}" for r in rows if r["reproduced"] != "yes"]
+    print(f"[check] {len(rows) - len(bad)} of {len(rows)} ratios reproduced (±{TOLERANCE:.0%} or inside the range)")
+    for b in bad:
+        print(f"[check] not reproduced: {b}")
+    return not bad

@@ -1,0 +1,66 @@
+"""The benchmark harness: per-pair ratio ranges, ~50 ms samples, the reproduced-or-not verdict (#18)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from benchmarks import common, reproduce
+
+
+def test_ratio_prints_median_ratio_and_range_of_pairs_and_records_it():
+    common.RATIOS.clear()
+    # pairs 10/1, 30/2, 20/4: ratios 10, 15, 5; medians 20 / 2 = 10
+    assert common.ratio([10, 30, 20], [1, 2, 4], key="k") == "10× (5.00–15)"
+    assert common.RATIOS.pop("k") == {"median": 10.0, "min": 5.0, "max": 15.0, "pairs": 3}
+    assert common.ratio([3.0], [2.0]) == "1.50× (one pair)"
+    # sides run a different number of times (fresh processes): every pair counts
+    assert sorted(common.pair_ratios([6.0], [1.0, 2.0, 3.0])) == [2.0, 3.0, 6.0]
+
+
+def test_alternate_repeats_a_short_call_within_a_sample_and_flips_the_order():
+    order = []
+
+    def fast():
+        order.append("a")
+
+    def slow():
+        order.append("b")
+        time.sleep(0.06)
+
+    times = common.alternate({"a": fast, "b": slow}, 2)
+    assert times.number["b"] == 1 and times.number["a"] == 50  # a no-op is repeated (capped at 50)
+    assert len(times["a"]) == len(times["b"]) == 2
+    assert times["b"][0] >= 0.06 and times["a"][0] < 0.01  # seconds per call, not per sample
+    # warm-ups a, b; then round 0: a×50, b; round 1: b, a×50 (the order flips so drift hits both sides)
+    assert order[2:] == ["a"] * 50 + ["b", "b"] + ["a"] * 50
+
+
+@pytest.mark.parametrize(
+    ("new", "ok"),
+    [(12.4, True), (7.6, True), (13.0, True), (13.8, False), (7.4, False)],
+)
+def test_reproduced_within_25_percent_or_inside_the_recorded_range(new, ok):
+    recorded = {"median": 10.0, "min": 8.0, "max": 13.0}
+    assert reproduced_value(recorded, new) is ok
+
+
+def reproduced_value(rec, median):
+    return reproduce.reproduced(rec, {"median": median, "min": median, "max": median})
+
+
+def test_check_compares_runs_of_the_same_mode(tmp_path, capsys, monkeypatch):
+    def run(mode, r):
+        return {"when": "t", "mode": mode, "load": [1.0], "ratios": {"x": {"median": r, "min": r, "max": r}}}
+
+    (tmp_path / "indices.ratios.json").write_text(json.dumps([run("quick", 10.0), run("full", 99.0), run("quick", 12)]))
+    assert reproduce.report(tmp_path, None, ["indices"], "quick") is True
+    (tmp_path / "indices.ratios.json").write_text(json.dumps([run("quick", 10.0), run("quick", 20.0)]))
+    assert reproduce.report(tmp_path, None, ["indices"], "quick") is False
+    assert "not reproduced: indices: x" in capsys.readouterr().out
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    common.record_ratios("mvt", {"y": {"median": 2.0, "min": 1.9, "max": 2.1, "pairs": 3}})
+    assert json.loads((tmp_path / "mvt.ratios.json").read_text())[-1]["ratios"]["y"]["median"] == 2.0
+    assert "Recorded once so far" in reproduce.readme_section(tmp_path)

@@ -280,7 +280,8 @@ def main(quick: bool = QUICK) -> None:
         "cached on both sides), timed from importing the library to the end of its first call, data and weights "
         f"built before; segmap 3 runs, esda {1 if quick else 3}; cold runs only at 10,000 areas in quick mode. Peak "
         "RSS: a fresh process per side (data set-up included; in brackets what the call added), measured in full "
-        "mode (quick mode shows the last measurement, with its date: esda's compile costs ~50 s a process).\n" + agreement(),
+        "mode (quick mode shows the last measurement, with its date: esda's compile costs ~50 s a process).\n"
+        + agreement(),
     )
 
 

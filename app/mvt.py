@@ -274,25 +274,49 @@ def _tags(columns: dict[str, np.ndarray], sel: np.ndarray):
     return tag_parts, keys, values
 
 
+def _square_commands(x0: np.ndarray, y0: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The commands :func:`_geometry` makes of ``shapely.box(x0, y0, x0 + side, y0 + side)`` (integers, side > 0),
+    without making the boxes: its ring (x1, y0), (x1, y1), (x0, y1), (x0, y0) has a positive area, so it is kept as
+    it is. A zoomed-out tile of a million areas is some 16,000 such cells; GEOS boxes were half its time."""
+    n = len(x0)
+    x1 = np.asarray(x0, np.int64) + side
+    out = np.empty((n, 11), _U64)
+    out[:, 0], out[:, 3], out[:, 10] = 9, 2 | (3 << 3), 15  # MoveTo(1), LineTo(3), ClosePath
+    out[:, 1], out[:, 2] = _zigzag(x1), _zigzag(np.asarray(y0, np.int64))
+    out[:, 4:10] = _zigzag(np.array([0, side, -side, 0, 0, -side]))
+    return out.reshape(-1), np.full(n, 11, np.int64)
+
+
 def encode_polygons(
-    geoms: np.ndarray, columns: dict[str, np.ndarray], *, layer: str = "areas", extent: int = 4096
+    geoms: np.ndarray,
+    columns: dict[str, np.ndarray],
+    *,
+    layer: str = "areas",
+    extent: int = 4096,
+    squares: tuple[np.ndarray, np.ndarray, int] | None = None,
 ) -> bytes:
     """geoms: 1-D object array of shapely Polygon/MultiPolygon in tile units (integers, y down); empty or
     non-polygonal entries are skipped (with their rows). columns: property name -> 1-D array aligned with
     geoms (numeric float/int arrays, bool, or object arrays of str). NaN (floats) or None (object) means:
-    omit that property for that feature (MVT has no null). Returns the encoded tile bytes (b"" when no
-    feature remains)."""
+    omit that property for that feature (MVT has no null). ``squares``: (x0, y0, side) of axis-aligned squares in
+    tile units, features after ``geoms`` (columns cover both), encoded byte for byte as their ``shapely.box`` would
+    be. Returns the encoded tile bytes (b"" when no feature remains)."""
     geoms = np.asarray(geoms, dtype=object)
     sel = np.flatnonzero(np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms))
-    if len(sel) == 0:
-        return b""
-    cmds, gcount = _geometry(geoms if len(sel) == len(geoms) else geoms[sel])
-    has = gcount > 0
-    sel = sel[has]
+    cmds, gcount = np.empty(0, _U64), np.empty(0, np.int64)
+    if len(sel):
+        cmds, gcount = _geometry(geoms if len(sel) == len(geoms) else geoms[sel])
+        has = gcount > 0
+        sel, gcount = sel[has], gcount[has]
+    if squares is not None and len(squares[0]):
+        if not squares[2] > 0:
+            raise ValueError("squares need a positive side")
+        square_cmds, square_count = _square_commands(squares[0], squares[1], int(squares[2]))
+        cmds, gcount = np.concatenate([cmds, square_cmds]), np.concatenate([gcount, square_count])
+        sel = np.concatenate([sel, len(geoms) + np.arange(len(squares[0]))])
     nf = len(sel)
     if nf == 0:
         return b""
-    gcount = gcount[has]
 
     tag_parts, keys, values = _tags(columns, sel)
     tag_bytes = sum((ln for _, ln in tag_parts), np.zeros(nf, np.int64))

@@ -155,7 +155,8 @@ class SharedTileIndex(TileIndex):
 
     def _wkb(self, level, idx: np.ndarray) -> np.ndarray:
         blob, off = self._loaded[level]
-        out = shapely.from_wkb([blob[off[i] : off[i + 1]] for i in idx])
+        starts, ends = np.asarray(off[idx]).tolist(), np.asarray(off[np.asarray(idx) + 1]).tolist()  # not per item
+        out = shapely.from_wkb([blob[a:b] for a, b in zip(starts, ends)])
         return np.asarray(out, dtype=object).reshape(len(idx))
 
     @property

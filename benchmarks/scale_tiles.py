@@ -11,6 +11,10 @@ so the first tile request is the first time the service sees this version. Then:
 4. wrk (2 threads, 16 connections, 10 s) on one cached tile at zoom 6 and one at zoom 12.
 
 ``flock /tmp/team/bench.lock python -m benchmarks.scale_tiles [--kind grid|voronoi] [--areas N] [--seconds S]``
+
+To iterate: ``python -m benchmarks.scale_tiles --data-dir D --prepare`` registers the city in ``D`` and builds its
+shared index there, untimed (no lock needed); then ``flock ... --data-dir D --phases zooms,cached`` reuses it
+(phase 1 needs a fresh folder: it times the build). Runs with phases left out write ``scale_tiles_<kind>_partial``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,40 @@ def _register(data_dir: Path, kind: str, n: int):
     t0 = time.perf_counter()
     Registry(data_dir).put(ID, ds)
     return ds, time.perf_counter() - t0
+
+
+def _prepare(data_dir: Path, kind: str, n: int) -> None:
+    """Register the city in ``data_dir`` (unless there) and build its shared tile index, as a server's builder would."""
+    from app.registry import Registry
+    from app.tilebuild import run
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    info = Registry(data_dir).info(ID)
+    if info is None:
+        _, seconds = _register(data_dir, kind, n)
+        print(f"registered in {seconds:.1f} s")
+        info = Registry(data_dir).info(ID)
+    folder = data_dir / "tiles" / f"{ID}.{info['version']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    run(str(data_dir / "datasets" / info["_file"]), str(folder))
+    print(f"shared index in {folder} built in {time.perf_counter() - t0:.1f} s")
+
+
+def _sample(data_dir: Path | None, kind: str, n: int):
+    """(seconds to register or None when reused, the city's centre and 2,000 random areas' centroids, lon/lat)."""
+    from app.registry import Registry
+
+    registered = None
+    if data_dir is not None and Registry(data_dir).info(ID) is not None:
+        ds = Registry(data_dir).load(ID)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ds, registered = _register(data_dir, kind, n)
+    b = ds.areas.to_crs(4326).total_bounds
+    centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    sample = ds.areas.geometry.iloc[np.random.default_rng(1).choice(len(ds.areas), 2000, replace=False)]
+    return registered, centre, shapely.get_coordinates(sample.centroid.to_crs(4326).values)
 
 
 def _wait_built(data_dir: Path, timeout: float = 900) -> dict:
@@ -119,55 +157,73 @@ def _cached(url: str, lon: float, lat: float) -> list[dict]:
     return rows
 
 
-def main(kind: str = "grid", n: int = 1_000_000, seconds: float = 20.0) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="segmap-scale-tiles-"))
-    ds, registered = _register(data_dir, kind, n)
-    b = ds.areas.to_crs(4326).total_bounds
-    centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
-    sample = ds.areas.geometry.iloc[np.random.default_rng(1).choice(n, 2000, replace=False)]
-    lonlat = shapely.get_coordinates(sample.centroid.to_crs(4326).values)
-    del ds
+PHASES = ("warm", "zooms", "cached")
+
+
+def main(
+    kind: str = "grid", n: int = 1_000_000, seconds: float = 20.0, data_dir: Path | None = None, phases=PHASES
+) -> None:
+    keep = data_dir is not None
+    data_dir = Path(data_dir) if keep else Path(tempfile.mkdtemp(prefix="segmap-scale-tiles-"))
+    registered, centre, lonlat = _sample(data_dir, kind, n)
+    for old in data_dir.glob("cache.sqlite*"):  # a reused folder's encoded tiles: every tile uncached again
+        old.unlink()
     rss: list = []
+    warm, build, after, zooms, cached = [], {}, (math.nan, math.nan), [], []
     server = LiveServer(workers=2, data_dir=data_dir, env={"SEGMAP_REGISTER_BUNDLED": "false"})
     try:
         with server as url:
             stop = threading.Event()
             threading.Thread(target=_peak_rss, args=(server.proc.pid, stop, rss), daemon=True).start()
             t0 = time.perf_counter()
-            warm = _hammer(url, centre, seconds, dataset=ID)
+            if "warm" in phases:
+                warm = _hammer(url, centre, seconds, dataset=ID)
             build = _wait_built(data_dir)
             built_after = time.perf_counter() - t0
-            settled = _settle(url, lonlat) + built_after
-            zooms = _per_zoom(url, lonlat, 8)
-            cached = _cached(url, centre.x, centre.y)
+            after = (built_after, _settle(url, lonlat) + built_after)
+            if "zooms" in phases:
+                zooms = _per_zoom(url, lonlat, 8)
+            if "cached" in phases:
+                cached = _cached(url, centre.x, centre.y)
             steady = rss[-1] if rss else float("nan")
             stop.set()
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    _report(kind, n, seconds, registered, warm, build, (built_after, settled), zooms, cached, rss, steady)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    topic = f"scale_tiles_{kind}" + ("" if tuple(phases) == PHASES and registered is not None else "_partial")
+    _report(topic, kind, n, seconds, registered, warm, build, after, zooms, cached, rss, steady)
 
 
-def _report(kind, n, seconds, registered, warm, build, after, zooms, cached, rss, steady) -> None:
+def _report(topic, kind, n, seconds, registered, warm, build, after, zooms, cached, rss, steady) -> None:
     what = f"{n:,} {'grid cells (200 m)' if kind == 'grid' else 'Voronoi cells'}"
     text = header(f"Tiles of {what} on a 2-worker server")
-    text += f"Registered in the data folder in {registered:.1f} s before the server started.\n\n"
-    text += f"## The first {seconds:g} s after the first tile request\n\n" + table([_summary("first", warm)])
-    text += "\n" + table(_timeline("first", warm))
+    if registered is not None:
+        text += f"Registered in the data folder in {registered:.1f} s before the server started.\n\n"
+    else:
+        text += "A data folder registered and indexed before (``--data-dir``) reused: its index was not timed.\n\n"
+    if warm:
+        text += f"## The first {seconds:g} s after the first tile request\n\n" + table([_summary("first", warm)])
+        text += "\n" + table(_timeline("first", warm))
     steps = build.get("done_at_s", {})
     text += (
-        f"\nShared index built by one process (peak {build.get('peak_mb') or math.nan:,.0f} MB), written after "
-        + ", ".join(f"{k}: {v:.1f} s" for k, v in steps.items())
-        + f" (levels are zooms); complete {after[0]:.0f} s after the first tile request; both workers answering "
-        f"final tiles {after[1]:.0f} s after it.\n\n"
+        ""
+        if not warm
+        else (
+            f"\nShared index built by one process (peak {build.get('peak_mb') or math.nan:,.0f} MB), written after "
+            + ", ".join(f"{k}: {v:.1f} s" for k, v in steps.items())
+            + f" (levels are zooms); complete {after[0]:.0f} s after the first tile request; both workers answering "
+            f"final tiles {after[1]:.0f} s after it.\n\n"
+        )
     )
-    text += "## Uncached tiles once built (8 distinct tiles a zoom, at random areas)\n\n" + table(zooms)
+    if zooms:
+        text += "## Uncached tiles once built (8 distinct tiles a zoom, at random areas)\n\n" + table(zooms)
     if cached:
         text += "\n## Cached tiles under wrk (2 threads on the same 2 cores, 16 connections, 10 s)\n\n" + table(cached)
     text += (
         f"\nServer memory (2 workers, builder, forkservers; RSS summed, shared pages counted in each): "
         f"peak {max(rss or [math.nan]):,.0f} MB, {steady:,.0f} MB at the end.\n"
     )
-    write(f"scale_tiles_{kind}", text)
+    write(topic, text)
 
 
 if __name__ == "__main__":
@@ -175,5 +231,11 @@ if __name__ == "__main__":
     parser.add_argument("--kind", choices=("grid", "voronoi"), default="grid")
     parser.add_argument("--areas", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--data-dir", type=Path, help="use and keep this data folder (reused when it holds the city)")
+    parser.add_argument("--prepare", action="store_true", help="only register and index the city in --data-dir")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated, of " + ", ".join(PHASES))
     args = parser.parse_args()
-    main(args.kind, args.areas, args.seconds)
+    if args.prepare:
+        _prepare(args.data_dir, args.kind, args.areas)
+    else:
+        main(args.kind, args.areas, args.seconds, args.data_dir, tuple(args.phases.split(",")))

@@ -57,7 +57,7 @@ class Point:
     areas: int
     people: int
     index: str = "dissimilarity"
-    shape: str = "beta"  # beta, uniform (the issue's city), dirichlet (multigroup), clustered (spatial)
+    shape: str = "beta"  # beta, uniform (the issue's city), dirichlet (multigroup), clustered (spatial), bimodal
 
     @property
     def label(self) -> str:
@@ -92,6 +92,11 @@ def city(point: Point, seed: int = 0):
         u = rng.uniform(0.18, 0.22, point.areas)
         centre = np.average(u, weights=t)
         p = centre + (u - centre) * ISSUE_D / dissimilarity_of(t, u)
+    elif point.shape == "bimodal":  # not a Beta: 80 % of areas near 0.15, 20 % enclaves near 0.4, scaled to D
+        z = (rng.permutation(point.areas) + 0.5) / point.areas
+        u = np.where(z < 0.8, stats.beta.ppf(z / 0.8, 6, 34), stats.beta.ppf((z - 0.8) / 0.2, 16, 24))
+        centre = np.average(u, weights=t)
+        p = centre + (u - centre) * point.d / dissimilarity_of(t, u)
     elif point.shape == "dirichlet":
         shares = np.array([0.6, 0.25, 0.15])
         k = 8.0

@@ -24,7 +24,7 @@ from scipy import stats
 
 from ...cancel import checkpoint
 from . import threaded
-from .draws import BinomialSampler, _simulate, _stream, table_normals
+from .draws import _simulate, _stream, table_normals
 
 FAST_MIN_AREAS = 10_000  # from this many areas the calibration takes this path (path="auto")
 FAST_DRAWS = 40  # simulated cities per λ on this path
@@ -52,7 +52,7 @@ def simulate_grid(evaluate: Callable, fam, grid: np.ndarray, rng, draws: int, bl
                 report((j + 1) * draws)
         return out
     n, lams = len(fam.t), range(len(grid))
-    samplers = [BinomialSampler(fam.t, fam.shares(lam), fast=True) for lam in grid]
+    samplers = [fam.fast_sampler(fam.shares(lam)) for lam in grid]  # the family's (deconvolved: skewed)
     # each λ's small areas take their own generator (spawned from the family's), so λs can run on two threads
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63)).spawn(len(grid))]
     t32 = fam.t.astype(np.float32)

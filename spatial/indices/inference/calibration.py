@@ -11,7 +11,7 @@ from scipy.interpolate import PchipInterpolator
 from ...cancel import checkpoint
 from . import asymptotic, reuse
 from .draws import _sequence, _simulate, _stream
-from .family import _Scaled
+from .family import _Scaled, family, family_name
 
 GRID = np.array([0.0, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5])  # λ simulated (denser where solutions fall)
 FINE = np.linspace(0.0, GRID[-1], 91)  # λ at which the family's own index values are computed and curves solved
@@ -224,15 +224,18 @@ def calibrate(
     """
     fast = asymptotic.fast_path(path, len(data[0]))
     draws = min(draws, asymptotic.FAST_DRAWS) if fast else draws
-    fam = _Scaled(data, kind, neighbours)
+    fam = None if fast else _Scaled(data, kind, neighbours)  # the large path's family is fitted only if not reused
     outer = int(outer or draws)
     a = (1 - level) / 2
     steps = len(GRID) * draws + (0 if fast else 3 * outer)
     report = (lambda done: progress(done, steps)) if progress else None
     key = None if seed is None else ("family", fast, kind, int(seed), draws, block, _data_key(data, neighbours))
-    sims, truth = reuse.cached(
-        key, evaluate, lambda: _simulate_family(evaluate, fam, _stream(seed, 0), draws, block, report, fast)
-    )
+
+    def simulate():
+        f = fam or family(data, kind, neighbours, fast)
+        return (*_simulate_family(evaluate, f, _stream(seed, 0), draws, block, report, fast), family_name(f))
+
+    sims, truth, name = reuse.cached(key, evaluate, simulate)
     boot, floor = sims[int(np.flatnonzero(GRID == 1.0)[0])], float(truth[0])
     why = _unusable(sims, truth, observed, draws)
     if why:
@@ -245,7 +248,7 @@ def calibrate(
     est, lo, hi = c.truth_at(i_est), c.truth_at(i_lo), c.truth_at(i_hi)
     if fast:
         spread = asymptotic.normal_spread(seed, stream, outer)
-        return asymptotic.result(est, lo, hi, noise, floor, c.sign, level, spread)
+        return {**asymptotic.result(est, lo, hi, noise, floor, c.sign, level, spread), "family": name}
     nested = (evaluate, fam, seed, stream, outer, block, key)
     report_nested = (lambda done: report(len(GRID) * draws + 3 * done)) if report else None
     return _widened(c, nested, i_est, i_hi, est, lo, hi, noise, floor, a, report_nested)

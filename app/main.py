@@ -19,6 +19,7 @@ from .http import HeavyWork
 from .middleware import BodyLimit, CachedTiles, ClientWatch, KeyedCaching, SecurityHeaders
 from .registry import Registry, register_bundled
 from .settings import Settings
+from .tilefast import TileApp
 from .tileservice import TileService
 
 log = logging.getLogger("segmap")
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tiles.close()
         app.state.heavy.close()  # running jobs stop at their next checkpoint: shutdown does not wait for them
 
-    app = FastAPI(
+    app = TileApp(  # FastAPI, with cached tiles answered first (app.tilefast)
         title="segmap",
         version="0.1.0",
         lifespan=lifespan,

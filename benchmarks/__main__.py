@@ -3,10 +3,10 @@
 python -m benchmarks [--full] [indices local scale mvt tiles maps informal load calibration ...]
 python -m benchmarks check [--last] [--full] [indices local mvt ...]   (see benchmarks/reproduce.py)
 
-Quick mode (the default, `make bench`) runs fewer sizes and repeats and prints the calibration without writing
-it; --full runs every size, the slow anchors and the calibration (hours). A run of every module records its wall
-time per module in results/run_<mode>.md, which the README's introduction quotes. A module that fails is
-reported and the others still run (exit status 1 at the end).
+Quick mode (the default, `make bench`) runs fewer sizes and repeats, leaves out the modules in FULL_ONLY (scale:
+1M areas) and prints the calibration without writing it; --full runs every module and size, the slow anchors and
+the calibration (hours). A run of every module records its wall time per module in results/run_<mode>.md, which
+the README's introduction quotes. A module that fails is reported and the others still run (exit status 1).
 """
 
 import datetime as dt
@@ -28,7 +28,7 @@ if check and not last:  # a fresh run goes to a scratch directory: the recorded 
     os.environ["SEGMAP_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="segmap-bench-check-")
 
 from benchmarks import reproduce  # noqa: E402
-from benchmarks.common import ORDER, RESULTS, assemble_readme  # noqa: E402 (reads the mode and directory above)
+from benchmarks.common import FULL_ONLY, ORDER, RESULTS, assemble_readme  # noqa: E402 (reads mode, directory)
 
 named = [a for a in args[check:] if not a.startswith("--")]
 if check:
@@ -39,7 +39,8 @@ load = "/".join(f"{x:.1f}" for x in os.getloadavg())
 spent, failed = {}, []
 start = time.perf_counter()
 SLOW = ("scale", "batch", "calibration")  # run last: a run cut short has still rewritten the others
-for topic in named or sorted(ORDER, key=lambda t: t in SLOW):
+every = [t for t in ORDER if full or t not in FULL_ONLY]
+for topic in named or sorted(every, key=lambda t: t in SLOW):
     t0 = time.perf_counter()
     try:
         main = importlib.import_module(f"benchmarks.{topic}").main
@@ -58,7 +59,7 @@ if not named:
     mode = "full" if full else "quick"
     rows = "\n".join(f"| {t}{' (failed)' if t in failed else ''} | {s / 60:.1f} |" for t, s in spent.items())
     (RESULTS / f"run_{mode}.md").write_text(
-        f"Last {mode} run of every module: {total / 60:.0f} min on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"Last {mode} run of every module{'' if full else ' but ' + ', '.join(FULL_ONLY)}: {total / 60:.0f} min on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} cores, load average {load} (1/5/15 min) at its start"
         f"{', failed: ' + ', '.join(failed) if failed else ''}.\n\n| module | minutes |\n|---|---|\n{rows}\n"
     )

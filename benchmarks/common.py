@@ -217,6 +217,9 @@ ORDER = [  # what `make bench` runs, in this order; other modules run by name (p
     "load",
     "calibration",
 ]
+# Absolute figures at 1,000,000 areas (minutes, no ratio in quick mode): `make bench` leaves them to --full or
+# `python -m benchmarks scale`, so a quick run stays under 20 minutes on 2 shared cores.
+FULL_ONLY = ("scale",)
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
@@ -228,8 +231,8 @@ Each table's `Anchors:` line gives the anchors' versions and configuration (n_jo
 simulations, repeats), and its header the mode and the machine's load when it was written.
 
 ```sh
-make bench                                 # every module in ORDER, quick mode (fewer sizes and repeats)
-.venv/bin/python -m benchmarks --full      # every size, full anchors and the calibration (hours)
+make bench                                 # every module but scale, quick mode (fewer sizes and repeats)
+.venv/bin/python -m benchmarks --full      # every module and size, full anchors, the calibration (hours)
 .venv/bin/python -m benchmarks tiles load  # some of them
 .venv/bin/python -m benchmarks check       # run the modules with ratios again; are the recorded ratios reproduced?
 ```

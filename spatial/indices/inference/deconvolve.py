@@ -102,15 +102,22 @@ def _standardised(Q: np.ndarray) -> np.ndarray:
 
 
 def _best(L: np.ndarray, count: np.ndarray, bases: list) -> np.ndarray | None:
-    """The fit of largest AIC-penalised log-likelihood among the bases (more flexible ones overfit: their G
-    matches the counts better than the truth does and its fine detail, which the bias depends on, is noise)."""
+    """The fit of largest BIC among the bases, the first preferred on a tie. AIC picked the spline for Beta shares
+    on likelihood gains of 1-3 (noise) and its G then left the scaled family's bias; two modes gain 70-90."""
     best, score = None, -np.inf
     for Q in bases:
         g = fit(L, count, Q)
         if g is not None:
-            s = float(count @ np.log(np.maximum(L @ g, 1e-300))) - Q.shape[1]
+            ll = float(np.einsum("i,i->", count, np.log(np.maximum(_mix(L, g), 1e-300))))
+            s = ll - 0.5 * Q.shape[1] * np.log(count.sum())
             best, score = (g, s) if s > score else (best, score)
     return best
+
+
+def _mix(L: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """L·g by einsum's own loop (here and below, not BLAS): a threaded BLAS took 5.5 s instead of 0.2 s for a fit of
+    5,000 areas while another process kept both cores busy."""
+    return np.einsum("ij,j->i", L, g)
 
 
 def fit(L: np.ndarray, count: np.ndarray, Q: np.ndarray) -> np.ndarray | None:
@@ -118,17 +125,18 @@ def fit(L: np.ndarray, count: np.ndarray, Q: np.ndarray) -> np.ndarray | None:
     c = count / count.sum()
 
     def g_of(a):
-        eta = Q @ a
+        eta = _mix(Q, a)
         g = np.exp(eta - eta.max())
         return g / g.sum()
 
     def loss(a):
         g = g_of(a)
-        f = np.maximum(L @ g, 1e-300)
-        grad = -(Q.T @ (g * (L.T @ (c / f) - 1.0))) + 2 * RIDGE * a
+        f = np.maximum(_mix(L, g), 1e-300)
+        grad = -np.einsum("kj,k->j", Q, g * (np.einsum("ik,i->k", L, c / f) - 1.0)) + 2 * RIDGE * a
         return -np.sum(c * np.log(f)) + RIDGE * a @ a, grad
 
-    res = optimize.minimize(loss, np.zeros(Q.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    # BFGS in numpy, not L-BFGS-B: its Fortran calls a threaded BLAS (4x slower on a busy machine)
+    res = optimize.minimize(loss, np.zeros(Q.shape[1]), jac=True, method="BFGS", options={"maxiter": 500, "gtol": 1e-7})
     g = g_of(res.x)
     return g if np.isfinite(g).all() and np.isfinite(res.fun) else None
 

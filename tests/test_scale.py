@@ -37,14 +37,16 @@ def test_reused_buffer_gives_the_same_draws_and_stays_one_buffer():
 
 
 def test_same_seed_same_numbers_as_before_the_buffers():
-    """Pinned: the output of the previous implementation (one module, fresh arrays per block), same seeds."""
+    """Pinned: the output of the previous implementation (one module, fresh arrays per block), same seeds. Since
+    #20 D of float32 counts is summed over a common denominator (tests/test_d_test_speed.py): its rounding moves
+    these by < 2e-7 relative (a different stream would move them by ~1e-3), hence rel=1e-6."""
     x, t = city()
     D = get("dissimilarity").evaluator()
     r = infer(D, (x, t), kind="two_group", permutations=99, seed=7)
     got = [r["p_value"], r["value_bias_corrected"], r["ci_low"], r["ci_high"], r["expected"]]
     want = [0.01, 0.29061696460496284, 0.28527322222156015, 0.2963948214018934, 0.04282887554680458]
-    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-15)
     c = compare_samples(D, (x, t), D, (x[:200], t[:200]), kind="two_group", permutations=49, seed=7)
     got = [c["p_value"], c["difference_bias_corrected"], c["ci_low"], c["ci_high"]]
     want = [0.02, -0.1112953652968357, -0.11836370440019864, -0.10315918885227181]
-    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-15)

@@ -56,6 +56,7 @@ def simulate_grid(evaluate: Callable, fam, grid: np.ndarray, rng, draws: int, bl
     # each λ's small areas take their own generator (spawned from the family's), so λs can run on two threads
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63)).spawn(len(grid))]
     t32 = fam.t.astype(np.float32)
+    t32.flags.writeable = False  # constant: an index's evaluator may keep its sum (aspatial._row_sums)
     z, counts = np.empty((block, n), np.float32), [np.empty((block, n), np.float32) for _ in grid]
     values = np.empty((len(grid), draws))
     done, b = 0, 0

@@ -60,12 +60,42 @@ def table_normals(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
     city-wide index sums over many areas. Used only at large n (``FAST_MIN_AREAS``), where its effect on the
     null distribution is checked against exact binomial draws (tests/test_calibration_fast.py).
     """
-    words = -(-out.size // 4)
-    bits = rng.bit_generator.random_raw(words).view(np.uint16)[: out.size]
     if not out.flags.c_contiguous:
         raise ValueError("table_normals fills a contiguous array")
-    np.take(normal_table(), bits.astype(np.intp), out=out.reshape(-1))
+    block = out.reshape(len(out) if out.ndim > 1 else 1, -1)
+    bits = _bits(rng, out.size).reshape(block.shape)
+    idx = np.empty(min(TILE, out.size), np.intp)
+    for rows, cols in _tiles(*block.shape):
+        _lookup(bits[rows, cols], block[rows, cols], idx)
     return out
+
+
+TILE = 32_768  # values per pass of a draw: its indices and counts stay in a core's L2 cache (512 KB here)
+
+
+def _bits(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` 16-bit words: the generator's next ``ceil(size / 4)`` 64-bit outputs cut in four."""
+    return rng.bit_generator.random_raw(-(-size // 4)).view(np.uint16)[:size]
+
+
+def _tiles(b: int, n: int):
+    """(rows, columns) slices cutting a (b, n) block into contiguous pieces of about TILE values."""
+    if n >= TILE:
+        for r in range(b):
+            for a in range(0, n, TILE):
+                yield slice(r, r + 1), slice(a, min(n, a + TILE))
+    else:
+        step = max(1, TILE // max(n, 1))
+        for r in range(0, b, step):
+            yield slice(r, min(b, r + step)), slice(0, n)
+
+
+def _lookup(bits: np.ndarray, out: np.ndarray, idx: np.ndarray) -> None:
+    """``out`` = the normal table at ``bits``; np.take wants intp indices, made in ``idx`` (a tile, in cache),
+    not in a new array of the block's size (8 bytes a value)."""
+    i = idx[: bits.size].reshape(bits.shape)
+    np.copyto(i, bits)
+    np.take(normal_table(), i, out=out, mode="wrap")  # indices are < 2^16: no bounds check to pay
 
 
 class BinomialSampler:
@@ -75,13 +105,18 @@ class BinomialSampler:
     not per block, and with ``reuse`` the block is written into one buffer kept across calls: the caller must
     be done with a block before asking for the next. Same generator calls in the same order as before, so
     the same seed gives the same numbers. With ``fast`` the normals come from :func:`table_normals` (large cities).
+
+    Counts are made tile by tile (:func:`_tiles`): normal, scaled, shifted, rounded and clipped while the tile
+    is in cache, instead of one pass over the whole block per step.
     """
 
     def __init__(self, t: np.ndarray, p: np.ndarray | float, reuse: bool = False, fast: bool = False):
         p = np.broadcast_to(np.asarray(p, dtype=float), t.shape)
         var = t * p * (1 - p)
         exact = np.flatnonzero(var < NORMAL_APPROX_MIN_VAR)
-        self.exact = exact[np.argsort(t[exact], kind="stable")]  # equal n side by side: the sampler reuses set-up
+        # equal n (fast: equal n and p) side by side: numpy's binomial keeps its set-up from one draw to the next
+        order = np.lexsort((p[exact], t[exact])) if fast else np.argsort(t[exact], kind="stable")
+        self.exact = exact[order]
         self.trials = np.rint(t[self.exact]).astype(np.int64)
         self.p_exact = np.clip(p[self.exact], 0, 1)
         # Rounding to integers adds variance 1/12 (Sheppard); take it off so the counts' variance is t·p·(1−p).
@@ -92,10 +127,12 @@ class BinomialSampler:
         self._buffer = np.empty((0, len(t)), np.float32)
         self.fast = fast
         self.tables = None
-        if fast:  # table normals are bounded: only the areas those bounds can push outside [0, t] are clipped
+        self.clip_low = self.clip_high = True
+        if fast:  # table normals are bounded: only if those bounds can push an area outside [0, t] is it clipped
             reach = np.float32(TABLE_BOUND) * self.sd
             self.low = np.flatnonzero(self.mean - reach < 0)
             self.high = np.flatnonzero(self.mean + reach > self.top)
+            self.clip_low, self.clip_high = len(self.low) > 0, len(self.high) > 0
             self.tables = _quantile_tables(self.trials, self.p_exact)
 
     def _out(self, b: int) -> np.ndarray:
@@ -108,30 +145,42 @@ class BinomialSampler:
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
         out = self._out(b)
         if self.fast:
-            table_normals(rng, out)
+            self._affine(out, bits=_bits(rng, out.size).reshape(out.shape))
         else:
             rng.standard_normal(dtype=np.float32, out=out)
-        return self._counts(rng, out, out)
+            self._affine(out, z=out)
+        return self._exact_counts(rng, out)
 
     def from_normals(self, rng: np.random.Generator, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Counts from given standard normals ``z`` (b, n), written to ``out``: common random numbers across
         sets of shares. Areas drawn exactly still take their own binomial draws from ``rng``."""
-        return self._counts(rng, z, self._out(len(z)) if out is None else out)
+        out = self._out(len(z)) if out is None else out
+        self._affine(out, z=z)
+        return self._exact_counts(rng, out)
 
-    def _counts(self, rng, z: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.multiply(z, self.sd, out=out)
-        out += self.mean
-        np.rint(out, out=out)
-        if not self.fast or len(self.low) + len(self.high) > len(self.sd) // 4:
-            np.maximum(out, np.float32(0), out=out)  # np.clip's result, without its per-call overhead
-            np.minimum(out, self.top, out=out)
-        else:
-            out[:, self.low] = np.maximum(out[:, self.low], np.float32(0))
-            out[:, self.high] = np.minimum(out[:, self.high], self.top[self.high])
+    def _affine(self, out: np.ndarray, z: np.ndarray | None = None, bits: np.ndarray | None = None) -> None:
+        """``out`` = rint(mean + sd·z) clipped to [0, t], with z given or looked up by ``bits``, tile by tile.
+        Clipping every area gives what clipping only those that can leave [0, t] gives (the others stay inside)."""
+        idx = np.empty(min(TILE, out.size), np.intp) if bits is not None else None
+        for rows, cols in _tiles(*out.shape):
+            o = out[rows, cols]
+            if bits is not None:
+                _lookup(bits[rows, cols], o, idx)
+                np.multiply(o, self.sd[cols], out=o)
+            else:
+                np.multiply(z[rows, cols], self.sd[cols], out=o)
+            o += self.mean[cols]
+            np.rint(o, out=o)
+            if self.clip_low:
+                np.maximum(o, np.float32(0), out=o)  # np.clip's result, without its per-call overhead
+            if self.clip_high:
+                np.minimum(o, self.top[cols], out=o)
+
+    def _exact_counts(self, rng, out: np.ndarray) -> np.ndarray:
+        """The areas too small for the normal approximation, drawn after the others (the generator's order)."""
         if len(self.exact) and self.tables is not None:
             flat, offset = self.tables
-            bits = rng.bit_generator.random_raw(-(-len(out) * len(offset) // 4)).view(np.uint16)
-            idx = bits[: len(out) * len(offset)].reshape(len(out), -1).astype(np.intp)
+            idx = _bits(rng, len(out) * len(offset)).reshape(len(out), -1).astype(np.intp)
             idx += offset
             out[:, self.exact] = np.take(flat, idx)
         elif len(self.exact):
@@ -196,7 +245,9 @@ def null_sampler(data: Sequence[np.ndarray], fast: bool = False) -> tuple[Binomi
     """Two groups' random allocation: each area's population drawn to the group at the city-wide share."""
     x, t = (np.asarray(a, dtype=float) for a in data)
     P = x.sum() / t.sum()
-    return BinomialSampler(np.rint(t).astype(np.int64).astype(float), P, reuse=True, fast=fast), t.astype(np.float32)
+    t32 = t.astype(np.float32)
+    t32.flags.writeable = False  # constant: an index's evaluator may keep its sum (aspatial._row_sums)
+    return BinomialSampler(np.rint(t).astype(np.int64).astype(float), P, reuse=True, fast=fast), t32
 
 
 def _drawers(data: Sequence[np.ndarray], kind: str, rng: np.random.Generator, fast: bool = False):

@@ -21,6 +21,7 @@ from .registry import Registry, register_bundled
 from .settings import Settings
 from .tilefast import TileApp
 from .tileservice import TileService
+from .warmup import warm
 
 log = logging.getLogger("segmap")
 SWEEP_EVERY_S = 60  # orphaned temporary files (a crashed writer's) go within a minute, not at the next start
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.features = Features(app.state.heavy, max_permutations=settings.max_permutations)
         sweeper = asyncio.create_task(_sweep_periodically(app.state.registry))
+        await warm(app)  # routes built before the first request, not during it (app/warmup.py)
         yield
         sweeper.cancel()
         app.state.tiles.close()

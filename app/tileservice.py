@@ -9,6 +9,7 @@ thread. Encoded tiles go to the disk cache shared by workers; the ASGI layer in 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
@@ -17,6 +18,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,11 +31,12 @@ from spatial.dataset import ID
 from spatial.disclosure import PublicData
 from spatial.lru import LRU
 
-from . import archive
+from . import archive, tilephases
 from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
 from .http import HeavyWork, etag_for, etag_matches
 from .problems import not_found
+from .tilephases import mark
 from .tiles import AGGREGATE_PX, LAYER, Provisional, TileAttributes, TileIndex, offline_tiles
 from .tilestore import SharedTileIndex, warm_builders
 
@@ -194,6 +197,22 @@ def evict_archives(folder: Path, dataset_id: str, version: str, keep: int = ARCH
             p.unlink(missing_ok=True)
 
 
+@contextmanager
+def _no_collections():
+    """No cyclic garbage collection while a worker reads a version in the background: a full collection holds the
+    GIL throughout (it traversed the imports' 360,000 objects and the new version's 100,000 geometries: 1.2-1.6 s
+    at load 6, every tile of the worker waiting). What lives already is frozen (never traversed again), and the
+    read's own objects are frozen once made (:meth:`TileService._freeze`); cycles it leaves are collected after."""
+    gc.freeze()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class TileService:
     """Tiles of every dataset version, with what they share kept in bounded caches."""
 
@@ -221,6 +240,7 @@ class TileService:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tile-source")
         self._reading_lock = threading.Lock()
         self._writer, self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-tile-cache"), 0
+        tilephases.start()
         if store is not None:  # the builders' forkserver imports its modules now, not when a dataset arrives
             threading.Thread(target=warm_builders, name="segmap-tile-builders", daemon=True).start()
 
@@ -258,15 +278,26 @@ class TileService:
 
     def _read(self, key: tuple, pending) -> None:
         try:
-            src = pending.load()
+            mark("read_start")
+            with _no_collections():
+                src = self._load(pending)
             if src is not None:
-                self.index(src)  # the shared index's build starts (or is found done)
-                self.attributes(src, Layer())
                 self._sources.put(key, True)
                 self._freeze()  # the version's objects, read once, need no cyclic GC: no gen-2 pauses in tiles
+                mark("read_frozen")
         finally:
             with self._reading_lock:
                 self._reading.pop(key, None)
+
+    def _load(self, pending):
+        src = pending.load()
+        mark("read_loaded")
+        if src is not None:
+            self.index(src)  # the shared index's build starts (or is found done)
+            mark("read_indexed")
+            self.attributes(src, Layer())
+            mark("read_attributes")
+        return src
 
     def _freeze(self) -> None:
         # Once built, a million long-lived geometries need no cyclic GC (they hold no cycles; refcounting still
@@ -357,12 +388,15 @@ async def tile_response(
     the version's index is still built, or while this worker still reads the version (``src`` is an
     :class:`app.tilesource.Pending`, and no worker has cached the tile), goes out ``no-store`` (with a max-age of
     2 s that clients reload at) without an ETag, so no cache (ours included) keeps it or takes it for final."""
+    tilephases.start(asyncio.get_running_loop())
+    mark("response", path=request.url.path)
     etag = etag_for("tile", src.key(), *zxy, (layer.group, layer.statistic, layer.permutations, layer.seed))
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE if max_age is None else f"public, max-age={max_age}"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if not isinstance(src, Source) and not layer.statistic:
         body = tiles.cache.get(etag)  # encoded by a worker that has read the version
+        mark("response_pending", cached=body is not None, path=request.url.path)
         if body is None:
             return Response(b"", media_type=MVT, headers={"Cache-Control": PROVISIONAL})
         return Response(body, media_type=MVT, headers=headers)
@@ -371,6 +405,7 @@ async def tile_response(
         if src is None:
             raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     body = await tiles.tile(src, *zxy, layer, key=etag)
+    mark("response_encoded", provisional=isinstance(body, Provisional), path=request.url.path)
     if isinstance(body, Provisional):
         return Response(bytes(body), media_type=MVT, headers={"Cache-Control": PROVISIONAL})
     return Response(body, media_type=MVT, headers=headers)

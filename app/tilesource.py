@@ -24,6 +24,7 @@ from .params import local_permutations
 from .problems import not_found
 from .registry import Registry
 from .settings import Settings
+from .tilephases import mark
 from .tileservice import Layer
 
 LAZY_AREAS = 50_000
@@ -55,6 +56,7 @@ def tile_source(
     settings: Settings = Depends(get_settings),
     x_api_key: str | None = Header(None),
 ) -> Source | Pending:
+    mark("source", path=request.url.path)
     row = request.scope.get(CATALOGUE_ROW)
     row = row if row is not None and row["id"] == dataset_id else registry.info(dataset_id)
     if row is None:
@@ -64,6 +66,7 @@ def tile_source(
     threshold, method = threshold_for(row, settings, owner), method_for(row, settings)
     pending = Pending(dataset_id, row, threshold, method, load)
     if (row.get("n_areas") or 0) >= LAZY_AREAS and request.app.state.tiles.read_later(pending):
+        mark("source_pending")
         return pending
     src = load()
     if src is None:

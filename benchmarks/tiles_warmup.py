@@ -11,6 +11,7 @@ Run it alone: ``flock /tmp/team/bench.lock python -m benchmarks.tiles_warmup [--
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import math
 import threading
@@ -50,6 +51,12 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2, dataset: str = "
     """Distinct tiles near the centre, every zoom in turn, from ``clients`` threads for ``seconds``."""
     out, start, lock = [], time.perf_counter(), threading.Lock()
     counter = iter(range(10**9))
+    # The client's own pauses are not the server's: its garbage collector (this process holds the city's 100,000
+    # geometries) and CPU waits are kept out of the figures, or at least measured (``client stall ms``).
+    gc.collect()
+    gc.freeze()
+    stalls, done = [], threading.Event()
+    threading.Thread(target=_client_probe, args=(stalls, done), daemon=True).start()
 
     def run():
         # A new connection per tile, as a browser's several connections would spread over the workers (a kept-alive
@@ -60,18 +67,24 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2, dataset: str = "
                 z = ZOOMS[k % len(ZOOMS)]
                 zt, x, y = _tile(centre.x, centre.y, z)
                 dx, dy = (k // len(ZOOMS)) % 5 - 2, (k // (5 * len(ZOOMS))) % 5 - 2
-                t0 = time.perf_counter()
-                r = client.get(f"{url}/v1/datasets/{dataset}/tiles/{zt}/{x + dx}/{y + dy}.mvt")
-                ms = 1000 * (time.perf_counter() - t0)
+                t0, wall = time.perf_counter(), time.time()
+                path = f"/v1/datasets/{dataset}/tiles/{zt}/{x + dx}/{y + dy}.mvt"
+                r = client.get(url + path)
+                t1 = time.perf_counter()
+                ms = 1000 * (t1 - t0)
                 with lock:
                     out.append(
                         {
                             "at_s": t0 - start,
+                            "wall": wall,
+                            "path": path,
                             "zoom": z,
                             "ms": ms,
                             "status": r.status_code,
                             "provisional": "no-store" in r.headers.get("cache-control", ""),
                             "empty": not r.content,
+                            "t0": t0,
+                            "t1": t1,
                         }
                     )
 
@@ -80,7 +93,22 @@ def _hammer(url: str, centre, seconds: float, clients: int = 2, dataset: str = "
         t.start()
     for t in threads:
         t.join()
+    done.set()
+    gc.unfreeze()
+    for r in out:  # the longest pause of the client's probe that overlapped the answer
+        t0, t1 = r.pop("t0"), r.pop("t1")
+        r["client stall ms"] = max((ms for at, ms in stalls if at - ms / 1000 < t1 and at > t0), default=0.0)
     return out
+
+
+def _client_probe(stalls: list, done: threading.Event, every: float = 0.005) -> None:
+    """How late this process wakes from a 5 ms sleep (GIL, CPU or collector): (when it woke, ms late)."""
+    while not done.is_set():
+        t0 = time.perf_counter()
+        time.sleep(every)
+        now = time.perf_counter()
+        if now - t0 - every > 0.02:
+            stalls.append((now, 1000 * (now - t0 - every)))
 
 
 def _summary(label: str, rows: list[dict]) -> dict:
@@ -96,6 +124,7 @@ def _summary(label: str, rows: list[dict]) -> dict:
         "p95 ms": float(np.percentile(ms, 95)),
         "max ms": float(ms.max()),
         "over 200 ms": int((ms > 200).sum()),
+        "of them with a client stall > 50 ms": sum(r["ms"] > 200 and r.get("client stall ms", 0) > 50 for r in rows),
     }
 
 
@@ -127,7 +156,32 @@ def _peak_rss(pid: int, stop: threading.Event, out: list) -> None:
         out.append(rss_mb(pid))
 
 
-def main(n_areas: int = 100_000, seconds: float = 10.0, kind: str = "grid") -> None:
+def _phases(folder: str, slow: list[dict], upload_walls: list[float]) -> str:
+    """The workers' marks (app.tilephases) during each slow answer, and its background steps, as text."""
+    import glob
+    import json
+
+    marks = sorted(
+        (json.loads(line) for f in glob.glob(f"{folder}/*.jsonl") for line in open(f)), key=lambda m: m["at"]
+    )
+    t_zero = upload_walls[0] if upload_walls else 0.0
+
+    def fmt(m: dict) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in m.items() if k not in ("at", "pid", "thread", "what"))
+        return f"{m['at'] - t_zero:9.3f} {m['pid']} {m['thread'][:22]:22} {m['what']} {extra}"
+
+    lines = ["Background steps, stalls and collections (s from the first upload's end):"]
+    lines += [fmt(m) for m in marks if not m["what"].startswith(("source", "response"))]
+    for r in slow:
+        lines.append(f"\nslow answer at {r['wall'] - t_zero:.3f} s, {r['ms']:.0f} ms, zoom {r['zoom']}:")
+        during = [m for m in marks if r["wall"] - 0.02 <= m["at"] <= r["wall"] + r["ms"] / 1000 + 0.01]
+        mine = [m for m in during if m.get("path") == r["path"]]
+        pids = {m["pid"] for m in mine}
+        lines += [fmt(m) for m in during if m in mine or (m["pid"] in pids and "path" not in m)]
+    return "\n".join(lines)
+
+
+def main(n_areas: int = 100_000, seconds: float = 10.0, kind: str = "grid", phases: str | None = None) -> None:
     if kind == "grid":
         ds = grid_city(n_areas, cell=100.0)
     else:
@@ -137,18 +191,28 @@ def main(n_areas: int = 100_000, seconds: float = 10.0, kind: str = "grid") -> N
     b = ds.areas.to_crs(4326).total_bounds
     centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
     rows, slow, timeline, rss = [], [], [], []
-    server = LiveServer(workers=2, env={"SEGMAP_MAX_UPLOAD_MB": 2000, "SEGMAP_REGISTER_BUNDLED": "false"})
+    env = {"SEGMAP_MAX_UPLOAD_MB": 2000, "SEGMAP_REGISTER_BUNDLED": "false"}
+    if phases:
+        env["SEGMAP_TILE_PHASES"] = phases
+    server, walls = LiveServer(workers=2, env=env), []
     with server as url:
         stop = threading.Event()
         sampler = threading.Thread(target=_peak_rss, args=(server.proc.pid, stop, rss), daemon=True)
         sampler.start()
         for label, scale in (("first", 1), ("replaced", 2)):
             _upload(url, ds, scale)
+            walls.append(time.time())
             result = _hammer(url, centre, seconds)
             rows.append(_summary(label, result))
             timeline += _timeline(label, result)
             slow += [{"version": label, **r} for r in result if r["ms"] > 200][:10]
         stop.set()
+        if phases:
+            time.sleep(1.5)  # the workers' last marks are flushed
+    if phases:
+        print(_phases(phases, slow, walls))
+    for r in slow:
+        r.pop("wall"), r.pop("path")
     what = f"{n_areas:,} areas ({'grid' if kind == 'grid' else 'Voronoi cells'})"
     text = header(f"Tiles in the first {seconds:g} s of a new dataset version ({what}, 2 workers)")
     text += (
@@ -173,5 +237,6 @@ if __name__ == "__main__":
     parser.add_argument("--areas", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--kind", choices=("grid", "voronoi"), default="grid")
+    parser.add_argument("--phases", help="a folder for the workers' phase marks (app.tilephases), printed at the end")
     args = parser.parse_args()
-    main(args.areas, args.seconds, args.kind)
+    main(args.areas, args.seconds, args.kind, args.phases)

@@ -1,18 +1,24 @@
-"""The 999-simulation D test with its calibrated interval at 100,000 and 1,000,000 areas (#20: < 15 s at 1M),
-each size in a fresh process: the step `benchmarks/scale.py` times, alone. At 100,000 areas the full calibration
-runs too, on the same data, to compare the intervals.
+"""The 999-simulation D test with its calibrated interval at 10,000 to 1,000,000 areas (#20: < 15 s at 1M), each
+run in a fresh process (repeated: median and range): the step `benchmarks/scale.py` times, alone. At 100,000 areas
+the full calibration runs too, on the same data, to compare the intervals.
 
-python -m benchmarks.d_test [--sizes 100000,1000000] [--full-at 100000]
+``--equivalence``: what the speed-up of #20 changed in the numbers (results/d_test_equivalence.md): D over a common
+denominator against its definition on the same null draws, the null's mean and sd over many seeds, the size of the
+test on cities drawn under the null, and the large-city interval with the small areas' old draw order.
+
+python -m benchmarks.d_test [--sizes 10000,100000,1000000] [--full-at 100000] [--repeats 3] [--equivalence]
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from benchmarks.common import PEAK_RSS, child, header, write
 
 STEP = r"""
-import json, sys, time, warnings
+import json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 from benchmarks.scale import city
@@ -21,7 +27,7 @@ from spatial.indices.compute import compute_indices
 from spatial.indices.inference import _block_size, _drawers, _simulate, infer
 n, full = int(sys.argv[1]), sys.argv[2] == "1"
 ds = city("grid", n)
-out = {"areas": n}
+out = {"areas": n, "load average at the start": os.getloadavg()[0]}
 t0, c0 = time.perf_counter(), time.process_time()
 r = compute_indices(ds, group="migrants", indices=["dissimilarity"], permutations=999, seed=1)["dissimilarity"]
 out["D test with interval s"] = time.perf_counter() - t0
@@ -34,7 +40,7 @@ fast = r.interval_method.endswith("asymptotic")
 nulls, _ = _drawers((x, t), "two_group", np.random.default_rng(1), fast=fast)
 t0, c0 = time.perf_counter(), time.process_time()
 _simulate(D, nulls["random_allocation"], 999, _block_size(n, 2, None), None)
-out["null's 999 draws alone s"] = time.perf_counter() - t0
+out["null's 999 draws alone, one thread s"] = time.perf_counter() - t0
 out["their CPU s"] = time.process_time() - c0
 if full:
     t0, c0 = time.perf_counter(), time.process_time()
@@ -45,17 +51,36 @@ if full:
     out.update(full_corrected=f["value_bias_corrected"], full_ci_low=f["ci_low"], full_ci_high=f["ci_high"],
                full_p_value=f["p_value"])
     out["max end difference / full half-width"] = max(abs(r.ci_low - f["ci_low"]), abs(r.ci_high - f["ci_high"])) / half
-out["load average at the end"] = "/".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+out["load average at the end"] = os.getloadavg()[0]
 out["peak memory MB"] = PEAK
 print(json.dumps(out))
 """.replace("PEAK", PEAK_RSS)
 
+TIMES = ("s", "CPU s", "CPU s (full)")
 
-def main(sizes=(100_000, 1_000_000), full_at=(100_000,)) -> None:
+
+def merge(runs: list[dict]) -> dict:
+    """One column from repeated runs: times as median (min–max), loads as their range, memory the largest."""
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs if k in r]
+        if k.startswith("load"):
+            out[k] = f"{min(vals):.1f}–{max(vals):.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
+        elif k == "peak memory MB":
+            out[k] = f"{max(vals):,.0f}"
+        elif k.endswith(TIMES) and len(vals) > 1:
+            out[k] = f"{np.median(vals):.3g} ({min(vals):.3g}–{max(vals):.3g})"
+        else:
+            out[k] = vals[0]  # seeded: the same in every run
+    return out
+
+
+def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 3) -> None:
     cols = {}
     for n in sizes:
-        cols[n] = child(STEP, n, "1" if n in full_at else "0", timeout=3600)
-        print(cols[n], file=sys.stderr, flush=True)
+        runs = [child(STEP, n, "1" if n in full_at and k == 0 else "0", timeout=3600) for k in range(repeats)]
+        print(runs, file=sys.stderr, flush=True)
+        cols[n] = merge(runs)
     names = list(dict.fromkeys(k for c in cols.values() for k in c if k != "areas"))
     lines = ["| | " + " | ".join(f"{n:,} areas" for n in cols) + " |", "|---|" + "---|" * len(cols)]
     for k in names:
@@ -63,17 +88,24 @@ def main(sizes=(100_000, 1_000_000), full_at=(100_000,)) -> None:
         lines.append(f"| {k} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in cells) + " |")
     write(
         "d_test",
-        header("999-simulation D test with its calibrated interval, 100,000 and 1,000,000 areas (#20)")
+        header("999-simulation D test with its calibrated interval, 10,000 to 1,000,000 areas (#20)")
         + "The grid city of `benchmarks/scale.py`, `compute_indices(..., permutations=999, seed=1)` in a fresh "
-        "process per size; `interval_method` says which calibration ran (`test_inversion_asymptotic`: the large-city "
-        "path). The full calibration (`calibration=\"full\"`) runs after it where shown, on the same data.\n\n"
-        + "\n".join(lines)
-        + "\n",
+        f"process per run, {repeats} runs per size (times: median and range; the seeded values are the same in every "
+        "run); `interval_method` says which calibration ran (`test_inversion_asymptotic`: the large-city path). "
+        "The null's draws alone run on one thread (the test runs them on two). The full calibration "
+        '(`calibration="full"`) runs after it in the first run where shown, on the same data. What the speed-up '
+        "of #20 changed in the numbers: results/d_test_equivalence.md.\n\n" + "\n".join(lines) + "\n",
     )
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--equivalence" in args:
+        from benchmarks.d_test_equivalence import main as study
+
+        study()
+        sys.exit()
     sizes = tuple(int(s) for s in args[args.index("--sizes") + 1].split(",")) if "--sizes" in args else None
-    full_at = tuple(int(s) for s in args[args.index("--full-at") + 1].split(",")) if "--full-at" in args else None
-    main(sizes or (100_000, 1_000_000), full_at if full_at is not None else (100_000,))
+    full_at = tuple(int(s) for s in args[args.index("--full-at") + 1].split(",") if s) if "--full-at" in args else None
+    repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 3
+    main(sizes or (10_000, 100_000, 1_000_000), full_at if full_at is not None else (100_000,), repeats)

@@ -51,7 +51,7 @@ def simulate_grid(evaluate: Callable, fam, grid: np.ndarray, rng, draws: int, bl
             if report:
                 report((j + 1) * draws)
         return out
-    n, lams = len(fam.t), range(len(grid))
+    n, lams = len(fam.t), range(len(grid) - 1, -1, -1)  # largest λ first: most small areas, the longest tasks
     samplers: list = [None] * len(grid)  # the family's (deconvolved: skewed), each made in its λ's first task
     # each λ's small areas take their own generator (spawned from the family's), so λs can run on two threads
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63)).spawn(len(grid))]

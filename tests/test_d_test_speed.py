@@ -98,3 +98,14 @@ def test_a_read_only_row_of_totals_is_summed_once():
     key = id(t)
     del t, block
     assert key not in _ROW_SUMS  # gone with its row
+
+
+def test_kept_row_sums_are_few():
+    _ROW_SUMS.clear()
+    rows = []
+    for k in range(12):
+        row = np.full(10, float(k))
+        row.flags.writeable = False
+        rows.append(row)
+        assert _row_sums(np.broadcast_to(row, (1, 10)))[0] == 10 * k
+    assert len(_ROW_SUMS) == 8 and id(rows[-1]) in _ROW_SUMS and id(rows[0]) not in _ROW_SUMS

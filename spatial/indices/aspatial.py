@@ -46,7 +46,7 @@ def _row_sums(t: np.ndarray) -> np.ndarray:
         if ref is None or ref() is not row:
             total = row.sum()
             if len(_ROW_SUMS) >= 8:
-                _ROW_SUMS.pop(next(iter(_ROW_SUMS)))
+                _ROW_SUMS.pop(list(_ROW_SUMS)[0], None)  # a list: a dying row's callback may pop meanwhile
             key = id(row)  # dropped with the row: its id may be given to another array
             _ROW_SUMS[key] = (weakref.ref(row, lambda _: _ROW_SUMS.pop(key, None)), total)
     return np.broadcast_to(total, t.shape[:1])

@@ -188,7 +188,7 @@ class BinomialSampler:
         return out
 
 
-MAX_TABLES = 128  # distinct trial counts with a binomial quantile table each (256 KB apiece)
+MAX_TABLES = 128  # distinct trial counts with a binomial quantile table each (64-256 KB apiece)
 
 
 def _quantile_tables(trials: np.ndarray, p: np.ndarray):
@@ -205,7 +205,10 @@ def _quantile_tables(trials: np.ndarray, p: np.ndarray):
     from scipy import stats
 
     u = (np.arange(2**TABLE_BITS) + 0.5) / 2**TABLE_BITS
-    tables = np.empty((len(distinct), 2**TABLE_BITS), np.float32)
+    # counts stored in the narrowest integer that holds them: lookups at random stay in cache (a million areas:
+    # 43 tables, 2.8 MB as bytes, not 11 MB as float32)
+    dtype = np.uint8 if distinct[-1] <= 255 else np.uint16 if distinct[-1] <= 65535 else np.float32
+    tables = np.empty((len(distinct), 2**TABLE_BITS), dtype)
     for j, n in enumerate(distinct):
         cdf = stats.binom.cdf(np.arange(n + 1), n, p[0])
         tables[j] = np.minimum(np.searchsorted(cdf, u, side="left"), n)

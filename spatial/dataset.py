@@ -167,6 +167,7 @@ def validate(
     meta: Metadata | None = None,
     tolerance: float = 0,
     from_file: bool = False,
+    overlaps: bool = False,
 ) -> AreaDataset:
     """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem.
 
@@ -175,6 +176,7 @@ def validate(
     and listed in ``repairs``. Larger excesses are refused, as is any excess by default.
     ``from_file``: the layer was read from a file, so a projected layer lying within ±180 × ±90 is degrees
     mislabelled (see :func:`spatial.coords.coordinate_problems`).
+    ``overlaps``: refuse areas that overlap each other (:mod:`spatial.overlaps`; what every loaded file gets).
     """
     tolerance = float(tolerance or 0)
     if not np.isfinite(tolerance) or tolerance < 0:
@@ -193,7 +195,9 @@ def validate(
         gdf[total] = gdf[groups].sum(axis=1)
     else:
         repairs += clip_to_total(gdf, [g for g in groups if g != total], total, tolerance, ids, problems)
-    geometry_found, invalid = geometry_problems(gdf.geometry, ids, degrees_as_metres=from_file, refused=bool(problems))
+    geometry_found, invalid = geometry_problems(
+        gdf.geometry, ids, degrees_as_metres=from_file, refused=bool(problems), overlaps=overlaps
+    )
     if problems or geometry_found:
         raise ValidationError(problems + geometry_found)
     repairs += _repair_geometry(gdf, ids, invalid)
@@ -291,12 +295,18 @@ def _roles(gdf, groups, total, name_col, region_col) -> list[tuple[str, str]]:
 
 
 def geometry_problems(
-    geom: gpd.GeoSeries, ids: pd.Series, *, degrees_as_metres: bool = False, refused: bool = False
+    geom: gpd.GeoSeries,
+    ids: pd.Series,
+    *,
+    degrees_as_metres: bool = False,
+    refused: bool = False,
+    overlaps: bool = False,
 ) -> tuple[list[Problem], np.ndarray]:
     """Problems with the areas' shapes, and which areas are invalid (self-intersecting …) but repairable.
 
     Repairable areas are named among the problems only when something is refused (``refused``: by the caller):
-    one answer then says everything to fix (a refused upload is not repaired: the user would meet them next)."""
+    one answer then says everything to fix (a refused upload is not repaired: the user would meet them next).
+    ``overlaps``: areas overlapping each other are a problem too (:mod:`spatial.overlaps`)."""
     problems = []
     empty = (geom.isna() | geom.is_empty).to_numpy()
     if empty.any():
@@ -312,12 +322,27 @@ def geometry_problems(
     # (Degrees labelled as metres are caught for files only: in-memory grids of unit squares are legitimate.)
     problems += coordinate_problems(geom.values, geom.crs, ids.to_numpy(), degrees_as_metres=degrees_as_metres)
     invalid = polygonal & ~empty & ~shapely.is_valid(geom.values)
+    if overlaps:
+        problems += _overlap_problems(geom, ids, polygonal & ~empty, invalid, problems)
     if problems or refused:
         named = {i for p in problems if p.code == "non_finite_coordinates" for i in p.ids}
         invalid &= ~ids.isin(named).to_numpy()
         if invalid.any():
             problems.append(_invalid_problem(geom, ids, invalid))
     return problems, invalid
+
+
+def _overlap_problems(geom, ids, usable: np.ndarray, invalid: np.ndarray, found: list[Problem]) -> list[Problem]:
+    """Areas overlapping each other, measured on repaired copies of invalid shapes; NaN vertices left out."""
+    from .overlaps import overlap_problem, overlapping_pairs
+
+    usable = usable & ~ids.isin({i for p in found if p.code == "non_finite_coordinates" for i in p.ids}).to_numpy()
+    geoms = np.array(geom.values, dtype=object)
+    geoms[~usable] = None
+    if (invalid & usable).any():
+        geoms[invalid & usable] = shapely.make_valid(geoms[invalid & usable])
+    refusal = overlap_problem(overlapping_pairs(geoms), ids.to_numpy())
+    return [refusal] if refusal else []
 
 
 def _invalid_problem(geom: gpd.GeoSeries, ids: pd.Series, invalid: np.ndarray) -> Problem:

@@ -25,9 +25,10 @@ class Problem:
     code: str
     message: str
     ids: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # structured details for clients (e.g. the overlapping pairs)
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "ids": self.ids[:100], "n_ids": len(self.ids)}
+        return {"code": self.code, "message": self.message, "ids": self.ids[:100], "n_ids": len(self.ids), **self.extra}
 
 
 class SegmapError(Exception):

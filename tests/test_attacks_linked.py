@@ -304,17 +304,18 @@ def test_the_same_areas_uploaded_again_keep_their_withheld_areas_withheld():
     assert np.flatnonzero(audit(again, [old]).withhold).tolist() == [5, 9]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: one upload whose own areas nest (a grid and its coarse cells in one file) is protected as one "
-    "table; overlapping areas within an upload are neither refused nor audited",
-)
 def test_nested_areas_within_one_upload_do_not_difference_out(client):
+    """A grid and its coarse cells in one file: coarse minus the visible fine cells would give the withheld one.
+
+    One table cannot be audited against itself, so the upload is refused (spatial/overlaps.py), naming pairs."""
     pop, grp = _fine_counts(10, {45: 3})
     fine, coarse = (gpd.read_file(_layer_bytes(s, pop, grp).decode()) for s in (1000, 2000))
     both = gpd.GeoDataFrame(pd.concat([fine, coarse], ignore_index=True), crs=4326)
+    before = client.get("/v1/datasets").json()["datasets"]
     r = _upload(client, "both-2010", "2010", both.to_json().encode())
-    assert r.status_code in (201, 422), r.text
-    if r.status_code == 201:
-        shown = _published(client, "both-2010")
-        assert shown["s1000-45"] is None and shown["s2000-10"] is None
+    assert r.status_code == 422, r.text
+    (refusal,) = [p for p in r.json()["problems"] if p["code"] == "overlapping_areas"]
+    assert refusal["n_pairs"] == 64  # each fine cell inside its coarse cell, nothing else
+    shares = {tuple(p["ids"]): p["share"] for p in refusal["pairs"]}
+    assert shares[("s1000-45", "s2000-10")] == pytest.approx(1, abs=1e-3)  # the withheld cell in its coarse cell
+    assert client.get("/v1/datasets").json()["datasets"] == before

@@ -294,11 +294,13 @@ def load_dataset(
     max_vertices: int | None = None,
     max_uncompressed_bytes: int | None = None,
     tolerance: float = 0,
+    check_overlaps: bool = True,
 ) -> AreaDataset:
     """Read, join and validate in one call. ``key`` names the join key (and the area id).
 
     ``tolerance``: groups over the total by up to this many people are clipped and reported
-    (:func:`spatial.dataset.validate`); 0 refuses them.
+    (:func:`spatial.dataset.validate`); 0 refuses them. ``check_overlaps``: areas overlapping each other are
+    refused (:mod:`spatial.overlaps`): every path that publishes a dataset loads it here.
 
     The limits (none by default, see :func:`read_boundaries`) apply to files read here; a GeoDataFrame
     passed in is checked for vertices before validation repairs anything.
@@ -325,7 +327,9 @@ def load_dataset(
             if isinstance(counts, pd.DataFrame)
             else read_counts(counts, key, counts_filename, max_uncompressed_bytes=max_uncompressed_bytes)
         )
-        gdf = _join_naming_shapes(gdf, table, key, boundary_key, drop_unmatched, from_file=from_file)
+        gdf = _join_naming_shapes(
+            gdf, table, key, boundary_key, drop_unmatched, from_file=from_file, overlaps=check_overlaps
+        )
     id_col = boundary_key or key
     if meta is None:
         src = boundaries_filename or (Path(boundaries).name if isinstance(boundaries, (str, os.PathLike)) else None)
@@ -340,10 +344,13 @@ def load_dataset(
         meta=meta,
         tolerance=tolerance,
         from_file=from_file,
+        overlaps=check_overlaps,
     )
 
 
-def _join_naming_shapes(gdf, table, key, boundary_key, drop_unmatched, *, from_file: bool) -> gpd.GeoDataFrame:
+def _join_naming_shapes(
+    gdf, table, key, boundary_key, drop_unmatched, *, from_file: bool, overlaps: bool
+) -> gpd.GeoDataFrame:
     """:func:`join_counts`; when it refuses the keys, the shapes' problems are named in the same answer."""
     try:
         return join_counts(gdf, table, key, boundary_key, drop_unmatched)
@@ -353,7 +360,7 @@ def _join_naming_shapes(gdf, table, key, boundary_key, drop_unmatched, *, from_f
             raise
         ids = _norm_key(gdf[bkey]).reset_index(drop=True)
         geom = gdf.geometry.reset_index(drop=True)
-        found, _ = geometry_problems(geom, ids, degrees_as_metres=from_file, refused=True)
+        found, _ = geometry_problems(geom, ids, degrees_as_metres=from_file, refused=True, overlaps=overlaps)
         if not found:
             raise
         raise ValidationError(exc.problems + found) from None

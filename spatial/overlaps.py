@@ -1,0 +1,151 @@
+"""Areas of one dataset that overlap each other: refused, since one table cannot be protected against itself.
+
+A dataset is protected as one table (:mod:`spatial.disclosure`). If its own areas nest (a grid and its coarse cells
+in one file), a coarse count minus the published fine ones inside it gives a withheld fine count; if they partly
+overlap, the difference estimates it. Datasets of one date are audited against each other
+(:mod:`spatial.disclosure_linked`), so a hierarchy is safe as one dataset per level; within one dataset overlaps
+are refused. Overlap is measured as in the linked audit: the share of the smaller area inside the larger, and up to
+:data:`TOL` (1 %) is a sliver from digitising or reprojecting, accepted.
+
+The cost is in telling neighbours that only touch from areas that overlap. Pairs come from an STR-tree of the
+boxes; a pair whose boxes overlap by no more than ``TOL`` of the smaller area cannot overlap by more (a grid's
+neighbours: boxes that only touch), so it is dropped without looking at the shapes. The rest are tested by one
+DE-9IM pattern (interiors intersect), in chunks on every core (GEOS releases the GIL), and only the pairs that do
+intersect are measured. Pure computation: no HTTP, no storage.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from .cancel import checkpoint
+from .disclosure_forest import TOL
+from .errors import Problem, problem
+
+INTERIORS_MEET = "T********"
+CHUNK = 50_000  # candidate pairs per task: below that, threads cost more than they save
+MAX_FOUND = 1_000  # measuring stops here: a file this broken needs fixing, not a complete list
+SHOWN = 5  # pairs named in the message
+
+
+@dataclass
+class Overlaps:
+    """Pairs of areas (row numbers, ``first < second``) overlapping by ``share`` of the smaller one, > ``TOL``."""
+
+    first: np.ndarray
+    second: np.ndarray
+    share: np.ndarray
+    complete: bool = True  # False: measuring stopped at MAX_FOUND pairs
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def overlapping_pairs(geoms, tol: float = TOL) -> Overlaps:
+    """The pairs of ``geoms`` (valid polygons; None is skipped) whose overlap exceeds ``tol`` of the smaller one."""
+    geoms = np.asarray(geoms, dtype=object)
+    a, b = _candidates(geoms, tol)
+    found = [], [], []
+    total, complete = 0, True
+    for start in range(0, len(a), 4 * CHUNK):  # a few chunks a core per round, then a cancellation point
+        checkpoint()
+        ia, ib = a[start : start + 4 * CHUNK], b[start : start + 4 * CHUNK]
+        meet = _threads(_interiors_meet, geoms, ia, ib)
+        ia, ib = ia[meet], ib[meet]
+        share = _share(geoms, ia, ib)
+        keep = share > tol
+        for out, part in zip(found, (ia[keep], ib[keep], share[keep]), strict=True):
+            out.append(part)
+        total += int(keep.sum())
+        if total >= MAX_FOUND and start + 4 * CHUNK < len(a):
+            complete = False
+            break
+    first, second, share = (np.concatenate(x) if x else np.zeros(0) for x in found)
+    return Overlaps(first.astype(np.int64), second.astype(np.int64), share.astype(float), complete)
+
+
+def _candidates(geoms: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``a < b`` whose boxes overlap by more than ``tol`` of the smaller area (else the areas cannot)."""
+    if len(geoms) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = shapely.STRtree(geoms).query(geoms)  # None and empty geometries are not in the tree
+    keep = a < b
+    a, b = a[keep], b[keep]
+    bounds, area = shapely.bounds(geoms), shapely.area(geoms)
+    w = np.minimum(bounds[a, 2], bounds[b, 2]) - np.maximum(bounds[a, 0], bounds[b, 0])
+    h = np.minimum(bounds[a, 3], bounds[b, 3]) - np.maximum(bounds[a, 1], bounds[b, 1])
+    keep = np.clip(w, 0, None) * np.clip(h, 0, None) > tol * np.minimum(area[a], area[b])
+    return a[keep], b[keep]
+
+
+def _threads(fn, geoms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``fn(geoms, a, b)`` over chunks on every core; chunks cut between runs of equal ``a`` (sorted by the tree
+    query), so a geometry prepared elsewhere is never the prepared side in two threads at once."""
+    cores = os.cpu_count() or 1
+    if cores == 1 or len(a) <= CHUNK:
+        return fn(geoms, a, b)
+    cuts = np.unique(np.append(np.searchsorted(a, a[np.arange(0, len(a), CHUNK)], side="left"), len(a)))
+    with ThreadPoolExecutor(min(cores, len(cuts) - 1)) as pool:
+        parts = pool.map(lambda s, e: fn(geoms, a[s:e], b[s:e]), cuts[:-1], cuts[1:])
+        return np.concatenate(list(parts))
+
+
+def _interiors_meet(geoms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return shapely.relate_pattern(geoms[a], geoms[b], INTERIORS_MEET)
+    except shapely.errors.GEOSException:  # a topology error on a damaged shape: test repaired copies
+        return shapely.relate_pattern(shapely.make_valid(geoms[a]), shapely.make_valid(geoms[b]), INTERIORS_MEET)
+
+
+def _share(geoms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Area of each pair's intersection over the smaller area (one inside the other: no overlay needed)."""
+    ga, gb = geoms[a], geoms[b]
+    area_a, area_b = shapely.area(ga), shapely.area(gb)
+    inter = np.full(len(a), np.nan)
+    for inner, outer, size in ((ga, gb, area_a), (gb, ga, area_b)):
+        inside = np.isnan(inter) & shapely.contains_properly(outer, inner)
+        inter[inside] = size[inside]
+    rest = np.flatnonzero(np.isnan(inter))
+    try:
+        inter[rest] = shapely.area(shapely.intersection(ga[rest], gb[rest]))
+    except shapely.errors.GEOSException:
+        inter[rest] = shapely.area(shapely.intersection(shapely.make_valid(ga[rest]), shapely.make_valid(gb[rest])))
+    small = np.minimum(area_a, area_b)
+    return np.divide(inter, small, out=np.zeros(len(a)), where=small > 0)
+
+
+def overlap_problem(found: Overlaps, ids, tol: float = TOL) -> Problem | None:
+    """The refusal naming the first pairs (ids and share) and what to do; None when nothing overlaps."""
+    if not len(found):
+        return None
+    ids = np.asarray(ids, dtype=object)
+    order = np.lexsort((found.second, found.first))
+    shown = "; ".join(
+        f"{ids[found.first[k]]} and {ids[found.second[k]]} ({_percent(found.share[k])} of the smaller)"
+        for k in order[:SHOWN]
+    )
+    count = f"{len(found):,}{'' if found.complete else ' or more'}"
+    what = "pair of areas overlaps" if len(found) == 1 else "pairs of areas overlap"
+    named = dict.fromkeys(str(ids[i]) for k in order for i in (found.first[k], found.second[k]))
+    refusal = problem(
+        "overlapping_areas",
+        f"{count} {what} by more than {tol:.0%} of the smaller area: {shown}"
+        f"{' …' if len(found) > SHOWN else ''}. A dataset's areas must not overlap: a larger area minus the "
+        "smaller ones inside it would give away counts that are withheld. Upload each level of a hierarchy as "
+        "its own dataset — they are then audited together — and remove repeated areas; slivers up to "
+        f"{tol:.0%} of the smaller area (digitising) are accepted",
+        list(named),
+    )
+    pairs = [[str(ids[found.first[k]]), str(ids[found.second[k]])] for k in order[:100]]
+    refusal.extra = {"pairs": [{"ids": p, "share": round(float(found.share[k]), 4)} for p, k in zip(pairs, order)]}
+    refusal.extra["n_pairs"] = len(found)
+    return refusal
+
+
+def _percent(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"

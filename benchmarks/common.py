@@ -217,9 +217,10 @@ ORDER = [  # what `make bench` runs, in this order; other modules run by name (p
     "load",
     "calibration",
 ]
-# Absolute figures at 1,000,000 areas (minutes, no ratio in quick mode): `make bench` leaves them to --full or
-# `python -m benchmarks scale`, so a quick run stays under 20 minutes on 2 shared cores.
-FULL_ONLY = ("scale",)
+# No ratio and minutes each: `make bench` (quick) leaves them to --full or `python -m benchmarks NAME`, so a quick
+# run stays under 20 minutes on 2 shared cores. scale: absolute figures at 1,000,000 areas; series: quick mode would
+# overwrite the 100,000-area results the targets quote with a 10,000-area run; calibration: quick mode only prints.
+FULL_ONLY = ("scale", "series", "calibration")
 INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
@@ -231,7 +232,7 @@ Each table's `Anchors:` line gives the anchors' versions and configuration (n_jo
 simulations, repeats), and its header the mode and the machine's load when it was written.
 
 ```sh
-make bench                                 # every module but scale, quick mode (fewer sizes and repeats)
+make bench                                 # quick mode: fewer sizes and repeats; not scale, series, calibration
 .venv/bin/python -m benchmarks --full      # every module and size, full anchors, the calibration (hours)
 .venv/bin/python -m benchmarks tiles load  # some of them
 .venv/bin/python -m benchmarks check       # run the modules with ratios again; are the recorded ratios reproduced?

@@ -27,7 +27,9 @@ A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of
 recorded range of per-pair ratios. `python -m benchmarks check [topics]` runs the modules again into a scratch
 directory and prints, ratio by ratio, whether it is reproduced (exit status 1 if any is not);
 `python -m benchmarks check --last` compares the last two recorded runs without running anything. The table below
-is that comparison for the recorded runs (same mode); ratios measured in only one run are listed as such.
+is that comparison for the recorded runs (same mode); ratios measured in only one run are listed as such. Not
+covered yet: the `tiles` table's speed-up over a naive encoder (one run per zoom, `benchmarks/tiles.py` does not
+record its ratios) and the size ratios of `maps` (sizes in bytes, not timings).
 
 """
 

@@ -19,6 +19,14 @@ from .disclosure import small_cells
 TOL = 0.01
 
 
+def _cyclic(parent: np.ndarray) -> bool:
+    """Whether following ``parent`` (-1: none) ever goes round: an ancestor further up than there are nodes."""
+    jump = parent.copy()
+    for _ in range(max(len(parent), 1).bit_length() + 1):  # jump = parent applied 2^k times
+        jump = np.where(jump >= 0, jump[np.maximum(jump, 0)], -1)
+    return bool((jump >= 0).any())
+
+
 class _Forest:
     def __init__(self, rel, layers):
         n = self.n = rel.n
@@ -29,8 +37,10 @@ class _Forest:
             nd, hid = nodes[ok], layer.hidden[ok]
             (self.new_pub if k == 0 else self.old_pub)[nd[~hid]] = True
             (self.new_pri if k == 0 else self.old_hid)[nd[hid]] = True
-        order = np.lexsort((rel.area[rel.container], rel.child))  # per child, the smallest container first
-        c, p = rel.child[order], rel.container[order]
+        nest = rel.child != rel.container  # areas merged into one node (a chain of near-equal ones) nest in no other
+        child, container = rel.child[nest], rel.container[nest]
+        order = np.lexsort((rel.area[container], child))  # per child, the smallest container first
+        c, p = child[order], container[order]
         first = np.r_[True, c[1:] != c[:-1]] if len(c) else np.zeros(0, bool)
         parent = self.parent = np.full(n, -1)
         parent[c[first]] = p[first]
@@ -42,7 +52,8 @@ class _Forest:
         self.kid_ptr = np.searchsorted(parent[by_parent], np.arange(n + 1))
         self.kids = by_parent
         self.depth = np.zeros(n, int)
-        up = parent.copy()
+        self.cyclic = _cyclic(parent)  # containment going round (merged near-equal areas): the caller refuses
+        up = np.full(n, -1) if self.cyclic else parent.copy()
         while (up >= 0).any():  # a chain holds at most one area per dataset
             self.depth[up >= 0] += 1
             up = np.where(up >= 0, parent[np.maximum(up, 0)], -1)

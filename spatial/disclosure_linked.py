@@ -79,6 +79,9 @@ def audit(new: Layer, published: list[Layer], *, can_withhold: bool = True) -> A
     if rel.n == 0:
         return out
     f = _Forest(rel, layers)
+    if f.cyclic:  # no forest to reason on: refuse rather than publish (or loop)
+        out.refused = {"reason": "complex", "with": out.linked}
+        return out
     targets = (f.old_hid | f.new_pri) & ~f.determined(f.old_pub)
     out.stats["targets"] = int(targets.sum())
     bad = _partial_near(rel, targets)

@@ -17,7 +17,7 @@ import shapely.affinity
 from shapely.geometry import box
 
 from conftest import in_process
-from spatial.disclosure_forest import _Forest
+from spatial.disclosure_forest import _cyclic, _Forest
 from spatial.disclosure_linked import Layer, _relate, audit
 
 KEY = "linked-attack-key"
@@ -319,3 +319,28 @@ def test_nested_areas_within_one_upload_do_not_difference_out(client):
     shares = {tuple(p["ids"]): p["share"] for p in refusal["pairs"]}
     assert shares[("s1000-45", "s2000-10")] == pytest.approx(1, abs=1e-3)  # the withheld cell in its coarse cell
     assert client.get("/v1/datasets").json()["datasets"] == before
+
+
+def test_a_chain_of_near_equal_areas_across_datasets_does_not_hang_the_audit():
+    """Widths 100, 100.9, 101.8: each within 1 % of the next (the same area), the ends not (nested). Merged into one
+    node, the nesting pointed the node at itself and the audit looped for ever in the upload's worker thread."""
+    import threading
+
+    def one(name, width, hidden=False):
+        counts = np.array([[500.0, 50.0]])
+        return Layer(name, np.array([box(0, 0, width, 100)]), np.array([hidden]), counts, 10, ("__total__", "grp"))
+
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append(audit(one("new", 101.8), [one("a", 100.0), one("b", 100.9)])), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert done and done[0].refused is None and done[0].linked == ["a", "b"]
+
+
+def test_containment_that_goes_round_is_found():
+    """Merged nodes can make containment cyclic; the audit then refuses instead of walking the cycle."""
+    assert not _cyclic(np.array([-1, 0, 0, 1, -1]))  # a forest
+    assert _cyclic(np.array([1, 2, 0, -1]))  # 0 -> 1 -> 2 -> 0
+    assert _cyclic(np.array([-1, 2, 3, 1] + [-1] * 60))  # a cycle far from the first node, among many

@@ -26,6 +26,7 @@ from benchmarks.calibration import LEVEL, Point, city, evaluator, fmt, label
 from spatial.indices.inference import _block_size, calibrate
 
 OUT = Path(__file__).parent / "out" / "calibration_large"
+INDICES = ("gini", "isolation", "exposure", "atkinson", "entropy")  # the other aspatial two-group indices
 SHAPES = [(0.1, 200, "beta"), (0.4, 20, "beta"), (0.02, 3000, "beta"), (0.25, 200, "bimodal")]
 PARTS = {
     "10k": [(Point(d, 10_000, m, shape=s), "auto") for d, m, s in SHAPES],
@@ -33,6 +34,7 @@ PARTS = {
     "100k": [(Point(d, 100_000, m, shape=s), "auto") for d, m, s in SHAPES],
     "100k-scaled": [(Point(0.1, 100_000, 200), "scaled")],
     "1m": [(Point(0.1, 1_000_000, 200), "auto")],
+    "10k-indices": [(Point(0.1, 10_000, 200, name), path) for name in INDICES for path in ("auto", "scaled")],
     # the path forced onto the quick grid's cities (below MIN_AREAS areas its family scales observed shares)
     "small": [
         (Point(None, 30, 3000, shape="uniform"), "asymptotic"),

@@ -63,8 +63,9 @@ def test_large_city_takes_the_asymptotic_path_says_so_and_simulates_a_bounded_nu
     counting = Counting()
     out = infer(counting, large, kind="two_group", permutations=99, seed=3)
     assert out["interval_method"] == "test_inversion_asymptotic"
-    # the observed value, the null's draws, FAST_DRAWS cities at each λ, the family's own values along FINE
-    assert counting.rows == 1 + 99 + len(GRID) * FAST_DRAWS + len(FINE)
+    # the observed value, the null's draws, FAST_DRAWS cities at each λ and the family's own values along FINE,
+    # for each of the two families (deconvolved and scaled)
+    assert counting.rows == 1 + 99 + 2 * (len(GRID) * FAST_DRAWS + len(FINE))
     # the areas' shares sit far from the city's, so the noise bias is small: the interval holds the true D
     # (by hand, of the generating shares), the value just above it (the scaled family put it 2 half-widths lower)
     t = np.random.default_rng(1).integers(50, 400, FAST_MIN_AREAS).astype(float)
@@ -137,7 +138,7 @@ def test_seeded_calibration_is_reused_and_gives_the_same_numbers(moderate):
     a = calibrate(first, moderate, "two_group", value, seed=1, path="asymptotic")
     rows = first.rows
     b = calibrate(first, moderate, "two_group", value, seed=1, path="asymptotic")
-    assert first.rows == rows == len(GRID) * FAST_DRAWS + len(FINE)  # the same evaluator, data and seed: reused
+    assert first.rows == rows == 2 * (len(GRID) * FAST_DRAWS + len(FINE))  # same evaluator, data, seed: reused
     assert [a[k] for k in ("estimate", "ci_low", "ci_high", "within_noise")] == [
         b[k] for k in ("estimate", "ci_low", "ci_high", "within_noise")
     ]
@@ -220,7 +221,7 @@ def test_reuse_can_be_switched_off_for_timing(moderate, monkeypatch):
     value, counting = float(D(*moderate)), Counting()
     for _ in range(2):
         calibrate(counting, moderate, "two_group", value, seed=1, path="asymptotic")
-    assert counting.rows == 2 * (len(GRID) * FAST_DRAWS + len(FINE))
+    assert counting.rows == 4 * (len(GRID) * FAST_DRAWS + len(FINE))  # two calls, two families each
 
 
 def test_an_interval_of_the_large_city_path_says_it_may_under_cover(monkeypatch):

@@ -90,3 +90,36 @@ def test_deconvolved_shares_are_deterministic_and_keep_the_city_share():
     assert abs((t * q).sum() / t.sum() - x.sum() / t.sum()) < 0.01
     # less spread than the observed shares (the noise taken out), more than none
     assert 0.3 * np.std(x / t) < np.std(q) < np.std(x / t)
+
+
+def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercoverage_note(monkeypatch):
+    """An aspatial two-group index on the large-city path: interval from both families, no `interval_may_undercover`
+    (measured coverage in benchmarks/results/calibration_large.md); a city too small to deconvolve keeps it."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from spatial.dataset import validate
+    from spatial.indices import compute
+    from spatial.indices.inference import asymptotic
+
+    def city_of(n: int):
+        rng = np.random.default_rng(5)
+        t = rng.integers(50, 300, n)
+        a = rng.binomial(t, rng.beta(4, 16, n))
+        gdf = gpd.GeoDataFrame(
+            {"id": [f"u{i}" for i in range(n)], "a": a, "b": t - a},
+            geometry=[box(i % 50, i // 50, i % 50 + 1, i // 50 + 1) for i in range(n)],
+            crs="EPSG:3857",
+        )
+        return validate(gdf, id_col="id", groups=["a", "b"])
+
+    monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 100)  # these cities as if they were large
+    opts = compute.IndexOptions(groups=("a",), indices=("dissimilarity",), permutations=99, seed=1)
+    reuse.clear()
+    big = compute.compute_indices(city_of(deconvolve.MIN_AREAS), opts)["dissimilarity"]
+    assert big.interval_method == "test_inversion_asymptotic"
+    assert "interval_may_undercover" not in [n.code for n in big.notes]
+    assert big.ci_low <= big.value_bias_corrected <= big.ci_high
+    small = compute.compute_indices(city_of(200), opts)["dissimilarity"]
+    assert small.interval_method == "test_inversion_asymptotic"
+    assert "interval_may_undercover" in [n.code for n in small.notes]

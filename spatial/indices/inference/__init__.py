@@ -41,7 +41,8 @@ the basic bootstrap of ``segregation``. benchmarks/calibration.py measures the c
 
 From ``FAST_MIN_AREAS`` areas the calibration takes its large-city path (:mod:`.asymptotic`,
 ``interval_method`` ``test_inversion_asymptotic``): fewer simulated cities per λ with common random
-numbers, the normal band and no nested widening, and the simulations' normals from a quantile table.
+numbers, the normal band and no nested widening, and the simulations' normals from a quantile table. For
+aspatial two-group indices its family scales deconvolved shares instead of observed ones (:mod:`.deconvolve`).
 Seeded calibration work is reused within a process (:mod:`.reuse`): a comparison or a trend's change
 row does not simulate again what the level row did. benchmarks/calibration_large.py measures both.
 """
@@ -138,6 +139,7 @@ def _infer_result(observed: float, sims: np.ndarray, cal: dict, null: str, permu
         "expected": float(np.nanmean(sims)) if np.isfinite(sims).any() else float("nan"),
         "within_noise": cal["within_noise"],
         "interval_method": cal["method"],
+        "calibration_family": cal.get("family", "scaled"),  # deconvolved: the large path's aspatial two-group family
         "null": null,
         "permutations": permutations,
         "seed": seed,

@@ -177,10 +177,11 @@ class SharedTileIndex(TileIndex):
         if not self._ready("base"):
             # An export does not wait for a builder that may be slow or gone: it uses the same index, in memory.
             return self._whole_select(z, x, y, box) if final else None
-        _, area, _, codes, order, _, _ = self._loaded["base"]
+        _, area, _, codes, order, area_sorted, _ = self._loaded["base"]
         lo, hi = tile_run(codes, z, x, y)  # areas whose centroid is in the tile: one run of the Z-order
         run = np.asarray(order[lo:hi])
-        small = area[run] < cell_size(z) ** 2
+        everyone = len(area_sorted) and area_sorted[-1] < cell_size(z) ** 2  # all merge: no gather of their areas
+        small = np.ones(len(run), dtype=bool) if everyone else area[run] < cell_size(z) ** 2
         none = np.empty(0, dtype=np.int64)
         cell, gx, gy = cells_of_run(np.asarray(codes[lo:hi])[small], z) if small.any() else (none, none, none)
         drawn = self._drawn(box, cell_size(z) ** 2)

@@ -18,7 +18,6 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -36,6 +35,7 @@ from .cache import DiskCache
 from .deps import Source, method_for, threshold_for
 from .http import HeavyWork, etag_for, etag_matches
 from .problems import not_found
+from .quietread import quiet_read
 from .tilephases import mark
 from .tiles import AGGREGATE_PX, LAYER, Provisional, TileAttributes, TileIndex, offline_tiles
 from .tilestore import SharedTileIndex, warm_builders
@@ -197,22 +197,6 @@ def evict_archives(folder: Path, dataset_id: str, version: str, keep: int = ARCH
             p.unlink(missing_ok=True)
 
 
-@contextmanager
-def _no_collections():
-    """No cyclic garbage collection while a worker reads a version in the background: a full collection holds the
-    GIL throughout (it traversed the imports' 360,000 objects and the new version's 100,000 geometries: 1.2-1.6 s
-    at load 6, every tile of the worker waiting). What lives already is frozen (never traversed again), and the
-    read's own objects are frozen once made (:meth:`TileService._freeze`); cycles it leaves are collected after."""
-    gc.freeze()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 class TileService:
     """Tiles of every dataset version, with what they share kept in bounded caches."""
 
@@ -279,7 +263,7 @@ class TileService:
     def _read(self, key: tuple, pending) -> None:
         try:
             mark("read_start")
-            with _no_collections():
+            with quiet_read():  # no collections, a short switch interval: see app/quietread.py
                 src = self._load(pending)
             if src is not None:
                 self._sources.put(key, True)

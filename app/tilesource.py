@@ -7,6 +7,9 @@ here instead. A large version (``LAZY_AREAS`` areas or more) that this worker ha
 made ready), and meanwhile its tiles come from the disk cache when another worker has encoded them (the same
 key: dataset, version, threshold, method), or are answered provisional and empty, for the client to fetch again.
 A statistic layer needs the table itself: its tile reads it at once, as before.
+
+Both dependencies are coroutines: what they do for a pending version (a catalogue row already read, a dict
+look-up) is quicker than the two GIL hand-offs of a thread-pool call, which wait for the background read.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from fastapi import Depends, Header, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from spatial.errors import ValidationError, problem
 
@@ -49,7 +53,7 @@ class Pending:
         return (self.id, self.version, self.threshold, self.method if self.threshold > 1 else None, *parts)
 
 
-def tile_source(
+async def tile_source(
     request: Request,
     dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
     registry: Registry = Depends(get_registry),
@@ -68,13 +72,13 @@ def tile_source(
     if (row.get("n_areas") or 0) >= LAZY_AREAS and request.app.state.tiles.read_later(pending):
         mark("source_pending")
         return pending
-    src = load()
+    src = await run_in_threadpool(load)  # a small version read now (or found in memory), off the event loop
     if src is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     return src
 
 
-def tile_layer(
+async def tile_layer(
     group: str | None = Query(None, description="group whose local statistic to add"),
     statistic: str | None = Query(None, description="lisa, gi_star, lq … (adds value, p_value, label)"),
     permutations: int | None = Depends(local_permutations),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import os
+import sys
 
 import fastapi.routing
 import geopandas as gpd
@@ -15,9 +17,10 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box
 
-from app import tilephases, warmup
+from app import tilephases, tilesource, warmup
 from app.geoparquet_read import read_geoparquet
 from app.main import create_app
+from app.quietread import quiet_read
 from app.settings import Settings
 from app.tilebuild import lower_priority
 from app.tileservice import TileService
@@ -57,7 +60,7 @@ class _Pending:
         return ("d", "v", 5, None)
 
     def load(self):
-        self.seen = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+        self.seen = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "switch": sys.getswitchinterval()}
         if self.fail:
             raise OSError("unreadable")
         return None
@@ -66,21 +69,41 @@ class _Pending:
 def test_a_background_read_runs_with_no_collection_and_what_lived_frozen():
     service = TileService(None, None, 99)
     keep = [[i] for i in range(1000)]  # tracked objects alive before the read
+    switch = sys.getswitchinterval()
     try:
         assert gc.isenabled()
         pending = _Pending()
         service._read(pending.key(), pending)
         assert pending.seen["enabled"] is False and pending.seen["frozen"] >= len(keep)
-        assert gc.isenabled()  # collections resume after the read
+        assert pending.seen["switch"] <= 0.001  # a request waiting for the GIL gets it within 1 ms, not 5
+        assert gc.isenabled() and sys.getswitchinterval() == switch  # both restored after the read
         failing = _Pending(fail=True)
         try:
             service._read(failing.key(), failing)
         except OSError:
             pass
         assert failing.seen["enabled"] is False and gc.isenabled()  # and after a read that failed
+        assert sys.getswitchinterval() == switch
     finally:
         service.close()
         gc.unfreeze()
+
+
+def test_overlapping_reads_restore_collections_and_the_switch_interval_once_the_last_ends():
+    switch = sys.getswitchinterval()
+    try:
+        with quiet_read():
+            with quiet_read():
+                pass
+            assert not gc.isenabled() and sys.getswitchinterval() <= 0.001  # the other read still runs
+        assert gc.isenabled() and sys.getswitchinterval() == switch
+    finally:
+        gc.unfreeze()
+
+
+def test_the_tile_dependencies_run_on_the_event_loop():
+    # A thread-pool call passes the GIL twice, each time waiting for the background read's thread to let go.
+    assert inspect.iscoroutinefunction(tilesource.tile_source) and inspect.iscoroutinefunction(tilesource.tile_layer)
 
 
 def test_the_builder_takes_the_lowest_cpu_priority():

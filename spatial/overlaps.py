@@ -30,6 +30,8 @@ from .errors import Problem, problem
 INTERIORS_MEET = "T********"
 CHUNK = 50_000  # candidate pairs per task: below that, threads cost more than they save
 MAX_FOUND = 1_000  # measuring stops here: a file this broken needs fixing, not a complete list
+PAIRS_PER_QUERY = 4_000_000  # box pairs a tree query may return at once (64 MB of indices)
+HEAVY = 64  # vertices from which a shape is prepared (indexed once) for its tests
 SHOWN = 5  # pairs named in the message
 
 
@@ -49,43 +51,112 @@ class Overlaps:
 def overlapping_pairs(geoms, tol: float = TOL) -> Overlaps:
     """The pairs of ``geoms`` (valid polygons; None is skipped) whose overlap exceeds ``tol`` of the smaller one."""
     geoms = np.asarray(geoms, dtype=object)
-    a, b = _candidates(geoms, tol)
-    found = [], [], []
-    total, complete = 0, True
-    for start in range(0, len(a), 4 * CHUNK):  # a few chunks a core per round, then a cancellation point
-        checkpoint()
-        ia, ib = a[start : start + 4 * CHUNK], b[start : start + 4 * CHUNK]
-        meet = _threads(_interiors_meet, geoms, ia, ib)
-        ia, ib = ia[meet], ib[meet]
-        share = _share(geoms, ia, ib)
-        keep = share > tol
-        for out, part in zip(found, (ia[keep], ib[keep], share[keep]), strict=True):
-            out.append(part)
-        total += int(keep.sum())
-        if total >= MAX_FOUND and start + 4 * CHUNK < len(a):
-            complete = False
-            break
+    # a shape of many vertices is indexed once, not again for each neighbour tested against it (50x at 50,000)
+    heavy = geoms[shapely.get_num_coordinates(geoms) > HEAVY]
+    shapely.prepare(heavy)
+    try:
+        return _measure(geoms, tol)
+    finally:
+        shapely.destroy_prepared(heavy)  # the caller's shapes as they came
+
+
+def _measure(geoms: np.ndarray, tol: float) -> Overlaps:
+    found, total = ([], [], []), 0
+    bounds, area, vertices = shapely.bounds(geoms), shapely.area(geoms), shapely.get_num_coordinates(geoms)
+    tree = shapely.STRtree(geoms)  # None and empty geometries are not in the tree
+    for rows in _row_chunks(bounds):
+        a, b = _candidates(tree, geoms[rows], rows, bounds, area, tol)
+        for start in range(0, len(a), 4 * CHUNK):  # a few chunks a core per round, then a cancellation point
+            checkpoint()
+            ia, ib = a[start : start + 4 * CHUNK], b[start : start + 4 * CHUNK]
+            first, second, order = _heavier_first(ia, ib, vertices)
+            meet = np.empty(len(ia), bool)
+            meet[order] = _threads(_interiors_meet, geoms, first, second)
+            ia, ib = ia[meet], ib[meet]
+            for at in range(0, len(ia), MAX_FOUND):  # measured a slice at a time: a stack of copies stops soon
+                pa, pb = ia[at : at + MAX_FOUND], ib[at : at + MAX_FOUND]
+                share = _share(geoms, pa, pb)
+                keep = share > tol
+                for out, part in zip(found, (pa[keep], pb[keep], share[keep]), strict=True):
+                    out.append(part)
+                total += int(keep.sum())
+                if total >= MAX_FOUND:
+                    return _found(found, complete=False)
+    return _found(found, complete=True)
+
+
+def _found(found, complete: bool) -> Overlaps:
     first, second, share = (np.concatenate(x) if x else np.zeros(0) for x in found)
     return Overlaps(first.astype(np.int64), second.astype(np.int64), share.astype(float), complete)
 
 
-def _candidates(geoms: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``a < b`` whose boxes overlap by more than ``tol`` of the smaller area (else the areas cannot)."""
-    if len(geoms) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a, b = shapely.STRtree(geoms).query(geoms)  # None and empty geometries are not in the tree
+def _candidates(tree, chunk, rows, bounds, area, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``a < b`` (``a`` in ``rows``, sorted) whose boxes overlap by more than ``tol`` of the smaller area:
+    others cannot overlap by more (a grid's neighbours: boxes that only touch)."""
+    a, b = tree.query(chunk)
+    a = rows[a]
     keep = a < b
     a, b = a[keep], b[keep]
-    bounds, area = shapely.bounds(geoms), shapely.area(geoms)
     w = np.minimum(bounds[a, 2], bounds[b, 2]) - np.maximum(bounds[a, 0], bounds[b, 0])
     h = np.minimum(bounds[a, 3], bounds[b, 3]) - np.maximum(bounds[a, 1], bounds[b, 1])
     keep = np.clip(w, 0, None) * np.clip(h, 0, None) > tol * np.minimum(area[a], area[b])
     return a[keep], b[keep]
 
 
+def _heavier_first(a: np.ndarray, b: np.ndarray, vertices: np.ndarray):
+    """The pairs with the shape of more vertices first (the prepared side of a test), sorted by it, and the order
+    that sorted them."""
+    swap = vertices[b] > vertices[a]
+    first, second = np.where(swap, b, a), np.where(swap, a, b)
+    order = np.argsort(first, kind="stable") if swap.any() else np.arange(len(a))
+    return first[order], second[order], order
+
+
+def _row_chunks(bounds: np.ndarray, budget: int = PAIRS_PER_QUERY):
+    """Rows in runs meeting at most about ``budget`` boxes together (one row alone: at most every area), so a layer
+    of stacked or long crossing boxes (hostile: pairs grow as n²) is queried in pieces that fit in memory, each
+    followed by a cancellation point, never in one query."""
+    cum = np.cumsum(_pairs_bound(bounds))
+    cuts = np.searchsorted(cum, np.arange(1, int(cum[-1] // budget) + 1) * budget, side="right") if len(cum) else []
+    edges = np.unique(np.concatenate([[0], cuts, [len(bounds)]])).astype(np.int64)
+    for start, end in zip(edges[:-1], edges[1:], strict=True):
+        yield np.arange(start, end)
+
+
+def _pairs_bound(bounds: np.ndarray) -> np.ndarray:
+    """Per row, at least how many boxes meet its box (itself included): the boxes sharing a cell of a uniform grid
+    with it, since two boxes that meet share a cell. Cells of a typical box's size, doubled until the boxes cover
+    a few cells each on average (a box over many cells counts its neighbours once per cell: a looser bound)."""
+    ok = np.isfinite(bounds).all(axis=1)
+    out = np.zeros(len(bounds))
+    if not ok.any():
+        return out
+    b = bounds[ok] - np.tile(bounds[ok, :2].min(axis=0), 2)  # from the lower left corner
+    span = float(max(b[:, 2].max(), b[:, 3].max()))
+    size = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+    size = max(size, span / 2**30, np.finfo(float).tiny)  # cell indices below 2^30: keys fit in 64 bits
+    while True:
+        g = np.floor(b / size).astype(np.int64)
+        cover = (g[:, 2] - g[:, 0] + 1) * (g[:, 3] - g[:, 1] + 1)
+        if cover.sum() <= 8 * len(b) + 64:
+            break
+        size *= 2
+    rep = np.repeat(np.arange(len(b)), cover)
+    off = np.arange(len(rep)) - np.repeat(np.cumsum(cover) - cover, cover)
+    width = (g[:, 2] - g[:, 0] + 1)[rep]
+    key = (g[rep, 0] + off % width) * (int(g[:, 3].max()) + 1) + g[rep, 1] + off // width
+    if key.max() < 8 * len(key) + 64:  # few cells: counted directly
+        per_cell = np.bincount(key)[key]
+    else:
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        per_cell = counts[inverse]
+    out[ok] = np.bincount(rep, weights=per_cell, minlength=len(b))
+    return out
+
+
 def _threads(fn, geoms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``fn(geoms, a, b)`` over chunks on every core; chunks cut between runs of equal ``a`` (sorted by the tree
-    query), so a geometry prepared elsewhere is never the prepared side in two threads at once."""
+    """``fn(geoms, a, b)`` over chunks on every core; chunks cut between runs of equal ``a`` (sorted), so a prepared
+    shape (whose index GEOS builds lazily, unlocked) is never the prepared side in two threads at once."""
     cores = os.cpu_count() or 1
     if cores == 1 or len(a) <= CHUNK:
         return fn(geoms, a, b)

@@ -15,7 +15,7 @@ import shapely
 from conftest import BUNDLED, in_process, shared_path
 from spatial.errors import ValidationError
 from spatial.io import load_dataset
-from spatial.overlaps import overlapping_pairs
+from spatial.overlaps import MAX_FOUND, _pairs_bound, overlapping_pairs
 
 KEY = "overlap-key"
 SIDE, CELL = 10, 100.0  # a 10 × 10 grid of 100 m cells
@@ -104,6 +104,20 @@ def test_shares_match_hand_values_and_geopandas_overlay():
     got = {(names[i], names[j]): s for i, j, s in zip(everything.first, everything.second, everything.share)}
     assert got == pytest.approx(expected, rel=1e-9)
     assert got[("C", "D")] == pytest.approx(0.001)  # the sliver is measured, and under the tolerance
+
+
+def test_a_stack_of_copies_stops_early_and_the_query_bound_holds():
+    """Hostile layers make box pairs grow as n²: queries go in pieces by a bound on each box's pairs, and measuring
+    stops at MAX_FOUND overlapping pairs (the message says "or more")."""
+    stack = np.array([shapely.box(0, 0, 1, 1)] * 20_000, dtype=object)
+    found = overlapping_pairs(stack)
+    assert len(found) == MAX_FOUND and not found.complete
+    rng = np.random.default_rng(1)
+    xy, size = rng.uniform(0, 1000, (3000, 2)), rng.exponential(10, (3000, 2)) ** rng.uniform(0.5, 1.6, (3000, 1))
+    boxes = shapely.box(xy[:, 0], xy[:, 1], xy[:, 0] + size[:, 0], xy[:, 1] + size[:, 1])
+    boxes[::97] = None
+    meets = np.bincount(shapely.STRtree(boxes).query(boxes)[0], minlength=len(boxes))
+    assert (_pairs_bound(shapely.bounds(boxes)) >= meets).all()
 
 
 # -- uploads ---------------------------------------------------------------------------------------------------------

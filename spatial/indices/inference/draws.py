@@ -120,7 +120,7 @@ class BinomialSampler:
         self.trials = np.rint(t[self.exact]).astype(np.int64)
         self.p_exact = np.clip(p[self.exact], 0, 1)
         # Rounding to integers adds variance 1/12 (Sheppard); take it off so the counts' variance is t·p·(1−p).
-        self.sd = np.sqrt(np.clip(var - 1 / 12, 0, None)).astype(np.float32)
+        self.sd = np.sqrt(np.maximum(var - 1 / 12, 0.0)).astype(np.float32)
         self.mean = (t * p).astype(np.float32)
         self.top = t.astype(np.float32)
         self.reuse = reuse

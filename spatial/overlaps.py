@@ -53,6 +53,7 @@ def overlapping_pairs(geoms, tol: float = TOL) -> Overlaps:
     geoms = np.asarray(geoms, dtype=object)
     # a shape of many vertices is indexed once, not again for each neighbour tested against it (50x at 50,000)
     heavy = geoms[shapely.get_num_coordinates(geoms) > HEAVY]
+    heavy = heavy[~shapely.is_prepared(heavy)]  # the caller's prepared shapes stay prepared
     shapely.prepare(heavy)
     try:
         return _measure(geoms, tol)

@@ -6,7 +6,11 @@ the full calibration runs too, on the same data, to compare the intervals.
 denominator against its definition on the same null draws, the null's mean and sd over many seeds, the size of the
 test on cities drawn under the null, and the large-city interval with the small areas' old draw order.
 
-python -m benchmarks.d_test [--sizes 10000,100000,1000000] [--full-at 100000] [--repeats 3] [--equivalence]
+``--before COMMIT``: the same runs alternate with this checkout whose speed-up files (:data:`SPEEDUP`) are as they were
+at COMMIT (before: 46955b1), so before and after differ by the speed-up only.
+
+python -m benchmarks.d_test [--sizes 10000,100000,1000000] [--full-at 100000] [--repeats 3] [--before COMMIT]
+                            [--equivalence]
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from benchmarks.common import PEAK_RSS, child, header, write
 STEP = r"""
 import json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
+if sys.argv[3]:  # another version's spatial/ (--before), in front of this checkout's
+    sys.path.insert(0, sys.argv[3])
 import numpy as np
 from benchmarks.scale import city
 from spatial.indices import get
@@ -75,14 +81,46 @@ def merge(runs: list[dict]) -> dict:
     return out
 
 
-def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 3) -> None:
+SPEEDUP = (
+    "spatial/indices/aspatial.py",
+    "spatial/indices/inference/draws.py",
+    "spatial/indices/inference/asymptotic.py",
+)
+
+
+def checkout(commit: str) -> str:
+    """This checkout's ``spatial/`` with the files of the #20 speed-up (:data:`SPEEDUP`) as they were at ``commit``,
+    in a temporary folder (its path): the same code but for the speed-up, whatever else changed since."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.common import ROOT
+
+    folder = Path(tempfile.mkdtemp(prefix="d_test_before_"))
+    shutil.copytree(ROOT / "spatial", folder / "spatial", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in SPEEDUP:
+        old = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"], capture_output=True, check=True)
+        (folder / path).write_bytes(old.stdout)
+    return str(folder)
+
+
+def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 3, before: str | None = None) -> None:
+    """Each size ``repeats`` times; with ``before`` (a commit) its code too, runs alternating before, after."""
+    sides = {"": ""} if before is None else {f" before ({before})": checkout(before), " after": ""}
     cols = {}
     for n in sizes:
-        runs = [child(STEP, n, "1" if n in full_at and k == 0 else "0", timeout=3600) for k in range(repeats)]
-        print(runs, file=sys.stderr, flush=True)
-        cols[n] = merge(runs)
+        runs = {side: [] for side in sides}
+        for k in range(repeats):
+            for side, tree in sides.items():
+                full = "1" if n in full_at and k == 0 and not tree else "0"
+                runs[side].append(child(STEP, n, full, tree, timeout=3600))
+                print(runs[side][-1], file=sys.stderr, flush=True)
+        for side in sides:
+            cols[f"{n:,} areas{side}"] = merge(runs[side])
     names = list(dict.fromkeys(k for c in cols.values() for k in c if k != "areas"))
-    lines = ["| | " + " | ".join(f"{n:,} areas" for n in cols) + " |", "|---|" + "---|" * len(cols)]
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for k in names:
         cells = [cols[n].get(k, "—") for n in cols]
         lines.append(f"| {k} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in cells) + " |")
@@ -94,7 +132,15 @@ def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 
         "run); `interval_method` says which calibration ran (`test_inversion_asymptotic`: the large-city path). "
         "The null's draws alone run on one thread (the test runs them on two). The full calibration "
         '(`calibration="full"`) runs after it in the first run where shown, on the same data. What the speed-up '
-        "of #20 changed in the numbers: results/d_test_equivalence.md.\n\n" + "\n".join(lines) + "\n",
+        "of #20 changed in the numbers: results/d_test_equivalence.md."
+        + (
+            f" `--before {before}`: that commit's `spatial/` in the same runs, alternating with this one."
+            if before
+            else ""
+        )
+        + "\n\n"
+        + "\n".join(lines)
+        + "\n",
     )
 
 
@@ -108,4 +154,5 @@ if __name__ == "__main__":
     sizes = tuple(int(s) for s in args[args.index("--sizes") + 1].split(",")) if "--sizes" in args else None
     full_at = tuple(int(s) for s in args[args.index("--full-at") + 1].split(",") if s) if "--full-at" in args else None
     repeats = int(args[args.index("--repeats") + 1]) if "--repeats" in args else 3
-    main(sizes or (10_000, 100_000, 1_000_000), full_at if full_at is not None else (100_000,), repeats)
+    before = args[args.index("--before") + 1] if "--before" in args else None
+    main(sizes or (10_000, 100_000, 1_000_000), full_at if full_at is not None else (100_000,), repeats, before)

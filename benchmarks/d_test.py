@@ -107,7 +107,8 @@ def checkout(commit: str) -> str:
 
 
 def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 3, before: str | None = None) -> None:
-    """Each size ``repeats`` times; with ``before`` (a commit) its code too, runs alternating before, after."""
+    """Each size ``repeats`` times; with ``before`` (a commit) its code too, runs alternating before, after. The
+    table is written after each size (a run cut short keeps the sizes done)."""
     sides = {"": ""} if before is None else {f" before ({before})": checkout(before), " after": ""}
     cols = {}
     for n in sizes:
@@ -119,11 +120,19 @@ def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 
                 print(runs[side][-1], file=sys.stderr, flush=True)
         for side in sides:
             cols[f"{n:,} areas{side}"] = merge(runs[side])
+        report(cols, repeats, before)
+
+
+def report(cols: dict, repeats: int, before: str | None) -> None:
     names = list(dict.fromkeys(k for c in cols.values() for k in c if k != "areas"))
     lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for k in names:
         cells = [cols[n].get(k, "—") for n in cols]
         lines.append(f"| {k} | " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in cells) + " |")
+    against = (
+        f" `--before {before}`: this checkout with the files of the speed-up ({', '.join(SPEEDUP)}) as of {before}, "
+        "in the same runs, alternating with it."
+    )
     write(
         "d_test",
         header("999-simulation D test with its calibrated interval, 10,000 to 1,000,000 areas (#20)")
@@ -133,11 +142,7 @@ def main(sizes=(10_000, 100_000, 1_000_000), full_at=(100_000,), repeats: int = 
         "The null's draws alone run on one thread (the test runs them on two). The full calibration "
         '(`calibration="full"`) runs after it in the first run where shown, on the same data. What the speed-up '
         "of #20 changed in the numbers: results/d_test_equivalence.md."
-        + (
-            f" `--before {before}`: that commit's `spatial/` in the same runs, alternating with this one."
-            if before
-            else ""
-        )
+        + (against if before else "")
         + "\n\n"
         + "\n".join(lines)
         + "\n",

@@ -109,8 +109,9 @@ def pair_ratios(ref, ours) -> list[float]:
 RATIOS: dict[str, dict] = {}  # ratios measured since the last write(), recorded with that topic's results
 
 
-def _fmt(r: float) -> str:
-    return f"{r:,.0f}" if r >= 10 else f"{r:.2f}"
+def _fmt(r: float, like: float | None = None) -> str:
+    """``601`` or ``1.27``; ``like``: format as that number is (a range in the style of its median)."""
+    return f"{r:,.0f}" if (r if like is None else like) >= 10 else f"{r:.2f}"
 
 
 def ratio(ref, ours, key: str | None = None) -> str:
@@ -120,7 +121,7 @@ def ratio(ref, ours, key: str | None = None) -> str:
     pairs = pair_ratios(ref, ours)
     if key:
         RATIOS[key] = {"median": r, "min": min(pairs), "max": max(pairs), "pairs": len(pairs)}
-    rng = f" ({_fmt(min(pairs))}–{_fmt(max(pairs))})" if len(pairs) > 1 else " (one pair)"
+    rng = f" ({_fmt(min(pairs), r)}–{_fmt(max(pairs), r)})" if len(pairs) > 1 else " (one pair)"
     return f"{_fmt(r)}×{rng}"
 
 

@@ -62,17 +62,25 @@ def compare(topic: str, old: dict, new: dict) -> list[dict]:
     for key in dict.fromkeys([*old["ratios"], *new["ratios"]]):
         a, b = old["ratios"].get(key), new["ratios"].get(key)
         ok = a is not None and b is not None and reproduced(a, b)
+        how = "yes" if ok and abs(b["median"] / a["median"] - 1) <= TOLERANCE else "yes, inside the range"
         rows.append(
             {
                 "module": topic,
                 "ratio": key,
-                f"earlier ({old['when']}, load {old['load'][0]})": _cell(a),
-                f"later ({new['when']}, load {new['load'][0]})": _cell(b),
+                "earlier run": _cell(a),
+                "later run": _cell(b),
                 "change of median": f"{b['median'] / a['median'] - 1:+.0%}" if a and b else "",
-                "reproduced": ("yes" if ok else "**no**") if a and b else "one run only",
+                "reproduced": (how if ok else "**no**") if a and b else "one run only",
             }
         )
     return rows
+
+
+def _runs_line(topic: str, old: dict, new: dict) -> str:
+    when = "; ".join(
+        f"{k} {r['when']}, load {'/'.join(map(str, r['load']))}" for k, r in (("earlier", old), ("later", new))
+    )
+    return f"`{topic}`, {new['mode']} mode ({when})"
 
 
 def _table(rows: list[dict]) -> str:
@@ -97,8 +105,8 @@ def readme_section(results: Path) -> str:
         rows = compare(topic, old, new)
         for r in rows:
             del r["module"]
-        ok = sum(r["reproduced"] == "yes" for r in rows)
-        parts.append(f"`{topic}`, {old['mode']} mode: {ok} of {len(rows)} ratios reproduced.\n\n{_table(rows)}\n")
+        ok = sum(r["reproduced"].startswith("yes") for r in rows)
+        parts.append(f"{_runs_line(topic, old, new)}: {ok} of {len(rows)} ratios reproduced.\n\n{_table(rows)}\n")
     singles = [t for t in topics(results) if len(runs(results, t)) < 2]
     if singles:
         parts.append("Recorded once so far (no comparison yet): " + ", ".join(f"`{t}`" for t in singles) + ".\n\n")
@@ -111,10 +119,13 @@ def report(recorded: Path, fresh: Path | None, names: list[str], mode: str) -> b
     rows = []
     for topic in names or topics(recorded):
         if fresh is None:
-            rows += [r for _, old, new in _pairs(recorded, [topic], mode) for r in compare(topic, old, new)]
+            for _, old, new in _pairs(recorded, [topic], mode):
+                print(_runs_line(topic, old, new))
+                rows += compare(topic, old, new)
             continue
         old, new = runs(recorded, topic, mode), runs(fresh, topic, mode)
         if old and new:
+            print(_runs_line(topic, old[-1], new[-1]).replace("later", "fresh").replace("earlier", "recorded"))
             rows += compare(topic, old[-1], new[-1])
         else:
             print(f"[check] {topic}: {'no recorded run in ' + mode + ' mode' if not old else 'no fresh ratios'}")
@@ -122,7 +133,7 @@ def report(recorded: Path, fresh: Path | None, names: list[str], mode: str) -> b
         print("[check] no ratios to compare")
         return False
     print(_table(rows))
-    bad = [f"{r['module']}: {r['ratio']}" for r in rows if r["reproduced"] != "yes"]
+    bad = [f"{r['module']}: {r['ratio']}" for r in rows if not r["reproduced"].startswith("yes")]
     print(f"[check] {len(rows) - len(bad)} of {len(rows)} ratios reproduced (±{TOLERANCE:.0%} or inside the range)")
     for b in bad:
         print(f"[check] not reproduced: {b}")

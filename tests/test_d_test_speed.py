@@ -109,3 +109,51 @@ def test_kept_row_sums_are_few():
         rows.append(row)
         assert _row_sums(np.broadcast_to(row, (1, 10)))[0] == 10 * k
     assert len(_ROW_SUMS) == 8 and id(rows[-1]) in _ROW_SUMS and id(rows[0]) not in _ROW_SUMS
+
+
+def test_small_areas_at_differing_shares_are_drawn_exactly_by_inversion():
+    """The large path's small areas at λ ≠ 0 (a share each): tabulated CDFs equal scipy's, the draws follow the
+    binomial (chi-square), shares above ½ and the edges (t = 0, p = 0, p = 1) come out right, seeded."""
+    from scipy import stats
+
+    from spatial.indices.inference.inversion import TAIL, Inversion
+
+    rng = np.random.default_rng(0)
+    t, p = rng.integers(0, 3000, 6000), rng.uniform(0, 1, 6000)
+    small = t * p * (1 - p) < 9
+    t, p = t[small], p[small]
+    order = np.lexsort((p, t))
+    t, p = t[order], p[order]
+    inv = Inversion(t, p)
+    q = np.minimum(p, 1 - p)
+    cdf = inv.cdf.reshape(-1, inv.width)[inv.row]
+    exact = stats.binom.cdf(np.arange(inv.width), t[:, None], q[:, None])
+    np.testing.assert_allclose(cdf[:, :-1], exact[:, :-1], rtol=0, atol=1e-13)
+    assert (1 - exact[:, -2]).max() < 2 * TAIL and (cdf[:, -1] == 1).all()  # the last cell takes a negligible tail
+    for tt, pp in ((80, 0.11), (23, 0.6), (4000, 0.0015), (12, 0.97)):
+        draws = Inversion(np.array([tt]), np.array([pp])).draw(np.random.default_rng(tt), 100_000)[:, 0]
+        lo, hi = stats.binom.ppf([1e-4, 1 - 1e-4], tt, pp)  # both tails pooled: every cell expects >= 10
+        cells = np.clip(draws, lo, hi) - lo
+        expected = np.diff(stats.binom.cdf(np.arange(lo - 1, hi + 1), tt, pp), prepend=0, append=1)[1:-1]
+        expected[0], expected[-1] = stats.binom.cdf(lo, tt, pp), stats.binom.sf(hi - 1, tt, pp)
+        observed = np.bincount(cells.astype(int), minlength=len(expected))
+        assert stats.chisquare(observed, expected * len(draws) / expected.sum()).pvalue > 0.001, (tt, pp)
+        assert abs(draws.mean() - tt * pp) < 5 * np.sqrt(tt * pp * (1 - pp) / len(draws)), (tt, pp)
+    edges = Inversion(np.array([0, 50, 50, 7]), np.array([0.3, 0.0, 1.0, 0.999])).draw(np.random.default_rng(1), 4)
+    assert (edges == [0, 0, 50, 7]).all()
+    np.testing.assert_array_equal(inv.draw(np.random.default_rng(5), 3), inv.draw(np.random.default_rng(5), 3))
+
+
+def test_the_large_path_sampler_uses_inversion_where_shares_differ():
+    rng = np.random.default_rng(2)
+    t = rng.integers(20, 400, 3000).astype(float)
+    p = rng.uniform(0.01, 0.3, 3000)
+    fast, plain = BinomialSampler(t, p, fast=True), BinomialSampler(t, p)
+    assert fast.inversion is not None and plain.inversion is None and fast.tables is None
+    a = fast.draw(np.random.default_rng(3), 2000)[:, fast.exact]
+    b = plain.draw(np.random.default_rng(3), 2000)[:, plain.exact]  # numpy's binomial, the same areas
+    order = np.argsort(fast.exact)
+    a, b = a[:, order], b[:, np.argsort(plain.exact)]
+    assert np.abs(a.mean(axis=0) - b.mean(axis=0)).max() < 0.5
+    np.testing.assert_allclose(a.mean(), b.mean(), rtol=0.01)
+    np.testing.assert_allclose(a.var(axis=0).mean(), b.var(axis=0).mean(), rtol=0.03)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ...cancel import checkpoint
+from .inversion import Inversion
 
 _BLOCK_BYTES = 64 * 2**20  # upper bound on one simulated block
 
@@ -126,7 +127,7 @@ class BinomialSampler:
         self.reuse = reuse
         self._buffer = np.empty((0, len(t)), np.float32)
         self.fast = fast
-        self.tables = None
+        self.tables = self.inversion = None
         self.clip_low = self.clip_high = True
         if fast:  # table normals are bounded: only if those bounds can push an area outside [0, t] is it clipped
             reach = np.float32(TABLE_BOUND) * self.sd
@@ -134,6 +135,8 @@ class BinomialSampler:
             self.high = np.flatnonzero(self.mean + reach > self.top)
             self.clip_low, self.clip_high = len(self.low) > 0, len(self.high) > 0
             self.tables = _quantile_tables(self.trials, self.p_exact)
+            if self.tables is None and len(self.exact):  # shares differ (λ ≠ 0): tabulated CDFs, not numpy's loop
+                self.inversion = Inversion(self.trials, self.p_exact)
 
     def _out(self, b: int) -> np.ndarray:
         if not self.reuse:
@@ -184,6 +187,8 @@ class BinomialSampler:
             idx = _bits(rng, len(out) * len(offset)).reshape(len(out), -1).astype(np.intp)
             idx += offset
             out[:, self.exact] = np.take(flat, idx)
+        elif self.inversion is not None:
+            out[:, self.exact] = self.inversion.draw(rng, len(out))
         elif len(self.exact):
             out[:, self.exact] = rng.binomial(self.trials, self.p_exact, size=(len(out), len(self.exact)))
         return out

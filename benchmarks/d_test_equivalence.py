@@ -2,12 +2,12 @@
 
 The null's counts are the same numbers as before (same generator calls; tests/test_d_test_speed.py). Two things
 moved: D of float32 counts is summed over a common denominator (rounding), and on the large-city path the small
-areas' exact draws at λ ≠ 0 are made in another order (by population and share, not population only: the same
-draws handed to other areas of the same kind). Measured here at 10,000 areas (the grid city's populations):
+areas' exact draws at λ ≠ 0 are made by inversion of tabulated CDFs instead of numpy's binomial, in another
+order (by population and share): other uniforms, the same distribution. Measured here at 10,000 areas (the grid city's populations):
 
 1. D both ways on the same null draws, many seeds: largest relative difference; the null's mean and sd per seed.
 2. Size: cities drawn under random allocation, the share of p-values <= 0.05 and <= 0.01 with either D.
-3. The large-city interval with the small areas in the old order and in the new one, over seeds.
+3. The large-city interval with the small areas drawn as before and as now, over seeds.
 
 python -m benchmarks.d_test --equivalence   (about 2 min on an idle core)
 """
@@ -95,7 +95,8 @@ def size(replicates: int = 400) -> str:
 
 @contextlib.contextmanager
 def old_order():
-    """BinomialSampler with its small areas ordered by population only (before #20) on the large path too."""
+    """BinomialSampler as before #20 on the large path: small areas ordered by population only, drawn by numpy's
+    binomial where their shares differ (not by inversion)."""
     init = BinomialSampler.__init__
 
     def patched(self, t, p, reuse=False, fast=False):
@@ -107,6 +108,7 @@ def old_order():
             self.trials = np.rint(t[self.exact]).astype(np.int64)
             self.p_exact = np.clip(shares[self.exact], 0, 1)
             self.tables = _quantile_tables(self.trials, self.p_exact)
+            self.inversion = None  # numpy's binomial where shares differ, as before
 
     BinomialSampler.__init__ = patched
     try:
@@ -121,16 +123,16 @@ def interval(seeds: int = 20) -> str:
     observed = float(D(x, t))
     reuse.ENABLED = False
     rows = {}
-    for name, ctx in (("old order", old_order), ("new order", contextlib.nullcontext)):
+    for name, ctx in (("before", old_order), ("now", contextlib.nullcontext)):
         with ctx():
             cal = [calibrate(D, (x, t), "two_group", observed, seed=s, path="asymptotic") for s in range(seeds)]
         rows[name] = np.array([[c["estimate"], c["ci_low"], c["ci_high"]] for c in cal])
     reuse.ENABLED = True
-    old, new = rows["old order"], rows["new order"]
+    old, new = rows["before"], rows["now"]
     half = float(np.mean(old[:, 2] - old[:, 1]) / 2)
     sd = old.std(axis=0, ddof=1)
     lines = [
-        f"3. **Large-city interval, small areas in the old and the new order** ({seeds} seeds, the grid city's "
+        f"3. **Large-city interval, small areas drawn as before (numpy's binomial) and now (inversion)** ({seeds} seeds, the grid city's "
         f"counts, D {observed:.5f}; mean half-width {half:.3g}):\n",
         "| | estimate | ci_low | ci_high |",
         "|---|---|---|---|",
@@ -144,7 +146,7 @@ def interval(seeds: int = 20) -> str:
     diff = (new - old).mean(axis=0)
     se = (new - old).std(axis=0, ddof=1) / np.sqrt(seeds)
     lines.append(
-        "| mean difference new − old (its SE) | " + " | ".join(f"{d:.2g} ({e:.2g})" for d, e in zip(diff, se)) + " |"
+        "| mean difference now − before (its SE) | " + " | ".join(f"{d:.2g} ({e:.2g})" for d, e in zip(diff, se)) + " |"
     )
     lines.append("| same, in seed-to-seed sds | " + " | ".join(f"{d / s:.2g}" for d, s in zip(diff, sd)) + " |")
     return "\n".join(lines) + "\n"

@@ -5,11 +5,17 @@ a fresh registry, the server started on it (stopped by its pid), and for the sha
 map page is opened at zooms 5, 9 and 13 from the URL's ``at=`` state. "Drawn": the tile layer is not loading
 (Leaflet's own state, the one its ``load`` event reports), none of its tiles is provisional (sent empty while the
 server's index is built; the page asks again) and a tile holds shapes. Recorded per view
-and zoom: the time from navigation to drawn, the page's bytes (HTML, scripts, tiles), console errors; per
-run: the first page render on the server, the page's interactive routes (search, area panel), the offline
-download and the server's RSS. Screenshots go to benchmarks/out/.
+and zoom: the time from navigation to drawn, the page's bytes (HTML, scripts, tiles), the shapes drawn and how
+(SVG or canvas), console errors; per run: the first page render on the server, the page's interactive routes
+(search, area panel), the offline download and the server's RSS. Screenshots go to benchmarks/screenshots/.
 
-python -m benchmarks.scale_page [--n 1000000] [--voronoi] [--alternatives] [--timeout 600] [--set SEGMAP_X=v]
+``--data DIR`` keeps the registry in DIR and reuses a city already registered there (iterate without building a
+million areas again; the server's caches there may then be warm, which the results say). ``--kinds``, ``--views``
+and ``--zooms`` choose a part, so a run fits a hold of the bench lock; each kind's results are kept in
+benchmarks/out/scale_page_<kind>.json and the report is written from every kind measured so far.
+
+python -m benchmarks.scale_page [--n 1000000] [--kinds grid,voronoi] [--views share,lisa] [--zooms 5,9,13]
+    [--data DIR] [--routes] [--alternatives] [--timeout 600] [--set SEGMAP_X=v]
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from server import LiveServer  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
+SHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-ZOOMS = (5, 9, 13)
-VIEWS = ("share", "lisa")
+ZOOMS = [5, 9, 13]
+VIEWS = ["share", "lisa"]  # --views and --zooms narrow these lists in place
 ENV: dict[str, str] = {}  # the server's settings beyond the defaults (--set NAME=VALUE)
 ALTERNATIVES = "--alternatives" in sys.argv  # also time PMTiles, PNG, CSV and GeoParquet (minutes at 1M)
 
@@ -54,8 +61,7 @@ print(json.dumps({"build": t1 - t0, "register": t2 - t1, "bounds": [float(v) for
 DRAWN = """() => new Promise(resolve => {
   const check = () => {
     const s = window.segmap, layer = s && s.layers && s.layers.vector;
-    const drawn = layer && !layer.isLoading() && !s.page.provisional() &&
-      document.querySelectorAll('.leaflet-tile path').length > 0;
+    const drawn = layer && !layer.isLoading() && !s.page.provisional() && s.page.shapes() > 0;
     if (drawn) resolve(performance.now()); else setTimeout(check, 100);
   };
   check();
@@ -69,7 +75,8 @@ WEIGHT = """() => {
   const last = tiles.reduce((a, r) => Math.max(a, r.responseEnd), 0) / 1000;  // the last tile's bytes arrived
   return {html: nav ? (nav.transferSize || nav.encodedBodySize) : 0, total: (nav ? nav.transferSize : 0) + sum(res),
           tiles_in_s: last,
-          tiles: tiles.length, tile_bytes: sum(tiles), paths: document.querySelectorAll('.leaflet-tile path').length};
+          tiles: tiles.length, tile_bytes: sum(tiles), paths: window.segmap.page.shapes(),
+          renderer: window.segmap.cfg.canvas ? 'canvas' : 'svg'};
 }"""
 
 
@@ -98,11 +105,16 @@ def timed_get(client: httpx.Client, url: str, timeout: float) -> dict:
     return {"status": r.status_code, "s": time.perf_counter() - t0, "bytes": len(r.content), "body": r.text[:300]}
 
 
-def server_side(base: str, dataset_id: str, timeout: float) -> dict:
+def server_side(base: str, dataset_id: str, timeout: float, routes: bool) -> dict:
     """The page's HTML per view (its first, uncached render and a cached one), the interactive routes and the
-    offline download, timed from the client."""
+    offline download, timed from the client; without ``routes`` the offline download alone."""
     out: dict = {}
     with httpx.Client() as c:
+        # The first request to a fresh server also reads the million areas from the registry (any route would).
+        out["offline download"] = timed_get(c, f"{base}/maps/{dataset_id}/download?view=lisa", timeout)
+        out["offline download again"] = timed_get(c, f"{base}/maps/{dataset_id}/download?view=share", timeout)
+        if not routes:
+            return out
         for view in VIEWS:
             url = f"{base}/maps/{dataset_id}?view={view}"
             out[f"page {view} first"] = timed_get(c, url, timeout)
@@ -111,7 +123,6 @@ def server_side(base: str, dataset_id: str, timeout: float) -> dict:
         out["search again"] = timed_get(c, f"{base}/maps/{dataset_id}/search?q=a12345", timeout)
         out["area panel"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a123456&view=lisa", timeout)
         out["area panel again"] = timed_get(c, f"{base}/maps/{dataset_id}/area?area=a223456&view=lisa", timeout)
-        out["offline download"] = timed_get(c, f"{base}/maps/{dataset_id}/download", timeout)
         if not ALTERNATIVES:
             return out
         # What the page links beside it, and what the download's refusal names instead.
@@ -140,6 +151,7 @@ def in_browser(base: str, dataset_id: str, centre: tuple[float, float], tag: str
 
 def _open(browser, base, dataset_id, view, z, centre, tag, timeout) -> dict:
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.add_init_script("performance.setResourceTimingBufferSize(100000)")  # 250 by default: tiles re-asked overflow it
     page = ctx.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -152,10 +164,10 @@ def _open(browser, base, dataset_id, view, z, centre, tag, timeout) -> dict:
         page.wait_for_selector("html[data-segmap-ready]", timeout=timeout * 1000)
         row["drawn s"] = page.evaluate(DRAWN) / 1000
         row.update(page.evaluate(WEIGHT))
-        shot = OUT / f"scale_page_{tag}_{view}_z{z}.png"
-        OUT.mkdir(exist_ok=True)
+        shot = SHOTS / f"scale_page_{tag}_{view}_z{z}.png"
+        SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(shot))
-        row["screenshot"] = str(shot.relative_to(OUT.parent.parent))
+        row["screenshot"] = str(shot.relative_to(SHOTS.parent.parent))
     except Exception as exc:  # a page that never draws is the result, not a crash of the benchmark
         row["drawn s"] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
     row["console errors"] = errors
@@ -163,65 +175,94 @@ def _open(browser, base, dataset_id, view, z, centre, tag, timeout) -> dict:
     return row
 
 
-def run(kind: str, n: int, timeout: float) -> dict:
+def register(kind: str, n: int, root: Path, dataset_id: str) -> dict:
+    """Build and register the city in ``root``, or reuse it when this benchmark registered it there before."""
+    done = root / f"scale_page_{dataset_id}.json"
+    if done.exists():
+        return {**json.loads(done.read_text()), "reused": True}
+    reg = child(REGISTER, kind, n, root, dataset_id, timeout=3600)
+    done.write_text(json.dumps(reg))
+    return {**reg, "reused": False}
+
+
+def run(kind: str, n: int, timeout: float, data: Path | None, routes: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="segmap-scale-page-") as tmp:
+        root = data or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         dataset_id = f"{kind}-{n // 1000}k"
-        reg = child(REGISTER, kind, n, tmp, dataset_id, timeout=3600)
+        reg = register(kind, n, root, dataset_id)
         west, south, east, north = reg["bounds"]
         centre = ((south + north) / 2, (west + east) / 2)
-        server = LiveServer(
-            data_dir=Path(tmp),
-            env={"SEGMAP_REGISTER_BUNDLED": "false", **ENV},
-        )
+        server = LiveServer(data_dir=root, env={"SEGMAP_REGISTER_BUNDLED": "false", **ENV})
+        load0 = os.getloadavg()[0]
         base = server.start()
         try:
             rss0 = rss_mb(server.proc.pid)
-            routes = server_side(base, dataset_id, timeout)
+            got = server_side(base, dataset_id, timeout, routes)
             rss1 = rss_mb(server.proc.pid)
             pages = in_browser(base, dataset_id, centre, f"{kind}_{n // 1000}k", timeout)
             rss2 = rss_mb(server.proc.pid)
             log = server.read_log()[-3000:]
         finally:
             server.stop()
-    return {"kind": kind, "n": n, "env": dict(ENV), "register": reg, "routes": routes, "pages": pages,
+    return {"kind": kind, "n": n, "env": dict(ENV), "register": reg, "routes": got, "pages": pages,
+            "load": [load0, os.getloadavg()[0]], "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "rss": {"started": rss0, "after routes": rss1, "after browser": rss2}, "log": log}  # fmt: skip
+
+
+RUNS = OUT / "scale_page_runs"  # one JSON per run; the report is made from all of them (delete old ones to drop)
+
+
+def _section(r: dict) -> str:
+    reg = r["register"]
+    how = "reused from an earlier run (its caches may be warm)" if reg.get("reused") else "built for this run"
+    text = (
+        f"## {r['kind']}, {r['n']:,} areas: run of {r.get('at', '?')}, load average (1 min) "
+        f"{r.get('load', [0, 0])[0]:.1f} at the start, {r.get('load', [0, 0])[1]:.1f} at the end\n\n"
+        f"Server settings beyond the defaults: {r['env'] or 'none'}. Data folder {how}: dataset built in "
+        f"{reg['build']:.1f} s, registered in {reg['register']:.1f} s. Server RSS (1 worker): "
+        f"{r['rss']['started']:.0f} MB started, {r['rss']['after routes']:.0f} MB after the routes below, "
+        f"{r['rss']['after browser']:.0f} MB after the browser runs.\n\n"
+        "| route | status | s | KiB |\n|---|---|---|---|\n"
+    )
+    for name, v in r["routes"].items():
+        text += f"| {name} | {v['status']} | {v['s']:.2f} | {v['bytes'] / 1024:.0f} |\n"
+    text += "\n| view | zoom | drawn s | last tile in s | page KiB | tiles | tile KiB | shapes | drawn as |"
+    text += " console errors | screenshot |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    for p in r["pages"]:
+        s = p["drawn s"]
+        text += (
+            f"| {p['view']} | {p['zoom']} | {s if isinstance(s, str) else f'{s:.2f}'} | {p.get('tiles_in_s', 0):.2f} | "
+            f"{p.get('total', 0) / 1024:.0f} | {p.get('tiles', '')} | {p.get('tile_bytes', 0) / 1024:.0f} | "
+            f"{p.get('paths', '')} | {p.get('renderer', 'svg')} | {len(p['console errors'])} | "
+            f"{p.get('screenshot', '')} |\n"
+        )
+    return text + "\n"
 
 
 def render(results: list[dict]) -> str:
     text = header("The map page at a million areas: uvicorn on 127.0.0.1 and headless Chromium (issue 20)")
-    for r in results:
-        text += (
-            f"## {r['kind']}, {r['n']:,} areas\n\n"
-            f"Server settings beyond the defaults: {r['env'] or 'none'}. "
-            f"Dataset built in {r['register']['build']:.1f} s, registered in {r['register']['register']:.1f} s. "
-            f"Server RSS (1 worker): {r['rss']['started']:.0f} MB started, {r['rss']['after routes']:.0f} MB after "
-            f"the routes below, {r['rss']['after browser']:.0f} MB after the browser runs.\n\n"
-            "| route | status | s | KiB |\n|---|---|---|---|\n"
-        )
-        for name, v in r["routes"].items():
-            text += f"| {name} | {v['status']} | {v['s']:.2f} | {v['bytes'] / 1024:.0f} |\n"
-        text += "\n| view | zoom | drawn s | last tile in s | page KiB | tiles | tile KiB | shapes | console errors |"
-        text += " screenshot |\n|---|---|---|---|---|---|---|---|---|---|\n"
-        for p in r["pages"]:
-            s = p["drawn s"]
-            text += (
-                f"| {p['view']} | {p['zoom']} | {s if isinstance(s, str) else f'{s:.2f}'} | {p.get('tiles_in_s', 0):.2f} | "
-                f"{p.get('total', 0) / 1024:.0f} | {p.get('tiles', '')} | {p.get('tile_bytes', 0) / 1024:.0f} | "
-                f"{p.get('paths', '')} | {len(p['console errors'])} | {p.get('screenshot', '')} |\n"
-            )
-        text += "\n"
+    for r in sorted(results, key=lambda r: (r["kind"], r.get("at", ""))):
+        text += _section(r)
     return text + (
         "`drawn s`: from navigation (a fresh browser context, cold cache) to the tile layer's `load` event with "
-        "shapes drawn; the first row of each view includes the server's render of the page when not cached. "
-        "`last tile in s`: when the last tile's bytes had arrived (the rest of `drawn s` is the browser drawing). "
-        "`page KiB`: transfer sizes of the HTML and every resource (tiles included) the page loaded.\n"
+        "shapes drawn and no tile provisional; the first row of each view includes the server's render of the page "
+        "when not cached. `last tile in s`: when the last tile's bytes had arrived (the rest of `drawn s` is the "
+        "browser decoding and drawing). `shapes`: shapes in the loaded tiles (areas, or merged cells where areas are "
+        "under 2 px). `drawn as`: SVG elements, or one canvas per tile (above SEGMAP_CANVAS_AREAS). `page KiB`: "
+        "transfer sizes of the HTML and every resource (tiles included) the page loaded.\n"
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--voronoi", action="store_true")
+    ap.add_argument("--kinds", default="grid", help="grid, voronoi or grid,voronoi")
+    ap.add_argument("--voronoi", action="store_true", help="the same as --kinds grid,voronoi")
+    ap.add_argument("--views", default=",".join(VIEWS))
+    ap.add_argument("--zooms", default=",".join(map(str, ZOOMS)))
+    ap.add_argument("--data", type=Path, help="keep the registry here and reuse a city registered there before")
+    ap.add_argument("--routes", action="store_true", help="also time the page's HTML, search and area panel")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--alternatives", action="store_true", help="also time PMTiles, PNG, CSV, GeoParquet")
     ap.add_argument(
@@ -229,11 +270,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     ENV.update(kv.split("=", 1) for kv in args.set)
-    kinds = ("grid", "voronoi") if args.voronoi else ("grid",)
-    results = [run(k, args.n, args.timeout) for k in kinds]
-    OUT.mkdir(exist_ok=True)
-    (OUT / "scale_page.json").write_text(json.dumps(results, indent=1))
-    write("scale_page", render(results))
+    VIEWS[:] = args.views.split(",")
+    ZOOMS[:] = [int(z) for z in args.zooms.split(",")]
+    kinds = ("grid", "voronoi") if args.voronoi else tuple(args.kinds.split(","))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    print(f"scale_page: started {time.strftime('%H:%M:%S')}, load {os.getloadavg()}", file=sys.stderr)
+    for k in kinds:
+        result = run(k, args.n, args.timeout, args.data, args.routes or ALTERNATIVES)
+        (RUNS / f"{k}-{args.n // 1000}k-{time.strftime('%H%M%S')}.json").write_text(json.dumps(result, indent=1))
+    write("scale_page", render([json.loads(f.read_text()) for f in sorted(RUNS.glob("*.json"))]))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class Page:
             self.p.lang,  # negotiated from lang= or Accept-Language
             self.settings.basemap_url,
             self.settings.max_offline_areas,
+            self.settings.canvas_areas,  # the page says whether its tiles are drawn on canvas
             assets.RENDER_VERSION,
         )
         return await cached(

@@ -40,6 +40,9 @@ def quiet_read():
         with _lock:
             _state["readers"] -= 1
             if _state["readers"] == 0:
+                # Frozen before collections resume: else the first allocation after gc.enable() collects the
+                # youngest generation, now holding every object of the read (a million geometries at 1M areas).
+                gc.freeze()
                 sys.setswitchinterval(_state["switch"])
                 if _state["gc"]:
                     gc.enable()

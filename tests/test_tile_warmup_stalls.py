@@ -60,6 +60,7 @@ class _Pending:
         return ("d", "v", 5, None)
 
     def load(self):
+        self.made = [[i] for i in range(500)]  # the read's own objects
         self.seen = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "switch": sys.getswitchinterval()}
         if self.fail:
             raise OSError("unreadable")
@@ -77,6 +78,9 @@ def test_a_background_read_runs_with_no_collection_and_what_lived_frozen():
         assert pending.seen["enabled"] is False and pending.seen["frozen"] >= len(keep)
         assert pending.seen["switch"] <= 0.001  # a request waiting for the GIL gets it within 1 ms, not 5
         assert gc.isenabled() and sys.getswitchinterval() == switch  # both restored after the read
+        assert all(gc.is_tracked(m) for m in pending.made)
+        young = {id(o) for o in gc.get_objects()}  # the generations a collection traverses (not the frozen)
+        assert not any(id(m) in young for m in pending.made)  # frozen before gc.enable(), not collected
         failing = _Pending(fail=True)
         try:
             service._read(failing.key(), failing)

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from shapely import box
 
-from benchmarks.common import header, ratio, table, write
+from benchmarks.common import QUICK, header, ratio, table, write
 
 PLACES, MIN_AREAS, MAX_AREAS = 1000, 500, 20_000
 PERMUTATIONS, LOCAL_PERMUTATIONS = 99, 999
@@ -127,7 +127,9 @@ def segmap_loop(jobs, opts) -> float:
     return time.perf_counter() - start
 
 
-def main(places: int = 30, n_pysal: int = 20, out: str | None = None) -> None:
+def main(places: int | None = None, n_pysal: int = 20, out: str | None = None, quick: bool = QUICK) -> None:
+    """``places``: default 30, 20 in quick mode (`make bench`: the cluster runs are minutes on a loaded machine)."""
+    places = places or (20 if quick else 30)
     from spatial.batch import read_manifest
     from spatial.batch.job import Options
 

@@ -56,7 +56,7 @@ def main(quick: bool = QUICK) -> None:
         n_theirs = len(mapbox_vector_tile.decode(theirs)["areas"]["features"])
         assert n_ours == n_theirs == n, (n_ours, n_theirs, n)
         # segmap's side is the load-sensitive one (a fraction of a second): more samples of it than of the anchor
-        reps = (7 if n <= 10_000 else {"ours": 7, "ref": 3}) if quick else (9 if n <= 10_000 else {"ours": 9, "ref": 5})
+        reps = (7 if n <= 10_000 else {"ours": 7, "ref": 2}) if quick else (9 if n <= 10_000 else {"ours": 9, "ref": 5})
         times = alternate(
             {
                 "ours": lambda geoms=geoms, cols=cols: encode_polygons(geoms, cols),
@@ -83,7 +83,7 @@ def main(quick: bool = QUICK) -> None:
         "y down and winding checks, given ready-made feature dicts (building them is not timed). Each side encoded "
         f"once untimed (the tiles are decoded and must hold the same {rows[0]['features']} / "
         f"{rows[-1]['features']} features), then {'7' if quick else '9'} alternating samples a side (at 100,000 "
-        f"features mapbox-vector-tile joins the first {'3' if quick else '5'}); "
+        f"features mapbox-vector-tile joins the first {'2' if quick else '5'}); "
         "segmap's encode repeated within a sample until it takes ~50 ms (time per encode shown)."
     )
     write(

@@ -217,7 +217,7 @@ def _section(r: dict) -> str:
     reg = r["register"]
     how = "reused from an earlier run (its caches may be warm)" if reg.get("reused") else "built for this run"
     text = (
-        f"## {r['kind']}, {r['n']:,} areas: run of {r.get('at', '?')}, load average (1 min) "
+        f"## {r['kind']}, {r['n']:,} areas: run ended {r.get('at', '?')}, load average (1 min) "
         f"{r.get('load', [0, 0])[0]:.1f} at the start, {r.get('load', [0, 0])[1]:.1f} at the end\n\n"
         f"Server settings beyond the defaults: {r['env'] or 'none'}. Data folder {how}: dataset built in "
         f"{reg['build']:.1f} s, registered in {reg['register']:.1f} s. Server RSS (1 worker): "
@@ -243,7 +243,9 @@ def _section(r: dict) -> str:
 BEFORE = (
     "Before the canvas renderer (commit c61b284's run of the grid, every tile an SVG element per shape, load average "
     "8–14): zoom 5 9.3 s (share) and 16.8 s (LISA), zoom 9 55.4 s and 43.4 s (222,878 shapes), zoom 13 6.7 s and "
-    "6.3 s.\n\n"
+    "6.3 s. A run on a data folder built for it includes the server building its shared tile index: tiles are "
+    "sent provisional (empty, not cached) meanwhile and the page asks again every 2 s, so `tiles` counts those "
+    "requests too and the first zooms opened wait for the index.\n\n"
 )
 
 

@@ -13,6 +13,7 @@ import sys
 
 import fastapi.routing
 import geopandas as gpd
+import numpy as np
 import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box
@@ -24,6 +25,7 @@ from app.quietread import quiet_read
 from app.settings import Settings
 from app.tilebuild import lower_priority
 from app.tileservice import TileService
+from app.tilestore import simplified
 
 
 def test_routes_are_built_at_startup_not_in_the_first_tile_request(tmp_path, monkeypatch):
@@ -138,3 +140,15 @@ def test_phase_marks_are_written_only_when_asked(tmp_path, monkeypatch):
     (line,) = (tmp_path / f"{os.getpid()}.jsonl").read_text().splitlines()
     got = json.loads(line)
     assert got["what"] == "response" and got["path"] == "/a" and got["pid"] == os.getpid()
+
+
+def test_a_provisional_tile_simplifies_only_polygons_of_many_coordinates(monkeypatch):
+    squares = [box(i, 0, i + 1, 1) for i in range(50)]
+    circle = shapely.Point(0, 0).buffer(100, quad_segs=64)  # 257 coordinates
+    geoms = np.array([*squares, circle], dtype=object)
+    sizes, real = [], shapely.simplify
+    monkeypatch.setattr(shapely, "simplify", lambda g, *a, **k: sizes.append(len(g)) or real(g, *a, **k))
+    out = simplified(geoms, 5.0)
+    assert sizes == [1]  # the circle alone: 50 squares were simplified for nothing
+    assert all(a is b for a, b in zip(out[:50], squares)) and geoms[50] is circle  # the input untouched
+    assert shapely.get_num_coordinates(out[50]) < 257 and out[50].equals(real(circle, 5.0, preserve_topology=True))

@@ -101,3 +101,20 @@ def test_canvas_tiles_hatch_and_pattern_with_canvas_patterns(live_server, browse
         w.clean()
     finally:
         w.close()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_tile_page_asks_only_for_the_tiles_of_its_position(live_server, browser):  # noqa: F811
+    """The layer is added once the map is at its at= position, not animating there from folium's opening zoom
+    (zoom 7): at 1,000,000 areas each of those tiles cost the server and the browser a zoom of merged cells."""
+    w = Watch(browser)
+    asked = []
+    w.page.on("request", lambda r: asked.append(r.url.split("/tiles/")[1]) if "/tiles/" in r.url else None)
+    try:
+        page = w.open(f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on&at=32.7,-83.4,11")
+        page.wait_for_function("() => window.segmap.page.shapes() > 0 && !window.segmap.layers.vector.isLoading()")
+        assert asked and {u.split("/")[0] for u in asked} == {"11"}, asked
+        w.clean()
+    finally:
+        w.close()

@@ -65,8 +65,8 @@
 
   function place(map, cfg) {
     var at = urlAt(cfg) || cfg.at;
-    if (at) map.setView([at[0], at[1]], at[2]);
-    else map.fitBounds(cfg.bounds);
+    if (at) map.setView([at[0], at[1]], at[2], {animate: false});  // animated, the old zoom lasts a moment longer
+    else map.fitBounds(cfg.bounds, {animate: false});
   }
 
   function ready() { document.documentElement.setAttribute("data-segmap-ready", "1"); }
@@ -348,6 +348,7 @@
       return {fill: true, fillColor: colourOf(p), fillOpacity: out ? 0.25 : 0.85,
               color: chosen ? "#000" : "#555", weight: chosen ? 3 : p.areas ? 0 : 0.4};
     }
+    place(map, cfg);  // before the layer is added: else it first asks for every tile of folium's opening view
     layer = L.vectorGrid.protobuf(cfg.url, {
       // a large city: one canvas per tile, not an SVG element per shape (200,000 of them at zoom 9 took ~50 s)
       rendererFactory: cfg.canvas ? L.canvas.tile : L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
@@ -410,7 +411,6 @@
         .setContent(popupText(p, cfg, classOf(p), f)).openOn(map);
     });
     showOnly(".segmap-legend, .segmap-list, .segmap-alt", cfg.view);
-    place(map, cfg);
     window.segmap = {map: map, layers: {vector: layer}, cfg: cfg, classOf: classOf, select: page.select, page: page};
     window.segmapLinked.init(page);
     ready();

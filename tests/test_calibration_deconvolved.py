@@ -94,7 +94,8 @@ def test_deconvolved_shares_are_deterministic_and_keep_the_city_share():
 
 def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercoverage_note(monkeypatch):
     """An aspatial two-group index on the large-city path: interval from both families, no `interval_may_undercover`
-    (measured coverage in benchmarks/results/calibration_large.md); a city too small to deconvolve keeps it."""
+    where areas hold 200 people or more (coverage measured in benchmarks/results/calibration_large.md); small
+    areas, and a city too small to deconvolve, keep a note with their own measured coverage."""
     import geopandas as gpd
     from shapely.geometry import box
 
@@ -102,9 +103,9 @@ def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercovera
     from spatial.indices import compute
     from spatial.indices.inference import asymptotic
 
-    def city_of(n: int):
+    def city_of(n: int, people: tuple[int, int]):
         rng = np.random.default_rng(5)
-        t = rng.integers(50, 300, n)
+        t = rng.integers(*people, n)
         a = rng.binomial(t, rng.beta(4, 16, n))
         gdf = gpd.GeoDataFrame(
             {"id": [f"u{i}" for i in range(n)], "a": a, "b": t - a},
@@ -113,13 +114,15 @@ def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercovera
         )
         return validate(gdf, id_col="id", groups=["a", "b"])
 
+    def notes(n, people):
+        reuse.clear()
+        out = compute.compute_indices(city_of(n, people), opts)["dissimilarity"]
+        assert out.interval_method == "test_inversion_asymptotic"
+        assert out.ci_low <= out.value_bias_corrected <= out.ci_high
+        return {note.code: note.message for note in out.notes}
+
     monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 100)  # these cities as if they were large
     opts = compute.IndexOptions(groups=("a",), indices=("dissimilarity",), permutations=99, seed=1)
-    reuse.clear()
-    big = compute.compute_indices(city_of(deconvolve.MIN_AREAS), opts)["dissimilarity"]
-    assert big.interval_method == "test_inversion_asymptotic"
-    assert "interval_may_undercover" not in [n.code for n in big.notes]
-    assert big.ci_low <= big.value_bias_corrected <= big.ci_high
-    small = compute.compute_indices(city_of(200), opts)["dissimilarity"]
-    assert small.interval_method == "test_inversion_asymptotic"
-    assert "interval_may_undercover" in [n.code for n in small.notes]
+    assert "interval_may_undercover" not in notes(deconvolve.MIN_AREAS, (200, 600))
+    assert "91 %" in notes(deconvolve.MIN_AREAS, (10, 40))["interval_may_undercover"]  # small areas
+    assert "80 %" in notes(200, (200, 600))["interval_may_undercover"]  # too few areas: the scaled family alone

@@ -114,15 +114,17 @@ def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercovera
         )
         return validate(gdf, id_col="id", groups=["a", "b"])
 
-    def notes(n, people):
+    def notes(n, people, index="dissimilarity"):
         reuse.clear()
-        out = compute.compute_indices(city_of(n, people), opts)["dissimilarity"]
+        opts = compute.IndexOptions(groups=("a",), indices=(index,), permutations=99, seed=1)
+        out = compute.compute_indices(city_of(n, people), opts)[index]
         assert out.interval_method == "test_inversion_asymptotic"
         assert out.ci_low <= out.value_bias_corrected <= out.ci_high
         return {note.code: note.message for note in out.notes}
 
     monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 100)  # these cities as if they were large
-    opts = compute.IndexOptions(groups=("a",), indices=("dissimilarity",), permutations=99, seed=1)
     assert "interval_may_undercover" not in notes(deconvolve.MIN_AREAS, (200, 600))
+    # an index whose two-family coverage was not measured says so
+    assert "not for this index" in notes(deconvolve.MIN_AREAS, (200, 600), "gini")["interval_may_undercover"]
     assert "91 %" in notes(deconvolve.MIN_AREAS, (10, 40))["interval_may_undercover"]  # small areas
     assert "80 %" in notes(200, (200, 600))["interval_may_undercover"]  # too few areas: the scaled family alone

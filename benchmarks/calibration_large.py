@@ -192,6 +192,32 @@ def _agree(args) -> dict:
     return agreement(*args)
 
 
+def cost(repeats: int = 3) -> dict:
+    """Seconds of one calibration at 1,000,000 areas × 200 (D 0.1, reuse off): the scaled family alone against
+    both families, alternating, and the deconvolution alone."""
+    from spatial.indices.inference import calibration, deconvolve, family, reuse
+
+    reuse.ENABLED = False
+    point = Point(0.1, 1_000_000, 200)
+    evaluate, kind, _ = evaluator(point)
+    t, p = city(point)
+    x = np.random.default_rng(1).binomial(t.astype(np.int64), p).astype(float)
+    value = float(evaluate(x, t))
+    calibrate(evaluate, (x, t), kind, value, seed=0)  # warm
+    out: dict = {"scaled": [], "both": [], "deconvolution": [], "load": os.getloadavg()[0]}
+    for r in range(repeats):
+        for name, fam in (("scaled", lambda d, k, nb, fast: family._Scaled(d, k, nb)), ("both", family.family)):
+            calibration.family = fam
+            t0 = time.perf_counter()
+            calibrate(evaluate, (x, t), kind, value, seed=r)
+            out[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        deconvolve.shares(x, t)
+        out["deconvolution"].append(time.perf_counter() - t0)
+    calibration.family = family.family
+    return out
+
+
 def run_agreement(processes: int) -> None:
     with mp.get_context("fork").Pool(processes) as pool:
         out = pool.map(_agree, sorted(AGREE, key=lambda a: -a[0].areas * a[1]), chunksize=1)
@@ -231,6 +257,15 @@ def report(load: str) -> str:
                 f"{a['ci_high']:.3f} | {a['width_ratio']:.3f} | {a['widening']:.3f} | {a['half']:.5f} | "
                 f"{a['seconds_full']:.2f} | {a['seconds_fast']:.2f} |"
             )
+    if (OUT / "cost.json.txt").exists():
+        c = json.loads((OUT / "cost.json.txt").read_text())
+        med = {k: float(np.median(v)) for k, v in c.items() if k != "load"}
+        lines += [
+            "",
+            f"Cost at 1,000,000 areas × 200 people (one calibration, reuse off, {len(c['both'])} alternating runs, "
+            f"load {c['load']:.1f}): scaled family alone {med['scaled']:.1f} s, both families {med['both']:.1f} s "
+            f"(the deconvolution {med['deconvolution']:.2f} s of it; the rest is the second family's simulations).",
+        ]
     lines += ["", NULL_SIZE, "", READING]
     return "\n".join(lines) + "\n"
 
@@ -275,7 +310,7 @@ READING = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=[*PARTS, "agree"])
+    parser.add_argument("--part", choices=[*PARTS, "agree", "cost"])
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2)
@@ -284,6 +319,9 @@ def main() -> None:
     a = parser.parse_args()
     if a.part == "agree":
         run_agreement(a.processes)
+    elif a.part == "cost":
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "cost.json.txt").write_text(json.dumps(cost()))
     elif a.part:
         os.nice(5)
         run_part(a.part, a.first, a.count, a.processes)

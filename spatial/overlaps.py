@@ -9,9 +9,12 @@ are refused. Overlap is measured as in the linked audit: the share of the smalle
 
 The cost is in telling neighbours that only touch from areas that overlap. Pairs come from an STR-tree of the
 boxes; a pair whose boxes overlap by no more than ``TOL`` of the smaller area cannot overlap by more (a grid's
-neighbours: boxes that only touch), so it is dropped without looking at the shapes. The rest are tested by one
-DE-9IM pattern (interiors intersect), in chunks on every core (GEOS releases the GIL), and only the pairs that do
-intersect are measured. Pure computation: no HTTP, no storage.
+neighbours: boxes that only touch), so it is dropped without looking at the shapes. Where many pairs remain (a
+Voronoi layer), two convex areas walking a shared edge in opposite directions lie on either side of its line and are
+dropped too (edges matched by one sort, as for rook contiguity). The rest are tested by one DE-9IM pattern
+(interiors intersect), in chunks on every core (GEOS releases the GIL), and only the pairs that do intersect are
+measured. Queries go in pieces bounded by a grid count of each box's pairs, so hostile layers (stacked or crossing
+boxes) cannot exhaust memory, with cancellation points between them. Pure computation: no HTTP, no storage.
 """
 
 from __future__ import annotations
@@ -65,8 +68,13 @@ def _measure(geoms: np.ndarray, tol: float) -> Overlaps:
     found, total = ([], [], []), 0
     bounds, area, vertices = shapely.bounds(geoms), shapely.area(geoms), shapely.get_num_coordinates(geoms)
     tree = shapely.STRtree(geoms)  # None and empty geometries are not in the tree
+    separated = None
     for rows in _row_chunks(bounds):
         a, b = _candidates(tree, geoms[rows], rows, bounds, area, tol)
+        if len(a) > CHUNK or separated is not None:  # many pairs (a Voronoi layer): most are convex neighbours
+            separated = _separated_neighbours(geoms) if separated is None else separated
+            keep = ~_member(a * len(geoms) + b, separated)
+            a, b = a[keep], b[keep]
         for start in range(0, len(a), 4 * CHUNK):  # a few chunks a core per round, then a cancellation point
             checkpoint()
             ia, ib = a[start : start + 4 * CHUNK], b[start : start + 4 * CHUNK]
@@ -102,6 +110,52 @@ def _candidates(tree, chunk, rows, bounds, area, tol: float) -> tuple[np.ndarray
     h = np.minimum(bounds[a, 3], bounds[b, 3]) - np.maximum(bounds[a, 1], bounds[b, 1])
     keep = np.clip(w, 0, None) * np.clip(h, 0, None) > tol * np.minimum(area[a], area[b])
     return a[keep], b[keep]
+
+
+def _separated_neighbours(geoms: np.ndarray) -> np.ndarray:
+    """Sorted keys ``a * n + b`` (a < b) of convex polygons sharing a ring edge in opposite directions: the line of
+    that edge has one on each side, so their interiors cannot meet (no shape test needed). Convex up to a turn of
+    1e-9 of the edges' lengths: what that lets through is far below any tolerance."""
+    from .weights import _group_equal
+
+    n = len(geoms)
+    rows = np.flatnonzero((shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0))
+    xy, ring = shapely.get_coordinates(geoms[rows], return_index=True)
+    at = np.flatnonzero(ring[:-1] == ring[1:])  # each edge: from vertex at to at + 1
+    owner, edge = ring[at], xy[at + 1] - xy[at]
+    local = xy - xy[_run_start(ring)]  # from each ring's first vertex: an exact sign of its area
+    ccw = np.bincount(owner, local[at, 0] * local[at + 1, 1] - local[at + 1, 0] * local[at, 1], len(rows)) > 0
+    last = np.r_[owner[1:] != owner[:-1], True]
+    after = np.where(last, _run_start(owner), np.arange(len(at)) + 1)  # the ring's next edge
+    turn = (edge[:, 0] * edge[after, 1] - edge[:, 1] * edge[after, 0]) * np.where(ccw[owner], 1, -1)
+    size = np.hypot(edge[:, 0], edge[:, 1]) * np.hypot(edge[after, 0], edge[after, 1])
+    convex = np.bincount(owner, weights=turn < -1e-9 * size, minlength=len(rows)) == 0
+    keep = convex[owner]
+    at, turned, owner = at[keep], ~ccw[owner[keep]], rows[owner[keep]]
+    (ax, ay), (bx, by) = xy[at].T, xy[at + 1].T
+    flip = (ax > bx) | ((ax == bx) & (ay > by))
+    cols = [np.where(flip, bx, ax), np.where(flip, by, ay), np.where(flip, ax, bx), np.where(flip, ay, by)]
+    order, starts = _group_equal(cols)
+    first = starts[:-1][np.diff(starts) == 2]  # edges shared by exactly two polygons
+    e1, e2 = order[first], order[first + 1]
+    way = flip != turned  # the edge's direction along its polygon taken counter-clockwise
+    ok = (way[e1] != way[e2]) & (owner[e1] != owner[e2])
+    lo, hi = np.minimum(owner[e1], owner[e2])[ok], np.maximum(owner[e1], owner[e2])[ok]
+    keys = np.sort(lo.astype(np.int64) * n + hi)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _run_start(sorted_ids: np.ndarray) -> np.ndarray:
+    """Per element of a sorted array, the position where its run of equal values starts."""
+    start = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]] if len(sorted_ids) else np.zeros(0, bool)
+    return np.flatnonzero(start)[np.cumsum(start) - 1]
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    at = np.searchsorted(sorted_keys, keys)
+    return (at < len(sorted_keys)) & (sorted_keys[np.minimum(at, len(sorted_keys) - 1)] == keys)
 
 
 def _heavier_first(a: np.ndarray, b: np.ndarray, vertices: np.ndarray):

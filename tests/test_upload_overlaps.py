@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import shapely
 
+import spatial.overlaps
 from conftest import BUNDLED, in_process, shared_path
 from spatial.errors import ValidationError
 from spatial.io import load_dataset
-from spatial.overlaps import MAX_FOUND, _pairs_bound, overlapping_pairs
+from spatial.overlaps import MAX_FOUND, _pairs_bound, _separated_neighbours, overlapping_pairs
 
 KEY = "overlap-key"
 SIDE, CELL = 10, 100.0  # a 10 × 10 grid of 100 m cells
@@ -118,6 +119,24 @@ def test_a_stack_of_copies_stops_early_and_the_query_bound_holds():
     boxes[::97] = None
     meets = np.bincount(shapely.STRtree(boxes).query(boxes)[0], minlength=len(boxes))
     assert (_pairs_bound(shapely.bounds(boxes)) >= meets).all()
+
+
+def test_convex_neighbours_skip_the_shape_test_only_when_an_edge_separates_them(monkeypatch):
+    """A shared edge walked in opposite directions by two convex areas separates them (the Voronoi shortcut); a
+    copy (same direction) or a reversed copy (same area, other winding) must not be taken as separated."""
+    pts = shapely.multipoints(np.random.default_rng(3).uniform(0, 1000, (1500, 2)))
+    cells = shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(pts)), shapely.box(0, 0, 1000, 1000))
+    cells[5] = shapely.affinity.translate(cells[5], 5, 0)
+    cells[200], cells[300] = cells[201], shapely.reverse(cells[301])
+    keys = _separated_neighbours(cells)
+    a, b = np.divmod(keys, len(cells))
+    assert len(keys) > 3000 and not shapely.relate_pattern(cells[a], cells[b], "T********").any()
+    assert not np.isin([200 * len(cells) + 201, 300 * len(cells) + 301], keys).any()
+    plain = overlapping_pairs(cells)
+    monkeypatch.setattr(spatial.overlaps, "CHUNK", 100)  # the shortcut is taken from this many candidate pairs
+    short = overlapping_pairs(cells)
+    assert {(200, 201), (300, 301)} <= set(zip(short.first.tolist(), short.second.tolist()))
+    assert (short.first.tolist(), short.second.tolist()) == (plain.first.tolist(), plain.second.tolist())
 
 
 # -- uploads ---------------------------------------------------------------------------------------------------------

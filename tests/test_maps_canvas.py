@@ -118,3 +118,29 @@ def test_a_tile_page_asks_only_for_the_tiles_of_its_position(live_server, browse
         w.clean()
     finally:
         w.close()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_provisional_tiles_are_asked_again_ever_less_often(live_server, browser):  # noqa: F811
+    """Tiles the server marks provisional (no-store) are asked again after 2 s, 4 s, 8 s …, not every 2 s: each
+    redraw asks for every tile in view (at 1,000,000 Voronoi areas, 720 MB over a 6-minute index build)."""
+    w = Watch(browser)
+    asked = []
+
+    def provisional(route):
+        asked.append(route.request.url)
+        try:
+            r = route.fetch()
+            route.fulfill(response=r, headers={**r.headers, "cache-control": "no-store"})
+        except Exception:  # noqa: BLE001 - the page closed while a tile was on its way
+            pass
+
+    w.context.route("**/tiles/**", provisional)
+    try:
+        page = w.open(f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on&at=32.7,-83.4,9")
+        page.wait_for_timeout(9000)  # asked at 0, 2, 6 s (and 14 s); every 2 s would be 0, 2, 4, 6, 8 s
+        most = max(asked.count(u) for u in set(asked))
+        assert 2 <= most <= 3, most
+    finally:
+        w.close()

@@ -316,12 +316,15 @@
   }
 
   function askAgainForProvisionalTiles(redraw) {  // the server's index still building: it answers empty tiles
-    // marked no-store; VectorGrid never asks for a tile twice, so redraw until every tile in view is final
-    var realFetch = window.fetch, timer = null;
+    // marked no-store; VectorGrid never asks for a tile twice, so redraw until every tile in view is final. The wait
+    // doubles (2 s to 30 s): a redraw asks for every tile in view, ~11 MB at zoom 9 of 1,000,000 areas, and a
+    // Voronoi city's index took minutes (720 MB asked again every 2 s, benchmarks/results/scale_page.md)
+    var realFetch = window.fetch, timer = null, wait = 2000;
     window.fetch = function (url) {
       return realFetch.apply(this, arguments).then(function (r) {
         if (/\/tiles\//.test(String(url)) && /no-store/.test(r.headers.get("Cache-Control") || "") && !timer) {
-          timer = setTimeout(function () { timer = null; redraw(); }, 2000);
+          timer = setTimeout(function () { timer = null; redraw(); }, wait);
+          wait = Math.min(wait * 2, 30000);
         }
         return r;
       });

@@ -244,7 +244,13 @@ BEFORE = (
     "Before the canvas renderer (commit c61b284's run of the grid, every tile an SVG element per shape, load average "
     "8–14): zoom 5 9.3 s (share) and 16.8 s (LISA), zoom 9 55.4 s and 43.4 s (222,878 shapes), zoom 13 6.7 s and "
     "6.3 s. A run on a data folder built for it includes the server building its shared tile index: tiles are "
-    "sent provisional (empty, not cached) meanwhile and the page asks again every 2 s, so `tiles` counts those "
+    "sent provisional (not cached, empty or from the unfinished index) meanwhile and the page asks again (every 2 s "
+    "in these runs: the Voronoi share view at zoom 9 waited 394 s and asked 1,380 times, 723 MB; since commit "
+    "314780d after 2, 4, 8 … 30 s), so `tiles` counts those requests too and the first zooms opened wait for the "
+    "index. The area panel's 404 on the Voronoi city: the benchmark asks for grid ids (a123456), not Voronoi ones. "
+    "The two `grid` runs of zoom 9 alone are an A/B on one warm data folder: SVG forced with "
+    "SEGMAP_CANVAS_AREAS=100000000, then the default canvas.\n\n"
+) meanwhile and the page asks again every 2 s, so `tiles` counts those "
     "requests too and the first zooms opened wait for the index.\n\n"
 )
 

@@ -250,8 +250,6 @@ BEFORE = (
     "index. The area panel's 404 on the Voronoi city: the benchmark asks for grid ids (a123456), not Voronoi ones. "
     "The two `grid` runs of zoom 9 alone are an A/B on one warm data folder: SVG forced with "
     "SEGMAP_CANVAS_AREAS=100000000, then the default canvas.\n\n"
-) meanwhile and the page asks again every 2 s, so `tiles` counts those "
-    "requests too and the first zooms opened wait for the index.\n\n"
 )
 
 

@@ -124,7 +124,7 @@ def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercovera
 
     monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 100)  # these cities as if they were large
     assert "interval_may_undercover" not in notes(deconvolve.MIN_AREAS, (200, 600))
-    # an index whose two-family coverage was not measured says so
-    assert "not for this index" in notes(deconvolve.MIN_AREAS, (200, 600), "gini")["interval_may_undercover"]
+    # an index whose two-family coverage was measured at 10,000 areas only says so
+    assert "10,000 areas only" in notes(deconvolve.MIN_AREAS, (200, 600), "gini")["interval_may_undercover"]
     assert "91 %" in notes(deconvolve.MIN_AREAS, (10, 40))["interval_may_undercover"]  # small areas
     assert "80 %" in notes(200, (200, 600))["interval_may_undercover"]  # too few areas: the scaled family alone

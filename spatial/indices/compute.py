@@ -233,7 +233,7 @@ UNDERCOVER = (
     "the 95 % interval of dissimilarity so made covered the truth 87-90 % of the time at 10,000 areas and 80 % "
     "at 100,000 (less beyond); read it as narrower than its nominal level"
 )
-MEASURED = {"dissimilarity"}  # indices whose two-family interval's coverage was measured at 10,000-100,000 areas
+MEASURED = {"dissimilarity"}  # indices whose two-family interval's coverage was measured at 100,000 areas too
 SMALL_AREAS = 200  # people in the median area below which the two-family interval was measured to under-cover
 UNDERCOVER_SMALL = (
     "the interval comes from the large-city calibration; where areas are small its width is too narrow: in "
@@ -242,9 +242,9 @@ UNDERCOVER_SMALL = (
     "nominal level"
 )
 UNDERCOVER_UNMEASURED = (
-    "the interval comes from the large-city calibration, whose coverage was measured for dissimilarity only "
-    "(94-98 % at 10,000-100,000 areas of 200 people or more) and not for this index; the calibration before it "
-    "covered 87-90 % at 10,000 areas and 80 % at 100,000; read it as possibly narrower than its nominal level"
+    "the interval comes from the large-city calibration, whose coverage for this index was measured at 10,000 "
+    "areas only (95-97 % for the aspatial two-group indices with 200 people an area), not at 100,000, where the "
+    "calibration before it fell to 80 % for dissimilarity; read it as possibly narrower than its nominal level"
 )
 
 

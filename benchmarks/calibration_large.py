@@ -264,7 +264,7 @@ def report(load: str) -> str:
             "",
             f"Cost at 1,000,000 areas × 200 people (one calibration, reuse off, {len(c['both'])} alternating runs, "
             f"load {c['load']:.1f}): scaled family alone {med['scaled']:.1f} s, both families {med['both']:.1f} s "
-            f"(the deconvolution {med['deconvolution']:.2f} s of it; the rest is the second family's simulations).",
+            f"(the deconvolution {med['deconvolution']:.2f} s of it; the rest: the second family's simulations and the skewed normals).",
         ]
     lines += ["", NULL_SIZE, "", READING]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@ Quick mode (the default, `make bench`) runs fewer sizes and repeats, leaves out 
 1M areas) and prints the calibration without writing it; --full runs every module and size, the slow anchors and
 the calibration (hours). A run of every module records its wall time per module in results/run_<mode>.md, which
 the README's introduction quotes. A module that fails is reported and the others still run (exit status 1).
+Before each module the run waits (up to SEGMAP_BENCH_WAIT seconds, 300) for the machine to be quiet, and records
+how busy it was beside the module's ratios.
 """
 
 import datetime as dt
@@ -32,7 +34,7 @@ if check and not last:  # a fresh run goes to a scratch directory: the recorded 
             shutil.copy(kept, os.environ["SEGMAP_BENCH_RESULTS"])
 
 from benchmarks import reproduce  # noqa: E402
-from benchmarks.common import FULL_ONLY, ORDER, RESULTS, assemble_readme  # noqa: E402 (reads mode, directory)
+from benchmarks.common import FULL_ONLY, ORDER, RESULTS, assemble_readme, wait_for_quiet  # noqa: E402 (mode, dir)
 
 named = [a for a in args[check:] if not a.startswith("--")]
 if check:
@@ -45,6 +47,7 @@ start = time.perf_counter()
 SLOW = ("scale", "batch", "calibration")  # run last: a run cut short has still rewritten the others
 every = [t for t in ORDER if full or t not in FULL_ONLY]
 for topic in named or sorted(every, key=lambda t: t in SLOW):
+    wait_for_quiet(float(os.environ.get("SEGMAP_BENCH_WAIT", 300)))
     t0 = time.perf_counter()
     try:
         main = importlib.import_module(f"benchmarks.{topic}").main

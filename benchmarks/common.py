@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -78,12 +79,48 @@ def alternate(calls: dict, repeats, warm=True, number=None) -> Times:
     times = Times({name: [] for name in calls})
     times.number = numbers
     order = list(calls)
-    for i in range(max(counts.values())):
-        for name in order if i % 2 == 0 else order[::-1]:
-            if i < counts[name]:
-                k = numbers[name]
-                times[name].append(timed(lambda fn=calls[name], k=k: [fn() for _ in range(k)])[1] / k)
+    # Set-up objects (e.g. 100,000 ready-made feature dicts for one side) frozen out of the collector, and each
+    # side's garbage collected before the other's sample: a full collection inside a timed call otherwise walks
+    # them and bills one side for the other's objects (segmap's 100k MVT encode swung 0.45-0.69 s).
+    gc.collect()
+    gc.freeze()
+    try:
+        for i in range(max(counts.values())):
+            for name in order if i % 2 == 0 else order[::-1]:
+                if i < counts[name]:
+                    k = numbers[name]
+                    gc.collect()
+                    times[name].append(timed(lambda fn=calls[name], k=k: [fn() for _ in range(k)])[1] / k)
+    finally:
+        gc.unfreeze()
     return times
+
+
+def busy_fraction(seconds: float = 2.0) -> float:
+    """Share of the machine's CPU time spent busy over ``seconds`` (from /proc/stat): other work running now."""
+
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+    return 1 - (i1 - i0) / max(t1 - t0, 1)
+
+
+QUIET = 0.25  # a machine busier than this before a module starts is not quiet: ratios shift by more than 25 %
+BUSY_AT_START: list[float] = []  # the busy share measured before the running module started (set by __main__)
+
+
+def wait_for_quiet(max_wait: float) -> float:
+    """Wait up to ``max_wait`` seconds for the machine to be quiet (busy share < :data:`QUIET` over 2 s);
+    returns the last busy share, recorded beside the module's ratios."""
+    deadline = time.monotonic() + max_wait
+    busy = busy_fraction()
+    while busy >= QUIET and time.monotonic() < deadline:
+        print(f"[bench] machine {busy:.0%} busy: waiting for it to be quiet", flush=True)
+        busy = busy_fraction(5.0)
+    BUSY_AT_START[:] = [busy]
+    return busy
 
 
 def versions(*dists: str) -> str:
@@ -197,6 +234,7 @@ def record_ratios(topic: str, ratios: dict) -> None:
             "when": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
             "mode": "quick" if QUICK else "full",
             "load": [round(x, 1) for x in os.getloadavg()],
+            "busy at start": round(BUSY_AT_START[0], 2) if BUSY_AT_START else None,
             "ratios": ratios,
         }
     )

@@ -216,11 +216,12 @@ def _warm_row(where: str, stat: str, warm: dict) -> dict:
 
 
 def _cold(where: str, stat: str, quick: bool) -> dict:
-    """Fresh processes, alternating: segmap 3 (its first call takes tens of ms), esda 1 in quick mode (30-75 s)."""
+    """Fresh processes, alternating: segmap 5 (its first call takes tens of ms and swings), esda 2 in quick mode,
+    3 in full (30-75 s each: numba's compile)."""
     runs = {"segmap": [], "esda": []}
-    for i in range(3):
+    for i in range(5):
         for side in runs:
-            if side == "segmap" or i < (1 if quick else 3):
+            if side == "segmap" or i < (2 if quick else 3):
                 runs[side].append(child(COLD, where, side, stat, timeout=900)["cold"])
     return {
         "segmap cold": spread(runs["segmap"]),
@@ -279,7 +280,7 @@ def main(quick: bool = QUICK) -> None:
         "100,000 areas, where only segmap gets an untimed warm-up call); a call under 50 ms is repeated within its "
         f"sample until the sample takes ~50 ms ({repeated or 'none was'}). Cold: a fresh process per run (bytecode "
         "cached on both sides), timed from importing the library to the end of its first call, data and weights "
-        f"built before; segmap 3 runs, esda {1 if quick else 3}; cold runs only at 10,000 areas in quick mode. Peak "
+        f"built before; segmap 5 runs, esda {2 if quick else 3}; cold runs only at 10,000 areas in quick mode. Peak "
         "RSS: a fresh process per side (data set-up included; in brackets what the call added), measured in full "
         "mode (quick mode shows the last measurement, with its date: esda's compile costs ~50 s a process).\n" + tail,
     )

@@ -78,7 +78,9 @@ def compare(topic: str, old: dict, new: dict) -> list[dict]:
 
 def _runs_line(topic: str, old: dict, new: dict) -> str:
     when = "; ".join(
-        f"{k} {r['when']}, load {'/'.join(map(str, r['load']))}" for k, r in (("earlier", old), ("later", new))
+        f"{k} {r['when']}, load {'/'.join(map(str, r['load']))}"
+        + (f", {r['busy at start']:.0%} busy at start" if r.get("busy at start") is not None else "")
+        for k, r in (("earlier", old), ("later", new))
     )
     return f"`{topic}`, {new['mode']} mode ({when})"
 

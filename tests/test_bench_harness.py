@@ -64,3 +64,25 @@ def test_check_compares_runs_of_the_same_mode(tmp_path, capsys, monkeypatch):
     common.record_ratios("mvt", {"y": {"median": 2.0, "min": 1.9, "max": 2.1, "pairs": 3}})
     assert json.loads((tmp_path / "mvt.ratios.json").read_text())[-1]["ratios"]["y"]["median"] == 2.0
     assert "Recorded once so far" in reproduce.readme_section(tmp_path)
+
+
+def test_alternate_freezes_set_up_objects_and_collects_before_each_sample():
+    import gc
+
+    kept = [[i] for i in range(10_000)]  # set-up objects alive across the timing
+    seen = []
+
+    def call():
+        seen.append((gc.get_freeze_count(), gc.get_count()[0]))
+
+    common.alternate({"a": call}, 3, warm=False, number=1)
+    assert all(frozen >= len(kept) for frozen, _ in seen)  # the collector does not walk them during a sample
+    assert all(young < 50 for _, young in seen)  # collected just before each sample
+    assert gc.get_freeze_count() == 0  # and given back afterwards
+
+
+def test_wait_for_quiet_measures_the_machine_and_records_it():
+    busy = common.busy_fraction(0.2)
+    assert 0.0 <= busy <= 1.0
+    common.wait_for_quiet(0)  # no waiting: still measured and recorded beside the next module's ratios
+    assert len(common.BUSY_AT_START) == 1 and 0.0 <= common.BUSY_AT_START[0] <= 1.0

@@ -73,31 +73,33 @@ def pmtiles_url(dataset_id: str, group: str, view: str) -> str:
     return f"/v1/datasets/{dataset_id}/export.pmtiles?{urlencode(query)}"
 
 
-def check_download(src: Source, p: MapParams, settings: Settings) -> None:
-    n, limit = src.data.n, settings.max_offline_areas
+def check_download(dataset_id: str, info: dict, p: MapParams, settings: Settings) -> None:
+    """Refuse an offline file too large to make, from the catalogue row alone: at 1,000,000 areas loading the
+    dataset to count it took 4-10 s before the 422."""
+    n, limit = int(info["n_areas"]), settings.max_offline_areas
     if n > limit:
         # Checked before anything is built: at 1,000,000 areas the file's tiles and statistics outlast the
         # compute timeout, and a browser can't open the page that would come out.
-        group = p.group or src.data.groups[0]
+        group = p.group or info["groups"][0]
         raise ValidationError(
             problem(
                 "too_many_areas",
                 f"{n:,} areas are too many for one offline HTML file (limit {limit:,}, SEGMAP_MAX_OFFLINE_AREAS). "
-                f"Instead: the areas with their numbers for GIS, /v1/datasets/{src.id}/download.parquet (or .fgb, "
-                f".gpkg); the map as a PMTiles archive for any PMTiles viewer or static host, "
-                f"{pmtiles_url(src.id, group, p.view)} (add maxzoom= for a smaller one; `segmap export` writes it "
-                f"without the server's time limit); the PNG or SVG for a report, /v1/datasets/{src.id}/map.png; "
-                f"or the live page, /maps/{src.id}.",
+                f"Instead: the areas with their numbers for GIS, /v1/datasets/{dataset_id}/download.parquet (or "
+                f".fgb, .gpkg); the map as a PMTiles archive for any PMTiles viewer or static host, "
+                f"{pmtiles_url(dataset_id, group, p.view)} (add maxzoom= for a smaller one; `segmap export` writes "
+                f"it without the server's time limit); the PNG or SVG for a report, "
+                f"/v1/datasets/{dataset_id}/map.png; or the live page, /maps/{dataset_id}.",
             )
         )
-    if p.tiles is False and src.data.n > settings.max_download_areas:
+    if p.tiles is False and n > settings.max_download_areas:
         # Embedded GeoJSON of every area: ~40 MB and 30 s to build at 100,000 areas, and browsers hang on it.
         raise ValidationError(
             problem(
                 "too_many_areas",
-                f"{src.data.n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
-                f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector tiles "
-                "instead, or use the PNG or SVG for a report, or /maps/{id}/data for the numbers.",
+                f"{n:,} areas are too many to embed as GeoJSON in one offline HTML file (limit "
+                f"{settings.max_download_areas:,}, SEGMAP_MAX_DOWNLOAD_AREAS): leave out tiles=off to embed vector "
+                f"tiles instead, or use the PNG or SVG for a report, or /maps/{dataset_id}/data for the numbers.",
             )
         )
 

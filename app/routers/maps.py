@@ -12,7 +12,7 @@ from maps import assets
 from spatial.errors import ValidationError, problem
 
 from .. import pages
-from ..deps import Source, get_heavy, get_settings, get_source, get_tiles
+from ..deps import Source, get_heavy, get_info, get_settings, get_source, get_tiles
 from ..http import HeavyWork, attachment, cached, etag_for
 from ..pages import MapParams
 from ..problems import ProblemError
@@ -106,11 +106,23 @@ async def embed(page: Page = Depends()):
     return await page.respond("embed", _headers(page.settings, "*"))
 
 
+def offline_allowed(
+    dataset_id: str,
+    p: MapParams = Depends(),
+    info: dict = Depends(get_info),
+    settings: Settings = Depends(get_settings),
+) -> None:
+    """The size limits of an offline file, from the catalogue row: refused before the dataset is loaded."""
+    pages.check_download(dataset_id, info, p, settings)
+
+
 @router.get(
-    "/maps/{dataset_id}/download", response_class=HTMLResponse, summary="One self-contained HTML file (works offline)"
+    "/maps/{dataset_id}/download",
+    response_class=HTMLResponse,
+    summary="One self-contained HTML file (works offline)",
+    dependencies=[Depends(offline_allowed)],  # route dependencies run before Page's (which loads the dataset)
 )
 async def download(page: Page = Depends()):
-    pages.check_download(page.src, page.p, page.settings)
     name = f"{page.src.id}-{page.p.group or page.src.data.groups[0]}-{page.p.view}.html"
     return await page.respond("download", {**_headers(page.settings, "'self'"), **attachment(name)})
 

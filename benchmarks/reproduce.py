@@ -27,9 +27,11 @@ A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of
 recorded range of per-pair ratios. `python -m benchmarks check [topics]` runs the modules again into a scratch
 directory and prints, ratio by ratio, whether it is reproduced (exit status 1 if any is not);
 `python -m benchmarks check --last` compares the last two recorded runs without running anything. The table below
-is that comparison for the recorded runs (same mode); ratios measured in only one run are listed as such. Not
-covered yet: the `tiles` table's speed-up over a naive encoder (one run per zoom, `benchmarks/tiles.py` does not
-record its ratios) and the size ratios of `maps` (sizes in bytes, not timings).
+is that comparison for the recorded runs (same mode); ratios measured in only one run are listed as such. Every
+module waits (up to `SEGMAP_BENCH_WAIT` s) for the machine to be quiet (under 25 % busy over 2 s) before it starts
+and records how busy it was: ratios of a call of tens of milliseconds against one of tens of seconds, or of 2
+workers against 1, move by more than 25 % when other work takes a core. Not timings, so not compared: the size
+ratios of `maps` (bytes, the same in every run).
 
 """
 

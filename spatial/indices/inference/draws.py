@@ -216,7 +216,9 @@ def _quantile_tables(trials: np.ndarray, p: np.ndarray):
     dtype = np.uint8 if distinct[-1] <= 255 else np.uint16 if distinct[-1] <= 65535 else np.float32
     tables = np.empty((len(distinct), 2**TABLE_BITS), dtype)
     for j, n in enumerate(distinct):
-        cdf = stats.binom.cdf(np.arange(n + 1), n, p[0])
+        # the CDF up to just past the largest quantile looked up, not over all of 0..n (an area of 10^9 people)
+        top = min(int(n), int(stats.binom.ppf(u[-1], n, p[0])) + 2)
+        cdf = stats.binom.cdf(np.arange(top + 1), n, p[0])
         tables[j] = np.minimum(np.searchsorted(cdf, u, side="left"), n)
     return tables.ravel(), row.astype(np.intp) * 2**TABLE_BITS
 

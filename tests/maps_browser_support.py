@@ -47,8 +47,10 @@ def city(live_server):
 class Watch:
     """A page whose requests to other hosts are aborted and recorded, with console errors."""
 
-    def __init__(self, browser, width: int = 1280, height: int = 800, locale: str = "en-GB"):
-        self.context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+    def __init__(self, browser, width: int = 1280, height: int = 800, locale: str = "en-GB", scale: float = 1):
+        self.context = browser.new_context(
+            viewport={"width": width, "height": height}, locale=locale, device_scale_factor=scale
+        )
         self.page = self.context.new_page()
         self.foreign, self.errors = [], []
 

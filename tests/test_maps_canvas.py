@@ -28,9 +28,9 @@ def test_the_default_keeps_svg_shapes_below_a_hundred_thousand_areas():
     assert Settings().canvas_areas == CANVAS_AREAS == PageOptions("d", "g").canvas_areas == 100_000
 
 
-def _open(browser, url):  # noqa: F811
+def _open(browser, url, scale: float = 1):  # noqa: F811
     """The page with its config switched to canvas (as the server writes it above SEGMAP_CANVAS_AREAS)."""
-    w = Watch(browser)
+    w = Watch(browser, scale=scale)
 
     def canvas(route):
         r = route.fetch()
@@ -81,6 +81,31 @@ def test_over_the_threshold_tiles_are_canvases_that_hover_select_and_pass_axe(li
         page.add_script_tag(path=str(AXE))
         found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")["violations"]
         assert [v["id"] for v in found if v["impact"] in ("serious", "critical")] == []
+        w.clean()
+    finally:
+        w.close()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_canvas_tiles_are_sharp_on_a_high_dpi_screen(live_server, browser):  # noqa: F811
+    """At a device pixel ratio of 2 each 256 px tile's canvas holds 512 × 512 device pixels, shown at 256 CSS px,
+    and its shapes fill the whole backing store (drawn through the scaled context, not into its top-left quarter);
+    hover still finds the area under the pointer."""
+    w, page = _open(browser, f"{live_server}/maps/georgia-1990?group=black&view=share&tiles=on", scale=2)
+    try:
+        sizes = page.evaluate("""() => [...document.querySelectorAll('.leaflet-tile-container canvas')]
+            .map(c => [c.width, c.height, c.getBoundingClientRect().width])""")
+        assert sizes and all(s == [512, 512, 256] for s in sizes)
+        # painted device pixels in the bottom-right quarter of tiles: none if the context were not scaled
+        painted = page.evaluate("""() => [...document.querySelectorAll('.leaflet-tile-container canvas')]
+            .map(c => c.getContext('2d').getImageData(256, 256, 256, 256).data)
+            .reduce((n, d) => { for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }, 0)""")
+        assert painted > 10_000
+        box = page.locator(".folium-map").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
+        page.mouse.move(box["x"] + box["width"] * 0.46, box["y"] + box["height"] * 0.5)
+        page.locator(".leaflet-popup-content").wait_for(timeout=5000)
         w.clean()
     finally:
         w.close()

@@ -332,6 +332,20 @@
     return function () { return timer !== null; };
   }
 
+  // VectorGrid 1.3 sizes its canvas tiles in CSS pixels: blurry shapes on a high-DPI screen. The backing store at
+  // the device's pixel ratio, drawn through a scaled context (Leaflet's hit tests stay in CSS pixels).
+  function sharpCanvasTile(coord, size, options) {
+    var tile = L.canvas.tile(coord, size, options), r = window.devicePixelRatio || 1, c = tile.getContainer();
+    if (r !== 1) {
+      c.width = Math.round(size.x * r);
+      c.height = Math.round(size.y * r);
+      c.style.width = size.x + "px";
+      c.style.height = size.y + "px";
+      tile._ctx.scale(r, r);  // after the resize: setting a canvas's width resets its context
+    }
+    return tile;
+  }
+
   function tiles(map, cfg) {
     // VectorGrid 1.3's canvas tiles call L.DomEvent.fakeStop on click, gone since Leaflet 1.8: Leaflet 1.7's body
     if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = function (e) { e._stopped = true; };
@@ -354,7 +368,7 @@
     place(map, cfg);  // before the layer is added: else it first asks for every tile of folium's opening view
     layer = L.vectorGrid.protobuf(cfg.url, {
       // a large city: one canvas per tile, not an SVG element per shape (200,000 of them at zoom 9 took ~50 s)
-      rendererFactory: cfg.canvas ? L.canvas.tile : L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
+      rendererFactory: cfg.canvas ? sharpCanvasTile : L.svg.tile, interactive: true, maxNativeZoom: cfg.zooms ? cfg.zooms[1] : 14,
       getFeatureId: function (feat) { return feat.properties.id; },
       vectorTileLayerStyles: new Proxy({}, {get: function () {
         return function (p) { if (p.id !== undefined) known[p.id] = p; return styleOf(p, p.id === picked); };

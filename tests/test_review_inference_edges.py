@@ -32,3 +32,21 @@ def test_one_huge_small_variance_area_sets_up_quickly():
     draws = sampler.draw(np.random.default_rng(1), 4)
     assert draws.shape == (4, 20_000) and np.all((draws >= 0) & (draws <= t))
     assert draws[:, 0].max() < 30  # Binomial(10^9, 10^-9) is about Poisson(1)
+
+
+class _TopUniforms:
+    """A generator whose uniforms are all the largest double below 1: the walk's far end."""
+
+    def random(self, size):
+        return np.full(size, np.nextafter(1.0, 0.0))
+
+
+def test_inversion_never_draws_more_than_the_trials():
+    from spatial.indices.inference.inversion import Inversion
+
+    rng = np.random.default_rng(0)
+    t = np.r_[np.arange(40), 200].astype(np.int64)  # the large area widens every row's window past its own t
+    p = np.r_[rng.uniform(0, 0.5, 40), 0.04]
+    for shares in (p, 1 - p):  # above 1/2 the draws are t minus a draw at 1 - p
+        k = Inversion(t, shares).draw(_TopUniforms(), 1)[0]
+        assert np.all((k >= 0) & (k <= t)), (k, t)

@@ -40,6 +40,7 @@ class Inversion:
         self.width = width = int(ends.max(initial=0)) + 1
         cdf = np.ascontiguousarray(cdf[:, :width])
         cdf[:, -1] = 1.0
+        cdf[np.arange(width) >= tp[:, None]] = 1.0  # a sum short of 1 by rounding must not walk past t
         self.cdf = cdf.ravel()
         # the walk for u in [j/GUIDE, (j+1)/GUIDE) starts at the first k with cdf[k] >= j/GUIDE
         self.guide = np.stack([(cdf < j / GUIDE).sum(axis=1) for j in range(GUIDE)], axis=1).ravel()

@@ -16,7 +16,7 @@ from . import problems
 from .cache import DiskCache
 from .features import Features
 from .http import HeavyWork
-from .middleware import BodyLimit, CachedTiles, ClientWatch, KeyedCaching, SecurityHeaders
+from .middleware import BodyLimit, ClientWatch, KeyedCaching, SecurityHeaders
 from .registry import Registry, register_bundled
 from .settings import Settings
 from .tilefast import TileApp
@@ -60,10 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
 
     problems.install(app)
-    # Each add wraps the ones before: KeyedCaching is innermost (CachedTiles stores its headers), SecurityHeaders
-    # outermost (the 413s of BodyLimit and CORS answers carry them too).
+    # Each add wraps the ones before: KeyedCaching is innermost, SecurityHeaders outermost (the 413s of BodyLimit
+    # and CORS answers carry them too). Cached tiles are answered before all of them, with their headers (TileApp).
     app.add_middleware(KeyedCaching)
-    app.add_middleware(CachedTiles)
     app.add_middleware(ClientWatch)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:

@@ -1,14 +1,13 @@
-"""ASGI middleware: request body limit enforced while streaming, security headers, cached tiles."""
+"""ASGI middleware: request body limit enforced while streaming, security headers, cache headers by API key.
+
+Cached tiles are answered in front of all of these: :mod:`app.tilefast`."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from spatial.lru import LRU
-
-from .deps import CATALOGUE_ROW
-from .http import CLIENT_RECEIVE, etag_matches
+from .http import CLIENT_RECEIVE
 from .problems import MEDIA_TYPE, SECURITY_HEADERS
 
 
@@ -114,8 +113,8 @@ def _vary(headers: list, name: bytes) -> list:
 
 class KeyedCaching:
     """Responses may differ by API key (owners see raw counts): every cacheable response varies on it, and
-    those to a key holder are ``private`` so no shared cache keeps them. Sits inside :class:`CachedTiles`, so
-    the tiles it stores carry these headers too."""
+    those to a key holder are ``private`` so no shared cache keeps them. The memory tile cache
+    (:mod:`app.tilefast`) stores answers with these headers and keeps none marked ``private``."""
 
     def __init__(self, app):
         self.app = app
@@ -173,71 +172,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-class CachedTiles:
-    """Serve repeated anonymous tile requests from memory before routing (pure ASGI, ~20× cheaper per request).
-
-    Keyed by dataset version and disclosure settings, path and query string, so a replaced dataset is never
-    served stale (one indexed SQLite read, which a miss hands on to the route so the request reads it once).
-    Requests with an API key (owners see raw counts) pass through and are never stored, so an owner's tile
-    cannot reach the public, nor a public one an owner. Bounded by the bytes of the tiles it holds.
-    """
-
-    PATH = re.compile(r"^/v1/datasets/([^/]+)/tiles/(?:[0-9a-f]+/)?\d+/\d+/\d+\.mvt$")  # current or versioned
-
-    def __init__(self, app, max_bytes: int = 256 * 2**20):
-        self.app, self.max_bytes = app, max_bytes
-        self._entries = LRU(max_bytes, sizeof=lambda entry: len(entry[1]))  # (headers, body, etag)
-
-    async def __call__(self, scope, receive, send):
-        match = self.PATH.match(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "GET" else None
-        headers = dict(scope.get("headers", [])) if match else {}
-        if not match or b"x-api-key" in headers:
-            return await self.app(scope, receive, send)
-        info = scope["app"].state.registry.info(match.group(1))
-        if info is None:
-            return await self.app(scope, receive, send)
-        key = (
-            match.group(1),
-            info["version"],
-            json.dumps(info.get("disclosure"), sort_keys=True),
-            scope["path"],
-            scope.get("query_string", b""),
-        )
-        hit = self._entries.get(key)
-        if hit is not None:
-            start, body, etag = hit
-            if etag_matches(headers.get(b"if-none-match", b"").decode("latin-1"), etag.decode("latin-1")):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 304,
-                        "headers": [(k, v) for k, v in start if k in (b"etag", b"cache-control", b"vary")],
-                    }
-                )
-                return await send({"type": "http.response.body", "body": b""})
-            await send({"type": "http.response.start", "status": 200, "headers": start})
-            return await send({"type": "http.response.body", "body": body})
-
-        scope[CATALOGUE_ROW] = info
-        captured: dict = {"parts": []}
-
-        async def capture(message):
-            if message["type"] == "http.response.start":
-                # A copy, as it leaves this layer: outer layers (CORS adds Vary: Origin) add theirs again on a hit.
-                captured["start"] = {**message, "headers": list(message.get("headers", []))}
-            elif message["type"] == "http.response.body":
-                captured["parts"].append(message.get("body", b""))
-                if not message.get("more_body") and captured["start"]["status"] == 200:
-                    self._store(key, captured["start"], b"".join(captured["parts"]))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-
-    def _store(self, key, start: dict, body: bytes) -> None:
-        headers = list(start.get("headers", []))
-        etag = dict(headers).get(b"etag")
-        if etag is None or len(body) > self.max_bytes // 16:
-            return
-        self._entries.put(key, (headers, body, etag))

@@ -1,6 +1,6 @@
 """The cached-tile fast path (app/tilefast.py): a repeated anonymous tile is answered before FastAPI with the bytes
-and headers the whole stack sent for it, 304 when the client holds it, never for a replaced dataset, an owner, a
-CORS request or a provisional tile."""
+and headers the whole stack sent for it, 304 when the client holds it, never for a replaced dataset, an owner or a
+provisional tile. CORS requests: tests/test_tile_cache_single.py."""
 
 from __future__ import annotations
 
@@ -113,12 +113,10 @@ def _tile_app(cache_control: bytes, calls: list):
     return app
 
 
-def test_provisional_tiles_and_cors_requests_are_never_answered_from_memory(tmp_path):
+def test_provisional_tiles_are_never_answered_from_memory(tmp_path):
     sqlite3.connect(tmp_path / "catalog.sqlite").execute("CREATE TABLE t (x)")
     for control, stored in ((b"no-store, max-age=2", False), (b"public, max-age=3600", True)):
-        fast, calls = FastTiles(tmp_path / "catalog.sqlite", cors=True), []
+        fast, calls = FastTiles(tmp_path / "catalog.sqlite"), []
         app = _tile_app(control, calls)
         assert _run(fast, app)[1]["body"] == _run(fast, app)[1]["body"] == b"tile"
         assert len(calls) == (1 if stored else 2), control
-    _run(fast, app, [(b"origin", b"https://a.example")])
-    assert len(calls) == 2  # CORS headers depend on the origin: the full stack answers

@@ -12,6 +12,7 @@ from fastapi import Depends, Path, Query
 
 from spatial.errors import ValidationError, problem
 from spatial.local.prologue import GLOBAL_TESTS
+from spatial.local.statistics import check_permutations
 
 from .deps import Source, get_registry, get_settings, get_source, is_owner, load_source
 from .features import CollectionId, parse_bbox
@@ -27,7 +28,10 @@ SEED = "random seed (default 0, so a URL always gives the same numbers)"
 def _capped(permutations: int | None, settings: Settings) -> int | None:
     if permutations is not None and permutations > settings.max_permutations:
         raise ValidationError(
-            problem("bad_parameter", f"permutations is limited to {settings.max_permutations}; ask for fewer")
+            problem(
+                "bad_parameter",
+                f"permutations is limited to {settings.max_permutations} (SEGMAP_MAX_PERMUTATIONS); ask for fewer",
+            )
         )
     return permutations
 
@@ -156,6 +160,7 @@ class LocalQuery:
             raise ValidationError(problem("bad_parameter", "format must be geojson or csv"))
         if global_test not in GLOBAL_TESTS:
             raise ValidationError(problem("bad_parameter", f"global_test must be one of {', '.join(GLOBAL_TESTS)}"))
+        check_permutations(statistic, permutations, global_test, settings.max_permutations, "SEGMAP_MAX_PERMUTATIONS")
         ds = src.dataset  # the protected table: withheld areas are neither tested nor anybody's neighbour
         group = group or ds.groups[0]
         # Only declared columns are public: anything else is refused by name and role, never computed on.

@@ -136,7 +136,9 @@ def decomposition(p: Pair, index: str, n_boot: int, seed: int) -> dict:
     return {**head, "n_boot": n_boot, "seed": seed, **res.to_dict()}
 
 
-def local(p: Pair, alpha: float, correction: str, permutations: int, seed: int) -> tuple[gpd.GeoDataFrame, dict]:
+def local(
+    p: Pair, alpha: float, correction: str, permutations: int | None, seed: int, max_permutations: int = 9999
+) -> tuple[gpd.GeoDataFrame, dict]:
     """Per area: change in share (pp) with its FDR-controlled test, LQ change, LISA labels at both dates."""
     from spatial.change import lisa_transitions, local_change
     from spatial.local import local_statistic
@@ -151,7 +153,16 @@ def local(p: Pair, alpha: float, correction: str, permutations: int, seed: int) 
         sub = ds.subset(np.isin(ds.ids, frame.index)) if p.harmonized is None else None
         if sub is None:  # carried counts: LISA on the target areas with the carried counts
             sub = _dataset_like(p.end.source.dataset, frame, g)
-        res = local_statistic(sub, g, "lisa", total=None, permutations=permutations, seed=seed, alpha=alpha)
+        res = local_statistic(
+            sub,
+            g,
+            "lisa",
+            total=None,
+            permutations=permutations,
+            seed=seed,
+            alpha=alpha,
+            max_permutations=max_permutations,
+        )
         labels.append(pd.Series(res.labels, index=res.ids).loc[frame.index])
     trans = lisa_transitions(labels[0], labels[1])
     out = p.frame2[["geometry"]].join(table)

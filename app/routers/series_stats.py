@@ -120,7 +120,7 @@ async def change(
 
     def make() -> bytes:
         p = series_change.pair(found, q, weights)
-        frame, summary = series_change.local(p, alpha, correction, permutations, seed)
+        frame, summary = series_change.local(p, alpha, correction, permutations, seed, settings.max_permutations)
         return series_change.body(series_id, frame, summary, format)
 
     media = {"json": "application/json", "geojson": "application/geo+json", "csv": "text/csv; charset=utf-8"}[format]

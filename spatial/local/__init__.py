@@ -31,7 +31,7 @@ from .prologue import (
     prepare,
 )
 from .registry import ALIASES, REGISTRY, LocalSpec, get, register
-from .statistics import GLOBAL_PERMUTATIONS, QUADRANTS
+from .statistics import GLOBAL_PERMUTATIONS, QUADRANTS, check_permutations
 
 STATISTICS = tuple(REGISTRY)  # in the order they are defined in .statistics
 
@@ -83,6 +83,7 @@ def local_statistic(
     ``global_test='permutation'`` (summary ``global_moran.test`` names the one ``p_value`` comes from).
     """
     spec = get(statistic)
+    check_permutations(spec.name, permutations, global_test, max_permutations)
     ctx = prepare(
         dataset,
         group,

@@ -60,6 +60,7 @@ class LocalContext:
     other: np.ndarray | None = None  # a bivariate statistic's second column, every area
     flat: bool = False
     global_test: str = "randomisation"  # LISA's global Moran's I: analytic moments, or "permutation"
+    max_permutations: int = MAX_AUTO_PERMUTATIONS  # no test runs more (LISA's global one included)
 
     @property
     def n(self) -> int:
@@ -226,6 +227,7 @@ def compare_with_neighbours(
         c.other = dataset.share(other, c.total) if other in dataset.groups else dataset.column(other)
         c.columns["other"] = c.other
     _variation(c, other)
+    c.max_permutations = max_permutations
     m = 0 if c.flat else int((~c.islands).sum())  # the multiple-testing family
     c.permutations, notes = choose_permutations(c.permutations, c.auto, max_permutations, m, c.alpha, c.correction)
     c.notes += notes

@@ -11,14 +11,43 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
+from ..errors import ValidationError, problem
 from ..multiple_testing import adjust
 from ..results import LocalResult
 from .permutation import conditional_permutation, global_moran, off_diagonal
 from .prologue import NO_POPULATION, LocalContext, label_counts, labels_for, standardise
-from .registry import register
+from .registry import ALIASES, register
 
 QUADRANTS = np.array(["high_high", "low_high", "low_low", "high_low"])
 GLOBAL_PERMUTATIONS = 999  # global Moran's I permutation test, on request (p to 0.002; each permutes all n areas)
+
+
+def global_permutations(permutations: int, cap: int) -> int:
+    """The global test's count: the local one's (999 when it is 0), at most 999 and at most ``cap``."""
+    return min(permutations or GLOBAL_PERMUTATIONS, GLOBAL_PERMUTATIONS, cap)
+
+
+def check_permutations(
+    statistic: str, permutations: int | None, global_test: str, cap: int, limit: str = "max_permutations"
+) -> None:
+    """Refuse, before any weights are built, a request that would run more permutations than ``cap``: a given
+    count above it, or LISA's global permutation test at its default 999 (``limit`` names the setting)."""
+    if permutations is not None and permutations > cap:
+        raise ValidationError(
+            problem("bad_parameter", f"permutations={permutations:,} is above the limit of {cap:,} ({limit})")
+        )
+    if ALIASES.get(statistic, statistic) != "lisa" or global_test != "permutation" or permutations is None:
+        return  # chosen permutations stay within the cap (and the global test within them)
+    wanted = min(permutations or GLOBAL_PERMUTATIONS, GLOBAL_PERMUTATIONS)
+    if wanted > cap:
+        raise ValidationError(
+            problem(
+                "bad_parameter",
+                f"global_test=permutation runs {wanted:,} permutations of global Moran's I, above the limit of "
+                f"{cap:,} ({limit}): give permutations between 1 and {cap:,} (the global test then runs as many), "
+                "leave permutations unset, or use global_test=randomisation (analytic moments)",
+            )
+        )
 
 
 @register(
@@ -36,9 +65,7 @@ def lisa(c: LocalContext) -> LocalResult:
     if c.flat:
         res.summary["global_moran"] = {"moran_i": None, "p_value": None, "expected": -1 / (c.n - 1)}
     else:  # analytic randomisation moments; a permutation test (up to 999: one test, p to 0.002) when asked
-        perms = (
-            (min(c.permutations, GLOBAL_PERMUTATIONS) or GLOBAL_PERMUTATIONS) if c.global_test == "permutation" else 0
-        )
+        perms = global_permutations(c.permutations, c.max_permutations) if c.global_test == "permutation" else 0
         res.summary["global_moran"] = global_moran(z, W, perms, c.rng)
     return c.finish(res)
 

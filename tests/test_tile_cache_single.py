@@ -132,10 +132,13 @@ def test_a_replaced_dataset_is_never_served_to_an_origin_from_memory(client):
 
 def test_an_owner_with_an_origin_is_neither_answered_nor_stored(client):
     _fast(client).clear()
-    hits = _fast(client).hits
     owner = [client.get(URL, headers=_headers(A, **{"X-API-Key": "k"})) for _ in range(2)]
-    assert all(r.status_code == 200 and r.content for r in owner) and _fast(client).hits == hits
-    assert _fast(client).size == 0
+    assert all(r.status_code == 200 and r.content for r in owner) and _fast(client).size == 0
+    public = [client.get(URL, headers=_headers(A)) for _ in range(2)]  # now stored
+    hits = _fast(client).hits
+    again = client.get(URL, headers=_headers(A, **{"X-API-Key": "k"}))
+    assert _fast(client).hits == hits and "private" in again.headers["cache-control"]
+    assert "public" in public[1].headers["cache-control"]
 
 
 # -- the cache against the app's CORS layer however configured (no dataset: a stand-in tile route) ----------------

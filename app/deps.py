@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Path, Request
 from spatial.dataset import AreaDataset
 from spatial.disclosure import PublicData
 
+from . import overlap_guard
 from .cache import DiskCache
 from .http import HeavyWork
 from .problems import ProblemError, not_found
@@ -104,6 +105,8 @@ def load_source(
     if snap is None:
         return None
     info, ds = snap
+    if not owner:  # a dataset stored before overlapping areas were refused is checked once, then withheld if so
+        overlap_guard.refuse_stored(registry, info, ds)
     threshold = threshold_for(info, settings, owner)
     method = method_for(info, settings)
     return Source(dataset_id, info, owner, threshold, registry.public(dataset_id, info, ds, threshold, method))

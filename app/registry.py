@@ -30,6 +30,7 @@ from spatial.errors import ValidationError, problem
 from spatial.io.store import wkb_of, write_geoparquet
 from spatial.lru import LRU
 
+from . import overlap_guard
 from .geoparquet_read import read_geoparquet
 from .series_fields import ID_PATTERN, _date_taken, check_series_fields, geography_fingerprint, series_date_taken
 
@@ -262,6 +263,7 @@ class Registry:
                 problem("bad_id", f"Dataset id {dataset_id!r} must be 1–63 lower-case letters, digits, '-' or '_'")
             )
         series, date = check_series_fields(series, date, ds.meta.year)
+        overlap_guard.before_put(ds)  # every stored dataset: free when validate checked these shapes
         wkb, has_z = wkb_of(ds.areas)  # encoded once: for the file and the geography fingerprint
         digest, final_name = self._write_file(dataset_id, ds.areas, wkb)
         extra = (derived_from, owner_key, time.time(), json.dumps(disclosure) if disclosure else None, series, date)
@@ -269,6 +271,7 @@ class Registry:
         old = self._point_at(dataset_id, row, final_name, replace, series, date)
         if old and old["file"] != final_name:
             (self.files / old["file"]).unlink(missing_ok=True)
+        overlap_guard.passed(self, dataset_id, digest)
         return self.info(dataset_id)
 
     def _write_file(self, dataset_id: str, areas: gpd.GeoDataFrame, wkb) -> tuple[str, str]:

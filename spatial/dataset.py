@@ -72,6 +72,9 @@ class AreaDataset:
     name_col: str | None = None
     region_col: str | None = None
     repairs: list[Problem] = field(default_factory=list)
+    # The shapes checked for overlapping each other (spatial.overlaps.mark_checked): copied by ``replace``, and
+    # trusted only for these very shape objects, so storing the dataset does not check them again.
+    overlaps_checked: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Spatial weights built on these areas (spatial.weights): not copied by ``subset``, whose areas differ.
     weights_cache: LRU = field(default_factory=lambda: LRU(8), init=False, repr=False, compare=False)
 
@@ -167,7 +170,7 @@ def validate(
     meta: Metadata | None = None,
     tolerance: float = 0,
     from_file: bool = False,
-    overlaps: bool = False,
+    overlaps: bool = True,
 ) -> AreaDataset:
     """Check and clean areas + counts; return an :class:`AreaDataset` or raise listing every problem.
 
@@ -176,7 +179,9 @@ def validate(
     and listed in ``repairs``. Larger excesses are refused, as is any excess by default.
     ``from_file``: the layer was read from a file, so a projected layer lying within ±180 × ±90 is degrees
     mislabelled (see :func:`spatial.coords.coordinate_problems`).
-    ``overlaps``: refuse areas that overlap each other (:mod:`spatial.overlaps`; what every loaded file gets).
+    ``overlaps``: refuse areas that overlap each other (:mod:`spatial.overlaps`), by default: this is the one
+    place every dataset is checked, loaded from a file or built in memory. ``False`` (trusted synthetic layers,
+    benchmarks) leaves the dataset unmarked, so storing it for publication checks it then.
     """
     tolerance = float(tolerance or 0)
     if not np.isfinite(tolerance) or tolerance < 0:
@@ -208,7 +213,7 @@ def validate(
     extra = [c for c in gdf.columns if c not in keep and c != "geometry"]
     gdf = gdf[keep + extra + ["geometry"]].reset_index(drop=True)
     meta = meta or Metadata()
-    return AreaDataset(
+    ds = AreaDataset(
         gdf,
         total=total,
         groups=tuple(g for g in groups if g != total),
@@ -217,6 +222,11 @@ def validate(
         region_col=region_col,
         repairs=repairs,
     )
+    if overlaps:
+        from .overlaps import mark_checked
+
+        mark_checked(ds)
+    return ds
 
 
 def _check_layer(gdf: gpd.GeoDataFrame, groups: list[str]) -> None:

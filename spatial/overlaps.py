@@ -15,6 +15,12 @@ dropped too (edges matched by one sort, as for rook contiguity). The rest are te
 (interiors intersect), in chunks on every core (GEOS releases the GIL), and only the pairs that do intersect are
 measured. Queries go in pieces bounded by a grid count of each box's pairs, so hostile layers (stacked or crossing
 boxes) cannot exhaust memory, with cancellation points between them. Pure computation: no HTTP, no storage.
+
+Where it runs: :func:`spatial.dataset.validate` (so every file loaded, and every dataset built in memory, unless a
+caller opts out) records on the dataset which shapes it checked (:func:`mark_checked`); whatever stores a dataset for
+publication calls :func:`check_dataset`, which costs an identity test for a checked dataset and the full check for any
+other, so the check can be neither skipped nor run twice. Harmonisation checks its target layer
+(:mod:`spatial.change.harmonize`), whose areas receive the published counts.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import shapely
 
 from .cancel import checkpoint
 from .disclosure_forest import TOL
-from .errors import Problem, problem
+from .errors import Problem, ValidationError, problem
 
 INTERIORS_MEET = "T********"
 CHUNK = 50_000  # candidate pairs per task: below that, threads cost more than they save
@@ -271,6 +277,57 @@ def overlap_problem(found: Overlaps, ids, tol: float = TOL) -> Problem | None:
     refusal.extra = {"pairs": [{"ids": p, "share": round(float(found.share[k]), 4)} for p, k in zip(pairs, order)]}
     refusal.extra["n_pairs"] = len(found)
     return refusal
+
+
+def refusal_of(geoms, ids, subject: str = "") -> Problem | None:
+    """:func:`overlap_problem` for any layer: missing, empty and non-polygonal shapes left out, invalid ones measured
+    on repaired copies (as :func:`spatial.dataset.validate` does). ``subject`` starts the message (e.g. "The target
+    layer: ")."""
+    geoms = np.array(geoms, dtype=object)  # a copy: repairs stay here
+    usable = np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms)
+    geoms[~usable] = None
+    bad = usable & ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    refusal = overlap_problem(overlapping_pairs(geoms), np.asarray(ids, dtype=object))
+    if refusal is not None and subject:
+        refusal.message = subject + refusal.message
+    return refusal
+
+
+def mark_checked(ds) -> None:
+    """Record that ``ds``'s shapes passed the check: the shape objects themselves (immutable), so a dataset made
+    from them by ``dataclasses.replace`` (a subset, new counts joined on the same areas) stays checked and one with
+    any other shape does not."""
+    ds.overlaps_checked = np.array(ds.areas.geometry.values, dtype=object)  # a copy: later edits of the frame miss it
+
+
+def is_checked(ds) -> bool:
+    """Whether every shape of ``ds`` is one of the shapes checked together, each used once (a shape repeated would
+    be two areas overlapping fully)."""
+    checked = getattr(ds, "overlaps_checked", None)
+    if checked is None:
+        return False
+    now = _object_ids(np.asarray(ds.areas.geometry.values, dtype=object))
+    if len(np.unique(now)) != len(now):
+        return False
+    return bool(_member(now, np.sort(_object_ids(checked))).all())
+
+
+def check_dataset(ds) -> None:
+    """Refuse ``ds`` (ValidationError ``overlapping_areas``) if its areas overlap each other; free for a dataset
+    whose shapes :func:`spatial.dataset.validate` checked. Call before storing or publishing a dataset."""
+    if is_checked(ds):
+        return
+    refusal = refusal_of(ds.areas.geometry.values, ds.ids)
+    if refusal is not None:
+        raise ValidationError(refusal)
+    mark_checked(ds)
+
+
+def _object_ids(geoms: np.ndarray) -> np.ndarray:
+    # the objects held by the dataset's marker stay alive, so their ids cannot be reused by other shapes
+    return np.fromiter(map(id, geoms), dtype=np.uint64, count=len(geoms))
 
 
 def _percent(share: float) -> str:

@@ -91,6 +91,7 @@ def harmonize(
     crs = area_crs(source)
     sids, sgeo = layer(source, source_key, "source", crs)
     tids, tgeo = layer(target, target_key, "target", crs)
+    _refuse_overlapping_targets(tgeo, tids)
     checkpoint()
     si, ti, a, pieces = _overlaps(sgeo, tgeo, keep_pieces=method == "population")
     _check_overlap(si, sids, values.sum(axis=1))
@@ -133,6 +134,20 @@ def _result(target, key, pairs, counts, values, shares, k_total, matched, method
         table=sp.csr_matrix((shares[k_total], (si, ti)), shape=(len(sids), n)),
         notes=notes,
     )
+
+
+def _refuse_overlapping_targets(tgeo: np.ndarray, tids: np.ndarray) -> None:
+    """Targets overlapping each other would publish a coarse carried count beside the fine ones inside it (the
+    refusal every upload gets, :mod:`spatial.overlaps`): checked here, so every caller (HTTP, CLI, library) gets it."""
+    from ..overlaps import refusal_of
+
+    why = (
+        "The target areas overlap each other, so counts carried onto them could be differenced (carry onto one "
+        "level at a time): "
+    )
+    refusal = refusal_of(tgeo, tids, why)
+    if refusal is not None:
+        raise ValidationError(refusal)
 
 
 def _overlaps(sgeo, tgeo, keep_pieces: bool = False):

@@ -42,19 +42,35 @@ def refuse_stored(registry, info: dict, ds) -> None:
         raise ValidationError(refusal)
 
 
-def stored_refusal(registry, info: dict, ds) -> Problem | None:
-    """The refusal of one stored version (None when its areas do not overlap), measured once per version."""
-    memo = (str(registry.root), info["id"], info["version"])
+def known_clean(registry, info: dict) -> bool:
+    """Whether this version is known not to overlap, without reading it (a 422 if known to): large versions' tiles
+    are served from the disk cache before the version is read, so only once this is known (app.tilesource)."""
+    refusal = _recorded(registry, info["id"], info["version"])
+    if isinstance(refusal, Problem):
+        raise ValidationError(refusal)
+    return refusal is None
+
+
+def _recorded(registry, dataset_id: str, version: str):
+    """The recorded refusal, None when it passed, ``_MISSING`` when never checked."""
+    memo = (str(registry.root), dataset_id, version)
     seen = _seen.get(memo, _MISSING)
     if seen is not _MISSING:
         return seen
     row = registry._db().conn.execute("SELECT value FROM settings WHERE name = ?", (_key(*memo[1:]),)).fetchone()
-    if row is not None:
-        refusal = None if row[0] == OK else Problem(**json.loads(row[0]))
-    else:  # stored before the check existed (or a put's record not yet written): measured now, once
+    if row is None:
+        return _MISSING
+    seen = None if row[0] == OK else Problem(**json.loads(row[0]))
+    _seen.put(memo, seen)
+    return seen
+
+
+def stored_refusal(registry, info: dict, ds) -> Problem | None:
+    """The refusal of one stored version (None when its areas do not overlap), measured once per version."""
+    refusal = _recorded(registry, info["id"], info["version"])
+    if refusal is _MISSING:  # stored before the check existed (or a put's record not yet written): measured once
         refusal = None if is_checked(ds) else _legacy_refusal(info, ds)
         _record(registry, info["id"], info["version"], refusal)
-    _seen.put(memo, refusal)
     return refusal
 
 

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from spatial.errors import ValidationError, problem
 
+from . import overlap_guard
 from .deps import CATALOGUE_ROW, Source, get_registry, get_settings, has_key, load_source, method_for, threshold_for
 from .params import local_permutations
 from .problems import not_found
@@ -69,7 +70,8 @@ async def tile_source(
     load = partial(load_source, registry, settings, dataset_id, owner, row)
     threshold, method = threshold_for(row, settings, owner), method_for(row, settings)
     pending = Pending(dataset_id, row, threshold, method, load)
-    if (row.get("n_areas") or 0) >= LAZY_AREAS and request.app.state.tiles.read_later(pending):
+    lazy = (row.get("n_areas") or 0) >= LAZY_AREAS and (owner or overlap_guard.known_clean(registry, row))
+    if lazy and request.app.state.tiles.read_later(pending):  # else read now: a stored version is checked first
         mark("source_pending")
         return pending
     src = await run_in_threadpool(load)  # a small version read now (or found in memory), off the event loop

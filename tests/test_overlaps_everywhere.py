@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -91,7 +92,7 @@ def test_the_mark_trusts_only_the_shapes_it_checked():
 # -- storage and stored datasets ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    with in_process(tmp_path_factory.mktemp("everywhere"), register_bundled=False, api_key=KEY, maps=False) as c:
+    with in_process(tmp_path_factory.mktemp("everywhere"), register_bundled=False, api_key=KEY) as c:
         yield c
 
 
@@ -182,3 +183,27 @@ def test_cli_harmonize_refuses_an_overlapping_target_and_writes_nothing(tmp_path
     err = capsys.readouterr().err
     assert "target areas overlap" in err and "all" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_large_stored_tiles_are_not_served_from_the_disk_cache_before_the_check(client, monkeypatch):
+    """Tiles of a large version come from the disk cache before this worker reads the version (app.tilesource):
+    a tile cached before the check existed must not be served once it does."""
+    import app.tilesource
+
+    store_unchecked(client, "nested-tiles", as_dataset(NESTED, overlaps=False), monkeypatch)
+    url = "/v1/datasets/nested-tiles/tiles/12/2161/1352.mvt"
+    with monkeypatch.context() as m:  # as before the check: tiles read and cached on disk
+        m.setattr(app.overlap_guard, "refuse_stored", lambda *a: None)
+        m.setattr(app.overlap_guard, "known_clean", lambda *a: True)
+        old = client.get(url)
+        assert old.status_code == 200 and old.headers.get("etag"), old.headers
+        for _ in range(100):  # the disk write happens after the answer
+            if client.app.state.tiles.cache.get(old.headers["etag"]) is not None:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the tile never reached the disk cache")
+    monkeypatch.setattr(app.tilesource, "LAZY_AREAS", 1)  # this version counts as large: tiles before reading it
+    for query in ("?a=1", "?a=2"):  # past the memory cache in front (keyed by path and query), not the disk cache
+        r = client.get(url + query)
+        assert r.status_code == 422 and r.json()["problems"][0]["code"] == "overlapping_areas", r.status_code

@@ -14,6 +14,7 @@ benchmarks/out/calibration_large/; ``--report`` turns what is there into results
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.calibration import LEVEL, Point, city, evaluator, fmt, label
+from benchmarks.calibration_checks import oracle_family, sampler_check, truth_check
 from spatial.indices.inference import _block_size, calibrate
 
 OUT = Path(__file__).parent / "out" / "calibration_large"
@@ -35,6 +37,11 @@ PARTS = {
     "100k-scaled": [(Point(0.1, 100_000, 200), "scaled")],
     "1m": [(Point(0.1, 1_000_000, 200), "auto")],
     "10k-indices": [(Point(0.1, 10_000, 200, name), path) for name in INDICES for path in ("auto", "scaled")],
+    "100k-indices": [(Point(0.1, 100_000, 200, name), "auto") for name in INDICES],
+    **{f"100k-{name}": [(Point(0.1, 100_000, 200, name), "auto")] for name in INDICES},  # one at a time (gini: 6×)
+    "100k-cheap": [(Point(0.1, 100_000, 200, name), "auto") for name in INDICES if name != "gini"],
+    # ~20 people an area: the family at the true shares, and the deconvolved family alone (why it under-covers)
+    "small-areas": [(Point(0.4, 10_000, 20), path) for path in ("oracle", "deconvolved")],
     # the path forced onto the quick grid's cities (below MIN_AREAS areas its family scales observed shares)
     "small": [
         (Point(None, 30, 3000, shape="uniform"), "asymptotic"),
@@ -48,27 +55,42 @@ CHUNK = 25  # replicates a job: written when done, so a run stopped at its time 
 AGREE = [(Point(0.2, 4000, 300), 10), (Point(0.1, 10_000, 200), 6), (Point(0.1, 100_000, 200), 3)]
 
 
-def _calibrate(evaluate, data, kind, value, r, block, path):
-    """``scaled``: the large-city path with the family before this change (observed shares scaled by λ)."""
+def _calibrate(evaluate, data, kind, value, r, block, path, p=None):
+    """``scaled``: the large-city path with the family before this change (observed shares scaled by λ);
+    ``deconvolved``: with the deconvolved family alone (no union with the scaled one); ``oracle``: with the
+    family at the true shares ``p`` (diagnostics of the ~20 people an area case)."""
     from spatial.indices.inference import calibration, family
 
-    if path != "scaled":
+    if path not in ("scaled", "deconvolved", "oracle"):
         return calibrate(evaluate, data, kind, value, seed=r, level=LEVEL, block=block, path=path)
-    calibration.family = lambda d, k, nb, fast: family._Scaled(d, k, nb)
+    union = calibration._union
+    if path == "scaled":
+        calibration.family = lambda d, k, nb, fast: family._Scaled(d, k, nb)
+    elif path == "oracle":
+        calibration.family = lambda d, k, nb, fast: oracle_family(d, k, p)
+    else:
+        calibration._union = lambda alt, observed, a, draws, main: (*main, "deconvolved")
     try:
         return calibrate(evaluate, data, kind, value, seed=r, level=LEVEL, block=block, path="asymptotic")
     finally:
-        calibration.family = family.family
+        calibration.family, calibration._union = family.family, union
+
+
+@functools.lru_cache(maxsize=2)
+def _city(d, areas: int, people: int, shape: str):
+    """The point's city, once a process (5 s at 100,000 areas: the Beta's concentration is solved for D)."""
+    return city(Point(d, areas, people, shape=shape))
 
 
 def replicates(point: Point, path: str, first: int, count: int) -> list[dict]:
     """Replicates ``first`` .. ``first + count − 1`` of one point: counts drawn from the point's city with the
     replicate's own generator, then calibrated with seed = replicate."""
-    from spatial.indices.inference import reuse
+    from spatial.indices.inference import reuse, threaded
 
     reuse.ENABLED = False  # no replicate may reuse another's calibration
+    threaded.THREADS = 1  # one thread a process: the numbers do not depend on it (threaded.py), the load does
     evaluate, kind, _ = evaluator(point)
-    t, p = city(point)
+    t, p = _city(point.d, point.areas, point.people, point.shape)
     truth = float(evaluate(t * p, t))
     block = _block_size(point.areas, 2, None)
     rows = []
@@ -77,7 +99,7 @@ def replicates(point: Point, path: str, first: int, count: int) -> list[dict]:
         data = (rng.binomial(t.astype(np.int64), p).astype(float), t)
         value = float(evaluate(*data))
         t0 = time.perf_counter()
-        cal = _calibrate(evaluate, data, kind, value, r, block, path)
+        cal = _calibrate(evaluate, data, kind, value, r, block, path, p)
         rows.append(
             {
                 "r": r,
@@ -108,12 +130,14 @@ def _run(job) -> None:
     )
 
 
-def run_part(part: str, first: int, count: int, processes: int) -> None:
-    """The part's points, replicates ``first`` .. ``first + count − 1``, split over ``processes`` processes."""
+def run_part(part: str, first: int, count: int, processes: int, chunk: int = CHUNK) -> None:
+    """The part's points, replicates ``first`` .. ``first + count − 1``, split over ``processes`` processes in jobs
+    of at most ``chunk`` replicates (each written when done)."""
     jobs = []
     for point, path in PARTS[part]:
-        step = min(CHUNK, -(-count // processes))
+        step = min(chunk, -(-count // processes))
         jobs += [(point, path, a, min(step, first + count - a)) for a in range(first, first + count, step)]
+    jobs = [j for j in jobs if not (OUT / f"{_key(j[0], j[1])}_{j[2]}.json").exists()]  # a stopped run resumes
     jobs.sort(key=lambda j: -j[0].areas * j[3])
     with mp.get_context("fork").Pool(processes) as pool:
         pool.map(_run, jobs, chunksize=1)
@@ -266,6 +290,17 @@ def report(load: str) -> str:
             f"load {c['load']:.1f}): scaled family alone {med['scaled']:.1f} s, both families {med['both']:.1f} s "
             f"(the deconvolution {med['deconvolution']:.2f} s of it; the rest: the second family's simulations and the skewed normals).",
         ]
+    if (OUT / "truth.json.txt").exists():
+        rows = json.loads((OUT / "truth.json.txt").read_text())
+        worst = max(abs(r["harness"] - r["hand"]) / abs(r["hand"]) for r in rows)
+        names = ", ".join(f"{r['point']['index']} {r['hand']:.6f}" for r in rows)
+        lines += [
+            "",
+            f"True values computed apart from segmap (`truth_by_hand`: textbook formulas, Gini as the area under the "
+            f"segregation curve; checked against pysal `segregation` in tests/test_calibration_truth.py) for the "
+            f"100,000-area rows of the other indices and the ~20 people an area diagnostics: {names}; the "
+            f"harness's truth differs by at most {worst:.1e} of the value.",
+        ]
     lines += ["", NULL_SIZE, "", READING]
     return "\n".join(lines) + "\n"
 
@@ -310,21 +345,26 @@ READING = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=[*PARTS, "agree", "cost"])
+    parser.add_argument("--part", choices=[*PARTS, "agree", "cost", "truth", "sampler"])
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="replicates a job (a job is written when done)")
+    parser.add_argument("--nice", type=int, default=5)
     parser.add_argument("--report", action="store_true", help="write results/calibration_large.md from out/")
     parser.add_argument("--load", default="", help="load averages of the runs, for the report")
     a = parser.parse_args()
     if a.part == "agree":
         run_agreement(a.processes)
+    elif a.part in ("truth", "sampler"):
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{a.part}.json.txt").write_text(json.dumps(truth_check() if a.part == "truth" else sampler_check()))
     elif a.part == "cost":
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "cost.json.txt").write_text(json.dumps(cost()))
     elif a.part:
-        os.nice(5)
-        run_part(a.part, a.first, a.count, a.processes)
+        os.nice(a.nice)
+        run_part(a.part, a.first, a.count, a.processes, a.chunk)
     if a.report:
         from benchmarks.common import write
 

@@ -58,8 +58,9 @@ def serve() -> None:
     import importlib
 
     import app.cli  # noqa: F401  (the imports every run shares)
+    from app.cli import RUN_IMPORTS
 
-    for name in ("app.registry", "maps.data", "maps.views", "maps.static"):  # what `segmap map` imports when run
+    for name in ("app.registry", "maps.data", "maps.views", "maps.static", *RUN_IMPORTS):  # what commands import
         try:
             importlib.import_module(name)
         except ImportError:

@@ -16,6 +16,12 @@ from . import batch, export, harmonize, indices, informal, local, map, series, s
 # in the order `segmap --help` lists them
 COMMANDS = (indices, local, informal, map, export, batch, series, trend, harmonize, serve)
 EXIT_INPUT = 2
+# What the commands import when they run, not before (`segmap --help` stays fast); tests/cli_process.py preloads it.
+RUN_IMPORTS = (
+    *("spatial.io", "spatial.export", "spatial.local", "spatial.informal", "spatial.change.harmonize"),
+    *("spatial.indices.compute", "spatial.indices.aspatial", "spatial.indices.multigroup"),
+    *("spatial.indices.spatial_indices", "spatial.batch", "spatial.batch.job", "spatial.batch.table"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

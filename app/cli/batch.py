@@ -6,13 +6,14 @@ import functools
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spatial.batch import read_manifest, split_national
-from spatial.batch.job import Options, run_job
-from spatial.batch.table import Store
 from spatial.errors import ValidationError, problem
-from spatial.indices import get as get_index
-from spatial.indices import names
+
+from .choices import INDICES
+
+if TYPE_CHECKING:
+    from spatial.batch.job import Options
 
 MANIFESTS = (".csv", ".yaml", ".yml")
 NATIONAL = (".parquet", ".geoparquet")
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
         "--index",
         action="append",
         metavar="NAME",
-        help=f"index (repeatable; default all aspatial): {', '.join(names())}",
+        help=f"index (repeatable; default all aspatial): {', '.join(INDICES)}",
     )
     p.add_argument(
         "--permutations", "--simulations", dest="permutations", type=int, default=199, metavar="N",
@@ -64,6 +65,8 @@ def register(subparsers) -> None:
 def _manifest(args):
     """The manifest's jobs (refused as a whole, naming lines, before anything is written), or None for a national
     file, which is split into the output folder."""
+    from spatial.batch import read_manifest
+
     path = Path(args.input)
     if path.suffix.lower() in MANIFESTS:
         return read_manifest(path)
@@ -77,6 +80,8 @@ def _manifest(args):
 
 
 def _national(args, done: set):
+    from spatial.batch import split_national
+
     return split_national(
         args.input, args.out, groups=args.group, total=args.total, key=args.key,
         place_col=args.place_col, date_col=args.date_col, skip=done,
@@ -85,6 +90,8 @@ def _national(args, done: set):
 
 def _options(args) -> Options:
     from app.settings import Settings
+    from spatial.batch.job import Options
+    from spatial.indices import get as get_index
 
     threshold = args.disclosure_threshold
     if threshold is None:
@@ -143,6 +150,9 @@ class Progress:
 
 
 def run(args) -> int:
+    from spatial.batch.job import run_job
+    from spatial.batch.table import Store
+
     opts = _options(args)
     jobs = _manifest(args)
     store = Store(args.out)

@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from spatial.errors import ValidationError, problem
-from spatial.io import load_dataset
 
 
 def add_dataset_arguments(
@@ -103,6 +102,8 @@ def report_repairs(ds, stream=sys.stderr) -> None:
 def load_from_args(args, groups, **overrides):
     """The dataset the arguments name, repairs reported; ``overrides`` replace what the arguments say
     (another boundary file joined the same way, a key named by another flag)."""
+    from spatial.io import load_dataset
+
     spec = {
         "boundaries": args.boundaries,
         "total": args.total,

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
-from ..tiles import MAX_ZOOM
+from .choices import MAX_ZOOM
+
+LIMIT = "SEGMAP_MAX_PERMUTATIONS"
 
 
 def register(subparsers) -> None:
@@ -54,6 +56,10 @@ def run(args) -> int:
 
     _check(args)
     settings = Settings()
+    if args.statistic:  # the server's limit, before the dataset is read
+        from spatial.local.statistics import check_permutations
+
+        check_permutations(args.statistic, args.permutations, "randomisation", settings.max_permutations, LIMIT)
     catalogue = settings.data_dir / "catalog.sqlite"
     src = None
     if catalogue.is_file():

@@ -8,12 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spatial.change.harmonize import MATCH_TOLERANCE, METHODS, harmonize
-from spatial.dataset import ID
 from spatial.errors import ValidationError, problem
-from spatial.export import csv_safe
-from spatial.io import load_dataset, read_boundaries
 
+from .choices import HARMONIZE_METHODS as METHODS
+from .choices import ID, MATCH_TOLERANCE
 from .common import add_dataset_arguments, add_group_arguments, groups_from_args, load_from_args
 
 FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": None}
@@ -64,6 +62,8 @@ def _finer_layer(args, counts: list[str]):
                 "or --by-group",
             )
         )
+    from spatial.io import load_dataset
+
     columns = counts if args.by_group else [args.weight_column]
     ds = load_dataset(args.weights, groups=columns, counts=args.weights_counts, key=args.weights_key or ID)
     return ds.areas, (dict(zip(counts, counts)) if args.by_group else args.weight_column)
@@ -71,6 +71,8 @@ def _finer_layer(args, counts: list[str]):
 
 def _write(frame, out: str) -> None:
     """Beside the target then renamed, so a failed run leaves no half-written file."""
+    from spatial.export import csv_safe
+
     path = Path(out)
     ext = path.suffix.lower()
     if ext not in FORMATS:
@@ -91,6 +93,9 @@ def _write(frame, out: str) -> None:
 
 
 def run(args) -> int:
+    from spatial.change.harmonize import harmonize
+    from spatial.io import read_boundaries
+
     if not 0 <= args.match_tolerance < 1:
         raise ValidationError(problem("bad_parameter", "--match-tolerance must lie in [0, 1)"))
     groups = groups_from_args(args, required=not args.total)

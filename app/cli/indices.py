@@ -10,10 +10,8 @@ import sys
 import time
 
 from spatial.errors import ValidationError, problem
-from spatial.export import csv_cell
-from spatial.indices import names
-from spatial.indices.compute import IndexOptions, compute_indices
 
+from .choices import INDICES
 from .common import (
     add_dataset_arguments,
     add_group_arguments,
@@ -43,7 +41,7 @@ def register(subparsers) -> None:
         "--index",
         metavar="NAME",
         action="append",
-        help=f"index to compute (repeatable; default: all aspatial). One of: {', '.join(names())}",
+        help=f"index to compute (repeatable; default: all aspatial). One of: {', '.join(INDICES)}",
     )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     add_simulation_arguments(
@@ -98,6 +96,8 @@ class Progress:
 
 
 def run(args) -> int:
+    from spatial.indices.compute import IndexOptions, compute_indices
+
     groups = groups_from_args(args, required=True)
     ds, other = _load(args, groups)
     options = IndexOptions(
@@ -152,6 +152,8 @@ def write_json(results, ds, out) -> None:
 
 
 def write_csv(results, ds, out) -> None:
+    from spatial.export import csv_cell
+
     w = csv.writer(out)
     w.writerow(CSV_FIELDS)
     for name, r in results.items():

@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 
 from spatial.errors import ValidationError, problem
-from spatial.export import csv_safe
-from spatial.informal import load_settlements, overlay
-from spatial.io import read_boundaries
 
 from .common import add_dataset_arguments, add_group_arguments, groups_from_args, load_from_args
 
@@ -29,6 +26,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from spatial.export import csv_safe
+    from spatial.informal import load_settlements, overlay
+    from spatial.io import read_boundaries
+
     if args.total or args.counts:
         if not args.total:
             raise ValidationError(problem("missing_total", "--counts needs --total: the units' population column"))

@@ -5,11 +5,8 @@ from __future__ import annotations
 import sys
 
 from spatial.errors import ValidationError, problem
-from spatial.export import csv_safe, local_frame
-from spatial.local import ALIASES, GLOBAL_TESTS, STATISTICS, local_statistic
-from spatial.multiple_testing import CORRECTIONS
-from spatial.weights import KINDS
 
+from .choices import CORRECTIONS, GLOBAL_TESTS, KINDS, LOCAL_ALIASES, LOCAL_STATISTICS, MAX_AUTO_PERMUTATIONS
 from .common import add_dataset_arguments, add_group_arguments, add_simulation_arguments, load_from_args
 
 
@@ -23,7 +20,7 @@ def register(subparsers) -> None:
     add_group_arguments(p, many=False, required=True, help="group column whose share per area is tested")
     p.add_argument(
         "--statistic",
-        choices=STATISTICS + tuple(ALIASES),
+        choices=LOCAL_STATISTICS + LOCAL_ALIASES,
         default="lisa",
         help="lisa (= moran), gi_star (= getis_ord), lq (= location_quotient), entropy, bivariate_lisa (= bivariate_moran)",
     )
@@ -34,7 +31,8 @@ def register(subparsers) -> None:
         p,
         permutations=None,
         seed=None,
-        help="default: enough that the smallest p-value can pass --correction over these areas (at most 99,999)",
+        help="default: enough that the smallest p-value can pass --correction over these areas "
+        f"(at most {MAX_AUTO_PERMUTATIONS:,})",
     )
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--correction", choices=CORRECTIONS, default="fdr")
@@ -51,6 +49,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from spatial.export import csv_safe, local_frame
+    from spatial.local import local_statistic
+
     groups = [args.group] + ([args.other] if args.other else [])
     ds = load_from_args(args, groups)
     res = local_statistic(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from spatial.indices import names
-
+from .choices import INDICES
 from .series import add_data_dir, open_registry
 
 
@@ -20,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("series", metavar="SERIES", help="series id (list them with `segmap series`)")
     p.add_argument("--group", metavar="COL", action="append", help="group column, repeatable (default: the first)")
     p.add_argument("--total", metavar="COL", help="total column (default: each dataset's)")
-    p.add_argument("--index", metavar="NAME", action="append", help=f"index (repeatable). One of: {', '.join(names())}")
+    p.add_argument("--index", metavar="NAME", action="append", help=f"index (repeatable). One of: {', '.join(INDICES)}")
     p.add_argument("--permutations", type=int, default=0, metavar="N", help="simulations for intervals and p-values")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--baseline", metavar="DATE", help="date changes are measured from (default: the first; none)")

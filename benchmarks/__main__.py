@@ -23,6 +23,9 @@ import traceback
 from pathlib import Path
 
 args = sys.argv[1:]
+if {"-h", "--help"} & set(args):
+    print(__doc__)
+    sys.exit(0)
 check = args[:1] == ["check"]
 full, last = "--full" in args, "--last" in args
 os.environ["SEGMAP_BENCH_QUICK"] = "0" if full else "1"

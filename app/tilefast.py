@@ -35,7 +35,8 @@ NOT_MODIFIED = {b"etag", b"cache-control", b"vary", *(k.lower().encode() for k i
 KEYED_ON = {b"origin", b"x-api-key"}  # request headers a stored answer may vary on: Origin keys it, a key bypasses
 NO_ORIGIN = "no origin"  # the variant of requests without an Origin (a probe gives a tuple)
 MAX_VARIANTS = 8  # header variants kept per tile: a tile asked from many origins keeps the first ones
-HEADER_COST = 32  # bytes counted per stored header beside its name and value
+HEADER_COST = 120  # bytes a stored header costs beside its name and value (a tuple, two bytes objects)
+SLOT = 8  # a 304 header: a pointer to the 200 header it repeats
 
 
 class CatalogueWatch:
@@ -66,8 +67,9 @@ class Tile(NamedTuple):
 
 def _tile_size(tile: Tile) -> int:
     """What the tile costs in the budget: its body and every header of every variant."""
-    heads = (h for pair in tile.variants.values() for headers in pair for h in headers)
-    return len(tile.body) + sum(len(k) + len(v) + HEADER_COST for k, v in heads)
+    heads = [h for ok, _ in tile.variants.values() for h in ok]
+    slots = sum(len(not_modified) for _, not_modified in tile.variants.values())
+    return len(tile.body) + sum(len(k) + len(v) + HEADER_COST for k, v in heads) + SLOT * slots
 
 
 def _cacheable(status: int | None, headers: list) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.calibration import LEVEL, Point, city, evaluator, fmt, label
-from benchmarks.calibration_checks import oracle_family, sampler_check, truth_check
+from benchmarks.calibration_checks import oracle_family, sampler_check, small_areas_lines, truth_check
 from spatial.indices.inference import _block_size, calibrate
 
 OUT = Path(__file__).parent / "out" / "calibration_large"
@@ -266,7 +266,7 @@ def report(load: str) -> str:
         s = summary(done[(point, path)])
         lines.append(
             f"| {label(point)}{' (bimodal)' if point.shape == 'bimodal' else ''} | {s['truth']:.3f} | {point.areas:,} | "
-            f"{point.people} | {path} | {s['family']} | {s['reps']} | **{fmt(s['coverage'])}** ± {fmt(s['se'])} | "
+            f"{point.people} | {path} | {s['family'] if path != 'oracle' else 'true shares'} | {s['reps']} | **{fmt(s['coverage'])}** ± {fmt(s['se'])} | "
             f"{fmt(s['below'])} | {fmt(s['above'])} | {fmt(s['flagged'], 2)} | {s['error_value']:+.5f} | "
             f"{s['error_corrected']:+.5f} ± {s['error_se']:.5f} | {s['sd_ratio']:.2f} | {s['half_width']:.5f} | "
             f"{s['seconds']:.2f} |"
@@ -301,6 +301,7 @@ def report(load: str) -> str:
             f"100,000-area rows of the other indices and the ~20 people an area diagnostics: {names}; the "
             f"harness's truth differs by at most {worst:.1e} of the value.",
         ]
+    lines += small_areas_lines(done, OUT)
     lines += ["", NULL_SIZE, "", READING]
     return "\n".join(lines) + "\n"
 

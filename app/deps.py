@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from .features import Features
     from .tileservice import TileService
 
-# Set by middleware.CachedTiles when it has read the dataset's catalogue row: the request reads it once.
-CATALOGUE_ROW = "segmap.catalogue_row"
-
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
@@ -119,14 +116,7 @@ def get_source(
     settings: Settings = Depends(get_settings),
     x_api_key: str | None = Header(None),
 ) -> Source:
-    row = request.scope.get(CATALOGUE_ROW)
-    source = load_source(
-        registry,
-        settings,
-        dataset_id,
-        has_key(settings, x_api_key),
-        row if row is not None and row["id"] == dataset_id else None,
-    )
+    source = load_source(registry, settings, dataset_id, has_key(settings, x_api_key))
     if source is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     return source

@@ -4,7 +4,7 @@ As a source in martin, a dataset version (an :class:`app.deps.Source`: id, versi
 table) offers its TileJSON and its tiles. The service keeps what tiles of a version share: the geometry
 index (public, so owner and public share it), the per-area attributes of a query, and its own encoder
 thread. Encoded tiles go to the disk cache shared by workers; the ASGI layer in front
-(``middleware.CachedTiles``) answers repeated anonymous ones from memory.
+(``app.tilefast``) answers repeated anonymous ones from memory.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from spatial.errors import ValidationError, problem
 
 from . import overlap_guard
-from .deps import CATALOGUE_ROW, Source, get_registry, get_settings, has_key, load_source, method_for, threshold_for
+from .deps import Source, get_registry, get_settings, has_key, load_source, method_for, threshold_for
 from .params import local_permutations
 from .problems import not_found
 from .registry import Registry
@@ -62,8 +62,7 @@ async def tile_source(
     x_api_key: str | None = Header(None),
 ) -> Source | Pending:
     mark("source", path=request.url.path)
-    row = request.scope.get(CATALOGUE_ROW)
-    row = row if row is not None and row["id"] == dataset_id else registry.info(dataset_id)
+    row = registry.info(dataset_id)
     if row is None:
         raise not_found("dataset", dataset_id, "List the available ones with GET /v1/datasets.")
     owner = has_key(settings, x_api_key)

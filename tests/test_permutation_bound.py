@@ -117,3 +117,11 @@ def test_library_guard_refuses_before_building_weights(georgia_paths, monkeypatc
         local_statistic(ds, "black", "lisa", permutations=0, global_test="permutation", max_permutations=99)
     with pytest.raises(ValidationError, match="permutations=100 is above the limit of 99"):
         local_statistic(ds, "black", "gi_star", permutations=100, max_permutations=99)
+
+
+def test_cli_refuses_permutations_above_the_librarys_limit(georgia_args, capsys):
+    from app.cli import main
+
+    argv = ["local", *georgia_args, "--group", "black", "--permutations", "100000"]
+    assert main(argv) == 2
+    assert "permutations=100,000 is above the limit of 99,999" in capsys.readouterr().err

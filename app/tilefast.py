@@ -37,6 +37,8 @@ NO_ORIGIN = "no origin"  # the variant of requests without an Origin (a probe gi
 MAX_VARIANTS = 8  # header variants kept per tile: a tile asked from many origins keeps the first ones
 HEADER_COST = 120  # bytes a stored header costs beside its name and value (a tuple, two bytes objects)
 SLOT = 8  # a 304 header: a pointer to the 200 header it repeats
+ENTRY_COST = 400  # bytes an entry costs beside its key's text: the key tuple, the Tile, the LRU's links
+MAX_QUERY = 512  # a longer query string is not a tile's (its parameters are few): answered, never stored
 
 
 class CatalogueWatch:
@@ -63,13 +65,15 @@ class Tile(NamedTuple):
     body: bytes
     etag: str
     variants: dict  # variant -> (200 headers, 304 headers)
+    key_bytes: int  # the path and query string it is stored under: an empty tile still costs its key
 
 
 def _tile_size(tile: Tile) -> int:
     """What the tile costs in the budget: its body and every header of every variant."""
     heads = [h for ok, _ in tile.variants.values() for h in ok]
     slots = sum(len(not_modified) for _, not_modified in tile.variants.values())
-    return len(tile.body) + sum(len(k) + len(v) + HEADER_COST for k, v in heads) + SLOT * slots
+    variants = sum(len(k) + len(v) + HEADER_COST for k, v in heads) + SLOT * slots
+    return ENTRY_COST + tile.key_bytes + len(tile.body) + variants
 
 
 def _cacheable(status: int | None, headers: list) -> bool:
@@ -140,9 +144,10 @@ class FastTiles:
             origin = origin or name == b"origin"
         # Without a CORS layer an Origin changes nothing; Starlette's reads the request only when it has one.
         variant = await self.probe.variant(scope) if origin and self.probe is not None else NO_ORIGIN
-        if variant is None:
+        query = scope.get("query_string", b"")
+        if variant is None or len(query) > MAX_QUERY:
             return None
-        return (scope["path"], scope.get("query_string", b"")), variant, condition
+        return (scope["path"], query), variant, condition
 
     async def __call__(self, scope, receive, send, app) -> None:
         asked = await self._ask(scope)
@@ -182,13 +187,13 @@ class FastTiles:
         etag = dict(headers)[b"etag"].decode("latin-1")
         tile = self._entries.get(key)
         if tile is None or tile.etag != etag or tile.body != body:  # a first answer, or a new one: start again
-            tile = Tile(body, etag, {})
+            tile = Tile(body, etag, {}, len(key[0]) + len(key[1]))
         elif len(tile.variants) >= MAX_VARIANTS:
             return
         kept = NOT_MODIFIED | ({k.lower() for k, _ in variant} if isinstance(variant, tuple) else set())
         not_modified = [(k, v) for k, v in headers if k.lower() in kept]
         # A new Tile rather than a changed one: the LRU counts an entry's size when it is put.
-        self._entries.put(key, Tile(tile.body, etag, {**tile.variants, variant: (headers, not_modified)}))
+        self._entries.put(key, tile._replace(variants={**tile.variants, variant: (headers, not_modified)}))
 
 
 def app_cors(app: FastAPI) -> CORSMiddleware | None:

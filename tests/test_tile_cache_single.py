@@ -16,7 +16,7 @@ from test_service import square_geojson
 from app.main import create_app
 from app.middleware import KeyedCaching, SecurityHeaders
 from app.settings import Settings
-from app.tilefast import HEADER_COST, SLOT, FastTiles
+from app.tilefast import ENTRY_COST, HEADER_COST, MAX_QUERY, SLOT, FastTiles
 
 ID = "single-cache"
 A, A2, B, C = "https://city.example", "https://other-city.example", "https://evil.example", "https://worse.example"
@@ -94,6 +94,7 @@ def test_the_tile_is_held_once_and_counted_with_every_header(client):
     heads = [h for r in answers for h in r.headers.raw]
     slots = sum(len(r.headers.raw) for r in not_modified)
     expected = len(answers[0].content) + sum(len(k) + len(v) + HEADER_COST for k, v in heads) + SLOT * slots
+    expected += ENTRY_COST + len(URL)  # the entry and its key (no query string)
     assert _fast(client).size == expected  # one body, four header variants: no second copy anywhere
     layers, node = [], client.app.middleware_stack
     while node is not None:
@@ -203,3 +204,21 @@ def test_an_answer_varying_on_a_header_not_in_the_key_is_not_stored(tmp_path):
         for _ in range(2):
             _call(_route(calls, vary), [], fast)
         assert len(calls) == (1 if stored else 2), vary
+
+
+def test_every_entry_counts_its_key_and_long_query_strings_are_not_stored(client):
+    """Review: a tile ignores unknown query parameters, so ?x=<i><4,000 bytes> made a new entry per request; an
+    empty tile (outside the data) counted 0 bytes and the keys were free: memory without bound."""
+    fast = _fast(client)
+    fast.clear()
+    empty = f"/v1/datasets/{ID}/tiles/10/0/0.mvt"  # outside the data: 200, empty body, ETag
+    pad = "a" * (MAX_QUERY - 10)
+    for i in range(20):
+        assert client.get(f"{empty}?x={i:03d}{pad}").status_code == 200
+    assert len(fast._entries._data) == 20
+    heads = sum(fast._entries._data[k].key_bytes for k in fast._entries._data)
+    assert heads == 20 * (len(empty) + len(f"x=000{pad}"))
+    assert fast.size >= 20 * (ENTRY_COST + MAX_QUERY)  # bounded by the budget like any body
+    for i in range(20):  # over the limit: answered by the full stack, never stored
+        assert client.get(f"{empty}?x={i:03d}{pad}{'b' * 20}").status_code == 200
+    assert len(fast._entries._data) == 20

@@ -25,7 +25,7 @@ def oracle_family(data, kind, p):
 
 def truth_by_hand(name: str, t: np.ndarray, p: np.ndarray) -> float:
     """The index of the expected counts t·p from its textbook formula, written apart from spatial/indices (checked
-    against pysal ``segregation`` in tests/test_calibration_truth.py): the harness's truth is segmap's own
+    against pysal ``segregation``, Gini against its pair sum, in tests/test_calibration_truth.py): the harness's truth is segmap's own
     evaluator, so the coverage rests on this agreeing with it. Gini as the area between the segregation curve
     and the diagonal (a trapezoid sum), not the pair sum segmap uses."""
     x, y = t * p, t * (1 - p)

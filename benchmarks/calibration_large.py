@@ -297,7 +297,7 @@ def report(load: str) -> str:
         lines += [
             "",
             f"True values computed apart from segmap (`truth_by_hand`: textbook formulas, Gini as the area under the "
-            f"segregation curve; checked against pysal `segregation` in tests/test_calibration_truth.py) for the "
+            f"segregation curve; checked against pysal `segregation` and Gini's pair sum in tests/test_calibration_truth.py) for the "
             f"100,000-area rows of the other indices and the ~20 people an area diagnostics: {names}; the "
             f"harness's truth differs by at most {worst:.1e} of the value.",
         ]

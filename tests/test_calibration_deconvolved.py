@@ -94,8 +94,9 @@ def test_deconvolved_shares_are_deterministic_and_keep_the_city_share():
 
 def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercoverage_note(monkeypatch):
     """An aspatial two-group index on the large-city path: interval from both families, no `interval_may_undercover`
-    where areas hold 200 people or more (coverage measured in benchmarks/results/calibration_large.md); small
-    areas, and a city too small to deconvolve, keep a note with their own measured coverage."""
+    where areas hold 200 people or more for the indices measured at 10,000 and 100,000 areas (coverage in
+    benchmarks/results/calibration_large.md); small areas, an index not measured, and a city too small to
+    deconvolve keep a note."""
     import geopandas as gpd
     from shapely.geometry import box
 
@@ -124,7 +125,8 @@ def test_a_large_aspatial_interval_spans_both_families_and_drops_the_undercovera
 
     monkeypatch.setattr(asymptotic, "FAST_MIN_AREAS", 100)  # these cities as if they were large
     assert "interval_may_undercover" not in notes(deconvolve.MIN_AREAS, (200, 600))
-    # an index whose two-family coverage was measured at 10,000 areas only says so
-    assert "10,000 areas only" in notes(deconvolve.MIN_AREAS, (200, 600), "gini")["interval_may_undercover"]
+    # the other aspatial indices measured at 10,000 and 100,000 areas have none; one not measured says so
+    assert "interval_may_undercover" not in notes(deconvolve.MIN_AREAS, (200, 600), "isolation")
+    assert "not measured" in notes(deconvolve.MIN_AREAS, (200, 600), "correlation_ratio")["interval_may_undercover"]
     assert "91 %" in notes(deconvolve.MIN_AREAS, (10, 40))["interval_may_undercover"]  # small areas
     assert "80 %" in notes(200, (200, 600))["interval_may_undercover"]  # too few areas: the scaled family alone

@@ -1,7 +1,8 @@
 """Typed request parameters: each is read and checked here, once, before a route does any work.
 
-Limits come from the settings (the permutation cap: :func:`_capped`, and LISA's global test in LocalQuery). Parameters that
-name columns are checked against the dataset's declared ones, so a route receives only what it may use.
+Limits come from the settings (the permutation cap: :func:`_capped`, and LISA's global test in LocalQuery).
+Parameters that name columns are checked against the dataset's declared ones, so a route receives only what it
+may use.
 """
 
 from __future__ import annotations

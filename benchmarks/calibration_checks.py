@@ -136,14 +136,14 @@ def small_areas_lines(done: dict, out_dir) -> list[str]:
             f"{s['sampler_mean']:.5f}) against {s['exact_sd']:.5f} ({s['exact_mean']:.5f}) for numpy's exact "
             f"binomial draws, {s['draws']:,} each ({s['exact_areas']:,} of 10,000 areas drawn exactly); the "
             f"{len(common)} replicates' own values spread {values.std(ddof=1):.5f}, chance at that number (an sd from "
-            f"{len(common)} has a relative SE of ~{1 / np.sqrt(2 * (len(common) - 1)):.0%}), so the sd/implied "
+            f"{len(common)} has a relative SE of ~{100 / np.sqrt(2 * (len(common) - 1)):.0f} %), so the sd/implied "
             f"ratios here are uncertain by about as much. "
         )
     text += (
         f"The large path's own Monte Carlo error accounts for part: 40 simulated cities a λ estimate the band's sd "
         f"(relative error ~11 %) and shift its mean curve by ~1/√40 of the sd, which alone takes a 95 % interval to "
-        f"~{mc:.3f} (P(|t₃₉| < 1.96/√(1 + 1/40))). The deconvolution adds the rest: the estimates' sd is "
-        f"{figures['deconvolved'][2] / figures['oracle'][2] - 1:.0%} larger with the deconvolved family than with "
+        f"~{mc:.3f} (P(|t₃₉| < 1.96/√(1 + 1/40))). The deconvolution adds more: the estimates' sd is "
+        f"{100 * (figures['deconvolved'][2] / figures['oracle'][2] - 1):.0f} % larger with the deconvolved family than with "
         f"the true shares' (the fitted distribution of shares varies with the counts, and 20 people an area pin it "
         f"down less); the full path's nested widening would catch that, the large path skips it. With 200 people "
         f"an area the union with the scaled family is wide enough to absorb both (sd/implied 0.8–0.9); with 20 it "

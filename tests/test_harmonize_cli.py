@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -82,3 +84,14 @@ def test_mistakes_exit_2_with_what_to_fix_and_write_nothing(files, capsys, extra
     assert message in capsys.readouterr().err
     assert not (files / "bad.csv").exists()
     assert not list(files.glob(".segmap-*"))
+
+
+def test_outputs_get_the_umask_permissions_not_owner_only(files, monkeypatch):
+    """Written beside the target then renamed: the temporary file is 0600, the report must not be."""
+    old = os.umask(0o022)
+    try:
+        for out in ("perm.csv", "perm.gpkg"):
+            assert run(files, out=out) == 0
+            assert (files / out).stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

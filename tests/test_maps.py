@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -228,6 +229,10 @@ def test_cli_writes_html_png_svg(tmp_path, georgia_paths):
     r = run_segmap(*common, "-o", str(html), "--permutations", "99")
     assert r.returncode == 0, r.stderr
     assert "<script src=" not in html.read_text()
+    mask = os.umask(0)
+    os.umask(mask)
+    for made in (png, html):  # the umask's permissions, not the temporary file's owner-only 0600: maps are shared
+        assert made.stat().st_mode & 0o777 == 0o666 & ~mask
     r = run_segmap(*common, "-o", str(tmp_path / "m.jpg"))
     assert r.returncode == 2 and ".html, .png or .svg" in r.stderr and not (tmp_path / "m.jpg").exists()
 

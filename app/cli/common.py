@@ -8,7 +8,11 @@ them with :func:`load_from_args`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
@@ -119,3 +123,21 @@ def load_from_args(args, groups, **overrides):
     ds = load_dataset(spec.pop("boundaries"), groups=groups, **spec)
     report_repairs(ds)
     return ds
+
+
+@contextmanager
+def atomic_output(path: Path, suffix: str):
+    """A temporary name beside ``path``, renamed onto it when the block succeeds: a failed run never leaves half a
+    file. The file gets the permissions any new file gets (the umask), not mkstemp's owner-only 0600: reports
+    and maps are shared."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".segmap-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

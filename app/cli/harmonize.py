@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
 from .choices import HARMONIZE_METHODS as METHODS
 from .choices import ID, MATCH_TOLERANCE
-from .common import add_dataset_arguments, add_group_arguments, groups_from_args, load_from_args
+from .common import add_dataset_arguments, add_group_arguments, atomic_output, groups_from_args, load_from_args
 
 FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": None}
 
@@ -77,19 +75,13 @@ def _write(frame, out: str) -> None:
     ext = path.suffix.lower()
     if ext not in FORMATS:
         raise ValidationError(problem("unsupported_format", f"Output {out!r}: use .gpkg, .geojson or .csv"))
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".segmap-", suffix=ext)
-    os.close(fd)
-    try:
+    with atomic_output(path, ext) as tmp:
         if FORMATS[ext] is None:
             csv_safe(frame.drop(columns=frame.geometry.name)).to_csv(tmp, index=False)
         else:
-            Path(tmp).unlink()
+            tmp.unlink()
             layer = re.sub(r"\W", "_", path.stem) or "harmonized"  # GPKG: the temporary name would be the layer's
             frame.to_file(tmp, driver=FORMATS[ext], **({"layer": layer} if ext == ".gpkg" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(args) -> int:

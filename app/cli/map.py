@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from spatial.errors import ValidationError, problem
 
-from .common import add_dataset_arguments, add_group_arguments, add_simulation_arguments, load_from_args
+from .common import (
+    add_dataset_arguments,
+    add_group_arguments,
+    add_simulation_arguments,
+    atomic_output,
+    load_from_args,
+)
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
@@ -80,16 +84,9 @@ def _registered(dataset_id: str):
     return ds
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target and rename: a failed run never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".segmap-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write(path: Path, data: bytes) -> None:
+    with atomic_output(path, path.suffix) as tmp:
+        tmp.write_bytes(data)
 
 
 def run(args) -> int:
@@ -115,7 +112,7 @@ def run(args) -> int:
             vector_tiles=False,
         )
         page, info = render_page(ds, opts)
-        _write_atomic(out, page.encode("utf-8"))
+        _write(out, page.encode("utf-8"))
         from maps.data import summary_text
 
         alt = summary_text(info["views"][args.view])
@@ -134,7 +131,7 @@ def run(args) -> int:
             disclosure_threshold=args.disclosure_threshold,
         )
         data, alt = render(ds, vd, fmt, width=args.width, height=args.height, dpi=args.dpi)
-        _write_atomic(out, data)
+        _write(out, data)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)
     print(f"alt text: {alt}", file=sys.stderr)
     return 0

@@ -56,7 +56,10 @@ def main(quick: bool = QUICK) -> None:
         n_theirs = len(mapbox_vector_tile.decode(theirs)["areas"]["features"])
         assert n_ours == n_theirs == n, (n_ours, n_theirs, n)
         # segmap's side is the load-sensitive one (a fraction of a second): more samples of it than of the anchor
-        reps = (7 if n <= 10_000 else {"ours": 7, "ref": 2}) if quick else (9 if n <= 10_000 else {"ours": 9, "ref": 5})
+        # (segmap's 100,000-feature encode alone swings 0.42-0.65 s call to call on a quiet machine: 15 samples)
+        reps = (
+            (7 if n <= 10_000 else {"ours": 15, "ref": 2}) if quick else (9 if n <= 10_000 else {"ours": 21, "ref": 5})
+        )
         times = alternate(
             {
                 "ours": lambda geoms=geoms, cols=cols: encode_polygons(geoms, cols),
@@ -83,7 +86,8 @@ def main(quick: bool = QUICK) -> None:
         "y down and winding checks, given ready-made feature dicts (building them is not timed). Each side encoded "
         f"once untimed (the tiles are decoded and must hold the same {rows[0]['features']} / "
         f"{rows[-1]['features']} features), then {'7' if quick else '9'} alternating samples a side (at 100,000 "
-        f"features mapbox-vector-tile joins the first {'2' if quick else '5'}); "
+        f"features segmap {'15' if quick else '21'}, with mapbox-vector-tile joining the first {'2' if quick else '5'}: "
+        "segmap's encode alone swings 0.42-0.65 s call to call); "
         "segmap's encode repeated within a sample until it takes ~50 ms (time per encode shown)."
     )
     write(

@@ -11,7 +11,7 @@ import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
 from starlette.middleware.cors import CORSMiddleware
-from test_service import square_geojson
+from test_tile_fast import _upload as upload_squares
 
 from app.main import create_app
 from app.middleware import KeyedCaching, SecurityHeaders
@@ -24,11 +24,7 @@ URL = f"/v1/datasets/{ID}/tiles/0/0/0.mvt"
 
 
 def _upload(c: TestClient, scale: int) -> None:
-    c.delete(f"/v1/datasets/{ID}")
-    data = square_geojson(n=4, pop=[scale * p for p in (100, 200, 300, 400)], mig=[30, 40, 50, 60])
-    form = {"groups": "mig", "total": "pop", "key": "code", "id": ID}
-    r = c.post("/v1/datasets", data=form, files={"boundaries": ("x.geojson", data, "application/json")})
-    assert r.status_code == 201, r.text
+    upload_squares(c, scale, ID)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,11 @@ from app.tilefast import FastTiles
 ID = "fast-tiles"
 
 
-def _upload(c: TestClient, scale: int) -> None:
-    c.delete(f"/v1/datasets/{ID}")
+def _upload(c: TestClient, scale: int, dataset_id: str = ID) -> None:
+    """Four squares as ``dataset_id``, their populations times ``scale`` (a new version each call)."""
+    c.delete(f"/v1/datasets/{dataset_id}")
     data = square_geojson(n=4, pop=[scale * p for p in (100, 200, 300, 400)], mig=[30, 40, 50, 60])
-    form = {"groups": "mig", "total": "pop", "key": "code", "id": ID}
+    form = {"groups": "mig", "total": "pop", "key": "code", "id": dataset_id}
     r = c.post("/v1/datasets", data=form, files={"boundaries": ("x.geojson", data, "application/json")})
     assert r.status_code == 201, r.text
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import mapclassify
 import numpy as np
 import pandas as pd
 
+from maps.classify import mapclassify
 from spatial.dataset import ID, AreaDataset
 from spatial.disclosure import WITHHELD, PublicData, protect
 from spatial.errors import ValidationError, problem

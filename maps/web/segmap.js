@@ -333,9 +333,12 @@
   }
 
   // VectorGrid 1.3 sizes its canvas tiles in CSS pixels: blurry shapes on a high-DPI screen. The backing store at
-  // the device's pixel ratio, drawn through a scaled context (Leaflet's hit tests stay in CSS pixels).
+  // the device's pixel ratio rounded up to a whole number (Leaflet clears and clips a redrawn box in whole CSS
+  // pixels: at 1.25 or 1.5 its edges fell between device pixels and left stray outline pixels), at most 2 (a
+  // 3x tile is 2.4 MB of canvas memory), drawn through a scaled context (hit tests stay in CSS pixels).
   function sharpCanvasTile(coord, size, options) {
-    var tile = L.canvas.tile(coord, size, options), r = window.devicePixelRatio || 1, c = tile.getContainer();
+    var tile = L.canvas.tile(coord, size, options), c = tile.getContainer();
+    var r = Math.min(2, Math.ceil(window.devicePixelRatio || 1));
     if (r !== 1) {
       c.width = Math.round(size.x * r);
       c.height = Math.round(size.y * r);

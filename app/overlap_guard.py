@@ -57,20 +57,23 @@ def _recorded(registry, dataset_id: str, version: str):
     seen = _seen.get(memo, _MISSING)
     if seen is not _MISSING:
         return seen
-    row = registry._db().conn.execute("SELECT value FROM settings WHERE name = ?", (_key(*memo[1:]),)).fetchone()
-    if row is None:
+    value = registry.setting(_key(dataset_id, version))
+    if value is None:
         return _MISSING
-    seen = None if row[0] == OK else Problem(**json.loads(row[0]))
+    seen = _refusal(value)
     _seen.put(memo, seen)
     return seen
+
+
+def _refusal(value: str) -> Problem | None:
+    return None if value == OK else Problem(**json.loads(value))
 
 
 def stored_refusal(registry, info: dict, ds) -> Problem | None:
     """The refusal of one stored version (None when its areas do not overlap), measured once per version."""
     refusal = _recorded(registry, info["id"], info["version"])
     if refusal is _MISSING:  # stored before the check existed (or a put's record not yet written): measured once
-        refusal = None if is_checked(ds) else _legacy_refusal(info, ds)
-        _record(registry, info["id"], info["version"], refusal)
+        refusal = _record(registry, info["id"], info["version"], None if is_checked(ds) else _legacy_refusal(info, ds))
     return refusal
 
 
@@ -82,8 +85,10 @@ def _legacy_refusal(info: dict, ds) -> Problem | None:
     return refusal_of(ds.areas.geometry.values, ds.ids, why)
 
 
-def _record(registry, dataset_id: str, version: str, refusal: Problem | None) -> None:
+def _record(registry, dataset_id: str, version: str, refusal: Problem | None) -> Problem | None:
+    """Keep a version's result for every worker; the kept one (the first result stays: every worker measures the
+    same shapes)."""
     value = OK if refusal is None else json.dumps(refusal.__dict__, default=str)
-    with registry._db() as db:  # the first result stays: every worker measures the same shapes
-        db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (_key(dataset_id, version), value))
-    _seen.put((str(registry.root), dataset_id, version), refusal)
+    kept = _refusal(registry.set_once(_key(dataset_id, version), value))
+    _seen.put((str(registry.root), dataset_id, version), kept)
+    return kept

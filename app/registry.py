@@ -193,11 +193,20 @@ class Registry:
 
     def secret(self, dataset_id: str) -> bytes:
         """The dataset's cell-key secret: made once, kept across versions so a cell keeps its perturbation."""
-        name = f"secret:{dataset_id}"
-        with self._db() as db:  # the first writer's secret wins; every worker reads that one
-            db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, os.urandom(32).hex()))
-            (value,) = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-        return bytes.fromhex(value)
+        return bytes.fromhex(self.set_once(f"secret:{dataset_id}", os.urandom(32).hex()))
+
+    def setting(self, name: str) -> str | None:
+        """A value kept in the catalogue for every worker, or None."""
+        row = self._db().conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_once(self, name: str, value: str) -> str:
+        """Keep ``value`` under ``name`` unless one is kept already; the kept one (the first writer's wins, so every
+        worker reads the same)."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (name, value))
+            (kept,) = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return kept
 
     def _dataset(self, dataset_id: str, info: dict) -> AreaDataset:
         return self._memory.get_or_make((dataset_id, info["version"]), lambda: self._read(dataset_id, info))

@@ -137,7 +137,7 @@ def decomposition(p: Pair, index: str, n_boot: int, seed: int) -> dict:
 
 
 def local(
-    p: Pair, alpha: float, correction: str, permutations: int | None, seed: int, max_permutations: int = 9999
+    p: Pair, alpha: float, correction: str, permutations: int | None, seed: int, max_permutations: int
 ) -> tuple[gpd.GeoDataFrame, dict]:
     """Per area: change in share (pp) with its FDR-controlled test, LQ change, LISA labels at both dates."""
     from spatial.change import lisa_transitions, local_change

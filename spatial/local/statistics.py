@@ -38,7 +38,7 @@ def check_permutations(
         )
     if ALIASES.get(statistic, statistic) != "lisa" or global_test != "permutation" or permutations is None:
         return  # chosen permutations stay within the cap (and the global test within them)
-    wanted = min(permutations or GLOBAL_PERMUTATIONS, GLOBAL_PERMUTATIONS)
+    wanted = global_permutations(permutations, GLOBAL_PERMUTATIONS)
     if wanted > cap:
         raise ValidationError(
             problem(

@@ -110,7 +110,6 @@ def load_source(
 
 
 def get_source(
-    request: Request,
     dataset_id: str = Path(..., description="dataset id, as listed by GET /v1/datasets"),
     registry: Registry = Depends(get_registry),
     settings: Settings = Depends(get_settings),

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from benchmarks.common import (
     PEAK_RSS,
+    PROCESSES,
     QUICK,
     alternate,
     child,
     grid_city,
     header,
+    pooled,
     ratio,
     spread,
     table,
@@ -114,11 +116,8 @@ def _d_test(ds, group, total, frame, reps, ref_reps):
     return alternate(calls, {"ours": 3 * max(reps, ref_reps), "ref": ref_reps}, warm=("ours",))
 
 
-# Small places: a millisecond call of segmap runs up to 1.6x faster in one fresh process than in the next on this
-# 2-vCPU machine (spatial_dissimilarity at 1,000 areas 2.5 ms in one, 3.9 ms in another, steady within each; pysal's
-# interpreted side barely moves), so one process's ratio was not reproduced by the next. As pyperf does, their
-# samples are pooled over several fresh processes.
-PROCESSES = 3
+# Small places' samples are pooled over fresh processes (common.pooled): spatial_dissimilarity at 1,000 areas took
+# 2.5 ms in one process and 3.9 ms in another, while pysal's interpreted side barely moved.
 FULL_ONLY_NOTE = "--full only (76 s when measured for issue 18)"
 SMALL = r"""
 import json, os, sys
@@ -151,9 +150,8 @@ def small_times(what: str, where: str, reps: int, ref_reps: int) -> dict:
 
 def _pooled(task: str, what: str, where: str, reps: int, ref_reps: int = 0) -> dict:
     """A table row from :data:`PROCESSES` fresh processes' samples, pooled."""
-    got = [child(SMALL, what, where, reps, ref_reps, timeout=1800) for _ in range(PROCESSES)]
-    ours, ref = [t for g in got for t in g["ours"]], [t for g in got for t in g.get("ref", [])]
-    return _row(task, got[0]["n"], ours, ref or None, note=FULL_ONLY_NOTE)
+    times, first = pooled(SMALL, what, where, reps, ref_reps)
+    return _row(task, first["n"], times["ours"], times["ref"] or None, note=FULL_ONLY_NOTE)
 
 
 def _big_rows(big, reps, quick, fresh):

@@ -7,7 +7,7 @@ import numpy as np
 import shapely
 
 from app.mvt import encode_polygons
-from benchmarks.common import QUICK, alternate, child, header, ratio, spread, table, versions, write
+from benchmarks.common import PROCESSES, QUICK, alternate, header, pooled, ratio, spread, table, versions, write
 
 OPTIONS = {"extents": 4096, "y_coord_down": True, "check_winding_order": True}
 
@@ -45,7 +45,6 @@ def features(geoms, cols):
     ]
 
 
-PROCESSES = 3  # 5,000 features: segmap's ~20 ms encode is 16 ms in one fresh process and 26 ms in the next here
 POOLED = r"""
 import json, sys
 from benchmarks.mvt import encode_times
@@ -81,9 +80,9 @@ def main(quick: bool = QUICK) -> None:
     rows = []
     for n in (5_000, 100_000):
         if n <= 10_000:  # pooled over fresh processes, as pyperf does
-            got = [child(POOLED, n, int(quick)) for _ in range(PROCESSES)]
-            times = {side: [t for g in got for t in g[side]] for side in ("ours", "ref")}
-            number, kb = got[0]["number"], got[0]["kb"]
+            # (segmap's ~20 ms encode took 16 ms in one fresh process and 26 ms in the next here)
+            times, first = pooled(POOLED, n, int(quick))
+            number, kb = first["number"], first["kb"]
         else:
             times = encode_times(n, quick)
             number, kb = times["number"], times["kb"]

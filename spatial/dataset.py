@@ -344,14 +344,10 @@ def geometry_problems(
 
 def _overlap_problems(geom, ids, usable: np.ndarray, invalid: np.ndarray, found: list[Problem]) -> list[Problem]:
     """Areas overlapping each other, measured on repaired copies of invalid shapes; NaN vertices left out."""
-    from .overlaps import overlap_problem, overlapping_pairs
+    from .overlaps import refusal_of
 
     usable = usable & ~ids.isin({i for p in found if p.code == "non_finite_coordinates" for i in p.ids}).to_numpy()
-    geoms = np.array(geom.values, dtype=object)
-    geoms[~usable] = None
-    if (invalid & usable).any():
-        geoms[invalid & usable] = shapely.make_valid(geoms[invalid & usable])
-    refusal = overlap_problem(overlapping_pairs(geoms), ids.to_numpy())
+    refusal = refusal_of(geom.values, ids.to_numpy(), usable=usable, invalid=invalid)
     return [refusal] if refusal else []
 
 

@@ -279,14 +279,15 @@ def overlap_problem(found: Overlaps, ids, tol: float = TOL) -> Problem | None:
     return refusal
 
 
-def refusal_of(geoms, ids, subject: str = "") -> Problem | None:
+def refusal_of(geoms, ids, subject: str = "", usable=None, invalid=None) -> Problem | None:
     """:func:`overlap_problem` for any layer: missing, empty and non-polygonal shapes left out, invalid ones measured
-    on repaired copies (as :func:`spatial.dataset.validate` does). ``subject`` starts the message (e.g. "The target
-    layer: ")."""
+    on repaired copies. ``subject`` starts the message (e.g. "The target layer: "). ``usable`` and ``invalid``:
+    the shapes to measure and those of them to repair, when the caller knows them already (validation)."""
     geoms = np.array(geoms, dtype=object)  # a copy: repairs stay here
-    usable = np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms)
+    if usable is None:
+        usable = np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms)
     geoms[~usable] = None
-    bad = usable & ~shapely.is_valid(geoms)
+    bad = usable & (~shapely.is_valid(geoms) if invalid is None else invalid)
     if bad.any():
         geoms[bad] = shapely.make_valid(geoms[bad])
     refusal = overlap_problem(overlapping_pairs(geoms), np.asarray(ids, dtype=object))

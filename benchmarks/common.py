@@ -53,6 +53,12 @@ def timed(fn, *args, **kwargs):
 
 
 MIN_SAMPLE = 0.05  # seconds: a timed sample shorter than this is mostly timer, scheduler and cache noise
+# Seconds a cheap side's sample may span to match a slow side's call. This 2-vCPU machine's speed drifts over
+# seconds (spatial_dissimilarity at 1,000 areas: 1.9-4.7 ms in 2 s windows of one process), both sides mostly
+# together: ratios of adjacent samples held 18-25x while the times moved 2.4x. A 2 ms sample beside a 1 s one
+# would catch one moment of the drift; one spanning about as long catches the same stretch.
+PAIR_SPAN = 1.0
+MAX_NUMBER = 1000  # calls in one sample at most
 
 
 class Times(dict):
@@ -61,20 +67,22 @@ class Times(dict):
     number: dict
 
 
-def alternate(calls: dict, repeats, warm=True, number=None) -> Times:
+def alternate(calls: dict, repeats, warm=True, number=None, span: float | None = None) -> Times:
     """Seconds per call of each named call, run in turn A, B, B, A, A, B, ... (the order flips every round) so
-    drift in the machine's load hits every side alike. ``repeats``: timed samples per call, or a dict of them (a
+    drift in the machine's load hits every side alike, and the samples of one round are neighbours in time (their
+    ratio is the round's pair ratio, see :func:`ratio`). ``repeats``: timed samples per call, or a dict of them (a
     slow anchor runs fewer times: it joins the first rounds). ``warm``: a first untimed call of each (True), of
     none (False) or of the names given. ``number``: calls per timed sample (int or dict); by default a warmed
-    call that took under :data:`MIN_SAMPLE` is repeated within one sample until the sample takes about that long
-    (timeit's approach), the sample's time divided by the calls."""
+    call is repeated within one sample until the sample spans ``span`` seconds (timeit's approach; the sample's
+    time divided by the calls). ``span`` defaults to the slowest warmed call, within [:data:`MIN_SAMPLE`,
+    :data:`PAIR_SPAN`]: give it when a slow side is not warmed."""
     counts = repeats if isinstance(repeats, dict) else dict.fromkeys(calls, repeats)
     numbers = number if isinstance(number, dict) else dict.fromkeys(calls, number)
-    for name, fn in calls.items():
-        if warm is True or (warm and name in warm):
-            once = timed(fn)[1]
-            if numbers.get(name) is None:
-                numbers[name] = min(50, max(1, math.ceil(MIN_SAMPLE / max(once, 1e-6))))
+    once = {name: timed(fn)[1] for name, fn in calls.items() if warm is True or (warm and name in warm)}
+    span = span or min(PAIR_SPAN, max([MIN_SAMPLE, *once.values()]))
+    for name, seconds in once.items():
+        if numbers.get(name) is None:
+            numbers[name] = min(MAX_NUMBER, max(1, math.ceil(span / max(seconds, 1e-6))))
     numbers = {name: int(numbers.get(name) or 1) for name in calls}
     times = Times({name: [] for name in calls})
     times.number = numbers
@@ -152,12 +160,15 @@ def _fmt(r: float, like: float | None = None) -> str:
 
 
 def ratio(ref, ours, key: str | None = None) -> str:
-    """Speed-up of medians with the range of the per-pair ratios, ``601× (540–650)`` or ``1.27× (1.20–1.31)``
-    (below 1: the anchor is faster). ``key``: the ratio's stable name; it is recorded for ``check``."""
-    r = median(ref) / median(ours)
+    """Speed-up with the range of the per-pair ratios, ``601× (540–650)`` or ``1.27× (1.20–1.31)`` (below 1: the
+    anchor is faster). Sides sampled in the same rounds: the median of the rounds' pair ratios (each pair ran
+    side by side, so the machine's drift cancels); otherwise the ratio of the sides' medians. ``key``: the
+    ratio's stable name; it is recorded for ``check``."""
     pairs = pair_ratios(ref, ours)
+    paired = len(list(ref)) == len(list(ours))
+    r = median(pairs) if paired else median(ref) / median(ours)
     if key:
-        RATIOS[key] = {"median": r, "min": min(pairs), "max": max(pairs), "pairs": len(pairs)}
+        RATIOS[key] = {"median": r, "min": min(pairs), "max": max(pairs), "pairs": len(pairs), "paired": paired}
     rng = f" ({_fmt(min(pairs), r)}–{_fmt(max(pairs), r)})" if len(pairs) > 1 else " (one pair)"
     return f"{_fmt(r)}×{rng}"
 
@@ -185,18 +196,6 @@ def child(script: str, *args, timeout: float = 900) -> dict:
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# Fresh processes a millisecond call's samples are pooled over, as pyperf does: on this 2-vCPU machine the same code
-# runs up to 1.6x faster in one process than in the next (steady within each), which one process's ratio hides.
-PROCESSES = 3
-
-
-def pooled(script: str, *args, sides=("ours", "ref")) -> tuple[dict, dict]:
-    """``script`` (printing a dict of sample lists, as :func:`child`) run in :data:`PROCESSES` fresh processes:
-    each side's samples pooled, and the first process's dict for anything else it reported."""
-    got = [child(script, *args, timeout=1800) for _ in range(PROCESSES)]
-    return {side: [t for g in got for t in g.get(side, [])] for side in sides}, got[0]
 
 
 # In a child script: the process's peak resident memory so far, in MB. VmHWM, not ru_maxrss: Linux carries
@@ -276,9 +275,9 @@ INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
 `segregation`, esda, libpysal, tobler, mapbox-vector-tile, folium) in the same run, with equal work on both
-sides, and prints ratios of medians with the range of the per-pair ratios; no tracer runs while timing;
-memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are stopped by
-process id; load tests are bounded in time.
+sides, and prints the median of the per-round ratios of alternating samples with their range; no tracer runs
+while timing; memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are
+stopped by process id; load tests are bounded in time.
 Each table's `Anchors:` line gives the anchors' versions and configuration (n_jobs, numba warm or cold,
 simulations, repeats), and its header the mode and the machine's load when it was written.
 

@@ -12,14 +12,13 @@ import warnings
 from pathlib import Path
 
 from benchmarks.common import (
+    PAIR_SPAN,
     PEAK_RSS,
-    PROCESSES,
     QUICK,
     alternate,
     child,
     grid_city,
     header,
-    pooled,
     ratio,
     spread,
     table,
@@ -90,7 +89,7 @@ def _row(task, areas, ours, ref=None, note=""):
     }
 
 
-def _spatial_d(ds, group, total, frame, reps):
+def _spatial_d(ds, group, total, frame, rounds):
     """spatial_dissimilarity against pysal's SpatialDissim on the same metric frame, alternating: times."""
     import segregation.singlegroup as sg
 
@@ -101,29 +100,28 @@ def _spatial_d(ds, group, total, frame, reps):
             "ours": lambda: compute_indices(_cold(ds), group=group, indices=["spatial_dissimilarity"]),
             "ref": lambda: sg.SpatialDissim(frame, group, total),
         },
-        {"ours": 3 * reps, "ref": reps},  # the cheap side's median from more samples: they cost little
+        rounds,
     )
     return times
 
 
-def _d_test(ds, group, total, frame, reps, ref_reps):
-    """The 999-simulation D test on both sides, alternating; pysal joins the first ``ref_reps`` rounds: times."""
+def _d_test(ds, group, total, frame, rounds, with_ref=True):
+    """The 999-simulation D test on both sides (pysal's only ``with_ref``), alternating: times. pysal's test takes
+    seconds and is not warmed: segmap's samples span :data:`PAIR_SPAN` each (Chicago: 1.5-2.5 ms a call)."""
     x, t = ds.counts(group)
     calls = {"ours": lambda: _null_test(x, t)}
-    if ref_reps:
+    if with_ref:
         calls["ref"] = _pysal_test(frame, group, total)
-    # segmap's side takes milliseconds and swings most (Chicago: 1.5-2.5 ms a call between samples): more samples
-    return alternate(calls, {"ours": 3 * max(reps, ref_reps), "ref": ref_reps}, warm=("ours",))
+    return alternate(calls, rounds, warm=("ours",), span=PAIR_SPAN)
 
 
-# Small places' samples are pooled over fresh processes (common.pooled): spatial_dissimilarity at 1,000 areas took
-# 2.5 ms in one process and 3.9 ms in another, while pysal's interpreted side barely moved.
+# Small places run in a fresh process each, away from the 100,000-area city's objects in this one.
 FULL_ONLY_NOTE = "--full only (76 s when measured for issue 18)"
 SMALL = r"""
 import json, os, sys
 os.environ.setdefault("TQDM_DISABLE", "1")
 from benchmarks.indices import small_times
-print(json.dumps(small_times(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+print(json.dumps(small_times(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
 """
 
 
@@ -138,63 +136,87 @@ def _place(where: str):
     return ds, "migrants", "total", ds.areas
 
 
-def small_times(what: str, where: str, reps: int, ref_reps: int) -> dict:
+def small_times(what: str, where: str, rounds: int) -> dict:
     """In a child process: the alternating samples of one small task (``spatial_d`` or ``d_test``) on one place."""
     ds, group, total, frame = _place(where)
-    if what == "spatial_d":
-        times = _spatial_d(ds, group, total, frame, reps)
-    else:
-        times = _d_test(ds, group, total, frame, reps, ref_reps)
-    return {"n": ds.n, **{side: list(ts) for side, ts in times.items()}}
+    task = _spatial_d if what == "spatial_d" else _d_test
+    times = task(ds, group, total, frame, rounds)
+    return {"n": ds.n, "number": times.number["ours"], **{side: list(ts) for side, ts in times.items()}}
 
 
-def _pooled(task: str, what: str, where: str, reps: int, ref_reps: int = 0) -> dict:
-    """A table row from :data:`PROCESSES` fresh processes' samples, pooled."""
-    times, first = pooled(SMALL, what, where, reps, ref_reps)
-    return _row(task, first["n"], times["ours"], times["ref"] or None, note=FULL_ONLY_NOTE)
+NUMBERS: dict[str, int] = {}  # segmap's calls per sample of each small row, for the table's note
 
 
-def _big_rows(big, reps, quick, fresh):
+def _small(task: str, what: str, where: str, rounds: int) -> dict:
+    """A table row from one fresh process's alternating samples."""
+    got = child(SMALL, what, where, rounds, timeout=1800)
+    NUMBERS[f"{task} {got['n']:,}"] = got["number"]
+    return _row(task, got["n"], got["ours"], got["ref"])
+
+
+def _fresh_vs_warm(ds, rounds: int) -> tuple[list[dict], list[float]]:
+    """The 999-simulation D test with its interval as the first call of a fresh process (:data:`MEMORY`: its
+    seconds and peak RSS) and as a warm call here, alternating fresh, warm, warm, fresh, ... (calibration reuse
+    off, else a repeated seeded call reuses the calibration and times no work)."""
+    from spatial.indices.compute import compute_indices
+    from spatial.indices.inference import reuse
+
+    def warm_call():
+        return compute_indices(_cold(ds), group="migrants", indices=["dissimilarity"], permutations=999, seed=1)
+
+    fresh, warm = [], []
+    reuse.ENABLED = False
+    try:
+        warm_call()  # this process's own first call is not a warm one
+        for i in range(rounds):
+            for side in ("fresh", "warm") if i % 2 == 0 else ("warm", "fresh"):
+                if side == "fresh":
+                    fresh.append(child(MEMORY, ds.n, "dissimilarity"))
+                else:
+                    warm.append(timed(warm_call)[1])
+    finally:
+        reuse.ENABLED = True
+    return fresh, warm
+
+
+def _big_rows(ds, reps, quick):
+    """Rows at 100,000 areas and the D test's peak RSS in a fresh process."""
     from spatial.indices import names
     from spatial.indices.compute import compute_indices
 
-    ds = grid_city(big)
     aspatial = names(kind="two_group", spatial=False)
 
     def runs(n, **kw):
         return [timed(lambda: compute_indices(_cold(ds), group="migrants", **kw))[1] for _ in range(n)]
 
-    from spatial.indices.inference import reuse
-
-    reuse.ENABLED = False  # else a repeated seeded call reuses the calibration and times no work
-    try:
-        warm = runs(3, indices=["dissimilarity"], permutations=999, seed=1)
-    finally:
-        reuse.ENABLED = True
-    d999 = _d_test(ds, "migrants", "total", ds.areas, reps, 0 if quick else 1)
-    return [
-        _row(f"all {len(aspatial)} aspatial two-group indices", big, runs(reps, indices=aspatial)),
+    fresh, warm = _fresh_vs_warm(ds, reps)
+    fresh_s = [f["seconds"] for f in fresh]
+    d999 = _d_test(ds, "migrants", "total", ds.areas, reps if quick else 3, with_ref=not quick)
+    rows = [
+        _row(f"all {len(aspatial)} aspatial two-group indices", ds.n, runs(reps, indices=aspatial)),
         _row(
             "spatial_dissimilarity (contiguity included)",
-            big,
+            ds.n,
             runs(reps, indices=["spatial_dissimilarity"]),
             note="not run (n×n dense matrix: ~80 GB)",
         ),
-        _row("D test, 999 simulations (equal work)", big, d999["ours"], d999.get("ref"), note=FULL_ONLY_NOTE),
-        _row("D test, 999 simulations + calibrated interval", big, warm, note="no interval in pysal"),
+        _row("D test, 999 simulations (equal work)", ds.n, d999["ours"], d999.get("ref"), note=FULL_ONLY_NOTE),
+        _row("D test, 999 simulations + calibrated interval", ds.n, warm, note="no interval in pysal"),
         {
-            **_row("the same, first call in a fresh process (data set-up before)", big, fresh),
-            "pysal": f"fresh / warm: {ratio(fresh, warm, key='D test fresh / warm, 100,000 areas')} (target ≤ 1.2×)",
+            **_row("the same, first call in a fresh process (data set-up before)", ds.n, fresh_s),
+            "pysal": f"fresh / warm: {ratio(fresh_s, warm, key=f'D test fresh / warm, {ds.n:,} areas')} "
+            "(target ≤ 1.2×)",
         },
     ]
+    return rows, fresh[0]
 
 
-def _chicago_rows(reps):
+def _chicago_rows(rounds, test_rounds):
     if not CHICAGO.exists():  # real data: Chicago's 2020 community data snapshot, in ../shared
         return []
     return [
-        _pooled("spatial_dissimilarity, Chicago 2020 (real)", "spatial_d", "chicago", reps),
-        _pooled("D test, 999 simulations, Chicago 2020 (real)", "d_test", "chicago", reps, 1),
+        _small("spatial_dissimilarity, Chicago 2020 (real)", "spatial_d", "chicago", rounds),
+        _small("D test, 999 simulations, Chicago 2020 (real)", "d_test", "chicago", test_rounds),
     ]
 
 
@@ -203,34 +225,35 @@ def main(quick: bool = QUICK) -> None:
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # pysal's progress bars
     reps = 5 if quick else 7
-    big = 100_000
-    mem = {task: child(MEMORY, big, task) for task in ("spatial_dissimilarity", "dissimilarity")}
-    fresh = [mem["dissimilarity"]["seconds"]] + [child(MEMORY, big, "dissimilarity")["seconds"] for _ in range(2)]
+    rounds = 80 if quick else 120  # pairs of a millisecond call and pysal's tens of milliseconds: ~10-30 s
+    big_rounds = 8 if quick else 12  # 10,000 areas: pysal's SpatialDissim takes 1-3 s
+    mem = {"spatial_dissimilarity": child(MEMORY, 100_000, "spatial_dissimilarity")}
     rows = [
-        _pooled("spatial_dissimilarity", "spatial_d", "grid:1000", reps),
-        _pooled("spatial_dissimilarity", "spatial_d", "grid:10000", 2),
-        _pooled("D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", reps, 1),
+        _small("spatial_dissimilarity", "spatial_d", "grid:1000", rounds),
+        _small("spatial_dissimilarity", "spatial_d", "grid:10000", big_rounds),
+        _small("D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", reps),
     ]
-    rows += _big_rows(big, reps, quick, fresh)
-    rows += _chicago_rows(reps)
+    big, mem["dissimilarity"] = _big_rows(grid_city(100_000), reps, quick)
+    rows += big
+    rows += _chicago_rows(rounds, reps)
     anchors = (
         f"{versions('segregation', 'libpysal', 'pandas', 'geopandas', 'numpy')}. `SpatialDissim` (queen contiguity, "
         "the same frame), and `SingleValueTest(Dissim, iterations_under_null=999, null_approach='systematic', "
         "n_jobs=1)` on a plain DataFrame of the two count columns, its full 999 simulations (it rebuilds the index "
         "object per simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. "
-        f"Warm: a first untimed call of each side (pysal's tests excepted), then {reps} alternating samples of "
-        f"pysal (spatial_dissimilarity at 10,000 areas: 2; its tests: 1 run) and {3 * reps} of segmap (6 at 10,000), "
-        "pysal joining the first rounds (segmap's side takes milliseconds: its median from more samples), in each of "
-        f"{PROCESSES} fresh processes for the 1,000-area, 10,000-area and Chicago rows, their samples pooled "
-        "(a millisecond call's speed differs up to 1.6x between processes here); a call under "
-        "50 ms is repeated within its sample until the sample takes ~50 ms. The fresh-process D test: 3 fresh "
-        "processes against 3 warm calls (calibration reuse off)."
+        f"Alternating rounds, one sample a side each, the speed-up the median of the rounds' ratios: "
+        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {reps}; a first untimed "
+        "call of each side (pysal's tests excepted); segmap's call repeated within its sample until the sample spans "
+        f"about as long as pysal's call (at most {PAIR_SPAN:.0f} s; calls per sample: "
+        + ", ".join(f"{k} ×{v}" for k, v in NUMBERS.items())
+        + "). The 1,000-area, 10,000-area and Chicago rows each in a fresh process. The fresh-process D test: "
+        f"{reps} fresh processes alternating with {reps} warm calls here (calibration reuse off)."
     )
     write(
         "indices",
         header("Indices: segmap vs pysal segregation, equal work", anchors)
         + table(rows)
-        + f"\nPeak RSS of a fresh process at {big:,} areas (data set-up included, in brackets what the task added): "
+        + "\nPeak RSS of a fresh process at 100,000 areas (data set-up included, in brackets what the task added): "
         + "; ".join(f"{k} {m['peak']:,.0f} MB (+{m['peak'] - m['before']:,.0f})" for k, m in mem.items())
         + " (`dissimilarity` with its 999-simulation test and interval).\n",
     )

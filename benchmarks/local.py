@@ -22,7 +22,7 @@ from benchmarks.local import sides
 WARM = (
     SETUP
     + r"""
-from benchmarks.common import alternate
+from benchmarks.common import PAIR_SPAN, alternate
 out = {}
 for where in sys.argv[1].split(","):  # one process: esda's numba compiles once, on the first (small) place
     segmap, esda_, n = sides(where)
@@ -33,7 +33,8 @@ for where in sys.argv[1].split(","):  # one process: esda's numba compiles once,
     if n <= 10_000:  # the permutation global test: same on both sides
         calls.update({"segmap lisa_perm": segmap("lisa", "permutation"), "esda lisa_perm": esda_("lisa", 999)})
     big = n > 10_000  # numba is compiled by now: a warm-up call of esda here would cost ~20 s a statistic
-    times = alternate(calls, int(sys.argv[3 if big else 2]), warm=[k for k in calls if not big or "segmap" in k])
+    warm = [k for k in calls if not big or "segmap" in k]
+    times = alternate(calls, int(sys.argv[3 if big else 2]), warm=warm, span=PAIR_SPAN if big else None)
     out[where] = {"times": times, "number": times.number}
 print(json.dumps(out))
 """
@@ -216,13 +217,14 @@ def _warm_row(where: str, stat: str, warm: dict) -> dict:
 
 
 def _cold(where: str, stat: str, quick: bool) -> dict:
-    """Fresh processes, alternating: segmap 5 (its first call takes tens of ms and swings), esda 2 in quick mode,
-    3 in full (30-75 s each: numba's compile)."""
+    """Fresh processes: segmap 9 runs (its first call takes tens of ms and moves with the machine's drift), esda
+    2 in quick mode, 3 in full (30-75 s each: numba's compile), each esda run between segmap runs."""
     runs = {"segmap": [], "esda": []}
-    for i in range(5):
-        for side in runs:
-            if side == "segmap" or i < (2 if quick else 3):
-                runs[side].append(child(COLD, where, side, stat, timeout=900)["cold"])
+    esda_after = {1, 5} if quick else {1, 4, 7}
+    for i in range(9):
+        runs["segmap"].append(child(COLD, where, "segmap", stat, timeout=900)["cold"])
+        if i in esda_after:
+            runs["esda"].append(child(COLD, where, "esda", stat, timeout=900)["cold"])
     return {
         "segmap cold": spread(runs["segmap"]),
         "esda cold": spread(runs["esda"]),
@@ -246,7 +248,7 @@ def _memory(where: str, stat: str, quick: bool) -> str:
 
 
 def main(quick: bool = QUICK) -> None:
-    reps, big_reps = (5, 2) if quick else (7, 5)
+    reps, big_reps = (7, 3) if quick else (9, 5)
     where_all = places()
     warm = child(WARM, ",".join(where_all), reps, big_reps, timeout=3600)
     rows = []
@@ -276,11 +278,13 @@ def main(quick: bool = QUICK) -> None:
         + "\n\nesda: `Moran_Local` + `Moran(permutations=0)` (segmap's LISA includes global Moran's I with its "
         "randomisation test, the same analytic test), `G_Local(star=True)`; `n_jobs=1`, `keep_simulations=False`, "
         "same queen weights (libpysal's Graph, made before timing). Warm: one process for every place, numba "
-        f"compiled by the first place's warm-up calls, then {reps} alternating samples per side ({big_reps} at "
-        "100,000 areas, where only segmap gets an untimed warm-up call); a call under 50 ms is repeated within its "
-        f"sample until the sample takes ~50 ms ({repeated or 'none was'}). Cold: a fresh process per run (bytecode "
+        f"compiled by the first place's warm-up calls, then {reps} alternating rounds, one sample per side each "
+        f"({big_reps} at 100,000 areas, where only segmap gets an untimed warm-up call), the speed-up the median of "
+        "the rounds' ratios; a call is repeated within its sample until the sample spans about as long as "
+        f"the place's slowest call (at most 1 s; {repeated or 'none was'}). Cold: a fresh process per run (bytecode "
         "cached on both sides), timed from importing the library to the end of its first call, data and weights "
-        f"built before; segmap 5 runs, esda {2 if quick else 3}; cold runs only at 10,000 areas in quick mode. Peak "
+        f"built before; segmap 9 runs, esda {2 if quick else 3} between them, the ratio of medians; cold runs only "
+        "at 10,000 areas in quick mode. Peak "
         "RSS: a fresh process per side (data set-up included; in brackets what the call added), measured in full "
         "mode (quick mode shows the last measurement, with its date: esda's compile costs ~50 s a process).\n" + tail,
     )

@@ -7,7 +7,7 @@ import numpy as np
 import shapely
 
 from app.mvt import encode_polygons
-from benchmarks.common import PROCESSES, QUICK, alternate, header, pooled, ratio, spread, table, versions, write
+from benchmarks.common import PAIR_SPAN, QUICK, alternate, header, ratio, spread, table, versions, write
 
 OPTIONS = {"extents": 4096, "y_coord_down": True, "check_winding_order": True}
 
@@ -45,11 +45,9 @@ def features(geoms, cols):
     ]
 
 
-POOLED = r"""
-import json, sys
-from benchmarks.mvt import encode_times
-print(json.dumps(encode_times(int(sys.argv[1]), sys.argv[2] == "1")))
-"""
+def rounds(n: int, quick: bool) -> int:
+    """Alternating rounds: ~15 s of mapbox-vector-tile's encode at 5,000 features, 3-5 of its 13 s at 100,000."""
+    return (25 if quick else 40) if n <= 10_000 else (3 if quick else 5)
 
 
 def encode_times(n: int, quick: bool) -> dict:
@@ -62,16 +60,14 @@ def encode_times(n: int, quick: bool) -> dict:
     n_ours = len(mapbox_vector_tile.decode(ours)["areas"]["features"])
     n_theirs = len(mapbox_vector_tile.decode(theirs)["areas"]["features"])
     assert n_ours == n_theirs == n, (n_ours, n_theirs, n)
-    # segmap's side is the load-sensitive one (a fraction of a second): more samples of it than of the anchor
-    # (segmap's 100,000-feature encode alone swings 0.42-0.65 s call to call on a quiet machine: 15 samples)
-    reps = (7 if n <= 10_000 else {"ours": 15, "ref": 2}) if quick else (9 if n <= 10_000 else {"ours": 21, "ref": 5})
     times = alternate(
         {
             "ours": lambda: encode_polygons(geoms, cols),
             "ref": lambda: mapbox_vector_tile.encode([{"name": "areas", "features": feats}], default_options=OPTIONS),
         },
-        reps,
-        warm=("ours",),  # both encoded once above; this sets how many of segmap's encodes make a ~50 ms sample
+        rounds(n, quick),
+        warm=("ours",),  # both encoded once above
+        span=min(PAIR_SPAN, 0.1 * n / 1000),  # about as long as mapbox-vector-tile's encode (~0.11 s / 1,000)
     )
     return {**times, "number": times.number["ours"], "kb": [len(ours) / 1024, len(theirs) / 1024]}
 
@@ -79,33 +75,26 @@ def encode_times(n: int, quick: bool) -> dict:
 def main(quick: bool = QUICK) -> None:
     rows = []
     for n in (5_000, 100_000):
-        if n <= 10_000:  # pooled over fresh processes, as pyperf does
-            # (segmap's ~20 ms encode took 16 ms in one fresh process and 26 ms in the next here)
-            times, first = pooled(POOLED, n, int(quick))
-            number, kb = first["number"], first["kb"]
-        else:
-            times = encode_times(n, quick)
-            number, kb = times["number"], times["kb"]
+        times = encode_times(n, quick)
         rows.append(
             {
                 "features": f"{n:,}",
                 "segmap": spread(times["ours"]),
                 "mapbox-vector-tile": spread(times["ref"]),
                 "speed-up (range of pairs)": ratio(times["ref"], times["ours"], key=f"encode {n:,} features"),
-                "segmap encodes per sample": number,
-                "segmap KB": kb[0],
-                "mapbox-vector-tile KB": kb[1],
+                "segmap encodes per sample": times["number"],
+                "segmap KB": times["kb"][0],
+                "mapbox-vector-tile KB": times["kb"][1],
             }
         )
     anchors = (
         f"{versions('mapbox-vector-tile', 'shapely', 'numpy')}; `mapbox_vector_tile.encode` with extent 4096, "
         "y down and winding checks, given ready-made feature dicts (building them is not timed). Each side encoded "
         f"once untimed (the tiles are decoded and must hold the same {rows[0]['features']} / "
-        f"{rows[-1]['features']} features), then {'7' if quick else '9'} alternating samples a side (at 100,000 "
-        f"features segmap {'15' if quick else '21'}, with mapbox-vector-tile joining the first {'2' if quick else '5'}: "
-        f"segmap's encode alone swings 0.42-0.65 s call to call); at 5,000 features in each of {PROCESSES} fresh "
-        "processes, their samples pooled (segmap's ~20 ms encode differs up to 1.6x between processes here); "
-        "segmap's encode repeated within a sample until it takes ~50 ms (time per encode shown)."
+        f"{rows[-1]['features']} features), then alternating rounds, one sample a side each ({rounds(5_000, quick)} "
+        f"at 5,000 features, {rounds(100_000, quick)} at 100,000), the speed-up the median of the rounds' ratios; "
+        "segmap's encode repeated within its sample until the sample spans about as long as mapbox-vector-tile's "
+        f"encode (at most {PAIR_SPAN:.0f} s; time per encode shown)."
     )
     write(
         "mvt",

@@ -33,7 +33,7 @@ ZOOMS = range(6, 17)
 # path's does: equal work. Below it segmap merges sub-pixel areas (a z10 tile: 9,880 cells, 459 KB, against the
 # naive path's 2.2 MB of 100,000-area polygons in 12 s), which is a different product, not a speed-up.
 EQUAL_WORK_FROM = 12
-REPEATS = 3 if QUICK else 7
+REPEATS = 7 if QUICK else 11
 
 
 def naive_tile(tree, geoms, props, z, x, y):
@@ -157,8 +157,9 @@ def main(n_areas=100_000) -> None:
     text = (
         header(f"Vector tiles: {n_areas:,}-area grid city (100 m cells), one uncached tile per zoom at the centre")
         + table(local_rows)
-        + f"\nIn process: {REPEATS} alternating samples a side per zoom (segmap's tile repeated within a sample "
-        "until it takes ~50 ms), median and (range of per-pair ratios); the naive path (STRtree query, clip, "
+        + f"\nIn process: {REPEATS} alternating rounds per zoom, one sample a side each (segmap's tile repeated "
+        "within its sample until the sample spans about as long as the naive tile, at least 50 ms), the speed-up "
+        "the median of the rounds' ratios (range of the rounds' ratios); the naive path (STRtree query, clip, "
         "mapbox-vector-tile) only from zoom 12, where neither side merges areas (below it segmap merges sub-pixel "
         "areas into pixel cells, a different output). "
         f"Per dataset version, once: tile index + simplification of every zoom {warm:.2f} s in process "

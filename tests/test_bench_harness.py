@@ -10,14 +10,17 @@ import pytest
 from benchmarks import common, reproduce
 
 
-def test_ratio_prints_median_ratio_and_range_of_pairs_and_records_it():
+def test_ratio_is_the_median_of_the_rounds_ratios_with_their_range_and_is_recorded():
     common.RATIOS.clear()
-    # pairs 10/1, 30/2, 20/4: ratios 10, 15, 5; medians 20 / 2 = 10
-    assert common.ratio([10, 30, 20], [1, 2, 4], key="k") == "10× (5–15)"
-    assert common.RATIOS.pop("k") == {"median": 10.0, "min": 5.0, "max": 15.0, "pairs": 3}
+    # rounds 2/1, 100/10, 50/2: ratios 2, 10, 25 -> 10; the ratio of medians (50 / 2 = 25) would let the round
+    # where the machine was slow for both sides (100 / 10) pull one side's median alone
+    assert common.ratio([2, 100, 50], [1, 10, 2], key="k") == "10× (2–25)"
+    assert common.RATIOS.pop("k") == {"median": 10.0, "min": 2.0, "max": 25.0, "pairs": 3, "paired": True}
     assert common.ratio([3.0], [2.0]) == "1.50× (one pair)"
-    # sides run a different number of times (fresh processes): every pair counts
+    # sides run a different number of times (cold starts): ratio of medians, every pair in the range
     assert sorted(common.pair_ratios([6.0], [1.0, 2.0, 3.0])) == [2.0, 3.0, 6.0]
+    assert common.ratio([6.0], [1.0, 2.0, 3.0], key="u") == "3.00× (2.00–6.00)"
+    assert common.RATIOS.pop("u")["paired"] is False
 
 
 def test_alternate_repeats_a_short_call_within_a_sample_and_flips_the_order():
@@ -31,11 +34,27 @@ def test_alternate_repeats_a_short_call_within_a_sample_and_flips_the_order():
         time.sleep(0.06)
 
     times = common.alternate({"a": fast, "b": slow}, 2)
-    assert times.number["b"] == 1 and times.number["a"] == 50  # a no-op is repeated (capped at 50)
+    cap = common.MAX_NUMBER
+    assert times.number["b"] == 1 and times.number["a"] == cap  # a no-op is repeated (capped)
     assert len(times["a"]) == len(times["b"]) == 2
     assert times["b"][0] >= 0.06 and times["a"][0] < 0.01  # seconds per call, not per sample
-    # warm-ups a, b; then round 0: a×50, b; round 1: b, a×50 (the order flips so drift hits both sides)
-    assert order[2:] == ["a"] * 50 + ["b", "b"] + ["a"] * 50
+    # warm-ups a, b; then round 0: a×cap, b; round 1: b, a×cap (the order flips so drift hits both sides)
+    assert order[2:] == ["a"] * cap + ["b", "b"] + ["a"] * cap
+
+
+def test_a_short_call_is_sampled_over_about_as_long_as_the_slow_side():
+    def short():
+        time.sleep(0.002)
+
+    def slow():
+        time.sleep(0.2)
+
+    times = common.alternate({"a": short, "b": slow}, 1)
+    # ~0.2 s / 2 ms calls: both samples of a round span about the same stretch of the machine's drift
+    assert 40 <= times.number["a"] <= 100 and times.number["b"] == 1
+    # a slow side that is not warmed (pysal's 8 s test): the span is given
+    times = common.alternate({"a": short, "b": slow}, 1, warm=("a",), span=0.1)
+    assert 20 <= times.number["a"] <= 50
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,10 @@ def register(subparsers) -> None:
     )
     add_dataset_arguments(p, optional=True)
     p.add_argument(
-        "--dataset", metavar="ID", help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR)"
+        "--dataset",
+        metavar="ID",
+        help="a dataset registered in the service's data directory (SEGMAP_DATA_DIR), mapped as the service "
+        "publishes it: its own disclosure control (threshold and method set at upload)",
     )
     add_group_arguments(p, many=False, help="group column (with --dataset, default: the dataset's first)")
     p.add_argument("--view", choices=VIEWS, default="share")
@@ -40,9 +43,11 @@ def register(subparsers) -> None:
     p.add_argument("--dpi", type=int, default=150, help="PNG/SVG resolution (at most 300)")
     p.add_argument(
         "--disclosure-threshold",
+        metavar="N",
         type=int,
-        default=0,
-        help="hide counts from 1 to N−1 in the output (default 0: show all; it is your data)",
+        default=None,
+        help="hide counts from 1 to N−1 in the output (default 0: show all; it is your data). Not with --dataset, "
+        "which applies the dataset's own settings",
     )
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="map.html, map.png or map.svg")
     p.set_defaults(func=run)
@@ -52,6 +57,14 @@ def _load(args):
     if args.dataset:
         if args.boundaries:
             raise ValidationError(problem("bad_parameter", "Give either BOUNDARIES or --dataset, not both"))
+        if args.disclosure_threshold is not None:  # the stored settings are the publication's: none lowered here
+            raise ValidationError(
+                problem(
+                    "bad_parameter",
+                    "--disclosure-threshold is for BOUNDARIES files: a map of --dataset applies the dataset's own "
+                    "disclosure settings (set at upload), as the service publishes it; leave the option out",
+                )
+            )
         return args.dataset, _registered(args.dataset)
     if not args.boundaries:
         raise ValidationError(problem("bad_parameter", "Give a BOUNDARIES file or --dataset ID"))
@@ -66,13 +79,19 @@ def _load(args):
 
 
 def _registered(dataset_id: str):
-    """A dataset of the service's registry, read only: nothing is registered, swept or created here."""
+    """A registered dataset's protected table, as every public read gets it (app/deps.py load_source): the stored
+    disclosure settings, and a 422 when the stored areas overlap. Nothing is registered or swept here (a version
+    stored before the overlap check gets its check recorded, as at the service's first public read of it)."""
+    from app.deps import load_source
     from app.registry import Registry
     from app.settings import Settings
 
-    data_dir = Settings().data_dir
-    ds = Registry(data_dir, sweep=False).load(dataset_id) if (data_dir / "catalog.sqlite").is_file() else None
-    if ds is None:
+    settings = Settings()
+    data_dir = settings.data_dir
+    src = None
+    if (data_dir / "catalog.sqlite").is_file():
+        src = load_source(Registry(data_dir, sweep=False), settings, dataset_id, owner=False)
+    if src is None:
         raise ValidationError(
             problem(
                 "unknown_dataset",
@@ -81,7 +100,12 @@ def _registered(dataset_id: str):
                 "when `segmap serve` first starts on a data directory)",
             )
         )
-    return ds
+    return src.data
+
+
+def _threshold(args, ds) -> int:
+    """The threshold the output states: a registered dataset's table is protected already (its own threshold)."""
+    return ds.threshold if args.dataset else args.disclosure_threshold or 0
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -108,7 +132,7 @@ def run(args) -> int:
             mode="download",
             permutations=args.permutations,
             seed=args.seed,
-            disclosure_threshold=args.disclosure_threshold,
+            disclosure_threshold=_threshold(args, ds),
             vector_tiles=False,
         )
         page, info = render_page(ds, opts)
@@ -128,7 +152,7 @@ def run(args) -> int:
             k=args.classes,
             permutations=args.permutations,
             seed=args.seed,
-            disclosure_threshold=args.disclosure_threshold,
+            disclosure_threshold=_threshold(args, ds),
         )
         data, alt = render(ds, vd, fmt, width=args.width, height=args.height, dpi=args.dpi)
         _write(out, data)

@@ -226,23 +226,25 @@ def main(quick: bool = QUICK) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # pysal's progress bars
     reps = 5 if quick else 7
     rounds = 80 if quick else 120  # pairs of a millisecond call and pysal's tens of milliseconds: ~10-30 s
-    big_rounds = 8 if quick else 12  # 10,000 areas: pysal's SpatialDissim takes 1-3 s
+    # 10,000 areas: pysal's SpatialDissim takes 1.1-3.4 s (its dense n x n matrix: 800 MB of fresh pages a call)
+    big_rounds = 12 if quick else 16
+    test_rounds = 7 if quick else 9  # pysal's 999-simulation tests: 6-9 s each
     mem = {"spatial_dissimilarity": child(MEMORY, 100_000, "spatial_dissimilarity")}
     rows = [
         _small("spatial_dissimilarity", "spatial_d", "grid:1000", rounds),
         _small("spatial_dissimilarity", "spatial_d", "grid:10000", big_rounds),
-        _small("D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", reps),
+        _small("D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", test_rounds),
     ]
     big, mem["dissimilarity"] = _big_rows(grid_city(100_000), reps, quick)
     rows += big
-    rows += _chicago_rows(rounds, reps)
+    rows += _chicago_rows(rounds, test_rounds)
     anchors = (
         f"{versions('segregation', 'libpysal', 'pandas', 'geopandas', 'numpy')}. `SpatialDissim` (queen contiguity, "
         "the same frame), and `SingleValueTest(Dissim, iterations_under_null=999, null_approach='systematic', "
         "n_jobs=1)` on a plain DataFrame of the two count columns, its full 999 simulations (it rebuilds the index "
         "object per simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. "
         f"Alternating rounds, one sample a side each, the speed-up the median of the rounds' ratios: "
-        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {reps}; a first untimed "
+        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {test_rounds}; a first untimed "
         "call of each side (pysal's tests excepted); segmap's call repeated within its sample until the sample spans "
         f"about as long as pysal's call (at most {PAIR_SPAN:.0f} s; calls per sample: "
         + ", ".join(f"{k} ×{v}" for k, v in NUMBERS.items())

@@ -217,8 +217,8 @@ def _warm_row(where: str, stat: str, warm: dict) -> dict:
 
 
 def _cold(where: str, stat: str, quick: bool) -> dict:
-    """Fresh processes: segmap 9 runs (its first call takes tens of ms and moves with the machine's drift), esda
-    2 in quick mode, 3 in full (30-75 s each: numba's compile), each esda run between segmap runs."""
+    """Fresh processes: segmap 9 runs (its import and first call take tens of ms, in a fast or a slow mode per
+    process), esda 2 in quick mode, 3 in full (30-75 s each: numba's compile), each esda run between segmap runs."""
     runs = {"segmap": [], "esda": []}
     esda_after = {1, 5} if quick else {1, 4, 7}
     for i in range(9):
@@ -283,7 +283,9 @@ def main(quick: bool = QUICK) -> None:
         "the rounds' ratios; a call is repeated within its sample until the sample spans about as long as "
         f"the place's slowest call (at most 1 s; {repeated or 'none was'}). Cold: a fresh process per run (bytecode "
         "cached on both sides), timed from importing the library to the end of its first call, data and weights "
-        f"built before; segmap 9 runs, esda {2 if quick else 3} between them, the ratio of medians; cold runs only "
+        f"built before; segmap 9 runs, esda {2 if quick else 3} between them; the cold speed-up is the ratio of the "
+        "sides' means without their fastest and slowest run (from 5 runs; segmap's runs fall into a fast and a slow "
+        "mode, ~30 and ~48 ms, import and call alike, which a median of 9 jumps between); cold runs only "
         "at 10,000 areas in quick mode. Peak "
         "RSS: a fresh process per side (data set-up included; in brackets what the call added), measured in full "
         "mode (quick mode shows the last measurement, with its date: esda's compile costs ~50 s a process).\n" + tail,

@@ -23,7 +23,9 @@ spans about as long (at least 50 ms, at most 1 s; the sample's time divided by t
 round see the same stretch of the machine: on this 2-vCPU VM the same code's speed drifts by up to 2.4× over
 seconds, within one process, and both sides mostly move together (spatial_dissimilarity at 1,000 areas: 1.9–4.7 ms
 in 2 s windows, while the ratios of adjacent samples stayed within 18–25×). Where the sides ran a different number
-of times (cold starts, one fresh process a run), the ratio is that of the medians and the range covers every pair.
+of times (cold starts, one fresh process a run), the ratio is that of the sides' means without their fastest and
+slowest run (from 5 runs; a median where fewer), and the range covers every pair: a fresh process runs fast or slow
+as a whole (segmap's cold call ~30 or ~48 ms), so a median of 9 runs jumps between the two modes.
 Each run of a module appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
 
 A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the

@@ -21,6 +21,9 @@ def test_ratio_is_the_median_of_the_rounds_ratios_with_their_range_and_is_record
     assert sorted(common.pair_ratios([6.0], [1.0, 2.0, 3.0])) == [2.0, 3.0, 6.0]
     assert common.ratio([6.0], [1.0, 2.0, 3.0], key="u") == "3.00× (2.00–6.00)"
     assert common.RATIOS.pop("u")["paired"] is False
+    # 5 or more unpaired runs: their mean without the fastest and the slowest (a two-mode spread, one stray run)
+    assert common.middle_mean([30, 31, 48, 50, 400]) == 43.0
+    assert common.ratio([43.0, 43.0], [30, 31, 48, 50, 400]) == "1.00× (0.11–1.43)"
 
 
 def test_alternate_repeats_a_short_call_within_a_sample_and_flips_the_order():

@@ -61,6 +61,26 @@ PAIR_SPAN = 1.0
 MAX_NUMBER = 1000  # calls in one sample at most
 
 
+SETTLE_GB = 3.0  # more than any side's working set here (pysal's spatial D at 10,000 areas: an 800 MB matrix a call)
+_settled = [-1e9]
+
+
+def settle_memory(gb: float | None = None, fresh_for: float = 20.0) -> float:
+    """Touch ``gb`` of fresh memory and free it (not again within ``fresh_for`` s); seconds taken. This VM gives
+    memory left idle for a minute back to its host (DAMON pageout on physical memory, a virtio balloon), and the next
+    touch of it costs ~10x: a first 800 MB allocation took 1.3-1.6 s after 80 s idle, 0.16 s once memory had been
+    touched. Without this, the side that happens to run first after a quiet minute pays it (esda's LISA at 100,000
+    areas took 69 s instead of 14 s in one run). Freed, the touched pages stay with the guest for reuse."""
+    if time.monotonic() - _settled[0] < fresh_for:
+        return 0.0
+    start = time.perf_counter()
+    block = np.empty(int((gb or SETTLE_GB) * 2**30), dtype=np.uint8)
+    block[::4096] = 1
+    del block
+    _settled[0] = time.monotonic()
+    return time.perf_counter() - start
+
+
 class Times(dict):
     """Seconds per call of each named side (lists); ``number``: calls per timed sample of each side."""
 
@@ -90,6 +110,7 @@ def alternate(calls: dict, repeats, warm=True, number=None, span: float | None =
     # Set-up objects (e.g. 100,000 ready-made feature dicts for one side) frozen out of the collector, and each
     # side's garbage collected before the other's sample: a full collection inside a timed call otherwise walks
     # them and bills one side for the other's objects (segmap's 100k MVT encode swung 0.45-0.69 s).
+    settle_memory()
     gc.collect()
     gc.freeze()
     try:
@@ -194,6 +215,7 @@ def child(script: str, *args, timeout: float = 900) -> dict:
     """Run ``script`` in a fresh Python process (bytecode cached as for any install) and return the JSON dict
     its last line prints; the script can add ``peak_mb``, its own peak RSS, with :data:`PEAK_RSS`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    settle_memory()  # the child's first allocations come from memory touched lately, as for every other run
     out = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)],
         capture_output=True,

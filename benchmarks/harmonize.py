@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from benchmarks.common import QUICK, header, median, ratio, spread, table, versions, write
+from benchmarks.common import QUICK, header, median, ratio, settle_memory, spread, table, versions, write
 from spatial.change.harmonize import harmonize
 
 CRS = "EPSG:3035"  # equal area: both tools measure the same polygons, no reprojection
@@ -52,6 +52,7 @@ def main(n: int = 100_000, quick: bool = QUICK) -> None:
         "ours": lambda: harmonize(source, target, counts),
         "ref": lambda: area_interpolate(source, target, extensive_variables=counts),
     }
+    settle_memory()
     for i in range(2 if quick else 4):  # A B B A ..., no warm-up (each call does all its work afresh)
         for name in list(calls) if i % 2 == 0 else list(calls)[::-1]:
             runs[name].append(_run(calls[name]))

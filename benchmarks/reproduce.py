@@ -26,6 +26,10 @@ in 2 s windows, while the ratios of adjacent samples stayed within 18–25×). W
 of times (cold starts, one fresh process a run), the ratio is that of the sides' means without their fastest and
 slowest run (from 5 runs; a median where fewer), and the range covers every pair: a fresh process runs fast or slow
 as a whole (segmap's cold call ~30 or ~48 ms), so a median of 9 runs jumps between the two modes.
+Before each series of samples and each fresh process, the harness touches 3 GB of memory and frees it (at most
+every 20 s): this VM hands memory left idle for a minute back to its host (DAMON pageout, a virtio balloon), and the
+next touch of it cost ~10× (a first 800 MB allocation 1.3–1.6 s after 80 s idle, 0.16 s once touched), paid by
+whichever side ran first after a quiet minute; in one run esda's LISA at 100,000 areas took 69 s instead of 14 s.
 Each run of a module appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
 
 A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the

@@ -10,6 +10,11 @@ import pytest
 from benchmarks import common, reproduce
 
 
+@pytest.fixture(autouse=True)
+def _small_settle(monkeypatch):
+    monkeypatch.setattr(common, "SETTLE_GB", 0.01)  # the harness touches 3 GB before timing; not in a test
+
+
 def test_ratio_is_the_median_of_the_rounds_ratios_with_their_range_and_is_recorded():
     common.RATIOS.clear()
     # rounds 2/1, 100/10, 50/2: ratios 2, 10, 25 -> 10; the ratio of medians (50 / 2 = 25) would let the round
@@ -108,3 +113,10 @@ def test_wait_for_quiet_measures_the_machine_and_records_it():
     assert 0.0 <= busy <= 1.0
     common.wait_for_quiet(0)  # no waiting: still measured and recorded beside the next module's ratios
     assert len(common.BUSY_AT_START) == 1 and 0.0 <= common.BUSY_AT_START[0] <= 1.0
+
+
+def test_settle_memory_touches_fresh_memory_once_in_a_while(monkeypatch):
+    monkeypatch.setattr(common, "_settled", [-1e9])
+    assert common.settle_memory(0.01) > 0  # touched and freed
+    assert common.settle_memory(0.01) == 0.0  # not again within fresh_for seconds
+    assert common.settle_memory(0.01, fresh_for=0) > 0

@@ -69,8 +69,8 @@ def settle_memory(gb: float | None = None, fresh_for: float = 20.0) -> float:
     """Touch ``gb`` of fresh memory and free it (not again within ``fresh_for`` s); seconds taken. This VM gives
     memory left idle for a minute back to its host (DAMON pageout on physical memory, a virtio balloon), and the next
     touch of it costs ~10x: a first 800 MB allocation took 1.3-1.6 s after 80 s idle, 0.16 s once memory had been
-    touched. Without this, the side that happens to run first after a quiet minute pays it (esda's LISA at 100,000
-    areas took 69 s instead of 14 s in one run). Freed, the touched pages stay with the guest for reuse."""
+    touched. Without this, the side that happens to run first after a quiet minute pays it (suspected behind one run
+    in which esda's LISA at 100,000 areas took 69 s instead of 14 s). Freed, the pages stay with the guest."""
     if time.monotonic() - _settled[0] < fresh_for:
         return 0.0
     start = time.perf_counter()

@@ -29,7 +29,8 @@ as a whole (segmap's cold call ~30 or ~48 ms), so a median of 9 runs jumps betwe
 Before each series of samples and each fresh process, the harness touches 3 GB of memory and frees it (at most
 every 20 s): this VM hands memory left idle for a minute back to its host (DAMON pageout, a virtio balloon), and the
 next touch of it cost ~10× (a first 800 MB allocation 1.3–1.6 s after 80 s idle, 0.16 s once touched), paid by
-whichever side ran first after a quiet minute; in one run esda's LISA at 100,000 areas took 69 s instead of 14 s.
+whichever side ran first after a quiet minute (suspected, not proven, behind one run in which esda's LISA at
+100,000 areas took 69 s instead of 14 s and segmap's fresh-process D test 3.0 s instead of 2.0 s).
 Each run of a module appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
 
 A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the

@@ -164,12 +164,13 @@ def median(ts) -> float:
 
 
 def middle_mean(ts) -> float:
-    """Mean without the fastest and slowest run when there are 5 or more, else the median. For runs that cannot be
-    paired (cold starts, a fresh process each): a fresh process here runs either fast or slow as a whole (segmap's
-    cold LISA call 28-33 or 46-56 ms, import and call alike), so the median of 9 jumps between the two modes, while
-    the mean moves with the share of slow processes (±8 %), and one stray run is dropped."""
+    """Mean of the middle 80 % (at least the fastest and slowest dropped) when there are 5 or more values, else the
+    median. A median of per-round ratios jumps between modes: a fresh process here runs fast or slow as a whole
+    (segmap's D test on Chicago 1.5-1.7 ms a call in one process, 2.1-2.3 ms in another; its cold LISA call ~30 or
+    ~48 ms), so over pooled processes the mean moves with the share of slow ones, while stray samples are dropped."""
     ts = sorted(ts)
-    return float(np.mean(ts[1:-1])) if len(ts) >= 5 else median(ts)
+    cut = max(1, len(ts) // 10)
+    return float(np.mean(ts[cut:-cut])) if len(ts) >= 5 else median(ts)
 
 
 def pair_ratios(ref, ours) -> list[float]:
@@ -191,12 +192,12 @@ def _fmt(r: float, like: float | None = None) -> str:
 
 def ratio(ref, ours, key: str | None = None) -> str:
     """Speed-up with the range of the per-pair ratios, ``601× (540–650)`` or ``1.27× (1.20–1.31)`` (below 1: the
-    anchor is faster). Sides sampled in the same rounds: the median of the rounds' pair ratios (each pair ran
-    side by side, so the machine's drift cancels); otherwise the ratio of the sides' :func:`middle_mean`.
+    anchor is faster). Sides sampled in the same rounds: the :func:`middle_mean` of the rounds' pair ratios (each
+    pair ran side by side, so the machine's drift cancels); otherwise the ratio of the sides' middle means.
     ``key``: the ratio's stable name; it is recorded for ``check``."""
     pairs = pair_ratios(ref, ours)
     paired = len(list(ref)) == len(list(ours))
-    r = median(pairs) if paired else middle_mean(ref) / middle_mean(ours)
+    r = middle_mean(pairs) if paired else middle_mean(ref) / middle_mean(ours)
     if key:
         RATIOS[key] = {"median": r, "min": min(pairs), "max": max(pairs), "pairs": len(pairs), "paired": paired}
     rng = f" ({_fmt(min(pairs), r)}–{_fmt(max(pairs), r)})" if len(pairs) > 1 else " (one pair)"
@@ -227,6 +228,17 @@ def child(script: str, *args, timeout: float = 900) -> dict:
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+PROCESSES = 3  # fresh processes a millisecond call's rounds are spread over (see middle_mean)
+
+
+def pooled(script: str, rounds: int, *args) -> dict:
+    """``script`` (printing a dict of per-round sample lists, as :func:`child`, given the rounds as its last
+    argument) run in :data:`PROCESSES` fresh processes sharing ``rounds``; the lists joined (still paired by index),
+    anything else from the first process."""
+    got = [child(script, *args, math.ceil(rounds / PROCESSES), timeout=1800) for _ in range(PROCESSES)]
+    return {k: [x for g in got for x in g[k]] if isinstance(v, list) else v for k, v in got[0].items()}
 
 
 # In a child script: the process's peak resident memory so far, in MB. VmHWM, not ru_maxrss: Linux carries
@@ -306,7 +318,7 @@ INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
 `segregation`, esda, libpysal, tobler, mapbox-vector-tile, folium) in the same run, with equal work on both
-sides, and prints the median of the per-round ratios of alternating samples with their range; no tracer runs
+sides, and prints the mean of the middle 80 % of per-round ratios of alternating samples with their range; no tracer runs
 while timing; memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are
 stopped by process id; load tests are bounded in time.
 Each table's `Anchors:` line gives the anchors' versions and configuration (n_jobs, numba warm or cold,

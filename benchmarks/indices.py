@@ -14,11 +14,13 @@ from pathlib import Path
 from benchmarks.common import (
     PAIR_SPAN,
     PEAK_RSS,
+    PROCESSES,
     QUICK,
     alternate,
     child,
     grid_city,
     header,
+    pooled,
     ratio,
     spread,
     table,
@@ -148,8 +150,8 @@ NUMBERS: dict[str, int] = {}  # segmap's calls per sample of each small row, for
 
 
 def _small(task: str, what: str, where: str, rounds: int) -> dict:
-    """A table row from one fresh process's alternating samples."""
-    got = child(SMALL, what, where, rounds, timeout=1800)
+    """A table row from alternating rounds spread over fresh processes (common.pooled)."""
+    got = pooled(SMALL, rounds, what, where)
     NUMBERS[f"{task} {got['n']:,}"] = got["number"]
     return _row(task, got["n"], got["ours"], got["ref"])
 
@@ -243,12 +245,13 @@ def main(quick: bool = QUICK) -> None:
         "the same frame), and `SingleValueTest(Dissim, iterations_under_null=999, null_approach='systematic', "
         "n_jobs=1)` on a plain DataFrame of the two count columns, its full 999 simulations (it rebuilds the index "
         "object per simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. "
-        f"Alternating rounds, one sample a side each, the speed-up the median of the rounds' ratios: "
-        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {test_rounds}; a first untimed "
-        "call of each side (pysal's tests excepted); segmap's call repeated within its sample until the sample spans "
-        f"about as long as pysal's call (at most {PAIR_SPAN:.0f} s; calls per sample: "
+        "Alternating rounds, one sample a side each, the speed-up the mean of the middle 80 % of the rounds' ratios: "
+        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {test_rounds}, spread "
+        f"over {PROCESSES} fresh processes (a process runs fast or slow as a whole here); a first untimed call of "
+        "each side (pysal's tests excepted); segmap's call repeated within its sample until the sample spans about "
+        f"as long as pysal's call (at most {PAIR_SPAN:.0f} s; calls per sample: "
         + ", ".join(f"{k} ×{v}" for k, v in NUMBERS.items())
-        + "). The 1,000-area, 10,000-area and Chicago rows each in a fresh process. The fresh-process D test: "
+        + "). The fresh-process D test: "
         f"{reps} fresh processes alternating with {reps} warm calls here (calibration reuse off)."
     )
     write(

@@ -16,7 +16,8 @@ TOLERANCE = 0.25
 
 DEFINITION = f"""## Reproducing the ratios
 
-Every speed-up ratio is the median of per-round ratios, printed with their range in brackets. The two sides run
+Every speed-up ratio is the mean of the middle 80 % of per-round ratios (the median of fewer than 5), printed with
+their range in brackets. The two sides run
 in alternating rounds (A, B, B, A, …), one timed sample a side per round, and a round's ratio is the anchor's
 sample over segmap's. A call much shorter than the other side's is repeated within its sample until the sample
 spans about as long (at least 50 ms, at most 1 s; the sample's time divided by the calls), so both samples of a
@@ -25,7 +26,9 @@ seconds, within one process, and both sides mostly move together (spatial_dissim
 in 2 s windows, while the ratios of adjacent samples stayed within 18–25×). Where the sides ran a different number
 of times (cold starts, one fresh process a run), the ratio is that of the sides' means without their fastest and
 slowest run (from 5 runs; a median where fewer), and the range covers every pair: a fresh process runs fast or slow
-as a whole (segmap's cold call ~30 or ~48 ms), so a median of 9 runs jumps between the two modes.
+as a whole (segmap's cold call ~30 or ~48 ms; its D test on Chicago 1.5–1.7 or 2.1–2.3 ms a call), so a median
+jumps between the two modes while a mean moves with the share of slow processes. For that reason too the
+millisecond rows of `indices` spread their rounds over 3 fresh processes.
 Before each series of samples and each fresh process, the harness touches 3 GB of memory and frees it (at most
 every 20 s): this VM hands memory left idle for a minute back to its host (DAMON pageout, a virtio balloon), and the
 next touch of it cost ~10× (a first 800 MB allocation 1.3–1.6 s after 80 s idle, 0.16 s once touched), paid by

@@ -159,7 +159,7 @@ def main(n_areas=100_000) -> None:
         + table(local_rows)
         + f"\nIn process: {REPEATS} alternating rounds per zoom, one sample a side each (segmap's tile repeated "
         "within its sample until the sample spans about as long as the naive tile, at least 50 ms), the speed-up "
-        "the median of the rounds' ratios (range of the rounds' ratios); the naive path (STRtree query, clip, "
+        "the mean of the middle 80 % of the rounds' ratios (range of the rounds' ratios); the naive path (STRtree query, clip, "
         "mapbox-vector-tile) only from zoom 12, where neither side merges areas (below it segmap merges sub-pixel "
         "areas into pixel cells, a different output). "
         f"Per dataset version, once: tile index + simplification of every zoom {warm:.2f} s in process "

@@ -15,7 +15,7 @@ def _small_settle(monkeypatch):
     monkeypatch.setattr(common, "SETTLE_GB", 0.01)  # the harness touches 3 GB before timing; not in a test
 
 
-def test_ratio_is_the_median_of_the_rounds_ratios_with_their_range_and_is_recorded():
+def test_ratio_is_the_middle_mean_of_the_rounds_ratios_with_their_range_and_is_recorded():
     common.RATIOS.clear()
     # rounds 2/1, 100/10, 50/2: ratios 2, 10, 25 -> 10; the ratio of medians (50 / 2 = 25) would let the round
     # where the machine was slow for both sides (100 / 10) pull one side's median alone
@@ -29,6 +29,10 @@ def test_ratio_is_the_median_of_the_rounds_ratios_with_their_range_and_is_record
     # 5 or more unpaired runs: their mean without the fastest and the slowest (a two-mode spread, one stray run)
     assert common.middle_mean([30, 31, 48, 50, 400]) == 43.0
     assert common.ratio([43.0, 43.0], [30, 31, 48, 50, 400]) == "1.00× (0.11–1.43)"
+    # 5 or more rounds: the mean of the middle 80 % of their ratios (two modes of process speed average out)
+    # rounds 1, 1, 1, 2, 2 and one stray 200: the stray and one 1 dropped, mean of 1, 1, 2, 2
+    assert common.ratio([2, 2, 2, 2, 2, 2], [2, 2, 2, 1, 1, 0.01], key="m") == "1.50× (1.00–200.00)"
+    assert common.RATIOS.pop("m")["median"] == 1.5
 
 
 def test_alternate_repeats_a_short_call_within_a_sample_and_flips_the_order():

@@ -125,6 +125,22 @@ def load_from_args(args, groups, **overrides):
     return ds
 
 
+def published_source(settings, dataset_id: str, hint: str):
+    """A registered dataset as the service publishes it (app/deps.py load_source, not the owner's view): the stored
+    disclosure settings and the overlap guard's refusal. ``hint``: how to find the right dataset, for the error.
+    Nothing is registered or swept (a version stored before the overlap check gets its check recorded, as at the
+    service's first public read of it)."""
+    from app.deps import load_source
+    from app.registry import Registry
+
+    src = None
+    if (settings.data_dir / "catalog.sqlite").is_file():
+        src = load_source(Registry(settings.data_dir, sweep=False), settings, dataset_id, owner=False)
+    if src is None:
+        raise ValidationError(problem("unknown_dataset", f"No dataset {dataset_id!r} in {settings.data_dir}; {hint}"))
+    return src
+
+
 @contextmanager
 def atomic_output(path: Path, suffix: str):
     """A temporary name beside ``path``, renamed onto it when the block succeeds: a failed run never leaves half a

@@ -12,6 +12,7 @@ from pathlib import Path
 from spatial.errors import ValidationError, problem
 
 from .choices import MAX_ZOOM
+from .common import published_source
 
 LIMIT = "SEGMAP_MAX_PERMUTATIONS"
 
@@ -48,8 +49,6 @@ def _check(args) -> None:
 
 def run(args) -> int:
     from app import archive
-    from app.deps import load_source
-    from app.registry import Registry
     from app.settings import Settings
     from app.tiles import TileIndex
     from app.tileservice import Layer, area_properties, export_archive, tile_version
@@ -60,14 +59,7 @@ def run(args) -> int:
         from spatial.local.statistics import check_permutations
 
         check_permutations(args.statistic, args.permutations, "randomisation", settings.max_permutations, LIMIT)
-    catalogue = settings.data_dir / "catalog.sqlite"
-    src = None
-    if catalogue.is_file():
-        src = load_source(Registry(settings.data_dir, sweep=False), settings, args.dataset, owner=False)
-    if src is None:
-        raise ValidationError(
-            problem("unknown_dataset", f"No dataset {args.dataset!r} in {settings.data_dir}; set SEGMAP_DATA_DIR")
-        )
+    src = published_source(settings, args.dataset, "set SEGMAP_DATA_DIR")
     if args.group is not None:
         src.dataset.require_declared(args.group, "group")
     layer = Layer(args.group, args.statistic, args.permutations, args.seed)

@@ -13,6 +13,7 @@ from .common import (
     add_simulation_arguments,
     atomic_output,
     load_from_args,
+    published_source,
 )
 
 VIEWS = ("share", "lq", "lisa", "hotspots", "informal")
@@ -79,28 +80,14 @@ def _load(args):
 
 
 def _registered(dataset_id: str):
-    """A registered dataset's protected table, as every public read gets it (app/deps.py load_source): the stored
-    disclosure settings, and a 422 when the stored areas overlap. Nothing is registered or swept here (a version
-    stored before the overlap check gets its check recorded, as at the service's first public read of it)."""
-    from app.deps import load_source
-    from app.registry import Registry
+    """A registered dataset's protected table, as every public read gets it (common.published_source)."""
     from app.settings import Settings
 
-    settings = Settings()
-    data_dir = settings.data_dir
-    src = None
-    if (data_dir / "catalog.sqlite").is_file():
-        src = load_source(Registry(data_dir, sweep=False), settings, dataset_id, owner=False)
-    if src is None:
-        raise ValidationError(
-            problem(
-                "unknown_dataset",
-                f"No dataset {dataset_id!r} in {data_dir}; list them with "
-                "GET /v1/datasets or set SEGMAP_DATA_DIR (the bundled sample is registered "
-                "when `segmap serve` first starts on a data directory)",
-            )
-        )
-    return src.data
+    hint = (
+        "list them with GET /v1/datasets or set SEGMAP_DATA_DIR (the bundled sample is registered "
+        "when `segmap serve` first starts on a data directory)"
+    )
+    return published_source(Settings(), dataset_id, hint).data
 
 
 def _threshold(args, ds) -> int:

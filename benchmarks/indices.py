@@ -117,7 +117,7 @@ def _d_test(ds, group, total, frame, rounds, with_ref=True):
     return alternate(calls, rounds, warm=("ours",), span=PAIR_SPAN)
 
 
-# Small places run in a fresh process each, away from the 100,000-area city's objects in this one.
+# Small places run in fresh processes (common.pooled), away from the 100,000-area city's objects in this one.
 FULL_ONLY_NOTE = "--full only (76 s when measured for issue 18)"
 SMALL = r"""
 import json, os, sys

@@ -67,10 +67,11 @@ _settled = [-1e9]
 
 def settle_memory(gb: float | None = None, fresh_for: float = 20.0) -> float:
     """Touch ``gb`` of fresh memory and free it (not again within ``fresh_for`` s); seconds taken. This VM gives
-    memory left idle for a minute back to its host (DAMON pageout on physical memory, a virtio balloon), and the next
-    touch of it costs ~10x: a first 800 MB allocation took 1.3-1.6 s after 80 s idle, 0.16 s once memory had been
-    touched. Without this, the side that happens to run first after a quiet minute pays it (suspected behind one run
-    in which esda's LISA at 100,000 areas took 69 s instead of 14 s). Freed, the pages stay with the guest."""
+    memory back to its host: pages idle for a minute (DAMON pageout) and, within seconds, every freed 2 MB block
+    (the virtio balloon's free page reporting: ``/sys/module/page_reporting``, order 9, 670 GB reported in 18 h
+    here). The next touch of such memory costs ~10x: a first 800 MB allocation took 1.3-1.6 s after 80 s idle,
+    0.16 s once memory had been touched. Without this, the side that happens to run first after a quiet minute
+    pays it (suspected behind one run in which esda's LISA at 100,000 areas took 69 s instead of 14 s)."""
     if time.monotonic() - _settled[0] < fresh_for:
         return 0.0
     start = time.perf_counter()
@@ -87,7 +88,7 @@ class Times(dict):
     number: dict
 
 
-def alternate(calls: dict, repeats, warm=True, number=None, span: float | None = None) -> Times:
+def alternate(calls: dict, repeats, warm=True, number=None, span: float | None = None, settle_each=False) -> Times:
     """Seconds per call of each named call, run in turn A, B, B, A, A, B, ... (the order flips every round) so
     drift in the machine's load hits every side alike, and the samples of one round are neighbours in time (their
     ratio is the round's pair ratio, see :func:`ratio`). ``repeats``: timed samples per call, or a dict of them (a
@@ -95,7 +96,9 @@ def alternate(calls: dict, repeats, warm=True, number=None, span: float | None =
     none (False) or of the names given. ``number``: calls per timed sample (int or dict); by default a warmed
     call is repeated within one sample until the sample spans ``span`` seconds (timeit's approach; the sample's
     time divided by the calls). ``span`` defaults to the slowest warmed call, within [:data:`MIN_SAMPLE`,
-    :data:`PAIR_SPAN`]: give it when a slow side is not warmed."""
+    :data:`PAIR_SPAN`]: give it when a slow side is not warmed. ``settle_each``: memory settled before every
+    sample, for calls that allocate hundreds of MB afresh (pysal's spatial D at 10,000 areas: 1.06-3.48 s a call
+    plain, 1.18-1.99 s settled, as freed blocks went back to the host between calls or not)."""
     counts = repeats if isinstance(repeats, dict) else dict.fromkeys(calls, repeats)
     numbers = number if isinstance(number, dict) else dict.fromkeys(calls, number)
     once = {name: timed(fn)[1] for name, fn in calls.items() if warm is True or (warm and name in warm)}
@@ -118,6 +121,8 @@ def alternate(calls: dict, repeats, warm=True, number=None, span: float | None =
             for name in order if i % 2 == 0 else order[::-1]:
                 if i < counts[name]:
                     k = numbers[name]
+                    if settle_each:
+                        settle_memory(fresh_for=0)
                     gc.collect()
                     times[name].append(timed(lambda fn=calls[name], k=k: [fn() for _ in range(k)])[1] / k)
     finally:
@@ -230,14 +235,16 @@ def child(script: str, *args, timeout: float = 900) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-PROCESSES = 3  # fresh processes a millisecond call's rounds are spread over (see middle_mean)
+PROCESSES = 8  # fresh processes a millisecond call's rounds are spread over by default (see middle_mean)
 
 
-def pooled(script: str, rounds: int, *args) -> dict:
+def pooled(script: str, rounds: int, *args, processes: int = PROCESSES) -> dict:
     """``script`` (printing a dict of per-round sample lists, as :func:`child`, given the rounds as its last
-    argument) run in :data:`PROCESSES` fresh processes sharing ``rounds``; the lists joined (still paired by index),
-    anything else from the first process."""
-    got = [child(script, *args, math.ceil(rounds / PROCESSES), timeout=1800) for _ in range(PROCESSES)]
+    argument) run in ``processes`` fresh processes sharing ``rounds``; the lists joined (still paired by index),
+    anything else from the first process. With 3 processes the share of slow ones (0 to 3 of 3) moved segmap's
+    Chicago D test ratio by 1.45x between runs; over 8 the share's spread (binomial) is 0.6x as wide."""
+    processes = min(processes, rounds)
+    got = [child(script, *args, math.ceil(rounds / processes), timeout=1800) for _ in range(processes)]
     return {k: [x for g in got for x in g[k]] if isinstance(v, list) else v for k, v in got[0].items()}
 
 

@@ -91,20 +91,24 @@ def _row(task, areas, ours, ref=None, note=""):
     }
 
 
+BIG_MATRIX = 10_000  # areas from which pysal's SpatialDissim allocates hundreds of MB a call (800 MB at 10,000)
+
+
 def _spatial_d(ds, group, total, frame, rounds):
-    """spatial_dissimilarity against pysal's SpatialDissim on the same metric frame, alternating: times."""
+    """spatial_dissimilarity against pysal's SpatialDissim on the same metric frame, alternating: times; memory
+    settled before each sample where pysal's dense matrix is big (common.alternate)."""
     import segregation.singlegroup as sg
 
     from spatial.indices.compute import compute_indices
 
-    times = alternate(
+    return alternate(
         {
             "ours": lambda: compute_indices(_cold(ds), group=group, indices=["spatial_dissimilarity"]),
             "ref": lambda: sg.SpatialDissim(frame, group, total),
         },
         rounds,
+        settle_each=ds.n >= BIG_MATRIX,
     )
-    return times
 
 
 def _d_test(ds, group, total, frame, rounds, with_ref=True):
@@ -149,9 +153,9 @@ def small_times(what: str, where: str, rounds: int) -> dict:
 NUMBERS: dict[str, int] = {}  # segmap's calls per sample of each small row, for the table's note
 
 
-def _small(task: str, what: str, where: str, rounds: int) -> dict:
+def _small(task: str, what: str, where: str, rounds: int, processes: int = PROCESSES) -> dict:
     """A table row from alternating rounds spread over fresh processes (common.pooled)."""
-    got = pooled(SMALL, rounds, what, where)
+    got = pooled(SMALL, rounds, what, where, processes=processes)
     NUMBERS[f"{task} {got['n']:,}"] = got["number"]
     return _row(task, got["n"], got["ours"], got["ref"])
 
@@ -218,7 +222,7 @@ def _chicago_rows(rounds, test_rounds):
         return []
     return [
         _small("spatial_dissimilarity, Chicago 2020 (real)", "spatial_d", "chicago", rounds),
-        _small("D test, 999 simulations, Chicago 2020 (real)", "d_test", "chicago", test_rounds),
+        _small("D test, 999 simulations, Chicago 2020 (real)", "d_test", "chicago", test_rounds, test_rounds),
     ]
 
 
@@ -229,13 +233,15 @@ def main(quick: bool = QUICK) -> None:
     reps = 5 if quick else 7
     rounds = 80 if quick else 120  # pairs of a millisecond call and pysal's tens of milliseconds: ~10-30 s
     # 10,000 areas: pysal's SpatialDissim takes 1.1-3.4 s (its dense n x n matrix: 800 MB of fresh pages a call)
-    big_rounds = 12 if quick else 16
-    test_rounds = 7 if quick else 9  # pysal's 999-simulation tests: 6-9 s each
+    big_rounds, big_processes = (12, 6) if quick else (16, 8)
+    test_rounds = 8 if quick else 10  # pysal's 999-simulation tests: 6-9 s each; one round per process
     mem = {"spatial_dissimilarity": child(MEMORY, 100_000, "spatial_dissimilarity")}
     rows = [
         _small("spatial_dissimilarity", "spatial_d", "grid:1000", rounds),
-        _small("spatial_dissimilarity", "spatial_d", "grid:10000", big_rounds),
-        _small("D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", test_rounds),
+        _small("spatial_dissimilarity", "spatial_d", "grid:10000", big_rounds, big_processes),
+        _small(
+            "D test, 999 random-allocation simulations (equal work)", "d_test", "grid:1000", test_rounds, test_rounds
+        ),
     ]
     big, mem["dissimilarity"] = _big_rows(grid_city(100_000), reps, quick)
     rows += big
@@ -246,8 +252,9 @@ def main(quick: bool = QUICK) -> None:
         "n_jobs=1)` on a plain DataFrame of the two count columns, its full 999 simulations (it rebuilds the index "
         "object per simulation); segmap's equal work is its 999 random-allocation simulations and the p-value. "
         "Alternating rounds, one sample a side each, the speed-up the mean of the middle 80 % of the rounds' ratios: "
-        f"spatial_dissimilarity {rounds} rounds ({big_rounds} at 10,000 areas), the D tests {test_rounds}, spread "
-        f"over {PROCESSES} fresh processes (a process runs fast or slow as a whole here); a first untimed call of "
+        f"spatial_dissimilarity {rounds} rounds over {PROCESSES} fresh processes ({big_rounds} over {big_processes} "
+        f"at 10,000 areas, memory settled before each sample), the D tests {test_rounds}, one per fresh process "
+        "(a process runs fast or slow as a whole here); a first untimed call of "
         "each side (pysal's tests excepted); segmap's call repeated within its sample until the sample spans about "
         f"as long as pysal's call (at most {PAIR_SPAN:.0f} s; calls per sample: "
         + ", ".join(f"{k} ×{v}" for k, v in NUMBERS.items())

@@ -68,6 +68,7 @@ def encode_times(n: int, quick: bool) -> dict:
         rounds(n, quick),
         warm=("ours",),  # both encoded once above
         span=min(PAIR_SPAN, 0.1 * n / 1000),  # about as long as mapbox-vector-tile's encode (~0.11 s / 1,000)
+        settle_each=n > 10_000,  # hundreds of MB of Python objects a call at 100,000 features
     )
     return {**times, "number": times.number["ours"], "kb": [len(ours) / 1024, len(theirs) / 1024]}
 
@@ -92,7 +93,7 @@ def main(quick: bool = QUICK) -> None:
         "y down and winding checks, given ready-made feature dicts (building them is not timed). Each side encoded "
         f"once untimed (the tiles are decoded and must hold the same {rows[0]['features']} / "
         f"{rows[-1]['features']} features), then alternating rounds, one sample a side each ({rounds(5_000, quick)} "
-        f"at 5,000 features, {rounds(100_000, quick)} at 100,000), the speed-up the mean of the middle 80 % of the rounds' ratios; "
+        f"at 5,000 features, {rounds(100_000, quick)} at 100,000, memory settled before each sample), the speed-up the mean of the middle 80 % of the rounds' ratios; "
         "segmap's encode repeated within its sample until the sample spans about as long as mapbox-vector-tile's "
         f"encode (at most {PAIR_SPAN:.0f} s; time per encode shown)."
     )

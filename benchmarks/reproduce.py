@@ -28,12 +28,15 @@ of times (cold starts, one fresh process a run), the ratio is that of the sides'
 slowest run (from 5 runs; a median where fewer), and the range covers every pair: a fresh process runs fast or slow
 as a whole (segmap's cold call ~30 or ~48 ms; its D test on Chicago 1.5–1.7 or 2.1–2.3 ms a call), so a median
 jumps between the two modes while a mean moves with the share of slow processes. For that reason too the
-millisecond rows of `indices` spread their rounds over 3 fresh processes.
+rows of `indices` at 1,000 and 10,000 areas and on Chicago spread their rounds over 6–8 fresh processes (a D test:
+one round a process), and local's warm rounds at 100,000 areas over 3 (each compiles esda's numba first).
 Before each series of samples and each fresh process, the harness touches 3 GB of memory and frees it (at most
-every 20 s): this VM hands memory left idle for a minute back to its host (DAMON pageout, a virtio balloon), and the
-next touch of it cost ~10× (a first 800 MB allocation 1.3–1.6 s after 80 s idle, 0.16 s once touched), paid by
-whichever side ran first after a quiet minute (suspected, not proven, behind one run in which esda's LISA at
-100,000 areas took 69 s instead of 14 s and segmap's fresh-process D test 3.0 s instead of 2.0 s).
+every 20 s): this VM hands memory back to its host, pages idle for a minute (DAMON pageout) and, within seconds,
+every freed 2 MB block (the virtio balloon's free page reporting, `/sys/module/page_reporting`: 670 GB reported in
+18 h of uptime), and the next touch of such memory cost ~10× (a first 800 MB allocation 1.3–1.6 s after 80 s idle,
+0.16 s once touched). Calls that allocate hundreds of MB afresh (pysal's spatial D at 10,000 areas, local
+statistics and MVT at 100,000, harmonize) get the settle before every sample: pysal's spatial D at 10,000 areas took
+1.06–3.48 s a call without it, 1.18–1.99 s with it.
 Each run of a module appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
 
 A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the

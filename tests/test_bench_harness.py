@@ -124,3 +124,29 @@ def test_settle_memory_touches_fresh_memory_once_in_a_while(monkeypatch):
     assert common.settle_memory(0.01) > 0  # touched and freed
     assert common.settle_memory(0.01) == 0.0  # not again within fresh_for seconds
     assert common.settle_memory(0.01, fresh_for=0) > 0
+
+
+def test_settle_each_settles_memory_right_before_every_sample(monkeypatch):
+    events = []
+    monkeypatch.setattr(common, "settle_memory", lambda gb=None, fresh_for=20.0: events.append(("settle", fresh_for)))
+    calls = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    common.alternate(calls, 2, warm=False, number=1, settle_each=True)
+    # the series' settle, then one forced settle before each of the 4 samples (a, b, b, a)
+    assert events == [("settle", 20.0)] + [x for s in "abba" for x in (("settle", 0), s)]
+    events.clear()
+    common.alternate(calls, 2, warm=False, number=1)
+    assert events == [("settle", 20.0), "a", "b", "b", "a"]
+
+
+def test_pooled_spreads_rounds_over_fresh_processes_and_joins_them_in_order(monkeypatch):
+    seen = []
+
+    def child(script, *args, timeout):
+        seen.append(args)
+        return {"ours": [len(seen)] * args[-1], "n": len(seen)}
+
+    monkeypatch.setattr(common, "child", child)
+    got = common.pooled("script", 8, "d_test", processes=8)
+    assert got == {"ours": [1, 2, 3, 4, 5, 6, 7, 8], "n": 1} and seen[0] == ("d_test", 1)
+    seen.clear()
+    assert common.pooled("script", 2, processes=8)["ours"] == [1, 2]  # no more processes than rounds

@@ -1,5 +1,5 @@
-"""Are the recorded speed-up ratios reproduced? A ratio is *reproduced* when a new run's median ratio is within
-±25 % of the recorded median, or inside the recorded range of per-pair ratios (the spread the machine showed).
+"""Are the recorded speed-up ratios reproduced? A ratio is *reproduced* when a new run's ratio is within
+±25 % of the recorded one, or inside the recorded range of per-pair ratios (the spread the machine showed).
 
 ``python -m benchmarks check [--full] [topics]``  runs the modules again into a scratch directory (the recorded
 results stay as they are) and compares their ratios with the last recorded run of the same mode;
@@ -39,7 +39,7 @@ statistics and MVT at 100,000, harmonize) get the settle before every sample: py
 1.06–3.48 s a call without it, 1.18–1.99 s with it.
 Each run of a module appends its ratios to `results/<topic>.ratios.json` (with the time, mode and load average).
 
-A ratio is **reproduced** when a new run's median is within ±{TOLERANCE:.0%} of the recorded median, or inside the
+A ratio is **reproduced** when a new run's ratio is within ±{TOLERANCE:.0%} of the recorded ratio, or inside the
 recorded range of per-pair ratios. `python -m benchmarks check [topics]` runs the modules again into a scratch
 directory and prints, ratio by ratio, whether it is reproduced (exit status 1 if any is not);
 `python -m benchmarks check --last` compares the last two recorded runs without running anything. The table below
@@ -53,7 +53,7 @@ ratios of `maps` (bytes, the same in every run).
 
 
 def reproduced(rec: dict, new: dict) -> bool:
-    """Within ±25 % of the recorded median, or inside the recorded per-pair range."""
+    """Within ±25 % of the recorded ratio, or inside the recorded per-pair range."""
     return abs(new["median"] / rec["median"] - 1) <= TOLERANCE or rec["min"] <= new["median"] <= rec["max"]
 
 

@@ -318,9 +318,9 @@ ORDER = [  # what `make bench` runs, in this order; other modules run by name (p
     "calibration",
 ]
 # No ratio and minutes each: `make bench` (quick) leaves them to --full or `python -m benchmarks NAME`, so a quick
-# run stays near half an hour (32-37 min) on 2 shared cores. scale: absolute figures at 1,000,000 areas; series:
-# quick mode would overwrite the 100,000-area results the targets quote with a 10,000-area run; calibration: quick
-# mode only prints.
+# run stays near 40 minutes on 2 shared cores (the six modules with ratios: 32-37). scale: absolute figures at
+# 1,000,000 areas; series: quick mode would overwrite the 100,000-area results the targets quote with a 10,000-area
+# run; calibration: quick mode only prints.
 FULL_ONLY = ("scale", "series", "calibration")
 INTRO = """# Benchmarks
 

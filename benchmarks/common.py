@@ -238,14 +238,22 @@ def child(script: str, *args, timeout: float = 900) -> dict:
 PROCESSES = 8  # fresh processes a millisecond call's rounds are spread over by default (see middle_mean)
 
 
-def pooled(script: str, rounds: int, *args, processes: int = PROCESSES) -> dict:
+def pooled(script: str, rounds: int, *args, processes: int = PROCESSES, timeout: float = 1800) -> dict:
     """``script`` (printing a dict of per-round sample lists, as :func:`child`, given the rounds as its last
-    argument) run in ``processes`` fresh processes sharing ``rounds``; the lists joined (still paired by index),
-    anything else from the first process. With 3 processes the share of slow ones (0 to 3 of 3) moved segmap's
-    Chicago D test ratio by 1.45x between runs; over 8 the share's spread (binomial) is 0.6x as wide."""
+    argument) run in ``processes`` fresh processes sharing ``rounds``; the lists joined (still paired by index), at
+    any depth of nested dicts, anything else from the first process. With 3 processes the share of slow ones (0 to 3
+    of 3) moved segmap's Chicago D test ratio by 1.45x between runs; over 8 the share's spread (binomial) is 0.6x as
+    wide."""
     processes = min(processes, rounds)
-    got = [child(script, *args, math.ceil(rounds / processes), timeout=1800) for _ in range(processes)]
-    return {k: [x for g in got for x in g[k]] if isinstance(v, list) else v for k, v in got[0].items()}
+    got = [child(script, *args, math.ceil(rounds / processes), timeout=timeout) for _ in range(processes)]
+    return _joined(got)
+
+
+def _joined(parts: list):
+    """One value from the processes' values: lists concatenated, dicts joined key by key, else the first."""
+    if isinstance(parts[0], dict):
+        return {k: _joined([p[k] for p in parts]) for k in parts[0]}
+    return [x for p in parts for x in p] if isinstance(parts[0], list) else parts[0]
 
 
 # In a child script: the process's peak resident memory so far, in MB. VmHWM, not ru_maxrss: Linux carries

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from benchmarks.common import PEAK_RSS, QUICK, child, header, ratio, spread, versions, write
+from benchmarks.common import PEAK_RSS, QUICK, child, header, pooled, ratio, spread, versions, write
 
 SETUP = r"""
 import json, sys, time, warnings
@@ -260,9 +260,7 @@ def warm_big(reps: int, processes: int, rounds: int) -> dict:
     """The 100,000-area place's warm rounds in ``processes`` fresh processes, ``rounds`` each (each compiles esda's
     numba on 1,000 areas first, 30-40 s): one process runs fast or slow as a whole (common.middle_mean), and its
     esda-to-segmap ratio moved 155x to 201x between two single-process runs of Gi*."""
-    got = [child(WARM, f"compile:1000,{BIG}", reps, rounds, timeout=3600)[BIG] for _ in range(processes)]
-    times = {k: [x for g in got for x in g["times"][k]] for k in got[0]["times"]}
-    return {"times": times, "number": got[0]["number"]}
+    return pooled(WARM, processes * rounds, f"compile:1000,{BIG}", reps, processes=processes, timeout=3600)[BIG]
 
 
 def main(quick: bool = QUICK) -> None:

@@ -150,3 +150,8 @@ def test_pooled_spreads_rounds_over_fresh_processes_and_joins_them_in_order(monk
     assert got == {"ours": [1, 2, 3, 4, 5, 6, 7, 8], "n": 1} and seen[0] == ("d_test", 1)
     seen.clear()
     assert common.pooled("script", 2, processes=8)["ours"] == [1, 2]  # no more processes than rounds
+    # nested per-place results (local's warm rounds): lists joined at any depth, other values from the first
+    monkeypatch.setattr(
+        common, "child", lambda script, *args, timeout: {"p": {"times": {"a": [args[-1]]}, "number": 3}}
+    )
+    assert common.pooled("script", 4, processes=2) == {"p": {"times": {"a": [2, 2]}, "number": 3}}

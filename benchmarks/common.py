@@ -334,8 +334,8 @@ INTRO = """# Benchmarks
 
 Speed is measured here, not in timed tests. Each module runs segmap and its anchor library (pysal
 `segregation`, esda, libpysal, tobler, mapbox-vector-tile, folium) in the same run, with equal work on both
-sides, and prints the mean of the middle 80 % of per-round ratios of alternating samples with their range; no tracer runs
-while timing; memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are
+sides, and prints the mean of the middle 80 % of per-round ratios of alternating samples with their range; no
+tracer runs while timing; memory is the peak RSS of separate fresh processes; servers listen on 127.0.0.1 only and are
 stopped by process id; load tests are bounded in time.
 Each table's `Anchors:` line gives the anchors' versions and configuration (n_jobs, numba warm or cold,
 simulations, repeats), and its header the mode and the machine's load when it was written.

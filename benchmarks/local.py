@@ -27,7 +27,9 @@ out = {}
 for where in sys.argv[1].split(","):  # one process: esda's numba compiles once, on the first (small) place
     if where.startswith("compile:"):  # numba compiled on a small place, nothing timed
         segmap, esda_, n = sides(where.removeprefix("compile:"))
-        [f() for stat in ("lisa", "gi_star") for f in (segmap(stat), esda_(stat))]
+        for stat in ("lisa", "gi_star"):
+            segmap(stat)()
+            esda_(stat)()
         continue
     segmap, esda_, n = sides(where)
     calls = {
@@ -300,8 +302,7 @@ def main(quick: bool = QUICK) -> None:
         "first; only segmap gets an untimed warm-up call; memory settled before each sample), the speed-up the mean "
         "of the middle 80 % of the rounds' ratios; a call is repeated within its sample until the sample spans about "
         f"as long as the place's slowest call (at most 1 s; {repeated or 'none was'}). Cold: a fresh process per run "
-        "(bytecode "
-        "cached on both sides), timed from importing the library to the end of its first call, data and weights "
+        "(bytecode cached on both sides), timed from importing the library to the end of its first call, data and weights "
         f"built before; segmap 9 runs, esda {2 if quick else 3} between them; the cold speed-up is the ratio of the "
         "sides' means without their fastest and slowest run (from 5 runs; segmap's runs fall into a fast and a slow "
         "mode, ~30 and ~48 ms, import and call alike, which a median of 9 jumps between); cold runs only "

@@ -93,7 +93,8 @@ def main(quick: bool = QUICK) -> None:
         "y down and winding checks, given ready-made feature dicts (building them is not timed). Each side encoded "
         f"once untimed (the tiles are decoded and must hold the same {rows[0]['features']} / "
         f"{rows[-1]['features']} features), then alternating rounds, one sample a side each ({rounds(5_000, quick)} "
-        f"at 5,000 features, {rounds(100_000, quick)} at 100,000, memory settled before each sample), the speed-up the mean of the middle 80 % of the rounds' ratios; "
+        f"at 5,000 features, {rounds(100_000, quick)} at 100,000, memory settled before each sample), the speed-up "
+        "the mean of the middle 80 % of the rounds' ratios; "
         "segmap's encode repeated within its sample until the sample spans about as long as mapbox-vector-tile's "
         f"encode (at most {PAIR_SPAN:.0f} s; time per encode shown)."
     )

@@ -159,8 +159,8 @@ def main(n_areas=100_000) -> None:
         + table(local_rows)
         + f"\nIn process: {REPEATS} alternating rounds per zoom, one sample a side each (segmap's tile repeated "
         "within its sample until the sample spans about as long as the naive tile, at least 50 ms), the speed-up "
-        "the mean of the middle 80 % of the rounds' ratios (range of the rounds' ratios); the naive path (STRtree query, clip, "
-        "mapbox-vector-tile) only from zoom 12, where neither side merges areas (below it segmap merges sub-pixel "
+        "the mean of the middle 80 % of the rounds' ratios (range of the rounds' ratios); the naive path (STRtree "
+        "query, clip, mapbox-vector-tile) only from zoom 12, where neither side merges areas (below it segmap merges sub-pixel "
         "areas into pixel cells, a different output). "
         f"Per dataset version, once: tile index + simplification of every zoom {warm:.2f} s in process "
         f"(in a background thread when the first tile is asked for); over HTTP the warm-up pass took {http_warm:.1f} s.\n"
